@@ -1,0 +1,6 @@
+//! Neutrino: an OpenStack Networking API v2.0 control plane whose mechanism drivers are
+//! sandboxed WebAssembly components. See ARCHITECTURE.md for the map.
+
+pub mod binding;
+pub mod conformance;
+pub mod plugins;

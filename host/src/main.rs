@@ -1,0 +1,101 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use neutrino::conformance::{self, KitConfig};
+use neutrino::plugins::registry::{DriversConfig, Registry};
+
+/// Neutrino: OpenStack Networking API v2.0 with WebAssembly mechanism drivers.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Mechanism driver components.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// Loads the configured mechanism drivers in binding order and shows what each declares.
+    Drivers {
+        /// A TOML file with `mechanism_drivers`, `plugin_dir`, `[limits]` and `[drivers.<name>]`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Runs the conformance kit against a component; exits non-zero if any case fails.
+    Check {
+        file: PathBuf,
+        /// TOML with `[config]` (driver settings), `[grant]` (narrowing), `[fixtures]`, `[limits]`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,neutrino::driver=error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("neutrino: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Plugin { command: PluginCommand::Check { file, config, json } } => {
+            let kit = match config {
+                Some(path) => KitConfig::from_file(&path)?,
+                None => KitConfig::default(),
+            };
+            let report = conformance::check_file(&file, &kit)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Drivers { config } => {
+            let config: DriversConfig = match config {
+                Some(path) => toml::from_str(&std::fs::read_to_string(&path)?)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                None => DriversConfig::default(),
+            };
+            let registry = Registry::load(&config)?;
+            for (i, driver) in registry.drivers().iter().enumerate() {
+                let d = driver.description();
+                println!(
+                    "{}. {} {} from {} (contract {})",
+                    i + 1,
+                    d.name,
+                    d.version,
+                    driver.source(),
+                    driver.contract_version()
+                );
+                println!("   agent type: {}", d.agent_type);
+                println!("   network types: {:?}, vnic types: {:?}", d.network_types, d.vnic_types);
+                println!("   vif types: {:?}", d.vif_types);
+                println!("   grant: {}", serde_json::to_string(driver.grant())?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! The engine, loading components, and calling them under limits.
+//!
+//! One engine for all drivers (pooling allocator, fuel, epoch interruption); each component is
+//! compiled once (and cached precompiled on disk), checked, and kept as an `InstancePre`. A call
+//! gets a fresh store and instance by default; a [`Session`] keeps one instance for several calls.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+use super::bindings::{
+    BindContext, BindDecision, Description, MechanismDriver, MechanismDriverPre, NetworkContext,
+    Plan, PortContext,
+};
+use super::contract;
+use super::error::{CallError, LoadError, LoadFailure};
+use super::grant::{Grant, GrantNarrowing, Scope, check_plan};
+use super::host_state::{CallState, linker};
+use super::limits::{EPOCH_TICK, Limits};
+use super::validate;
+
+/// The engine and linker shared by every driver.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<CallState>,
+    limits: Limits,
+    cache_dir: Option<PathBuf>,
+}
+
+/// What the operator says about one driver.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriverSettings {
+    /// Read-only settings the driver sees through its `config` import.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Narrowing of what the driver declared it may touch.
+    #[serde(default)]
+    pub grant: GrantNarrowing,
+}
+
+impl Runtime {
+    /// An engine with the given limits; `cache_dir` holds precompiled components.
+    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<Runtime>> {
+        let mut pool = PoolingAllocationConfig::default();
+        let n = limits.max_instances;
+        pool.total_component_instances(n)
+            .total_core_instances(n * 8)
+            .total_memories(n * 2)
+            .total_tables(n * 8)
+            .max_memory_size(limits.memory_bytes.max(1 << 20));
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let linker = linker(&engine).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        spawn_epoch_ticker(&engine);
+        if let Some(dir) = &cache_dir {
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok(Arc::new(Runtime { engine, linker, limits, cache_dir }))
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Loads a component file.
+    pub fn load_file(self: &Arc<Self>, path: &Path, settings: DriverSettings) -> Result<Driver, LoadError> {
+        let source = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| LoadError { source_name: source.clone(), cause: e.into() })?;
+        self.load_bytes(&source, &bytes, settings)
+    }
+
+    /// Loads a component from memory; `source` names it in errors.
+    pub fn load_bytes(self: &Arc<Self>, source: &str, bytes: &[u8], settings: DriverSettings) -> Result<Driver, LoadError> {
+        let fail = |cause| LoadError { source_name: source.to_string(), cause };
+        let component = self.compile(bytes).map_err(|e| fail(LoadFailure::NotAComponent(format!("{e:#}"))))?;
+        let contract = self.check_contract(&component).map_err(fail)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(MechanismDriverPre::new)
+            .map_err(|e| fail(LoadFailure::Other(format!("cannot link: {e:#}"))))?;
+        let mut driver = Driver {
+            runtime: self.clone(),
+            pre,
+            name: Arc::from(source),
+            source: source.to_string(),
+            contract,
+            config: Arc::new(settings.config),
+            description: None,
+            grant: Grant::default(),
+        };
+        let description = driver.session().and_then(|mut s| s.describe()).map_err(|e| fail(LoadFailure::Describe(e)))?;
+        validate::description(&description).map_err(|e| fail(LoadFailure::BadDescription(e)))?;
+        driver.name = Arc::from(description.name.as_str());
+        driver.grant = Grant::from(&description.capabilities).narrowed(&settings.grant);
+        driver.description = Some(description);
+        Ok(driver)
+    }
+
+    /// Compiles, or loads the precompiled artefact from the cache.
+    fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
+        let Some(dir) = &self.cache_dir else {
+            return Component::new(&self.engine, bytes);
+        };
+        let mut compat = std::hash::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut compat);
+        let key = format!("{}-{:016x}.cwasm", hex::encode(Sha256::digest(bytes)), compat.finish());
+        let path = dir.join(key);
+        if path.exists() {
+            // SAFETY: the file was written by `serialize` below from these exact bytes for an
+            // engine with the same compatibility hash, in a directory owned by this host.
+            if let Ok(c) = unsafe { Component::deserialize_file(&self.engine, &path) } {
+                return Ok(c);
+            }
+        }
+        let component = Component::new(&self.engine, bytes)?;
+        if let Ok(serialized) = component.serialize() {
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            if std::fs::write(&tmp, serialized).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+        }
+        Ok(component)
+    }
+
+    /// The exported contract version must be supported, and every import allowed.
+    fn check_contract(&self, component: &Component) -> Result<semver::Version, LoadFailure> {
+        let ty = component.component_type();
+        let export = ty
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .find(|name| contract::split_versioned(name).0 == contract::DRIVER_INTERFACE)
+            .ok_or_else(|| LoadFailure::MissingExport { interface: contract::DRIVER_INTERFACE.into() })?;
+        let found = contract::split_versioned(&export).1.unwrap_or("(none)").to_string();
+        let version = semver::Version::parse(&found)
+            .ok()
+            .filter(|v| contract::supported().matches(v))
+            .ok_or_else(|| LoadFailure::UnsupportedVersion { found, supported: contract::SUPPORTED.into() })?;
+        let forbidden: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .filter(|name| !contract::import_allowed(name))
+            .collect();
+        if !forbidden.is_empty() {
+            return Err(LoadFailure::ForbiddenImports(forbidden));
+        }
+        Ok(version)
+    }
+}
+
+/// Advances the engine's epoch every tick, for as long as the engine lives.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("neutrino-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawn epoch ticker");
+}
+
+/// A loaded, checked driver component.
+pub struct Driver {
+    runtime: Arc<Runtime>,
+    pre: MechanismDriverPre<CallState>,
+    name: Arc<str>,
+    source: String,
+    contract: semver::Version,
+    config: Arc<BTreeMap<String, String>>,
+    description: Option<Description>,
+    grant: Grant,
+}
+
+impl Driver {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file (or bundled name) it was loaded from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn contract_version(&self) -> &semver::Version {
+        &self.contract
+    }
+
+    pub fn description(&self) -> &Description {
+        self.description.as_ref().expect("described at load time")
+    }
+
+    /// The effective grant: what it declared, narrowed by the operator.
+    pub fn grant(&self) -> &Grant {
+        &self.grant
+    }
+
+    /// A new instance for one or more calls.
+    pub fn session(&self) -> Result<Session<'_>, CallError> {
+        let limits = &self.runtime.limits;
+        let mut store = Store::new(
+            &self.runtime.engine,
+            CallState::new(self.name.clone(), self.config.clone(), limits.memory_bytes),
+        );
+        store.limiter(|s| s);
+        arm(&mut store, limits)?;
+        let bindings = self.pre.instantiate(&mut store).map_err(|e| classify(e, &store, limits))?;
+        Ok(Session { driver: self, store, bindings, poisoned: false })
+    }
+
+    pub fn bind_port(&self, ctx: &BindContext) -> Result<BindDecision, CallError> {
+        self.session()?.bind_port(ctx)
+    }
+
+    pub fn setup_network(&self, ctx: &NetworkContext) -> Result<Plan, CallError> {
+        self.session()?.setup_network(ctx)
+    }
+
+    pub fn teardown_network(&self, ctx: &NetworkContext) -> Result<Plan, CallError> {
+        self.session()?.teardown_network(ctx)
+    }
+
+    pub fn plug_port(&self, ctx: &PortContext) -> Result<Plan, CallError> {
+        self.session()?.plug_port(ctx)
+    }
+
+    pub fn unplug_port(&self, ctx: &PortContext) -> Result<Plan, CallError> {
+        self.session()?.unplug_port(ctx)
+    }
+}
+
+/// Fresh fuel and a fresh deadline for the next call.
+fn arm(store: &mut Store<CallState>, limits: &Limits) -> Result<(), CallError> {
+    store.set_fuel(limits.fuel).map_err(|e| CallError::Host(format!("{e:#}")))?;
+    store.set_epoch_deadline(limits.deadline_ticks());
+    Ok(())
+}
+
+/// Turns a wasmtime error into the typed error of the call.
+fn classify(err: wasmtime::Error, store: &Store<CallState>, limits: &Limits) -> CallError {
+    if store.data().memory_cap_hit {
+        return CallError::MemoryCap { limit_bytes: limits.memory_bytes };
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => CallError::OutOfFuel { fuel: limits.fuel },
+        Some(Trap::Interrupt) => CallError::DeadlineExceeded { millis: limits.deadline.as_millis() as u64 },
+        Some(trap) => CallError::Trap { trap: trap.to_string(), output: store.data().output() },
+        None if format!("{err:?}").contains("concurrent") || format!("{err:?}").contains("maximum") => {
+            CallError::Host(format!("{err:#}"))
+        }
+        None => CallError::Trap { trap: format!("{err:#}"), output: store.data().output() },
+    }
+}
+
+/// One instance of a driver. After any failed call the instance is discarded: further calls on
+/// this session fail, and a new session must be made.
+pub struct Session<'d> {
+    driver: &'d Driver,
+    store: Store<CallState>,
+    bindings: MechanismDriver,
+    poisoned: bool,
+}
+
+impl Session<'_> {
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&MechanismDriver, &mut Store<CallState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        if self.poisoned {
+            return Err(CallError::Host("this instance failed earlier and was discarded".into()));
+        }
+        let limits = &self.driver.runtime.limits;
+        arm(&mut self.store, limits)?;
+        let result = f(&self.bindings, &mut self.store).map_err(|e| classify(e, &self.store, limits));
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    pub fn describe(&mut self) -> Result<Description, CallError> {
+        self.call(|b, s| b.neutrino_driver_driver().call_describe(s))
+    }
+
+    pub fn bind_port(&mut self, ctx: &BindContext) -> Result<BindDecision, CallError> {
+        let decision = self.call(|b, s| b.neutrino_driver_driver().call_bind_port(s, ctx))?.map_err(CallError::Driver)?;
+        validate::bind_decision(ctx, &decision).map_err(CallError::Malformed)?;
+        Ok(decision)
+    }
+
+    pub fn setup_network(&mut self, ctx: &NetworkContext) -> Result<Plan, CallError> {
+        let plan = self.call(|b, s| b.neutrino_driver_driver().call_setup_network(s, ctx))?;
+        self.checked(plan, Scope::NONE)
+    }
+
+    pub fn teardown_network(&mut self, ctx: &NetworkContext) -> Result<Plan, CallError> {
+        let plan = self.call(|b, s| b.neutrino_driver_driver().call_teardown_network(s, ctx))?;
+        self.checked(plan, Scope::NONE)
+    }
+
+    pub fn plug_port(&mut self, ctx: &PortContext) -> Result<Plan, CallError> {
+        let plan = self.call(|b, s| b.neutrino_driver_driver().call_plug_port(s, ctx))?;
+        self.checked(plan, attachment_scope(ctx))
+    }
+
+    pub fn unplug_port(&mut self, ctx: &PortContext) -> Result<Plan, CallError> {
+        let plan = self.call(|b, s| b.neutrino_driver_driver().call_unplug_port(s, ctx))?;
+        self.checked(plan, attachment_scope(ctx))
+    }
+
+    /// A plan runs only when it is well-formed and entirely inside the grant.
+    fn checked(&self, plan: Result<Plan, super::bindings::DriverError>, scope: Scope) -> Result<Plan, CallError> {
+        let plan = plan.map_err(CallError::Driver)?;
+        validate::plan(&plan).map_err(CallError::Malformed)?;
+        let violations = check_plan(&self.driver.grant, scope, &plan);
+        if violations.is_empty() { Ok(plan) } else { Err(CallError::OutsideGrant(violations)) }
+    }
+}
+
+fn attachment_scope(ctx: &PortContext) -> Scope<'_> {
+    Scope {
+        attachment_namespace: Some(&ctx.attachment.namespace),
+        attachment_interface: Some(&ctx.attachment.interface_name),
+    }
+}

@@ -1,0 +1,350 @@
+//! The Open vSwitch agent's mechanism driver, with os-vif's hybrid plug.
+//!
+//! Binds flat, vlan, local and tunnelled (vxlan) segments on hosts with a live "Open vSwitch
+//! agent" whose configuration fits the segment (Neutron's `check_segment_for_agent`). Plugging
+//! follows os-vif: with `ovs_hybrid_plug` the instance tap sits on a per-port Linux bridge
+//! `qbr…` joined to the integration bridge by the veth pair `qvb…`/`qvo…`; without it the tap
+//! itself is the OVS port.
+
+use neutrino_sdk::prelude::*;
+
+mod util;
+
+use util::{network_type_name, parse_json_bool, parse_json_str, segment_mtu, vnic_type_name};
+
+/// The driver's name, also used in pass reasons.
+pub const NAME: &str = "ovs-hybrid";
+/// The agent that must be alive on the binding host.
+pub const AGENT_TYPE: &str = "Open vSwitch agent";
+/// The only VIF type this driver produces.
+pub const VIF_TYPE: &str = "ovs";
+/// The integration bridge when the agent reports none.
+pub const DEFAULT_INTEGRATION_BRIDGE: &str = "br-int";
+/// The datapath type when the agent reports none.
+pub const DEFAULT_DATAPATH_TYPE: &str = "system";
+/// The OVS bridges this driver may touch (the grant's only entry).
+const OVS_BRIDGE_GRANT: &str = "br-*";
+
+/// The network types this driver can bind (tunnelled ones only when the agent reports them).
+const NETWORK_TYPES: [NetworkType; 4] =
+    [NetworkType::Flat, NetworkType::Vlan, NetworkType::Vxlan, NetworkType::Local];
+
+pub struct OvsHybrid;
+
+impl Driver for OvsHybrid {
+    fn describe() -> Description {
+        Description {
+            name: NAME.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            agent_type: AGENT_TYPE.into(),
+            vnic_types: vec![VnicType::Normal],
+            network_types: NETWORK_TYPES.to_vec(),
+            vif_types: vec![VIF_TYPE.into()],
+            capabilities: Grant {
+                link_prefixes: vec!["tap".into(), "qbr".into(), "qvb".into(), "qvo".into()],
+                ovs_bridges: vec![OVS_BRIDGE_GRANT.into()],
+                namespace_prefixes: vec![],
+                physical_interfaces: vec![],
+            },
+        }
+    }
+
+    fn bind_port(ctx: BindContext) -> Result<BindDecision, DriverError> {
+        Ok(bind(&ctx))
+    }
+
+    fn setup_network(ctx: NetworkContext) -> Result<Plan, DriverError> {
+        check_bindable(&ctx.segment)?;
+        let conf = &ctx.agent.configurations;
+        let datapath = conf.datapath_type.as_deref().unwrap_or(DEFAULT_DATAPATH_TYPE);
+        let integration = checked_ovs_bridge(integration_bridge(conf).to_string())?;
+        let mut plan = PlanBuilder::new().ovs_bridge(&integration, datapath);
+        if let Some(physnet) = physnet_of(&ctx.segment)? {
+            let Some(physical) = pairs_get(&conf.bridge_mappings, physnet) else {
+                return Err(DriverError::InvalidInput(format!(
+                    "physical network {physnet} not in bridge_mappings of agent on {}",
+                    ctx.agent.host
+                )));
+            };
+            let physical = checked_ovs_bridge(physical.to_string())?;
+            plan = plan.ovs_bridge(&physical, datapath);
+        }
+        Ok(plan.build())
+    }
+
+    fn teardown_network(ctx: NetworkContext) -> Result<Plan, DriverError> {
+        check_bindable(&ctx.segment)?;
+        // The integration bridge and the physical bridges are shared by every network on the
+        // host; the agent owns them, so tearing one network down removes nothing.
+        Ok(Vec::new())
+    }
+
+    fn plug_port(ctx: PortContext) -> Result<Plan, DriverError> {
+        let wiring = Wiring::of(&ctx)?;
+        if ctx.port.mac_address.is_empty() {
+            return Err(DriverError::InvalidInput(format!("port {} has no MAC address", ctx.port.id)));
+        }
+        let port = &ctx.port;
+        let ns = ctx.attachment.namespace.as_str();
+        let peer = ctx.attachment.interface_name.as_str();
+        let mtu = segment_mtu(&ctx.network, &ctx.segment);
+        let mut external_ids = vec![
+            pair("iface-id", port.id.as_str()),
+            pair("iface-status", "active"),
+            pair("attached-mac", port.mac_address.as_str()),
+        ];
+        if !port.device_id.is_empty() {
+            external_ids.push(pair("vm-uuid", port.device_id.as_str()));
+        }
+        let tap = wiring.tap.as_str();
+        let mac = Some(port.mac_address.as_str());
+        let plan = match &wiring.hybrid {
+            Some(Hybrid { qbr, qvb, qvo }) => PlanBuilder::new()
+                .bridge(qbr, mtu)
+                .veth(tap, peer, Some(ns), mac, mtu)
+                .attach(tap, qbr)
+                .veth(qvb, qvo, None, None, mtu)
+                .attach(qvb, qbr)
+                .up(qbr)
+                .up(tap)
+                .up(qvb)
+                .up(qvo)
+                .up_in(peer, ns)
+                .ovs_port(&wiring.bridge, qvo, OvsPortType::System, ctx.local_vlan, external_ids),
+            None => PlanBuilder::new()
+                .veth(tap, peer, Some(ns), mac, mtu)
+                .up(tap)
+                .up_in(peer, ns)
+                .ovs_port(&wiring.bridge, tap, OvsPortType::System, ctx.local_vlan, external_ids),
+        };
+        Ok(plan.build())
+    }
+
+    fn unplug_port(ctx: PortContext) -> Result<Plan, DriverError> {
+        let wiring = Wiring::of(&ctx)?;
+        // Removing one end of a veth removes both; removing what is already gone succeeds.
+        let plan = match &wiring.hybrid {
+            Some(Hybrid { qbr, qvb, qvo }) => PlanBuilder::new()
+                .remove_ovs_port(&wiring.bridge, qvo)
+                .remove_link(qvb, None)
+                .remove_link(&wiring.tap, None)
+                .remove_link(qbr, None),
+            None => PlanBuilder::new()
+                .remove_ovs_port(&wiring.bridge, &wiring.tap)
+                .remove_link(&wiring.tap, None),
+        };
+        Ok(plan.build())
+    }
+}
+
+neutrino_sdk::export_driver!(OvsHybrid);
+
+/// The devices of one port, as os-vif names them.
+struct Wiring {
+    /// The integration bridge the port joins.
+    bridge: String,
+    tap: String,
+    hybrid: Option<Hybrid>,
+}
+
+struct Hybrid {
+    qbr: String,
+    qvb: String,
+    qvo: String,
+}
+
+impl Wiring {
+    fn of(ctx: &PortContext) -> Result<Self, DriverError> {
+        check_bindable(&ctx.segment)?;
+        if ctx.vif_type != VIF_TYPE {
+            return Err(DriverError::InvalidInput(format!(
+                "{NAME} binds vif_type {VIF_TYPE}, not {}",
+                ctx.vif_type
+            )));
+        }
+        let port_id = ctx.port.id.as_str();
+        if port_id.is_empty() {
+            return Err(DriverError::InvalidInput("port has an empty id".into()));
+        }
+        checked_ifname(&ctx.attachment.interface_name, "attachment interface")?;
+        let conf = &ctx.agent.configurations;
+        let bridge = match pairs_get(&ctx.vif_details, "bridge_name") {
+            Some(text) => parse_json_str(text).ok_or_else(|| {
+                DriverError::InvalidInput(format!("vif_details bridge_name is not a JSON string: {text}"))
+            })?,
+            None => integration_bridge(conf).to_string(),
+        };
+        let hybrid = match pairs_get(&ctx.vif_details, "ovs_hybrid_plug") {
+            Some(text) => parse_json_bool(text).ok_or_else(|| {
+                DriverError::InvalidInput(format!("vif_details ovs_hybrid_plug is not a JSON boolean: {text}"))
+            })?,
+            None => conf.ovs_hybrid_plug.unwrap_or(true),
+        };
+        let wiring = Wiring {
+            bridge: checked_ovs_bridge(bridge)?,
+            tap: checked_ifname(names::tap(port_id), "tap device of port")?,
+            hybrid: if hybrid {
+                Some(Hybrid {
+                    qbr: checked_ifname(names::qbr(port_id), "hybrid bridge of port")?,
+                    qvb: checked_ifname(names::qvb(port_id), "veth of port")?,
+                    qvo: checked_ifname(names::qvo(port_id), "veth of port")?,
+                })
+            } else {
+                None
+            },
+        };
+        Ok(wiring)
+    }
+}
+
+/// The binding decision, in the order of checks every driver follows.
+fn bind(ctx: &BindContext) -> BindDecision {
+    let port = &ctx.port;
+    if port.vnic_type != VnicType::Normal {
+        return pass(format!("vnic_type {} not supported by {NAME}", vnic_type_name(port.vnic_type)));
+    }
+    let agents: Vec<&Agent> = agents_of_type(&ctx.agents, AGENT_TYPE).collect();
+    if agents.is_empty() {
+        return pass(format!("no {AGENT_TYPE} on host {}", ctx.host));
+    }
+    let alive: Vec<&Agent> = agents.iter().copied().filter(|a| a.alive).collect();
+    if alive.is_empty() {
+        for agent in &agents {
+            log::warn(&format!("refusing to bind port {} to dead agent {} on host {}", port.id, agent.id, ctx.host));
+        }
+        return pass(format!("{AGENT_TYPE} on host {} is not alive", ctx.host));
+    }
+    if ctx.segments_to_bind.is_empty() {
+        return pass(format!("no segments to bind for port {} on host {}", port.id, ctx.host));
+    }
+    let mut reasons: Vec<String> = Vec::new();
+    for agent in alive {
+        for segment in &ctx.segments_to_bind {
+            match try_segment(agent, segment) {
+                Ok(()) => {
+                    log::debug(&format!("bound port {} to segment {} (agent {})", port.id, segment.id, agent.id));
+                    return BindDecision::Bound(Bound {
+                        segment_id: segment.id.clone(),
+                        vif_type: VIF_TYPE.into(),
+                        vif_details: vif_details(&agent.configurations),
+                    });
+                }
+                Err(why) => {
+                    let reason = format!("segment {}: {why}", segment.id);
+                    if !reasons.contains(&reason) {
+                        reasons.push(reason);
+                    }
+                }
+            }
+        }
+    }
+    pass(reasons.join("; "))
+}
+
+fn pass(reason: String) -> BindDecision {
+    log::debug(&format!("not binding: {reason}"));
+    BindDecision::Pass(reason)
+}
+
+/// Neutron's `check_segment_for_agent` for the OVS agent, plus the grant: `Ok` when `segment`
+/// fits `agent`, else why not.
+fn try_segment(agent: &Agent, segment: &Segment) -> Result<(), String> {
+    let conf = &agent.configurations;
+    let ty = network_type_name(segment.network_type);
+    if !NETWORK_TYPES.contains(&segment.network_type) {
+        return Err(format!("network type {ty} not supported"));
+    }
+    let tunnelled = !matches!(segment.network_type, NetworkType::Flat | NetworkType::Vlan | NetworkType::Local);
+    if tunnelled && !conf.tunnel_types.iter().any(|t| t == ty) {
+        return Err(format!("tunnel type {ty} not in agent tunnel_types"));
+    }
+    let integration = integration_bridge(conf);
+    if !in_grant(integration) {
+        return Err(format!(
+            "integration bridge {integration} is outside this driver's grant ({OVS_BRIDGE_GRANT})"
+        ));
+    }
+    if matches!(segment.network_type, NetworkType::Flat | NetworkType::Vlan) {
+        let Some(physnet) = segment.physical_network.as_deref() else {
+            return Err(format!("{ty} segment has no physical network"));
+        };
+        let Some(bridge) = pairs_get(&conf.bridge_mappings, physnet) else {
+            return Err(format!("physical network {physnet} not in bridge_mappings of agent on {}", agent.host));
+        };
+        if !in_grant(bridge) {
+            return Err(format!(
+                "bridge {bridge} of physical network {physnet} is outside this driver's grant ({OVS_BRIDGE_GRANT})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What Neutron's OVS driver reports, in its order.
+fn vif_details(conf: &AgentConfigurations) -> Pairs {
+    vec![
+        pair("port_filter", json_bool(true)),
+        pair("connectivity", json_str("l2")),
+        pair("ovs_hybrid_plug", json_bool(conf.ovs_hybrid_plug.unwrap_or(true))),
+        pair("datapath_type", json_str(conf.datapath_type.as_deref().unwrap_or(DEFAULT_DATAPATH_TYPE))),
+        pair("bridge_name", json_str(integration_bridge(conf))),
+    ]
+}
+
+fn integration_bridge(conf: &AgentConfigurations) -> &str {
+    conf.integration_bridge.as_deref().unwrap_or(DEFAULT_INTEGRATION_BRIDGE)
+}
+
+/// True when the OVS bridge `name` is covered by this driver's grant.
+fn in_grant(name: &str) -> bool {
+    let prefix = OVS_BRIDGE_GRANT.trim_end_matches('*');
+    names::is_valid_ifname(name) && name.starts_with(prefix)
+}
+
+/// Only segments of a type this driver binds reach setup/plug; anything else is malformed.
+fn check_bindable(segment: &Segment) -> Result<(), DriverError> {
+    if NETWORK_TYPES.contains(&segment.network_type) {
+        Ok(())
+    } else {
+        Err(DriverError::InvalidInput(format!(
+            "{NAME} never binds {} segments (segment {})",
+            network_type_name(segment.network_type),
+            segment.id
+        )))
+    }
+}
+
+/// The physical network of a flat/vlan segment (`None` for other types).
+fn physnet_of(segment: &Segment) -> Result<Option<&str>, DriverError> {
+    match segment.network_type {
+        NetworkType::Flat | NetworkType::Vlan => segment.physical_network.as_deref().map(Some).ok_or_else(|| {
+            DriverError::InvalidInput(format!(
+                "{} segment {} has no physical network",
+                network_type_name(segment.network_type),
+                segment.id
+            ))
+        }),
+        _ => Ok(None),
+    }
+}
+
+fn checked_ovs_bridge(bridge: String) -> Result<String, DriverError> {
+    if in_grant(&bridge) {
+        Ok(bridge)
+    } else {
+        Err(DriverError::InvalidInput(format!(
+            "OVS bridge {bridge:?} is not a valid name inside this driver's grant ({OVS_BRIDGE_GRANT})"
+        )))
+    }
+}
+
+fn checked_ifname<S: AsRef<str>>(name: S, what: &str) -> Result<S, DriverError> {
+    if names::is_valid_ifname(name.as_ref()) {
+        Ok(name)
+    } else {
+        Err(DriverError::InvalidInput(format!("{what} {:?} is not a valid interface name", name.as_ref())))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,61 @@
+//! # neutrino-sdk
+//!
+//! Everything a mechanism driver needs, and nothing of the host:
+//!
+//! - the contract's types ([`types`]) and the [`Driver`] trait a driver implements,
+//! - [`export_driver!`] to turn a type into a WebAssembly component,
+//! - [`plan::PlanBuilder`] to write plans of kernel operations,
+//! - [`names`] for Neutron's device names (`tap`, `qbr`, `qvb`, `qvo`, `brq`, ...),
+//! - [`log`] and [`config`], the only two things a driver may import,
+//! - [`testing`] to call the same driver code natively, as plain Rust, in unit tests.
+//!
+//! A driver is a pure function of its inputs: no clock, no randomness, no files, no network.
+//! Use `BTreeMap` rather than `HashMap` (whose seed needs randomness, an import the host refuses).
+
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "mechanism-driver",
+        pub_export_macro: true,
+        export_macro_name: "export_driver_component",
+        default_bindings_module: "neutrino_sdk",
+        additional_derives: [PartialEq, Eq],
+    });
+}
+
+#[doc(hidden)]
+pub use bindings::*;
+
+/// The contract's data types.
+pub mod types {
+    pub use crate::bindings::neutrino::driver::types::*;
+}
+
+/// The trait a driver implements: `describe`, `bind_port`, `setup_network`,
+/// `teardown_network`, `plug_port`, `unplug_port`.
+pub use bindings::exports::neutrino::driver::driver::Guest as Driver;
+
+pub mod config;
+pub mod log;
+pub mod names;
+pub mod plan;
+pub mod prelude;
+pub mod testing;
+mod util;
+
+pub use util::{agents_of_type, json_bool, json_str, pair, pairs_get};
+
+/// The contract version this SDK builds drivers for.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// Exports a type implementing [`Driver`] as the component's `neutrino:driver/driver`.
+///
+/// Natively (unit tests, benchmarks) this expands to nothing, so several drivers can be linked
+/// into one test binary and called as plain Rust.
+#[macro_export]
+macro_rules! export_driver {
+    ($ty:ident) => {
+        #[cfg(target_arch = "wasm32")]
+        $crate::export_driver_component!($ty);
+    };
+}

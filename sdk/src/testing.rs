@@ -1,0 +1,227 @@
+//! Calling a driver natively, as plain Rust, in unit tests.
+//!
+//! The same `impl Driver` that is exported as a component is an ordinary type natively: call
+//! `MyDriver::bind_port(ctx)` directly. Config comes from [`with_config`], logs go to
+//! [`take_logs`], and the fixtures below follow Neutron's mechanism-driver test base: a live,
+//! well-configured agent ([`live_agents`]), the same agent dead ([`dead_agents`]), and agents of
+//! the right type that lack the mappings ([`bad_agents`]).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use crate::log::Level;
+use crate::pair;
+use crate::types::{
+    Agent, AgentConfigurations, Attachment, AttachmentKind, BindContext, FixedIp, Network,
+    NetworkContext, NetworkType, Port, PortContext, Segment, VnicType,
+};
+
+thread_local! {
+    static CONFIG: RefCell<BTreeMap<String, String>> = const { RefCell::new(BTreeMap::new()) };
+    static LOGS: RefCell<Vec<(Level, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with the given operator config visible through [`crate::config`].
+pub fn with_config<R>(config: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
+    let previous = CONFIG.with(|c| {
+        c.replace(config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    });
+    let result = f();
+    CONFIG.with(|c| c.replace(previous));
+    result
+}
+
+/// The log lines the driver wrote on this thread since the last call.
+pub fn take_logs() -> Vec<(Level, String)> {
+    LOGS.with(|l| std::mem::take(&mut *l.borrow_mut()))
+}
+
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) fn native_config_get(key: &str) -> Option<String> {
+    CONFIG.with(|c| c.borrow().get(key).cloned())
+}
+
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) fn native_config_keys() -> Vec<String> {
+    CONFIG.with(|c| c.borrow().keys().cloned().collect())
+}
+
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) fn native_log(level: Level, message: &str) {
+    LOGS.with(|l| l.borrow_mut().push((level, message.to_string())));
+}
+
+pub const HOST: &str = "compute-1";
+pub const PORT_ID: &str = "3f1c2a9e-7b44-4f7e-9a51-0c8d2b6f1e11";
+pub const NETWORK_ID: &str = "9b7e2c1d-55aa-4c3e-8f10-2d4b6a8c0e12";
+pub const INSTANCE_ID: &str = "c0ffee00-1111-4222-8333-444455556666";
+pub const PHYSNET: &str = "physnet1";
+
+/// A port on [`NETWORK_ID`] owned by an instance, bound to [`HOST`].
+pub fn port() -> Port {
+    Port {
+        id: PORT_ID.into(),
+        network_id: NETWORK_ID.into(),
+        name: "vm-port".into(),
+        mac_address: "fa:16:3e:12:34:56".into(),
+        fixed_ips: vec![FixedIp {
+            subnet_id: "5d1f0e3a-0000-4000-8000-000000000001".into(),
+            ip_address: "10.0.0.5".into(),
+        }],
+        vnic_type: VnicType::Normal,
+        binding_host: HOST.into(),
+        binding_profile: vec![],
+        device_owner: "compute:nova".into(),
+        device_id: INSTANCE_ID.into(),
+        admin_state_up: true,
+    }
+}
+
+/// A one-segment network of the given type: flat and vlan on [`PHYSNET`], vlan 100, vxlan
+/// VNI 1001, gre/geneve id 2001.
+pub fn network(network_type: NetworkType) -> Network {
+    let (physical_network, segmentation_id, mtu) = match network_type {
+        NetworkType::Flat => (Some(PHYSNET.to_string()), None, 1500),
+        NetworkType::Vlan => (Some(PHYSNET.to_string()), Some(100), 1500),
+        NetworkType::Vxlan => (None, Some(1001), 1450),
+        NetworkType::Gre | NetworkType::Geneve => (None, Some(2001), 1450),
+        NetworkType::Local => (None, None, 1500),
+    };
+    Network {
+        id: NETWORK_ID.into(),
+        name: "net".into(),
+        project_id: "demo".into(),
+        mtu,
+        admin_state_up: true,
+        shared: false,
+        external: false,
+        segments: vec![Segment {
+            id: format!("seg-{}", type_name(network_type)),
+            network_type,
+            physical_network,
+            segmentation_id,
+            mtu,
+        }],
+    }
+}
+
+/// `flat`, `vlan`, ... as Neutron spells network types.
+pub fn type_name(network_type: NetworkType) -> &'static str {
+    match network_type {
+        NetworkType::Flat => "flat",
+        NetworkType::Vlan => "vlan",
+        NetworkType::Vxlan => "vxlan",
+        NetworkType::Gre => "gre",
+        NetworkType::Geneve => "geneve",
+        NetworkType::Local => "local",
+    }
+}
+
+/// Configurations that map [`PHYSNET`] everywhere and enable VXLAN.
+pub fn full_configurations() -> AgentConfigurations {
+    AgentConfigurations {
+        bridge_mappings: vec![pair(PHYSNET, "br-phys1")],
+        interface_mappings: vec![pair(PHYSNET, "eth1")],
+        tunnel_types: vec!["vxlan".into()],
+        tunneling_ip: Some("192.0.2.10".into()),
+        integration_bridge: Some("br-int".into()),
+        datapath_type: Some("netdev".into()),
+        ovs_hybrid_plug: Some(true),
+        extra: vec![],
+    }
+}
+
+/// One agent of `agent_type` on [`HOST`].
+pub fn agent(agent_type: &str, alive: bool, configurations: AgentConfigurations) -> Agent {
+    Agent {
+        id: "a9a9a9a9-0000-4000-8000-00000000000a".into(),
+        agent_type: agent_type.into(),
+        binary: "neutrino-agent".into(),
+        host: HOST.into(),
+        alive,
+        admin_state_up: true,
+        configurations,
+    }
+}
+
+/// A live, fully configured agent of `agent_type` (Neutron's `AGENTS`).
+pub fn live_agents(agent_type: &str) -> Vec<Agent> {
+    vec![agent(agent_type, true, full_configurations())]
+}
+
+/// The same agent, dead (Neutron's `AGENTS_DEAD`).
+pub fn dead_agents(agent_type: &str) -> Vec<Agent> {
+    vec![agent(agent_type, false, full_configurations())]
+}
+
+/// A live agent with no mappings and no tunnels (Neutron's `AGENTS_BAD`), plus a live agent of
+/// another type that is fully configured.
+pub fn bad_agents(agent_type: &str) -> Vec<Agent> {
+    vec![
+        agent(agent_type, true, AgentConfigurations {
+            bridge_mappings: vec![pair("other-physnet", "br-other")],
+            interface_mappings: vec![pair("other-physnet", "eth9")],
+            tunnel_types: vec![],
+            tunneling_ip: None,
+            integration_bridge: Some("br-int".into()),
+            datapath_type: Some("netdev".into()),
+            ovs_hybrid_plug: Some(true),
+            extra: vec![],
+        }),
+        agent("Some other agent", true, full_configurations()),
+    ]
+}
+
+/// A level-0 bind context for `port` on `network` with `agents` on the host.
+pub fn bind_context(port: Port, network: Network, agents: Vec<Agent>) -> BindContext {
+    BindContext {
+        host: port.binding_host.clone(),
+        segments_to_bind: network.segments.clone(),
+        port,
+        network,
+        level: 0,
+        upper_levels: vec![],
+        agents,
+    }
+}
+
+/// A setup/teardown context for `network`'s first segment.
+pub fn network_context(network: Network, agent: Agent) -> NetworkContext {
+    NetworkContext {
+        host: HOST.into(),
+        segment: network.segments[0].clone(),
+        network,
+        agent,
+        local_vlan: Some(1),
+    }
+}
+
+/// The attachment of an instance NIC: `eth0` in namespace `inst-<instance id prefix>`.
+pub fn instance_attachment() -> Attachment {
+    Attachment {
+        kind: AttachmentKind::Instance,
+        namespace: format!("inst-{}", &INSTANCE_ID[..8]),
+        interface_name: "eth0".into(),
+    }
+}
+
+/// A plug/unplug context for `port` after a binding with `vif_type` and `vif_details`.
+pub fn port_context(
+    port: Port,
+    network: Network,
+    agent: Agent,
+    vif_type: &str,
+    vif_details: Vec<(String, String)>,
+) -> PortContext {
+    PortContext {
+        host: HOST.into(),
+        segment: network.segments[0].clone(),
+        port,
+        network,
+        vif_type: vif_type.into(),
+        vif_details,
+        agent,
+        local_vlan: Some(1),
+        attachment: instance_attachment(),
+    }
+}
