@@ -1,0 +1,27 @@
+//! Shared helpers of the integration tests: where the test components are, and a runtime.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use neutrino::plugins::{Driver, DriverSettings, Limits, Runtime, bundled};
+
+/// A component built by build.rs for the tests (`macvlan`, `wrong-version`, `misbehaving-<f>`).
+pub fn component(name: &str) -> PathBuf {
+    PathBuf::from(env!("OUT_DIR")).join(format!("{name}.wasm"))
+}
+
+/// A runtime with the default limits, but deadlines long enough for a loaded CI machine.
+pub fn runtime() -> Arc<Runtime> {
+    Runtime::new(Limits::default(), None).expect("runtime")
+}
+
+/// Loads a bundled driver (`flatdhcp`, `ovs-hybrid`, `linuxbridge`).
+pub fn bundled_driver(runtime: &Arc<Runtime>, name: &str) -> Driver {
+    let bytes = bundled::get(name).expect("bundled driver");
+    runtime.load_bytes(name, bytes, DriverSettings::default()).expect("loads")
+}
+
+/// Loads a test component.
+pub fn test_driver(runtime: &Arc<Runtime>, name: &str) -> Driver {
+    runtime.load_file(&component(name), DriverSettings::default()).expect("loads")
+}

@@ -8,6 +8,7 @@ pub mod grant;
 mod host_state;
 pub mod limits;
 pub mod registry;
+pub mod render;
 mod runtime;
 pub mod validate;
 

@@ -1,0 +1,176 @@
+//! Which bridge and which uplink a network gets on a host: the one rule shared by binding,
+//! setup and teardown.
+
+use neutrino_sdk::prelude::*;
+
+use crate::util::network_type_name;
+use crate::{NAME, NETWORK_TYPES};
+
+/// The highest VXLAN network identifier (24 bits).
+const MAX_VNI: u32 = (1 << 24) - 1;
+
+/// A network's bridge on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bridge {
+    /// `brq<network id>`, created and removed by this driver.
+    Own(String),
+    /// The operator's bridge from `bridge_mappings` (flat only); never created or removed.
+    Mapped(String),
+}
+
+/// What connects an own bridge to the outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Uplink {
+    /// local networks, and flat networks on a mapped bridge (already wired by the operator).
+    None,
+    /// The physical interface itself (flat).
+    Physical(String),
+    /// A VLAN sub-interface of the physical interface.
+    Vlan { name: String, parent: String, vlan_id: u16 },
+    /// A VXLAN device.
+    Vxlan { name: String, vni: u32, local_ip: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub bridge: Bridge,
+    pub uplink: Uplink,
+}
+
+impl Layout {
+    /// The layout of `segment` of `network` on `agent`'s host, or why the segment does not fit
+    /// that agent (a human reason, for a pass).
+    pub fn new(network: &Network, segment: &Segment, agent: &Agent) -> Result<Self, String> {
+        let conf = &agent.configurations;
+        let ty = network_type_name(segment.network_type);
+        let own = || -> Result<Bridge, String> {
+            if network.id.is_empty() {
+                return Err("network has an empty id".into());
+            }
+            Ok(Bridge::Own(valid(names::brq(&network.id), "bridge")?))
+        };
+        let physnet = || -> Result<&str, String> {
+            segment.physical_network.as_deref().ok_or_else(|| format!("{ty} segment has no physical network"))
+        };
+        match segment.network_type {
+            NetworkType::Flat => {
+                let physnet = physnet()?;
+                if let Some(bridge) = pairs_get(&conf.bridge_mappings, physnet) {
+                    let bridge = valid(bridge.to_string(), &format!("bridge of physical network {physnet}"))?;
+                    return Ok(Layout { bridge: Bridge::Mapped(bridge), uplink: Uplink::None });
+                }
+                let Some(iface) = pairs_get(&conf.interface_mappings, physnet) else {
+                    return Err(format!(
+                        "physical network {physnet} not in interface_mappings or bridge_mappings of agent on {}",
+                        agent.host
+                    ));
+                };
+                let iface = valid(iface.to_string(), &format!("interface of physical network {physnet}"))?;
+                Ok(Layout { bridge: own()?, uplink: Uplink::Physical(iface) })
+            }
+            NetworkType::Vlan => {
+                let physnet = physnet()?;
+                let Some(iface) = pairs_get(&conf.interface_mappings, physnet) else {
+                    return Err(format!("physical network {physnet} not in interface_mappings of agent on {}", agent.host));
+                };
+                let parent = valid(iface.to_string(), &format!("interface of physical network {physnet}"))?;
+                let vlan_id = segment
+                    .segmentation_id
+                    .filter(|id| (1..=4094).contains(id))
+                    .and_then(|id| u16::try_from(id).ok())
+                    .ok_or_else(|| format!("vlan segment has no valid segmentation id ({:?})", segment.segmentation_id))?;
+                let name = valid(names::vlan_subinterface(&parent, vlan_id), "VLAN sub-interface")?;
+                Ok(Layout { bridge: own()?, uplink: Uplink::Vlan { name, parent, vlan_id } })
+            }
+            NetworkType::Vxlan => {
+                if !conf.tunnel_types.iter().any(|t| t == ty) {
+                    return Err(format!("tunnel type {ty} not in agent tunnel_types"));
+                }
+                let Some(local_ip) = conf.tunneling_ip.as_deref().filter(|ip| !ip.is_empty()) else {
+                    return Err(format!("agent on {} reports no tunneling_ip", agent.host));
+                };
+                let vni = segment
+                    .segmentation_id
+                    .filter(|id| (1..=MAX_VNI).contains(id))
+                    .ok_or_else(|| format!("vxlan segment has no valid VNI ({:?})", segment.segmentation_id))?;
+                let name = valid(names::vxlan(vni), "VXLAN device")?;
+                Ok(Layout {
+                    bridge: own()?,
+                    uplink: Uplink::Vxlan { name, vni, local_ip: Some(local_ip.to_string()) },
+                })
+            }
+            NetworkType::Local => Ok(Layout { bridge: own()?, uplink: Uplink::None }),
+            NetworkType::Gre | NetworkType::Geneve => Err(format!("network type {ty} not supported")),
+        }
+    }
+
+    /// The layout for setup/teardown: what binding decided must still hold, else the input is
+    /// malformed.
+    pub fn for_network(ctx: &NetworkContext) -> Result<Self, DriverError> {
+        check_bindable(&ctx.segment)?;
+        Layout::new(&ctx.network, &ctx.segment, &ctx.agent)
+            .map_err(|why| DriverError::InvalidInput(format!("segment {}: {why}", ctx.segment.id)))
+    }
+
+    /// The bridge ports join.
+    pub fn bridge_name(&self) -> &str {
+        match &self.bridge {
+            Bridge::Own(name) | Bridge::Mapped(name) => name,
+        }
+    }
+
+    /// The bridge, when this driver creates (and removes) it.
+    pub fn own_bridge(&self) -> Option<&str> {
+        match &self.bridge {
+            Bridge::Own(name) => Some(name),
+            Bridge::Mapped(_) => None,
+        }
+    }
+}
+
+/// The bridge a port joins when the binding did not say: the mapped bridge of a flat physical
+/// network, else `brq<network id>`.
+pub fn bridge_rule(network: &Network, segment: &Segment, agent: &Agent) -> Result<String, DriverError> {
+    if segment.network_type == NetworkType::Flat {
+        if let Some(bridge) = segment
+            .physical_network
+            .as_deref()
+            .and_then(|physnet| pairs_get(&agent.configurations.bridge_mappings, physnet))
+        {
+            return Ok(bridge.to_string());
+        }
+    }
+    if network.id.is_empty() {
+        return Err(DriverError::InvalidInput("network has an empty id".into()));
+    }
+    Ok(names::brq(&network.id))
+}
+
+/// Only segments of a type this driver binds reach setup/plug; anything else is malformed.
+pub fn check_bindable(segment: &Segment) -> Result<(), DriverError> {
+    if NETWORK_TYPES.contains(&segment.network_type) {
+        Ok(())
+    } else {
+        Err(DriverError::InvalidInput(format!(
+            "{NAME} never binds {} segments (segment {})",
+            network_type_name(segment.network_type),
+            segment.id
+        )))
+    }
+}
+
+pub fn checked_ifname<S: AsRef<str>>(name: S, what: &str) -> Result<S, DriverError> {
+    if names::is_valid_ifname(name.as_ref()) {
+        Ok(name)
+    } else {
+        Err(DriverError::InvalidInput(format!("{what} {:?} is not a valid interface name", name.as_ref())))
+    }
+}
+
+fn valid(name: String, what: &str) -> Result<String, String> {
+    if names::is_valid_ifname(&name) {
+        Ok(name)
+    } else {
+        Err(format!("{what} {name:?} is not a valid interface name"))
+    }
+}
