@@ -74,12 +74,21 @@ impl Driver for FlatDhcp {
         let bridge = plug_bridge(&ctx)?;
         checked_ifname(&ctx.attachment.interface_name, "attachment interface")?;
         if ctx.port.mac_address.is_empty() {
-            return Err(DriverError::InvalidInput(format!("port {} has no MAC address", ctx.port.id)));
+            return Err(DriverError::InvalidInput(format!(
+                "port {} has no MAC address",
+                ctx.port.id
+            )));
         }
         let ns = ctx.attachment.namespace.as_str();
         let peer = ctx.attachment.interface_name.as_str();
         Ok(PlanBuilder::new()
-            .veth(&tap, peer, Some(ns), Some(&ctx.port.mac_address), segment_mtu(&ctx.network, &ctx.segment))
+            .veth(
+                &tap,
+                peer,
+                Some(ns),
+                Some(&ctx.port.mac_address),
+                segment_mtu(&ctx.network, &ctx.segment),
+            )
             .attach(&tap, &bridge)
             .up(&tap)
             .up_in(peer, ns)
@@ -100,7 +109,10 @@ neutrino_sdk::export_driver!(FlatDhcp);
 fn bind(ctx: &BindContext) -> BindDecision {
     let port = &ctx.port;
     if port.vnic_type != VnicType::Normal {
-        return pass(format!("vnic_type {} not supported by {NAME}", vnic_type_name(port.vnic_type)));
+        return pass(format!(
+            "vnic_type {} not supported by {NAME}",
+            vnic_type_name(port.vnic_type)
+        ));
     }
     let agents: Vec<&Agent> = agents_of_type(&ctx.agents, AGENT_TYPE).collect();
     if agents.is_empty() {
@@ -109,12 +121,18 @@ fn bind(ctx: &BindContext) -> BindDecision {
     let alive: Vec<&Agent> = agents.iter().copied().filter(|a| a.alive).collect();
     if alive.is_empty() {
         for agent in &agents {
-            log::warn(&format!("refusing to bind port {} to dead agent {} on host {}", port.id, agent.id, ctx.host));
+            log::warn(&format!(
+                "refusing to bind port {} to dead agent {} on host {}",
+                port.id, agent.id, ctx.host
+            ));
         }
         return pass(format!("{AGENT_TYPE} on host {} is not alive", ctx.host));
     }
     if ctx.segments_to_bind.is_empty() {
-        return pass(format!("no segments to bind for port {} on host {}", port.id, ctx.host));
+        return pass(format!(
+            "no segments to bind for port {} on host {}",
+            port.id, ctx.host
+        ));
     }
     let mut reasons: Vec<String> = Vec::new();
     for agent in alive {
@@ -155,7 +173,10 @@ fn pass(reason: String) -> BindDecision {
 /// The bridge this agent would use for `segment`, or why the segment does not fit.
 fn try_segment(agent: &Agent, segment: &Segment) -> Result<String, String> {
     if segment.network_type != NetworkType::Flat {
-        return Err(format!("network type {} not supported", network_type_name(segment.network_type)));
+        return Err(format!(
+            "network type {} not supported",
+            network_type_name(segment.network_type)
+        ));
     }
     let Some(physnet) = segment.physical_network.as_deref() else {
         return Err("flat segment has no physical network".into());
@@ -171,12 +192,16 @@ fn try_segment(agent: &Agent, segment: &Segment) -> Result<String, String> {
     }
     if let Some(iface) = pairs_get(&conf.interface_mappings, physnet) {
         if !names::is_valid_ifname(iface) {
-            return Err(format!("flat interface {iface:?} of physical network {physnet} is not a valid interface name"));
+            return Err(format!(
+                "flat interface {iface:?} of physical network {physnet} is not a valid interface name"
+            ));
         }
     }
     let bridge = bridge_for(conf, physnet);
     if !names::is_valid_ifname(&bridge) {
-        return Err(format!("bridge {bridge:?} of physical network {physnet} is not a valid interface name"));
+        return Err(format!(
+            "bridge {bridge:?} of physical network {physnet} is not a valid interface name"
+        ));
     }
     if !bridge.starts_with(BRIDGE_PREFIX) {
         return Err(format!(
@@ -198,7 +223,9 @@ fn bridge_for(conf: &AgentConfigurations, physnet: &str) -> String {
 fn plug_bridge(ctx: &PortContext) -> Result<String, DriverError> {
     let bridge = match pairs_get(&ctx.vif_details, "bridge_name") {
         Some(text) => util::parse_json_str(text).ok_or_else(|| {
-            DriverError::InvalidInput(format!("vif_details bridge_name is not a JSON string: {text}"))
+            DriverError::InvalidInput(format!(
+                "vif_details bridge_name is not a JSON string: {text}"
+            ))
         })?,
         None => bridge_for(&ctx.agent.configurations, flat_physnet(&ctx.segment)?),
     };
@@ -214,10 +241,12 @@ fn flat_physnet(segment: &Segment) -> Result<&str, DriverError> {
             segment.id
         )));
     }
-    segment
-        .physical_network
-        .as_deref()
-        .ok_or_else(|| DriverError::InvalidInput(format!("flat segment {} has no physical network", segment.id)))
+    segment.physical_network.as_deref().ok_or_else(|| {
+        DriverError::InvalidInput(format!(
+            "flat segment {} has no physical network",
+            segment.id
+        ))
+    })
 }
 
 fn checked_bridge(bridge: String) -> Result<String, DriverError> {
@@ -234,7 +263,9 @@ fn checked_ifname(name: &str, what: &str) -> Result<(), DriverError> {
     if names::is_valid_ifname(name) {
         Ok(())
     } else {
-        Err(DriverError::InvalidInput(format!("{what} {name:?} is not a valid interface name")))
+        Err(DriverError::InvalidInput(format!(
+            "{what} {name:?} is not a valid interface name"
+        )))
     }
 }
 

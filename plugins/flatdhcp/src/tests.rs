@@ -61,7 +61,10 @@ fn describe_matches_the_contract() {
     assert_eq!(d.vnic_types, vec![VnicType::Normal]);
     assert_eq!(d.network_types, vec![NetworkType::Flat]);
     assert_eq!(d.vif_types, vec!["bridge".to_string()]);
-    assert_eq!(d.capabilities.link_prefixes, vec!["tap".to_string(), "br".to_string()]);
+    assert_eq!(
+        d.capabilities.link_prefixes,
+        vec!["tap".to_string(), "br".to_string()]
+    );
     assert!(d.capabilities.ovs_bridges.is_empty());
     assert!(d.capabilities.namespace_prefixes.is_empty());
     assert_eq!(d.capabilities.physical_interfaces, vec!["*".to_string()]);
@@ -84,25 +87,40 @@ fn live_agent_binds_flat_to_the_mapped_bridge() {
 
 #[test]
 fn without_a_bridge_mapping_the_flat_network_bridge_is_used() {
-    let b = bound(bind_with(net(NetworkType::Flat), vec![interface_only_agent()]));
+    let b = bound(bind_with(
+        net(NetworkType::Flat),
+        vec![interface_only_agent()],
+    ));
     assert_eq!(pairs_get(&b.vif_details, "bridge_name"), Some("\"br100\""));
     let b = with_config(&[("flat_network_bridge", "br-flat")], || {
-        bound(bind_with(net(NetworkType::Flat), vec![interface_only_agent()]))
+        bound(bind_with(
+            net(NetworkType::Flat),
+            vec![interface_only_agent()],
+        ))
     });
-    assert_eq!(pairs_get(&b.vif_details, "bridge_name"), Some("\"br-flat\""));
+    assert_eq!(
+        pairs_get(&b.vif_details, "bridge_name"),
+        Some("\"br-flat\"")
+    );
 }
 
 #[test]
 fn a_configured_bridge_outside_the_grant_is_refused() {
     let reason = with_config(&[("flat_network_bridge", "virbr0")], || {
-        passed(bind_with(net(NetworkType::Flat), vec![interface_only_agent()]))
+        passed(bind_with(
+            net(NetworkType::Flat),
+            vec![interface_only_agent()],
+        ))
     });
     assert_eq!(
         reason,
         "segment seg-flat: bridge virbr0 of physical network physnet1 is outside this driver's grant (link prefix br)"
     );
     let reason = with_config(&[("flat_network_bridge", "br-much-too-long-name")], || {
-        passed(bind_with(net(NetworkType::Flat), vec![interface_only_agent()]))
+        passed(bind_with(
+            net(NetworkType::Flat),
+            vec![interface_only_agent()],
+        ))
     });
     assert!(reason.contains("not a valid interface name"), "{reason}");
 }
@@ -120,7 +138,10 @@ fn unsupported_vnic_type_passes_first() {
 fn absent_agent_passes() {
     let reason = passed(bind_with(net(NetworkType::Flat), vec![]));
     assert_eq!(reason, format!("no Flat DHCP agent on host {HOST}"));
-    let reason = passed(bind_with(net(NetworkType::Flat), live_agents("Open vSwitch agent")));
+    let reason = passed(bind_with(
+        net(NetworkType::Flat),
+        live_agents("Open vSwitch agent"),
+    ));
     assert_eq!(reason, "no Flat DHCP agent on host compute-1");
 }
 
@@ -130,7 +151,11 @@ fn dead_agent_passes_and_warns() {
     let reason = passed(bind_with(net(NetworkType::Flat), dead_agents(AGENT_TYPE)));
     assert_eq!(reason, "Flat DHCP agent on host compute-1 is not alive");
     let logs = testing::take_logs();
-    assert!(logs.iter().any(|(level, line)| *level == log::Level::Warn && line.contains("dead agent")), "{logs:?}");
+    assert!(
+        logs.iter()
+            .any(|(level, line)| *level == log::Level::Warn && line.contains("dead agent")),
+        "{logs:?}"
+    );
 }
 
 #[test]
@@ -152,7 +177,10 @@ fn unsupported_network_types_pass() {
         (NetworkType::Local, "local"),
     ] {
         let reason = passed(bind_with(net(ty), live_agents(AGENT_TYPE)));
-        assert_eq!(reason, format!("segment seg-{name}: network type {name} not supported"));
+        assert_eq!(
+            reason,
+            format!("segment seg-{name}: network type {name} not supported")
+        );
     }
 }
 
@@ -196,7 +224,11 @@ fn setup_creates_the_bridge_and_enslaves_the_flat_interface() {
             .up("br-phys1")
             .build()
     );
-    assert_eq!(FlatDhcp::setup_network(ctx).unwrap(), plan, "setup is deterministic");
+    assert_eq!(
+        FlatDhcp::setup_network(ctx).unwrap(),
+        plan,
+        "setup is deterministic"
+    );
 }
 
 #[test]
@@ -206,7 +238,13 @@ fn setup_without_an_interface_mapping_only_makes_the_bridge() {
     conf.bridge_mappings.clear();
     let ctx = network_context(net(NetworkType::Flat), agent(AGENT_TYPE, true, conf));
     let plan = FlatDhcp::setup_network(ctx).unwrap();
-    assert_eq!(plan, PlanBuilder::new().bridge("br100", Some(1500)).up("br100").build());
+    assert_eq!(
+        plan,
+        PlanBuilder::new()
+            .bridge("br100", Some(1500))
+            .up("br100")
+            .build()
+    );
 }
 
 #[test]
@@ -225,7 +263,13 @@ fn setup_for_a_segment_never_bound_is_invalid() {
 
 fn bound_port_context() -> PortContext {
     let b = bound(bind_with(net(NetworkType::Flat), live_agents(AGENT_TYPE)));
-    port_context(port(), net(NetworkType::Flat), live_agent(), &b.vif_type, b.vif_details)
+    port_context(
+        port(),
+        net(NetworkType::Flat),
+        live_agent(),
+        &b.vif_type,
+        b.vif_details,
+    )
 }
 
 #[test]
@@ -243,9 +287,24 @@ fn plug_puts_a_tap_veth_into_the_bridge() {
                 peer_mac: Some("fa:16:3e:12:34:56".into()),
                 mtu: Some(1500),
             }),
-            Op::AttachToBridge(AttachSpec { link: TAP.into(), bridge: "br-phys1".into() }),
-            Op::SetLink(LinkSpec { name: TAP.into(), namespace: None, up: true, mtu: None, mac: None }),
-            Op::SetLink(LinkSpec { name: "eth0".into(), namespace: Some(ns), up: true, mtu: None, mac: None }),
+            Op::AttachToBridge(AttachSpec {
+                link: TAP.into(),
+                bridge: "br-phys1".into()
+            }),
+            Op::SetLink(LinkSpec {
+                name: TAP.into(),
+                namespace: None,
+                up: true,
+                mtu: None,
+                mac: None
+            }),
+            Op::SetLink(LinkSpec {
+                name: "eth0".into(),
+                namespace: Some(ns),
+                up: true,
+                mtu: None,
+                mac: None
+            }),
         ]
     );
 }
@@ -256,14 +315,23 @@ fn plug_falls_back_to_the_binding_rule_without_bridge_name() {
     ctx.vif_details.clear();
     ctx.agent = interface_only_agent();
     let plan = FlatDhcp::plug_port(ctx).unwrap();
-    assert_eq!(plan[1], Op::AttachToBridge(AttachSpec { link: TAP.into(), bridge: "br100".into() }));
+    assert_eq!(
+        plan[1],
+        Op::AttachToBridge(AttachSpec {
+            link: TAP.into(),
+            bridge: "br100".into()
+        })
+    );
 }
 
 #[test]
 fn plug_rejects_malformed_input() {
     let mut ctx = bound_port_context();
     ctx.port.id.clear();
-    assert_eq!(invalid(FlatDhcp::plug_port(ctx.clone())), "port has an empty id");
+    assert_eq!(
+        invalid(FlatDhcp::plug_port(ctx.clone())),
+        "port has an empty id"
+    );
     assert_eq!(invalid(FlatDhcp::unplug_port(ctx)), "port has an empty id");
 
     let mut ctx = bound_port_context();
@@ -279,7 +347,13 @@ fn plug_rejects_malformed_input() {
 fn unplug_removes_the_tap_and_is_idempotent() {
     let ctx = bound_port_context();
     let plan = FlatDhcp::unplug_port(ctx.clone()).unwrap();
-    assert_eq!(plan, vec![Op::RemoveLink(LinkRef { name: TAP.into(), namespace: None })]);
+    assert_eq!(
+        plan,
+        vec![Op::RemoveLink(LinkRef {
+            name: TAP.into(),
+            namespace: None
+        })]
+    );
     assert_eq!(FlatDhcp::unplug_port(ctx).unwrap(), plan);
 }
 
@@ -289,7 +363,9 @@ fn every_name_fits_the_kernel_and_the_grant() {
     let ctx = bound_port_context();
     let mut plans = FlatDhcp::plug_port(ctx.clone()).unwrap();
     plans.extend(FlatDhcp::unplug_port(ctx).unwrap());
-    plans.extend(FlatDhcp::setup_network(network_context(net(NetworkType::Flat), live_agent())).unwrap());
+    plans.extend(
+        FlatDhcp::setup_network(network_context(net(NetworkType::Flat), live_agent())).unwrap(),
+    );
     for op in &plans {
         let (name, namespace) = match op {
             Op::EnsureVeth(v) => (v.name.clone(), None),
@@ -301,7 +377,13 @@ fn every_name_fits_the_kernel_and_the_grant() {
         };
         assert!(name.len() <= names::IFNAMSIZ_MAX, "{name}");
         if namespace.is_none() && name != "eth1" {
-            assert!(grant.link_prefixes.iter().any(|p| name.starts_with(p.as_str())), "{name}");
+            assert!(
+                grant
+                    .link_prefixes
+                    .iter()
+                    .any(|p| name.starts_with(p.as_str())),
+                "{name}"
+            );
         }
     }
     assert!(names::tap(PORT_ID).len() <= 15);

@@ -8,6 +8,8 @@ use crate::{NAME, NETWORK_TYPES};
 
 /// The highest VXLAN network identifier (24 bits).
 const MAX_VNI: u32 = (1 << 24) - 1;
+/// The highest usable VLAN id.
+const MAX_VLAN_ID: u32 = 4094;
 
 /// A network's bridge on one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,9 +28,17 @@ pub enum Uplink {
     /// The physical interface itself (flat).
     Physical(String),
     /// A VLAN sub-interface of the physical interface.
-    Vlan { name: String, parent: String, vlan_id: u16 },
+    Vlan {
+        name: String,
+        parent: String,
+        vlan_id: u16,
+    },
     /// A VXLAN device.
-    Vxlan { name: String, vni: u32, local_ip: Option<String> },
+    Vxlan {
+        name: String,
+        vni: u32,
+        local_ip: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,14 +60,23 @@ impl Layout {
             Ok(Bridge::Own(valid(names::brq(&network.id), "bridge")?))
         };
         let physnet = || -> Result<&str, String> {
-            segment.physical_network.as_deref().ok_or_else(|| format!("{ty} segment has no physical network"))
+            segment
+                .physical_network
+                .as_deref()
+                .ok_or_else(|| format!("{ty} segment has no physical network"))
         };
         match segment.network_type {
             NetworkType::Flat => {
                 let physnet = physnet()?;
                 if let Some(bridge) = pairs_get(&conf.bridge_mappings, physnet) {
-                    let bridge = valid(bridge.to_string(), &format!("bridge of physical network {physnet}"))?;
-                    return Ok(Layout { bridge: Bridge::Mapped(bridge), uplink: Uplink::None });
+                    let bridge = valid(
+                        bridge.to_string(),
+                        &format!("bridge of physical network {physnet}"),
+                    )?;
+                    return Ok(Layout {
+                        bridge: Bridge::Mapped(bridge),
+                        uplink: Uplink::None,
+                    });
                 }
                 let Some(iface) = pairs_get(&conf.interface_mappings, physnet) else {
                     return Err(format!(
@@ -65,42 +84,69 @@ impl Layout {
                         agent.host
                     ));
                 };
-                let iface = valid(iface.to_string(), &format!("interface of physical network {physnet}"))?;
-                Ok(Layout { bridge: own()?, uplink: Uplink::Physical(iface) })
+                let iface = valid(
+                    iface.to_string(),
+                    &format!("interface of physical network {physnet}"),
+                )?;
+                Ok(Layout {
+                    bridge: own()?,
+                    uplink: Uplink::Physical(iface),
+                })
             }
             NetworkType::Vlan => {
                 let physnet = physnet()?;
                 let Some(iface) = pairs_get(&conf.interface_mappings, physnet) else {
-                    return Err(format!("physical network {physnet} not in interface_mappings of agent on {}", agent.host));
+                    return Err(format!(
+                        "physical network {physnet} not in interface_mappings of agent on {}",
+                        agent.host
+                    ));
                 };
-                let parent = valid(iface.to_string(), &format!("interface of physical network {physnet}"))?;
-                let vlan_id = segment
-                    .segmentation_id
-                    .filter(|id| (1..=4094).contains(id))
-                    .and_then(|id| u16::try_from(id).ok())
-                    .ok_or_else(|| format!("vlan segment has no valid segmentation id ({:?})", segment.segmentation_id))?;
-                let name = valid(names::vlan_subinterface(&parent, vlan_id), "VLAN sub-interface")?;
-                Ok(Layout { bridge: own()?, uplink: Uplink::Vlan { name, parent, vlan_id } })
+                let parent = valid(
+                    iface.to_string(),
+                    &format!("interface of physical network {physnet}"),
+                )?;
+                let vlan_id = segmentation_id(segment, MAX_VLAN_ID)?;
+                let vlan_id = u16::try_from(vlan_id)
+                    .map_err(|_| format!("VLAN id {vlan_id} out of range"))?;
+                let name = valid(
+                    names::vlan_subinterface(&parent, vlan_id),
+                    "VLAN sub-interface",
+                )?;
+                Ok(Layout {
+                    bridge: own()?,
+                    uplink: Uplink::Vlan {
+                        name,
+                        parent,
+                        vlan_id,
+                    },
+                })
             }
             NetworkType::Vxlan => {
                 if !conf.tunnel_types.iter().any(|t| t == ty) {
                     return Err(format!("tunnel type {ty} not in agent tunnel_types"));
                 }
-                let Some(local_ip) = conf.tunneling_ip.as_deref().filter(|ip| !ip.is_empty()) else {
+                let Some(local_ip) = conf.tunneling_ip.as_deref().filter(|ip| !ip.is_empty())
+                else {
                     return Err(format!("agent on {} reports no tunneling_ip", agent.host));
                 };
-                let vni = segment
-                    .segmentation_id
-                    .filter(|id| (1..=MAX_VNI).contains(id))
-                    .ok_or_else(|| format!("vxlan segment has no valid VNI ({:?})", segment.segmentation_id))?;
+                let vni = segmentation_id(segment, MAX_VNI)?;
                 let name = valid(names::vxlan(vni), "VXLAN device")?;
                 Ok(Layout {
                     bridge: own()?,
-                    uplink: Uplink::Vxlan { name, vni, local_ip: Some(local_ip.to_string()) },
+                    uplink: Uplink::Vxlan {
+                        name,
+                        vni,
+                        local_ip: Some(local_ip.to_string()),
+                    },
                 })
             }
-            NetworkType::Local => Ok(Layout { bridge: own()?, uplink: Uplink::None }),
-            NetworkType::Gre | NetworkType::Geneve => Err(format!("network type {ty} not supported")),
+            NetworkType::Local => Ok(Layout {
+                bridge: own()?,
+                uplink: Uplink::None,
+            }),
+            NetworkType::Gre | NetworkType::Geneve => {
+                Err(format!("network type {ty} not supported"))
+            }
         }
     }
 
@@ -130,7 +176,11 @@ impl Layout {
 
 /// The bridge a port joins when the binding did not say: the mapped bridge of a flat physical
 /// network, else `brq<network id>`.
-pub fn bridge_rule(network: &Network, segment: &Segment, agent: &Agent) -> Result<String, DriverError> {
+pub fn bridge_rule(
+    network: &Network,
+    segment: &Segment,
+    agent: &Agent,
+) -> Result<String, DriverError> {
     if segment.network_type == NetworkType::Flat {
         if let Some(bridge) = segment
             .physical_network
@@ -163,7 +213,22 @@ pub fn checked_ifname<S: AsRef<str>>(name: S, what: &str) -> Result<S, DriverErr
     if names::is_valid_ifname(name.as_ref()) {
         Ok(name)
     } else {
-        Err(DriverError::InvalidInput(format!("{what} {:?} is not a valid interface name", name.as_ref())))
+        Err(DriverError::InvalidInput(format!(
+            "{what} {:?} is not a valid interface name",
+            name.as_ref()
+        )))
+    }
+}
+
+/// The segment's VLAN id / VNI, in `1..=max`.
+fn segmentation_id(segment: &Segment, max: u32) -> Result<u32, String> {
+    let ty = network_type_name(segment.network_type);
+    match segment.segmentation_id {
+        None => Err(format!("{ty} segment has no segmentation id")),
+        Some(id) if !(1..=max).contains(&id) => {
+            Err(format!("{ty} segmentation id {id} outside 1-{max}"))
+        }
+        Some(id) => Ok(id),
     }
 }
 

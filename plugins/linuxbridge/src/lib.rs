@@ -27,8 +27,12 @@ pub const DEFAULT_VXLAN_GROUP: &str = "224.0.0.1";
 pub const VXLAN_PORT: u16 = 4789;
 
 /// The network types this driver can bind.
-const NETWORK_TYPES: [NetworkType; 4] =
-    [NetworkType::Flat, NetworkType::Vlan, NetworkType::Vxlan, NetworkType::Local];
+const NETWORK_TYPES: [NetworkType; 4] = [
+    NetworkType::Flat,
+    NetworkType::Vlan,
+    NetworkType::Vxlan,
+    NetworkType::Local,
+];
 
 pub struct LinuxBridge;
 
@@ -65,10 +69,19 @@ impl Driver for LinuxBridge {
         plan = match &layout.uplink {
             Uplink::None => plan,
             Uplink::Physical(iface) => plan.attach(iface, bridge).up(iface),
-            Uplink::Vlan { name, parent, vlan_id } => {
-                plan.vlan(name, parent, *vlan_id, mtu).attach(name, bridge).up(name)
-            }
-            Uplink::Vxlan { name, vni, local_ip } => {
+            Uplink::Vlan {
+                name,
+                parent,
+                vlan_id,
+            } => plan
+                .vlan(name, parent, *vlan_id, mtu)
+                .attach(name, bridge)
+                .up(name),
+            Uplink::Vxlan {
+                name,
+                vni,
+                local_ip,
+            } => {
                 let group = config::get_or(VXLAN_GROUP_KEY, DEFAULT_VXLAN_GROUP);
                 plan.vxlan(VxlanSpec {
                     name: name.clone(),
@@ -96,7 +109,9 @@ impl Driver for LinuxBridge {
         match &layout.uplink {
             // The physical interface is not ours to remove; deleting the bridge releases it.
             Uplink::None | Uplink::Physical(_) => {}
-            Uplink::Vlan { name, .. } | Uplink::Vxlan { name, .. } => plan = plan.remove_link(name, None),
+            Uplink::Vlan { name, .. } | Uplink::Vxlan { name, .. } => {
+                plan = plan.remove_link(name, None)
+            }
         }
         Ok(plan.remove_link(bridge, None).build())
     }
@@ -104,12 +119,21 @@ impl Driver for LinuxBridge {
     fn plug_port(ctx: PortContext) -> Result<Plan, DriverError> {
         let (tap, bridge) = port_devices(&ctx)?;
         if ctx.port.mac_address.is_empty() {
-            return Err(DriverError::InvalidInput(format!("port {} has no MAC address", ctx.port.id)));
+            return Err(DriverError::InvalidInput(format!(
+                "port {} has no MAC address",
+                ctx.port.id
+            )));
         }
         let ns = ctx.attachment.namespace.as_str();
         let peer = ctx.attachment.interface_name.as_str();
         Ok(PlanBuilder::new()
-            .veth(&tap, peer, Some(ns), Some(&ctx.port.mac_address), segment_mtu(&ctx.network, &ctx.segment))
+            .veth(
+                &tap,
+                peer,
+                Some(ns),
+                Some(&ctx.port.mac_address),
+                segment_mtu(&ctx.network, &ctx.segment),
+            )
             .attach(&tap, &bridge)
             .up(&tap)
             .up_in(peer, ns)
@@ -129,7 +153,10 @@ neutrino_sdk::export_driver!(LinuxBridge);
 fn bind(ctx: &BindContext) -> BindDecision {
     let port = &ctx.port;
     if port.vnic_type != VnicType::Normal {
-        return pass(format!("vnic_type {} not supported by {NAME}", vnic_type_name(port.vnic_type)));
+        return pass(format!(
+            "vnic_type {} not supported by {NAME}",
+            vnic_type_name(port.vnic_type)
+        ));
     }
     let agents: Vec<&Agent> = agents_of_type(&ctx.agents, AGENT_TYPE).collect();
     if agents.is_empty() {
@@ -138,12 +165,18 @@ fn bind(ctx: &BindContext) -> BindDecision {
     let alive: Vec<&Agent> = agents.iter().copied().filter(|a| a.alive).collect();
     if alive.is_empty() {
         for agent in &agents {
-            log::warn(&format!("refusing to bind port {} to dead agent {} on host {}", port.id, agent.id, ctx.host));
+            log::warn(&format!(
+                "refusing to bind port {} to dead agent {} on host {}",
+                port.id, agent.id, ctx.host
+            ));
         }
         return pass(format!("{AGENT_TYPE} on host {} is not alive", ctx.host));
     }
     if ctx.segments_to_bind.is_empty() {
-        return pass(format!("no segments to bind for port {} on host {}", port.id, ctx.host));
+        return pass(format!(
+            "no segments to bind for port {} on host {}",
+            port.id, ctx.host
+        ));
     }
     let mut reasons: Vec<String> = Vec::new();
     for agent in alive {
@@ -189,16 +222,24 @@ fn pass(reason: String) -> BindDecision {
 fn port_devices(ctx: &PortContext) -> Result<(String, String), DriverError> {
     layout::check_bindable(&ctx.segment)?;
     if ctx.vif_type != VIF_TYPE {
-        return Err(DriverError::InvalidInput(format!("{NAME} binds vif_type {VIF_TYPE}, not {}", ctx.vif_type)));
+        return Err(DriverError::InvalidInput(format!(
+            "{NAME} binds vif_type {VIF_TYPE}, not {}",
+            ctx.vif_type
+        )));
     }
     if ctx.port.id.is_empty() {
         return Err(DriverError::InvalidInput("port has an empty id".into()));
     }
     let tap = layout::checked_ifname(names::tap(&ctx.port.id), "tap device of port")?;
-    layout::checked_ifname(ctx.attachment.interface_name.as_str(), "attachment interface")?;
+    layout::checked_ifname(
+        ctx.attachment.interface_name.as_str(),
+        "attachment interface",
+    )?;
     let bridge = match pairs_get(&ctx.vif_details, "bridge_name") {
         Some(text) => parse_json_str(text).ok_or_else(|| {
-            DriverError::InvalidInput(format!("vif_details bridge_name is not a JSON string: {text}"))
+            DriverError::InvalidInput(format!(
+                "vif_details bridge_name is not a JSON string: {text}"
+            ))
         })?,
         None => layout::bridge_rule(&ctx.network, &ctx.segment, &ctx.agent)?,
     };

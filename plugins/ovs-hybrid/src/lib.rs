@@ -26,8 +26,12 @@ pub const DEFAULT_DATAPATH_TYPE: &str = "system";
 const OVS_BRIDGE_GRANT: &str = "br-*";
 
 /// The network types this driver can bind (tunnelled ones only when the agent reports them).
-const NETWORK_TYPES: [NetworkType; 4] =
-    [NetworkType::Flat, NetworkType::Vlan, NetworkType::Vxlan, NetworkType::Local];
+const NETWORK_TYPES: [NetworkType; 4] = [
+    NetworkType::Flat,
+    NetworkType::Vlan,
+    NetworkType::Vxlan,
+    NetworkType::Local,
+];
 
 pub struct OvsHybrid;
 
@@ -56,7 +60,10 @@ impl Driver for OvsHybrid {
     fn setup_network(ctx: NetworkContext) -> Result<Plan, DriverError> {
         check_bindable(&ctx.segment)?;
         let conf = &ctx.agent.configurations;
-        let datapath = conf.datapath_type.as_deref().unwrap_or(DEFAULT_DATAPATH_TYPE);
+        let datapath = conf
+            .datapath_type
+            .as_deref()
+            .unwrap_or(DEFAULT_DATAPATH_TYPE);
         let integration = checked_ovs_bridge(integration_bridge(conf).to_string())?;
         let mut plan = PlanBuilder::new().ovs_bridge(&integration, datapath);
         if let Some(physnet) = physnet_of(&ctx.segment)? {
@@ -82,7 +89,10 @@ impl Driver for OvsHybrid {
     fn plug_port(ctx: PortContext) -> Result<Plan, DriverError> {
         let wiring = Wiring::of(&ctx)?;
         if ctx.port.mac_address.is_empty() {
-            return Err(DriverError::InvalidInput(format!("port {} has no MAC address", ctx.port.id)));
+            return Err(DriverError::InvalidInput(format!(
+                "port {} has no MAC address",
+                ctx.port.id
+            )));
         }
         let port = &ctx.port;
         let ns = ctx.attachment.namespace.as_str();
@@ -110,12 +120,24 @@ impl Driver for OvsHybrid {
                 .up(qvb)
                 .up(qvo)
                 .up_in(peer, ns)
-                .ovs_port(&wiring.bridge, qvo, OvsPortType::System, ctx.local_vlan, external_ids),
+                .ovs_port(
+                    &wiring.bridge,
+                    qvo,
+                    OvsPortType::System,
+                    ctx.local_vlan,
+                    external_ids,
+                ),
             None => PlanBuilder::new()
                 .veth(tap, peer, Some(ns), mac, mtu)
                 .up(tap)
                 .up_in(peer, ns)
-                .ovs_port(&wiring.bridge, tap, OvsPortType::System, ctx.local_vlan, external_ids),
+                .ovs_port(
+                    &wiring.bridge,
+                    tap,
+                    OvsPortType::System,
+                    ctx.local_vlan,
+                    external_ids,
+                ),
         };
         Ok(plan.build())
     }
@@ -170,13 +192,17 @@ impl Wiring {
         let conf = &ctx.agent.configurations;
         let bridge = match pairs_get(&ctx.vif_details, "bridge_name") {
             Some(text) => parse_json_str(text).ok_or_else(|| {
-                DriverError::InvalidInput(format!("vif_details bridge_name is not a JSON string: {text}"))
+                DriverError::InvalidInput(format!(
+                    "vif_details bridge_name is not a JSON string: {text}"
+                ))
             })?,
             None => integration_bridge(conf).to_string(),
         };
         let hybrid = match pairs_get(&ctx.vif_details, "ovs_hybrid_plug") {
             Some(text) => parse_json_bool(text).ok_or_else(|| {
-                DriverError::InvalidInput(format!("vif_details ovs_hybrid_plug is not a JSON boolean: {text}"))
+                DriverError::InvalidInput(format!(
+                    "vif_details ovs_hybrid_plug is not a JSON boolean: {text}"
+                ))
             })?,
             None => conf.ovs_hybrid_plug.unwrap_or(true),
         };
@@ -201,7 +227,10 @@ impl Wiring {
 fn bind(ctx: &BindContext) -> BindDecision {
     let port = &ctx.port;
     if port.vnic_type != VnicType::Normal {
-        return pass(format!("vnic_type {} not supported by {NAME}", vnic_type_name(port.vnic_type)));
+        return pass(format!(
+            "vnic_type {} not supported by {NAME}",
+            vnic_type_name(port.vnic_type)
+        ));
     }
     let agents: Vec<&Agent> = agents_of_type(&ctx.agents, AGENT_TYPE).collect();
     if agents.is_empty() {
@@ -210,19 +239,28 @@ fn bind(ctx: &BindContext) -> BindDecision {
     let alive: Vec<&Agent> = agents.iter().copied().filter(|a| a.alive).collect();
     if alive.is_empty() {
         for agent in &agents {
-            log::warn(&format!("refusing to bind port {} to dead agent {} on host {}", port.id, agent.id, ctx.host));
+            log::warn(&format!(
+                "refusing to bind port {} to dead agent {} on host {}",
+                port.id, agent.id, ctx.host
+            ));
         }
         return pass(format!("{AGENT_TYPE} on host {} is not alive", ctx.host));
     }
     if ctx.segments_to_bind.is_empty() {
-        return pass(format!("no segments to bind for port {} on host {}", port.id, ctx.host));
+        return pass(format!(
+            "no segments to bind for port {} on host {}",
+            port.id, ctx.host
+        ));
     }
     let mut reasons: Vec<String> = Vec::new();
     for agent in alive {
         for segment in &ctx.segments_to_bind {
             match try_segment(agent, segment) {
                 Ok(()) => {
-                    log::debug(&format!("bound port {} to segment {} (agent {})", port.id, segment.id, agent.id));
+                    log::debug(&format!(
+                        "bound port {} to segment {} (agent {})",
+                        port.id, segment.id, agent.id
+                    ));
                     return BindDecision::Bound(Bound {
                         segment_id: segment.id.clone(),
                         vif_type: VIF_TYPE.into(),
@@ -254,7 +292,10 @@ fn try_segment(agent: &Agent, segment: &Segment) -> Result<(), String> {
     if !NETWORK_TYPES.contains(&segment.network_type) {
         return Err(format!("network type {ty} not supported"));
     }
-    let tunnelled = !matches!(segment.network_type, NetworkType::Flat | NetworkType::Vlan | NetworkType::Local);
+    let tunnelled = !matches!(
+        segment.network_type,
+        NetworkType::Flat | NetworkType::Vlan | NetworkType::Local
+    );
     if tunnelled && !conf.tunnel_types.iter().any(|t| t == ty) {
         return Err(format!("tunnel type {ty} not in agent tunnel_types"));
     }
@@ -269,7 +310,10 @@ fn try_segment(agent: &Agent, segment: &Segment) -> Result<(), String> {
             return Err(format!("{ty} segment has no physical network"));
         };
         let Some(bridge) = pairs_get(&conf.bridge_mappings, physnet) else {
-            return Err(format!("physical network {physnet} not in bridge_mappings of agent on {}", agent.host));
+            return Err(format!(
+                "physical network {physnet} not in bridge_mappings of agent on {}",
+                agent.host
+            ));
         };
         if !in_grant(bridge) {
             return Err(format!(
@@ -285,14 +329,26 @@ fn vif_details(conf: &AgentConfigurations) -> Pairs {
     vec![
         pair("port_filter", json_bool(true)),
         pair("connectivity", json_str("l2")),
-        pair("ovs_hybrid_plug", json_bool(conf.ovs_hybrid_plug.unwrap_or(true))),
-        pair("datapath_type", json_str(conf.datapath_type.as_deref().unwrap_or(DEFAULT_DATAPATH_TYPE))),
+        pair(
+            "ovs_hybrid_plug",
+            json_bool(conf.ovs_hybrid_plug.unwrap_or(true)),
+        ),
+        pair(
+            "datapath_type",
+            json_str(
+                conf.datapath_type
+                    .as_deref()
+                    .unwrap_or(DEFAULT_DATAPATH_TYPE),
+            ),
+        ),
         pair("bridge_name", json_str(integration_bridge(conf))),
     ]
 }
 
 fn integration_bridge(conf: &AgentConfigurations) -> &str {
-    conf.integration_bridge.as_deref().unwrap_or(DEFAULT_INTEGRATION_BRIDGE)
+    conf.integration_bridge
+        .as_deref()
+        .unwrap_or(DEFAULT_INTEGRATION_BRIDGE)
 }
 
 /// True when the OVS bridge `name` is covered by this driver's grant.
@@ -317,13 +373,17 @@ fn check_bindable(segment: &Segment) -> Result<(), DriverError> {
 /// The physical network of a flat/vlan segment (`None` for other types).
 fn physnet_of(segment: &Segment) -> Result<Option<&str>, DriverError> {
     match segment.network_type {
-        NetworkType::Flat | NetworkType::Vlan => segment.physical_network.as_deref().map(Some).ok_or_else(|| {
-            DriverError::InvalidInput(format!(
-                "{} segment {} has no physical network",
-                network_type_name(segment.network_type),
-                segment.id
-            ))
-        }),
+        NetworkType::Flat | NetworkType::Vlan => segment
+            .physical_network
+            .as_deref()
+            .map(Some)
+            .ok_or_else(|| {
+                DriverError::InvalidInput(format!(
+                    "{} segment {} has no physical network",
+                    network_type_name(segment.network_type),
+                    segment.id
+                ))
+            }),
         _ => Ok(None),
     }
 }
@@ -342,7 +402,10 @@ fn checked_ifname<S: AsRef<str>>(name: S, what: &str) -> Result<S, DriverError> 
     if names::is_valid_ifname(name.as_ref()) {
         Ok(name)
     } else {
-        Err(DriverError::InvalidInput(format!("{what} {:?} is not a valid interface name", name.as_ref())))
+        Err(DriverError::InvalidInput(format!(
+            "{what} {:?} is not a valid interface name",
+            name.as_ref()
+        )))
     }
 }
 

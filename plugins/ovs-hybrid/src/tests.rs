@@ -83,7 +83,12 @@ fn describe_matches_the_contract() {
     assert_eq!(d.vnic_types, vec![VnicType::Normal]);
     assert_eq!(
         d.network_types,
-        vec![NetworkType::Flat, NetworkType::Vlan, NetworkType::Vxlan, NetworkType::Local]
+        vec![
+            NetworkType::Flat,
+            NetworkType::Vlan,
+            NetworkType::Vxlan,
+            NetworkType::Local
+        ]
     );
     assert_eq!(d.vif_types, vec!["ovs".to_string()]);
     let g = d.capabilities;
@@ -95,7 +100,12 @@ fn describe_matches_the_contract() {
 
 #[test]
 fn live_agent_binds_every_supported_type() {
-    for ty in [NetworkType::Flat, NetworkType::Vlan, NetworkType::Vxlan, NetworkType::Local] {
+    for ty in [
+        NetworkType::Flat,
+        NetworkType::Vlan,
+        NetworkType::Vxlan,
+        NetworkType::Local,
+    ] {
         let b = bound(bind_with(net(ty), live_agents(AGENT_TYPE)));
         assert_eq!(b.segment_id, format!("seg-{}", util::network_type_name(ty)));
         assert_eq!(b.vif_type, "ovs");
@@ -121,7 +131,10 @@ fn vif_details_default_when_the_agent_reports_nothing() {
     });
     let b = bound(bind_with(net(NetworkType::Local), vec![a]));
     assert_eq!(pairs_get(&b.vif_details, "ovs_hybrid_plug"), Some("true"));
-    assert_eq!(pairs_get(&b.vif_details, "datapath_type"), Some("\"system\""));
+    assert_eq!(
+        pairs_get(&b.vif_details, "datapath_type"),
+        Some("\"system\"")
+    );
     assert_eq!(pairs_get(&b.vif_details, "bridge_name"), Some("\"br-int\""));
 
     let a = agent_with(|c| {
@@ -130,7 +143,10 @@ fn vif_details_default_when_the_agent_reports_nothing() {
     });
     let b = bound(bind_with(net(NetworkType::Local), vec![a]));
     assert_eq!(pairs_get(&b.vif_details, "ovs_hybrid_plug"), Some("false"));
-    assert_eq!(pairs_get(&b.vif_details, "bridge_name"), Some("\"br-int2\""));
+    assert_eq!(
+        pairs_get(&b.vif_details, "bridge_name"),
+        Some("\"br-int2\"")
+    );
 }
 
 #[test]
@@ -143,9 +159,15 @@ fn unsupported_vnic_type_passes_first() {
 
 #[test]
 fn absent_agent_passes() {
-    assert_eq!(passed(bind_with(net(NetworkType::Vlan), vec![])), format!("no Open vSwitch agent on host {HOST}"));
     assert_eq!(
-        passed(bind_with(net(NetworkType::Vlan), live_agents("Linux bridge agent"))),
+        passed(bind_with(net(NetworkType::Vlan), vec![])),
+        format!("no Open vSwitch agent on host {HOST}")
+    );
+    assert_eq!(
+        passed(bind_with(
+            net(NetworkType::Vlan),
+            live_agents("Linux bridge agent")
+        )),
         "no Open vSwitch agent on host compute-1"
     );
 }
@@ -155,15 +177,28 @@ fn dead_agent_passes_and_warns() {
     testing::take_logs();
     let reason = passed(bind_with(net(NetworkType::Vlan), dead_agents(AGENT_TYPE)));
     assert_eq!(reason, "Open vSwitch agent on host compute-1 is not alive");
-    assert!(testing::take_logs().iter().any(|(l, m)| *l == log::Level::Warn && m.contains("dead agent")));
+    assert!(
+        testing::take_logs()
+            .iter()
+            .any(|(l, m)| *l == log::Level::Warn && m.contains("dead agent"))
+    );
 }
 
 #[test]
 fn bad_agent_passes_with_per_type_reasons() {
     let cases = [
-        (NetworkType::Flat, "segment seg-flat: physical network physnet1 not in bridge_mappings of agent on compute-1"),
-        (NetworkType::Vlan, "segment seg-vlan: physical network physnet1 not in bridge_mappings of agent on compute-1"),
-        (NetworkType::Vxlan, "segment seg-vxlan: tunnel type vxlan not in agent tunnel_types"),
+        (
+            NetworkType::Flat,
+            "segment seg-flat: physical network physnet1 not in bridge_mappings of agent on compute-1",
+        ),
+        (
+            NetworkType::Vlan,
+            "segment seg-vlan: physical network physnet1 not in bridge_mappings of agent on compute-1",
+        ),
+        (
+            NetworkType::Vxlan,
+            "segment seg-vxlan: tunnel type vxlan not in agent tunnel_types",
+        ),
     ];
     for (ty, expected) in cases {
         assert_eq!(passed(bind_with(net(ty), bad_agents(AGENT_TYPE))), expected);
@@ -177,7 +212,10 @@ fn unsupported_network_types_pass_even_if_the_agent_tunnels_them() {
     let a = agent_with(|c| c.tunnel_types = vec!["vxlan".into(), "gre".into(), "geneve".into()]);
     for (ty, name) in [(NetworkType::Gre, "gre"), (NetworkType::Geneve, "geneve")] {
         let reason = passed(bind_with(net(ty), vec![a.clone()]));
-        assert_eq!(reason, format!("segment seg-{name}: network type {name} not supported"));
+        assert_eq!(
+            reason,
+            format!("segment seg-{name}: network type {name} not supported")
+        );
     }
 }
 
@@ -205,7 +243,10 @@ fn first_fitting_segment_wins_and_reasons_list_every_segment() {
     gre.id = "seg-b".into();
     let vxlan = net(NetworkType::Vxlan).segments.remove(0);
     multi.segments = vec![vlan2.clone(), gre.clone(), vxlan];
-    assert_eq!(bound(bind_with(multi.clone(), live_agents(AGENT_TYPE))).segment_id, "seg-vxlan");
+    assert_eq!(
+        bound(bind_with(multi.clone(), live_agents(AGENT_TYPE))).segment_id,
+        "seg-vxlan"
+    );
 
     multi.segments = vec![vlan2, gre];
     assert_eq!(
@@ -216,26 +257,42 @@ fn first_fitting_segment_wins_and_reasons_list_every_segment() {
 
 #[test]
 fn setup_ensures_the_integration_and_physical_bridges() {
-    let plan = OvsHybrid::setup_network(network_context(net(NetworkType::Vlan), live_agent())).unwrap();
+    let plan =
+        OvsHybrid::setup_network(network_context(net(NetworkType::Vlan), live_agent())).unwrap();
     assert_eq!(
         plan,
         vec![
-            Op::EnsureOvsBridge(OvsBridgeSpec { name: "br-int".into(), datapath_type: "netdev".into() }),
-            Op::EnsureOvsBridge(OvsBridgeSpec { name: "br-phys1".into(), datapath_type: "netdev".into() }),
+            Op::EnsureOvsBridge(OvsBridgeSpec {
+                name: "br-int".into(),
+                datapath_type: "netdev".into()
+            }),
+            Op::EnsureOvsBridge(OvsBridgeSpec {
+                name: "br-phys1".into(),
+                datapath_type: "netdev".into()
+            }),
         ]
     );
-    let plan = OvsHybrid::setup_network(network_context(net(NetworkType::Flat), live_agent())).unwrap();
+    let plan =
+        OvsHybrid::setup_network(network_context(net(NetworkType::Flat), live_agent())).unwrap();
     assert_eq!(plan.len(), 2);
     for ty in [NetworkType::Vxlan, NetworkType::Local] {
         let a = agent_with(|c| c.datapath_type = None);
         let plan = OvsHybrid::setup_network(network_context(net(ty), a)).unwrap();
-        assert_eq!(plan, PlanBuilder::new().ovs_bridge("br-int", "system").build());
+        assert_eq!(
+            plan,
+            PlanBuilder::new().ovs_bridge("br-int", "system").build()
+        );
     }
 }
 
 #[test]
 fn teardown_is_empty_and_idempotent() {
-    for ty in [NetworkType::Flat, NetworkType::Vlan, NetworkType::Vxlan, NetworkType::Local] {
+    for ty in [
+        NetworkType::Flat,
+        NetworkType::Vlan,
+        NetworkType::Vxlan,
+        NetworkType::Local,
+    ] {
         let ctx = network_context(net(ty), live_agent());
         assert_eq!(OvsHybrid::teardown_network(ctx.clone()).unwrap(), vec![]);
         assert_eq!(OvsHybrid::teardown_network(ctx).unwrap(), vec![]);
@@ -244,10 +301,22 @@ fn teardown_is_empty_and_idempotent() {
 
 #[test]
 fn setup_rejects_what_was_never_bound() {
-    assert!(invalid(OvsHybrid::setup_network(network_context(net(NetworkType::Gre), live_agent()))).contains("never binds gre"));
+    assert!(
+        invalid(OvsHybrid::setup_network(network_context(
+            net(NetworkType::Gre),
+            live_agent()
+        )))
+        .contains("never binds gre")
+    );
     let a = agent_with(|c| c.bridge_mappings.clear());
-    let why = invalid(OvsHybrid::setup_network(network_context(net(NetworkType::Flat), a)));
-    assert_eq!(why, "physical network physnet1 not in bridge_mappings of agent on compute-1");
+    let why = invalid(OvsHybrid::setup_network(network_context(
+        net(NetworkType::Flat),
+        a,
+    )));
+    assert_eq!(
+        why,
+        "physical network physnet1 not in bridge_mappings of agent on compute-1"
+    );
 }
 
 fn bound_port_context(ty: NetworkType, agent: Agent) -> PortContext {
@@ -263,7 +332,10 @@ fn hybrid_plug_follows_os_vif() {
     assert_eq!(
         plan,
         vec![
-            Op::EnsureBridge(BridgeSpec { name: QBR.into(), mtu: Some(1500) }),
+            Op::EnsureBridge(BridgeSpec {
+                name: QBR.into(),
+                mtu: Some(1500)
+            }),
             Op::EnsureVeth(VethSpec {
                 name: TAP.into(),
                 peer: "eth0".into(),
@@ -271,7 +343,10 @@ fn hybrid_plug_follows_os_vif() {
                 peer_mac: Some(MAC.into()),
                 mtu: Some(1500),
             }),
-            Op::AttachToBridge(AttachSpec { link: TAP.into(), bridge: QBR.into() }),
+            Op::AttachToBridge(AttachSpec {
+                link: TAP.into(),
+                bridge: QBR.into()
+            }),
             Op::EnsureVeth(VethSpec {
                 name: QVB.into(),
                 peer: QVO.into(),
@@ -279,7 +354,10 @@ fn hybrid_plug_follows_os_vif() {
                 peer_mac: None,
                 mtu: Some(1500),
             }),
-            Op::AttachToBridge(AttachSpec { link: QVB.into(), bridge: QBR.into() }),
+            Op::AttachToBridge(AttachSpec {
+                link: QVB.into(),
+                bridge: QBR.into()
+            }),
             up(QBR, None),
             up(TAP, None),
             up(QVB, None),
@@ -335,14 +413,24 @@ fn plug_reads_the_binding_not_the_current_agent() {
         c.integration_bridge = Some("br-other".into());
     });
     let plan = OvsHybrid::plug_port(ctx.clone()).unwrap();
-    assert_eq!(plan[0], Op::EnsureBridge(BridgeSpec { name: QBR.into(), mtu: Some(1500) }));
-    let Some(Op::EnsureOvsPort(spec)) = plan.last() else { panic!("{plan:?}") };
+    assert_eq!(
+        plan[0],
+        Op::EnsureBridge(BridgeSpec {
+            name: QBR.into(),
+            mtu: Some(1500)
+        })
+    );
+    let Some(Op::EnsureOvsPort(spec)) = plan.last() else {
+        panic!("{plan:?}")
+    };
     assert_eq!(spec.bridge, "br-int");
     // Without vif_details the agent's configuration decides.
     ctx.vif_details.clear();
     let plan = OvsHybrid::plug_port(ctx).unwrap();
     assert_eq!(plan.len(), 4);
-    let Some(Op::EnsureOvsPort(spec)) = plan.last() else { panic!("{plan:?}") };
+    let Some(Op::EnsureOvsPort(spec)) = plan.last() else {
+        panic!("{plan:?}")
+    };
     assert_eq!(spec.bridge, "br-other");
 }
 
@@ -352,7 +440,9 @@ fn ports_without_a_device_have_no_vm_uuid() {
     ctx.port.device_id.clear();
     ctx.local_vlan = None;
     let plan = OvsHybrid::plug_port(ctx).unwrap();
-    let Some(Op::EnsureOvsPort(spec)) = plan.last() else { panic!("{plan:?}") };
+    let Some(Op::EnsureOvsPort(spec)) = plan.last() else {
+        panic!("{plan:?}")
+    };
     assert_eq!(spec.tag, None);
     assert_eq!(spec.external_ids, external_ids()[..3].to_vec());
 }
@@ -364,10 +454,22 @@ fn hybrid_unplug_removes_everything_and_is_idempotent() {
     assert_eq!(
         plan,
         vec![
-            Op::RemoveOvsPort(OvsPortRef { bridge: "br-int".into(), name: QVO.into() }),
-            Op::RemoveLink(LinkRef { name: QVB.into(), namespace: None }),
-            Op::RemoveLink(LinkRef { name: TAP.into(), namespace: None }),
-            Op::RemoveLink(LinkRef { name: QBR.into(), namespace: None }),
+            Op::RemoveOvsPort(OvsPortRef {
+                bridge: "br-int".into(),
+                name: QVO.into()
+            }),
+            Op::RemoveLink(LinkRef {
+                name: QVB.into(),
+                namespace: None
+            }),
+            Op::RemoveLink(LinkRef {
+                name: TAP.into(),
+                namespace: None
+            }),
+            Op::RemoveLink(LinkRef {
+                name: QBR.into(),
+                namespace: None
+            }),
         ]
     );
     assert_eq!(OvsHybrid::unplug_port(ctx).unwrap(), plan);
@@ -375,13 +477,22 @@ fn hybrid_unplug_removes_everything_and_is_idempotent() {
 
 #[test]
 fn plain_unplug_removes_the_tap_port() {
-    let ctx = bound_port_context(NetworkType::Vlan, agent_with(|c| c.ovs_hybrid_plug = Some(false)));
+    let ctx = bound_port_context(
+        NetworkType::Vlan,
+        agent_with(|c| c.ovs_hybrid_plug = Some(false)),
+    );
     let plan = OvsHybrid::unplug_port(ctx).unwrap();
     assert_eq!(
         plan,
         vec![
-            Op::RemoveOvsPort(OvsPortRef { bridge: "br-int".into(), name: TAP.into() }),
-            Op::RemoveLink(LinkRef { name: TAP.into(), namespace: None }),
+            Op::RemoveOvsPort(OvsPortRef {
+                bridge: "br-int".into(),
+                name: TAP.into()
+            }),
+            Op::RemoveLink(LinkRef {
+                name: TAP.into(),
+                namespace: None
+            }),
         ]
     );
 }
@@ -392,7 +503,10 @@ fn plug_rejects_malformed_input() {
 
     let mut ctx = base.clone();
     ctx.port.id.clear();
-    assert_eq!(invalid(OvsHybrid::plug_port(ctx.clone())), "port has an empty id");
+    assert_eq!(
+        invalid(OvsHybrid::plug_port(ctx.clone())),
+        "port has an empty id"
+    );
     assert_eq!(invalid(OvsHybrid::unplug_port(ctx)), "port has an empty id");
 
     let mut ctx = base.clone();
@@ -402,7 +516,10 @@ fn plug_rejects_malformed_input() {
 
     let mut ctx = base.clone();
     ctx.vif_type = "bridge".into();
-    assert_eq!(invalid(OvsHybrid::plug_port(ctx)), "ovs-hybrid binds vif_type ovs, not bridge");
+    assert_eq!(
+        invalid(OvsHybrid::plug_port(ctx)),
+        "ovs-hybrid binds vif_type ovs, not bridge"
+    );
 
     let mut ctx = base.clone();
     ctx.vif_details = vec![pair("ovs_hybrid_plug", "\"yes\"")];
@@ -422,13 +539,21 @@ fn every_name_fits_the_kernel_and_the_grant() {
     let grant = OvsHybrid::describe().capabilities;
     let link_ok = |name: &str| {
         assert!(name.len() <= names::NIC_NAME_LEN, "{name}");
-        assert!(grant.link_prefixes.iter().any(|p| name.starts_with(p.as_str())), "{name}");
+        assert!(
+            grant
+                .link_prefixes
+                .iter()
+                .any(|p| name.starts_with(p.as_str())),
+            "{name}"
+        );
     };
     let ovs_ok = |name: &str| assert!(name.starts_with("br-") && name.len() <= 15, "{name}");
     let ctx = bound_port_context(NetworkType::Vlan, live_agent());
     let mut ops = OvsHybrid::plug_port(ctx.clone()).unwrap();
     ops.extend(OvsHybrid::unplug_port(ctx).unwrap());
-    ops.extend(OvsHybrid::setup_network(network_context(net(NetworkType::Vlan), live_agent())).unwrap());
+    ops.extend(
+        OvsHybrid::setup_network(network_context(net(NetworkType::Vlan), live_agent())).unwrap(),
+    );
     for op in &ops {
         match op {
             Op::EnsureBridge(b) => link_ok(&b.name),
@@ -443,7 +568,9 @@ fn every_name_fits_the_kernel_and_the_grant() {
                 link_ok(&a.bridge);
             }
             Op::SetLink(l) if l.namespace.is_none() => link_ok(&l.name),
-            Op::SetLink(l) => assert_eq!(l.namespace, Some(testing::instance_attachment().namespace)),
+            Op::SetLink(l) => {
+                assert_eq!(l.namespace, Some(testing::instance_attachment().namespace))
+            }
             Op::RemoveLink(l) => link_ok(&l.name),
             Op::EnsureOvsPort(p) => {
                 ovs_ok(&p.bridge);
