@@ -10,9 +10,11 @@ pub fn component(name: &str) -> PathBuf {
     PathBuf::from(env!("OUT_DIR")).join(format!("{name}.wasm"))
 }
 
-/// A runtime with the default limits, but deadlines long enough for a loaded CI machine.
+/// A runtime with the default limits, but a deadline long enough for a loaded CI machine
+/// running a debug build (the deadline tests set their own).
 pub fn runtime() -> Arc<Runtime> {
-    Runtime::new(Limits::default(), None).expect("runtime")
+    let limits = Limits { deadline: std::time::Duration::from_secs(5), ..Limits::default() };
+    Runtime::new(limits, None).expect("runtime")
 }
 
 /// Loads a bundled driver (`flatdhcp`, `ovs-hybrid`, `linuxbridge`).

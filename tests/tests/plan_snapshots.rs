@@ -57,7 +57,7 @@ fn snapshot_driver(name: &str, agent_type: &str, types: &[NetworkType]) {
     let runtime = runtime();
     let driver = bundled_driver(&runtime, name);
     for &nt in types {
-        let snapshot = format!("{name}-{}", fixtures::type_name(nt));
+        let snapshot = format!("{name}-{}", neutrino::plugins::bindings::network_type_name(nt));
         insta::assert_snapshot!(snapshot, story(&driver, agent_type, nt));
     }
 }

@@ -212,5 +212,10 @@ fn failure_summary(port: &Port, host: &str, decisions: &[DriverDecision]) -> Str
     if reasons.is_empty() {
         return format!("no mechanism driver is configured to bind port {} on host {host}", port.id);
     }
-    format!("failed to bind port {} on host {host} for vnic_type {:?}: {}", port.id, port.vnic_type, reasons.join("; "))
+    format!(
+        "failed to bind port {} on host {host} for vnic_type {}: {}",
+        port.id,
+        crate::plugins::bindings::vnic_type_name(port.vnic_type),
+        reasons.join("; ")
+    )
 }

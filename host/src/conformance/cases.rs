@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
-use super::fixtures::{self, ALL_NETWORK_TYPES, ALL_VNIC_TYPES, AgentFixture, type_name};
+use super::fixtures::{self, ALL_NETWORK_TYPES, ALL_VNIC_TYPES, AgentFixture};
 use super::report::{Outcome, Report};
-use crate::plugins::bindings::{Agent, BindDecision, Bound, NetworkType, Op, Plan, VnicType};
+use crate::plugins::bindings::{
+    Agent, BindDecision, Bound, NetworkType, Op, Plan, VnicType, network_type_name as type_name, vnic_type_name,
+};
 use crate::plugins::{CallError, Driver, DriverSettings, LoadFailure, Runtime};
 
 pub fn run(runtime: &Arc<Runtime>, source: &str, bytes: &[u8], settings: DriverSettings, fx: &AgentFixture) -> Report {
@@ -66,7 +68,7 @@ fn unsupported_vnic_passes(driver: &Driver, fx: &AgentFixture, report: &mut Repo
         return;
     };
     let ctx = fixtures::bind_context(fixtures::port(*vnic), fx.network(nt), fx.live(&d.agent_type));
-    report.record(format!("{case} ({vnic:?})"), expect_pass(driver.bind_port(&ctx)));
+    report.record(format!("{case} ({})", vnic_type_name(*vnic)), expect_pass(driver.bind_port(&ctx)));
 }
 
 fn unsupported_network_type_passes(driver: &Driver, fx: &AgentFixture, report: &mut Report) {

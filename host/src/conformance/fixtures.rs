@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::plugins::bindings::{
+    network_type_name,
     Agent, AgentConfigurations, Attachment, AttachmentKind, BindContext, FixedIp, Network,
     NetworkContext, NetworkType, Port, PortContext, Segment, VnicType,
 };
@@ -118,7 +119,7 @@ impl AgentFixture {
             shared: false,
             external: false,
             segments: vec![Segment {
-                id: format!("segment-{}", type_name(network_type)),
+                id: format!("segment-{}", network_type_name(network_type)),
                 network_type,
                 physical_network,
                 segmentation_id,
@@ -128,16 +129,6 @@ impl AgentFixture {
     }
 }
 
-pub fn type_name(t: NetworkType) -> &'static str {
-    match t {
-        NetworkType::Flat => "flat",
-        NetworkType::Vlan => "vlan",
-        NetworkType::Vxlan => "vxlan",
-        NetworkType::Gre => "gre",
-        NetworkType::Geneve => "geneve",
-        NetworkType::Local => "local",
-    }
-}
 
 pub const ALL_NETWORK_TYPES: [NetworkType; 6] = [
     NetworkType::Flat,

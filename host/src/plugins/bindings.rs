@@ -10,3 +10,32 @@ wasmtime::component::bindgen!({
 });
 
 pub use neutrino::driver::types::*;
+
+/// `normal`, `direct-physical`, ... as Neutron spells vnic types.
+pub fn vnic_type_name(v: VnicType) -> &'static str {
+    match v {
+        VnicType::Normal => "normal",
+        VnicType::Direct => "direct",
+        VnicType::Macvtap => "macvtap",
+        VnicType::Baremetal => "baremetal",
+        VnicType::DirectPhysical => "direct-physical",
+        VnicType::VirtioForwarder => "virtio-forwarder",
+        VnicType::SmartNic => "smart-nic",
+        VnicType::Vdpa => "vdpa",
+        VnicType::AcceleratorDirect => "accelerator-direct",
+        VnicType::AcceleratorDirectPhysical => "accelerator-direct-physical",
+        VnicType::RemoteManaged => "remote-managed",
+    }
+}
+
+/// `flat`, `vlan`, ... as Neutron spells network types.
+pub fn network_type_name(t: NetworkType) -> &'static str {
+    match t {
+        NetworkType::Flat => "flat",
+        NetworkType::Vlan => "vlan",
+        NetworkType::Vxlan => "vxlan",
+        NetworkType::Gre => "gre",
+        NetworkType::Geneve => "geneve",
+        NetworkType::Local => "local",
+    }
+}

@@ -4,6 +4,7 @@
 //! widen). Every operation of a plan is checked before anything runs; one operation outside
 //! the grant rejects the whole plan.
 
+use neutrino_sdk::names;
 use serde::{Deserialize, Serialize};
 
 use super::bindings::{self as wit, Op};
@@ -78,8 +79,17 @@ impl Grant {
 
     fn physical_ok(&self, name: &str) -> bool {
         let matches = |n: &str| self.physical_interfaces.iter().any(|p| pattern_matches(p, n));
-        // A VLAN sub-interface `<phys>.<vid>` belongs to its physical interface.
-        matches(name) || name.rsplit_once('.').is_some_and(|(phys, vid)| vid.parse::<u16>().is_ok() && matches(phys))
+        // A VLAN sub-interface belongs to its physical interface: `<phys>.<vid>`, or the
+        // shortened name the naming rule gives when that passes 15 bytes.
+        let Some((parent, vid)) = name.rsplit_once('.') else { return matches(name) };
+        let Ok(vid) = vid.parse::<u16>() else { return matches(name) };
+        matches(name)
+            || matches(parent)
+            || self
+                .physical_interfaces
+                .iter()
+                .filter(|p| !p.ends_with('*'))
+                .any(|p| names::vlan_subinterface(p, vid) == name)
     }
 
     fn ovs_bridge_ok(&self, name: &str) -> bool {
@@ -257,5 +267,17 @@ mod tests {
         let scope = Scope { attachment_namespace: Some("inst-1"), attachment_interface: Some("eth0") };
         let v = check_plan(&grant(), scope, &plan);
         assert_eq!(v, vec!["op 1: link eth0 is not granted", "op 2: namespace root-ns is not granted"]);
+    }
+
+    #[test]
+    fn shortened_vlan_names_belong_to_their_interface() {
+        let g = Grant { physical_interfaces: vec!["enp129s0f1np1".into()], ..Grant::default() };
+        let long = names::vlan_subinterface("enp129s0f1np1", 4094);
+        assert_ne!(long, "enp129s0f1np1.4094");
+        let plan = vec![Op::AttachToBridge(AttachSpec { link: long, bridge: "enp129s0f1np1".into() })];
+        assert!(check_plan(&g, Scope::NONE, &plan).is_empty());
+        let other = names::vlan_subinterface("enp129s0f0np0", 4094);
+        let plan = vec![Op::AttachToBridge(AttachSpec { link: other, bridge: "enp129s0f1np1".into() })];
+        assert_eq!(check_plan(&g, Scope::NONE, &plan).len(), 1);
     }
 }

@@ -6,16 +6,7 @@ use ipnet::IpNet;
 
 use super::bindings::{BindContext, BindDecision, Description, Op};
 
-const MAX_IFNAME: usize = 15;
-
-/// A usable Linux interface name.
-pub fn ifname_ok(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_IFNAME
-        && name != "."
-        && name != ".."
-        && !name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
-}
+use neutrino_sdk::names::{IFNAMSIZ_MAX as MAX_IFNAME, is_valid_ifname as ifname_ok};
 
 fn namespace_ok(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name != "." && name != ".." && !name.contains(['/', '\0'])
@@ -33,7 +24,7 @@ fn token_ok(s: &str) -> bool {
 }
 
 fn json_ok(s: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(s).is_ok()
+    serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok()
 }
 
 /// A decision must name an offered segment, a vif type, JSON details and a reason to pass.

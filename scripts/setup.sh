@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what building and testing Neutrino needs, when it is missing. Safe to run again.
+set -euo pipefail
+
+need_root() { if [ "$(id -u)" -ne 0 ]; then echo "sudo"; fi; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: cargo is missing: install Rust 1.95 with rustup first (https://rustup.rs)" >&2
+    exit 1
+fi
+
+# Drivers are WebAssembly components built for wasm32-wasip2.
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    echo "setup: adding the wasm32-wasip2 target"
+    rustup target add wasm32-wasip2
+fi
+
+# A C toolchain for crates that build C code.
+if ! command -v cc >/dev/null 2>&1; then
+    echo "setup: installing a C compiler"
+    $(need_root) apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $(need_root) apt-get install -y -q build-essential
+fi
