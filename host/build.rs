@@ -17,7 +17,11 @@ fn main() {
     }
     let components: Vec<Component> = BUNDLED
         .iter()
-        .map(|(package, name)| Component { package, features: &[], output_name: name })
+        .map(|(package, name)| Component {
+            package,
+            features: &[],
+            output_name: name,
+        })
         .collect();
     build(&root, &out_dir, &components);
 }

@@ -3,23 +3,51 @@
 
 use neutrino_wasm_build::{Component, build, watch, workspace_root};
 
-const MISBEHAVIOURS: &[&str] =
-    &["good", "spin", "hog", "panic", "escape", "clock", "nonsense", "hierarchical", "endless"];
+const MISBEHAVIOURS: &[&str] = &[
+    "good",
+    "spin",
+    "hog",
+    "panic",
+    "escape",
+    "clock",
+    "nonsense",
+    "hierarchical",
+    "endless",
+];
 
 fn main() {
     let root = workspace_root(1);
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    for dir in ["examples/macvlan", "tests/fixtures/misbehaving", "tests/fixtures/wrong-version"] {
+    for dir in [
+        "examples/macvlan",
+        "tests/fixtures/misbehaving",
+        "tests/fixtures/wrong-version",
+    ] {
         watch(&root.join(dir));
     }
-    let names: Vec<String> = MISBEHAVIOURS.iter().map(|f| format!("misbehaving-{f}")).collect();
+    let names: Vec<String> = MISBEHAVIOURS
+        .iter()
+        .map(|f| format!("misbehaving-{f}"))
+        .collect();
     let features: Vec<[&str; 1]> = MISBEHAVIOURS.iter().map(|f| [*f]).collect();
     let mut components = vec![
-        Component { package: "neutrino-example-macvlan", features: &[], output_name: "macvlan" },
-        Component { package: "neutrino-fixture-wrong-version", features: &[], output_name: "wrong-version" },
+        Component {
+            package: "neutrino-example-macvlan",
+            features: &[],
+            output_name: "macvlan",
+        },
+        Component {
+            package: "neutrino-fixture-wrong-version",
+            features: &[],
+            output_name: "wrong-version",
+        },
     ];
     for (name, features) in names.iter().zip(&features) {
-        components.push(Component { package: "neutrino-fixture-misbehaving", features, output_name: name });
+        components.push(Component {
+            package: "neutrino-fixture-misbehaving",
+            features,
+            output_name: name,
+        });
     }
     build(&root, &out_dir, &components);
 }

@@ -45,7 +45,8 @@ enum PluginCommand {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,neutrino::driver=error".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,neutrino::driver=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -60,7 +61,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Plugin { command: PluginCommand::Check { file, config, json } } => {
+        Command::Plugin {
+            command: PluginCommand::Check { file, config, json },
+        } => {
             let kit = match config {
                 Some(path) => KitConfig::from_file(&path)?,
                 None => KitConfig::default(),
@@ -71,7 +74,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 println!("{report}");
             }
-            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Drivers { config } => {
             let config: DriversConfig = match config {
@@ -91,7 +98,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     driver.contract_version()
                 );
                 println!("   agent type: {}", d.agent_type);
-                println!("   network types: {:?}, vnic types: {:?}", d.network_types, d.vnic_types);
+                println!(
+                    "   network types: {:?}, vnic types: {:?}",
+                    d.network_types, d.vnic_types
+                );
                 println!("   vif types: {:?}", d.vif_types);
                 println!("   grant: {}", serde_json::to_string(driver.grant())?);
             }

@@ -5,8 +5,12 @@ use std::process::Command;
 use neutrino::plugins::bundled;
 
 fn neutrino(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_neutrino")).args(args).output().expect("run neutrino");
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let out = Command::new(env!("CARGO_BIN_EXE_neutrino"))
+        .args(args)
+        .output()
+        .expect("run neutrino");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -17,7 +21,10 @@ fn plugin_check_passes_a_bundled_driver_and_exits_zero() {
     std::fs::write(&file, bundled::get("linuxbridge").unwrap()).unwrap();
     let (code, out) = neutrino(&["plugin", "check", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("PASS  vxlan: live agent gives bound with vif type and details"), "{out}");
+    assert!(
+        out.contains("PASS  vxlan: live agent gives bound with vif type and details"),
+        "{out}"
+    );
     assert!(out.contains(" 0 failed"), "{out}");
 }
 
@@ -40,7 +47,13 @@ fn plugin_check_reports_json() {
     let (code, out) = neutrino(&["plugin", "check", "--json", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert!(report["cases"].as_array().unwrap().iter().all(|c| c["outcome"] != "fail"));
+    assert!(
+        report["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["outcome"] != "fail")
+    );
 }
 
 #[test]

@@ -6,6 +6,9 @@
 //! - [`export_driver!`] to turn a type into a WebAssembly component,
 //! - [`plan::PlanBuilder`] to write plans of kernel operations,
 //! - [`names`] for Neutron's device names (`tap`, `qbr`, `qvb`, `qvo`, `brq`, ...),
+//! - [`agent::bind_with_agents`], the binding skeleton of agent-based drivers, and helpers for
+//!   what every driver reads and checks (JSON texts in `vif-details`, Neutron's spellings of
+//!   network and vNIC types, MACs, MTUs, interface names),
 //! - [`log`] and [`config`], the only two things a driver may import,
 //! - [`testing`] to call the same driver code natively, as plain Rust, in unit tests.
 //!
@@ -35,6 +38,7 @@ pub mod types {
 /// `teardown_network`, `plug_port`, `unplug_port`.
 pub use bindings::exports::neutrino::driver::driver::Guest as Driver;
 
+pub mod agent;
 pub mod config;
 pub mod log;
 pub mod names;
@@ -43,7 +47,12 @@ pub mod prelude;
 pub mod testing;
 mod util;
 
-pub use util::{agents_of_type, json_bool, json_str, pair, pairs_get};
+pub use agent::bind_with_agents;
+pub use util::{
+    agents_of_type, check_port_binding, check_segment_type, checked_ifname, json_bool,
+    json_parse_bool, json_parse_str, json_str, network_type_name, pair, pairs_get, port_mac,
+    segment_mtu, valid_mac, valid_mtu, vnic_type_name,
+};
 
 /// The contract version this SDK builds drivers for.
 pub const CONTRACT_VERSION: &str = "0.1.0";

@@ -40,7 +40,10 @@ impl PlanBuilder {
 
     /// A Linux bridge (forward delay 0, STP off).
     pub fn bridge(self, name: &str, mtu: Option<u32>) -> Self {
-        self.op(Op::EnsureBridge(BridgeSpec { name: name.to_string(), mtu }))
+        self.op(Op::EnsureBridge(BridgeSpec {
+            name: name.to_string(),
+            mtu,
+        }))
     }
 
     /// A veth pair: `name` on the host, `peer` in `peer_namespace` (host if `None`).
@@ -62,7 +65,10 @@ impl PlanBuilder {
     }
 
     pub fn attach(self, link: &str, bridge: &str) -> Self {
-        self.op(Op::AttachToBridge(AttachSpec { link: link.to_string(), bridge: bridge.to_string() }))
+        self.op(Op::AttachToBridge(AttachSpec {
+            link: link.to_string(),
+            bridge: bridge.to_string(),
+        }))
     }
 
     /// Set a host link up.
@@ -173,7 +179,10 @@ impl PlanBuilder {
     }
 
     pub fn remove_ovs_port(self, bridge: &str, name: &str) -> Self {
-        self.op(Op::RemoveOvsPort(OvsPortRef { bridge: bridge.to_string(), name: name.to_string() }))
+        self.op(Op::RemoveOvsPort(OvsPortRef {
+            bridge: bridge.to_string(),
+            name: name.to_string(),
+        }))
     }
 
     /// Remove a link (removing one end of a veth removes both).

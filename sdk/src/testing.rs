@@ -10,11 +10,12 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use crate::log::Level;
-use crate::pair;
+use crate::names;
 use crate::types::{
     Agent, AgentConfigurations, Attachment, AttachmentKind, BindContext, FixedIp, Network,
     NetworkContext, NetworkType, Port, PortContext, Segment, VnicType,
 };
+use crate::{network_type_name, pair};
 
 thread_local! {
     static CONFIG: RefCell<BTreeMap<String, String>> = const { RefCell::new(BTreeMap::new()) };
@@ -24,7 +25,12 @@ thread_local! {
 /// Runs `f` with the given operator config visible through [`crate::config`].
 pub fn with_config<R>(config: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
     let previous = CONFIG.with(|c| {
-        c.replace(config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        c.replace(
+            config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     });
     let result = f();
     CONFIG.with(|c| c.replace(previous));
@@ -96,7 +102,7 @@ pub fn network(network_type: NetworkType) -> Network {
         shared: false,
         external: false,
         segments: vec![Segment {
-            id: format!("seg-{}", type_name(network_type)),
+            id: format!("seg-{}", network_type_name(network_type)),
             network_type,
             physical_network,
             segmentation_id,
@@ -105,17 +111,9 @@ pub fn network(network_type: NetworkType) -> Network {
     }
 }
 
-/// `flat`, `vlan`, ... as Neutron spells network types.
-pub fn type_name(network_type: NetworkType) -> &'static str {
-    match network_type {
-        NetworkType::Flat => "flat",
-        NetworkType::Vlan => "vlan",
-        NetworkType::Vxlan => "vxlan",
-        NetworkType::Gre => "gre",
-        NetworkType::Geneve => "geneve",
-        NetworkType::Local => "local",
-    }
-}
+/// `flat`, `vlan`, ... as Neutron spells network types (the same as
+/// [`crate::network_type_name`]).
+pub use crate::util::network_type_name as type_name;
 
 /// Configurations that map [`PHYSNET`] everywhere and enable VXLAN.
 pub fn full_configurations() -> AgentConfigurations {
@@ -158,16 +156,20 @@ pub fn dead_agents(agent_type: &str) -> Vec<Agent> {
 /// another type that is fully configured.
 pub fn bad_agents(agent_type: &str) -> Vec<Agent> {
     vec![
-        agent(agent_type, true, AgentConfigurations {
-            bridge_mappings: vec![pair("other-physnet", "br-other")],
-            interface_mappings: vec![pair("other-physnet", "eth9")],
-            tunnel_types: vec![],
-            tunneling_ip: None,
-            integration_bridge: Some("br-int".into()),
-            datapath_type: Some("netdev".into()),
-            ovs_hybrid_plug: Some(true),
-            extra: vec![],
-        }),
+        agent(
+            agent_type,
+            true,
+            AgentConfigurations {
+                bridge_mappings: vec![pair("other-physnet", "br-other")],
+                interface_mappings: vec![pair("other-physnet", "eth9")],
+                tunnel_types: vec![],
+                tunneling_ip: None,
+                integration_bridge: Some("br-int".into()),
+                datapath_type: Some("netdev".into()),
+                ovs_hybrid_plug: Some(true),
+                extra: vec![],
+            },
+        ),
         agent("Some other agent", true, full_configurations()),
     ]
 }
@@ -205,6 +207,17 @@ pub fn instance_attachment() -> Attachment {
     }
 }
 
+/// The attachment of a DHCP port of `network_id`: the device `ns-<port id prefix>`
+/// ([`names::dhcp_ns_device`]) in the namespace `qdhcp-<network id>`, as Neutron's DHCP agent
+/// names them.
+pub fn dhcp_attachment(network_id: &str, port_id: &str) -> Attachment {
+    Attachment {
+        kind: AttachmentKind::Dhcp,
+        namespace: format!("qdhcp-{network_id}"),
+        interface_name: names::dhcp_ns_device(port_id),
+    }
+}
+
 /// A plug/unplug context for `port` after a binding with `vif_type` and `vif_details`.
 pub fn port_context(
     port: Port,
@@ -223,5 +236,40 @@ pub fn port_context(
         agent,
         local_vlan: Some(1),
         attachment: instance_attachment(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_segments_are_named_after_their_type() {
+        for (ty, id) in [
+            (NetworkType::Flat, "seg-flat"),
+            (NetworkType::Vlan, "seg-vlan"),
+            (NetworkType::Vxlan, "seg-vxlan"),
+            (NetworkType::Gre, "seg-gre"),
+            (NetworkType::Geneve, "seg-geneve"),
+            (NetworkType::Local, "seg-local"),
+        ] {
+            let net = network(ty);
+            assert_eq!(net.segments.len(), 1);
+            assert_eq!(net.segments[0].id, id);
+            assert_eq!(net.segments[0].network_type, ty);
+            assert_eq!(type_name(ty), &id[4..]);
+        }
+    }
+
+    #[test]
+    fn dhcp_attachment_follows_the_dhcp_agent() {
+        assert_eq!(
+            dhcp_attachment(NETWORK_ID, PORT_ID),
+            Attachment {
+                kind: AttachmentKind::Dhcp,
+                namespace: "qdhcp-9b7e2c1d-55aa-4c3e-8f10-2d4b6a8c0e12".into(),
+                interface_name: "ns-3f1c2a9e-7b".into(),
+            }
+        );
     }
 }

@@ -35,7 +35,10 @@ fn measure(n: usize, mut f: impl FnMut()) -> Stats {
         })
         .collect();
     samples.sort();
-    Stats { p50: samples[n / 2], p99: samples[n * 99 / 100] }
+    Stats {
+        p50: samples[n / 2],
+        p99: samples[n * 99 / 100],
+    }
 }
 
 fn us(d: Duration) -> String {
@@ -43,26 +46,39 @@ fn us(d: Duration) -> String {
 }
 
 fn main() {
-    let cases: [(&str, &str, NetworkType, fn(&sdk_ctx::Ctx)); 3] = [
+    type NativeCall = fn(&sdk_ctx::Ctx);
+    let cases: [(&str, &str, NetworkType, NativeCall); 3] = [
         ("flatdhcp", "Flat DHCP agent", NetworkType::Flat, |c| {
             black_box(neutrino_driver_flatdhcp::FlatDhcp::bind_port(c.clone()).unwrap());
         }),
         ("ovs-hybrid", "Open vSwitch agent", NetworkType::Vlan, |c| {
             black_box(neutrino_driver_ovs_hybrid::OvsHybrid::bind_port(c.clone()).unwrap());
         }),
-        ("linuxbridge", "Linux bridge agent", NetworkType::Vxlan, |c| {
-            black_box(neutrino_driver_linuxbridge::LinuxBridge::bind_port(c.clone()).unwrap());
-        }),
+        (
+            "linuxbridge",
+            "Linux bridge agent",
+            NetworkType::Vxlan,
+            |c| {
+                black_box(neutrino_driver_linuxbridge::LinuxBridge::bind_port(c.clone()).unwrap());
+            },
+        ),
     ];
     let runtime = Runtime::new(Limits::default(), None).expect("runtime");
     let fx = AgentFixture::default();
     println!("bind-port, p50 / p99 ({FRESH} fresh, {WARM} warm, {NATIVE} native calls)");
-    println!("{:<12} {:>22} {:>22} {:>22} {:>12}", "driver", "wasm fresh instance", "wasm warm instance", "native", "warm/native");
+    println!(
+        "{:<12} {:>22} {:>22} {:>22} {:>12}",
+        "driver", "wasm fresh instance", "wasm warm instance", "native", "warm/native"
+    );
     for (name, agent_type, nt, native_call) in cases {
         let driver = runtime
             .load_bytes(name, bundled::get(name).unwrap(), DriverSettings::default())
             .expect("load");
-        let ctx = fixtures::bind_context(fixtures::port(VnicType::Normal), fx.network(nt), fx.live(agent_type));
+        let ctx = fixtures::bind_context(
+            fixtures::port(VnicType::Normal),
+            fx.network(nt),
+            fx.live(agent_type),
+        );
         let fresh = measure(FRESH, || {
             black_box(driver.bind_port(&ctx).expect("bind"));
         });
@@ -70,7 +86,11 @@ fn main() {
         let warm = measure(WARM, || {
             black_box(session.bind_port(&ctx).expect("bind"));
         });
-        let native_ctx = sdk::bind_context(sdk::port(), sdk::network(sdk_ctx::nt(nt)), sdk::live_agents(agent_type));
+        let native_ctx = sdk::bind_context(
+            sdk::port(),
+            sdk::network(sdk_ctx::nt(nt)),
+            sdk::live_agents(agent_type),
+        );
         let native = measure(NATIVE, || native_call(&native_ctx));
         println!(
             "{:<12} {:>22} {:>22} {:>22} {:>11.1}x",
@@ -83,15 +103,22 @@ fn main() {
     }
 
     let cache = tempfile::tempdir().expect("tempdir");
-    let cached = Runtime::new(Limits::default(), Some(cache.path().to_path_buf())).expect("runtime");
+    let cached =
+        Runtime::new(Limits::default(), Some(cache.path().to_path_buf())).expect("runtime");
     println!();
     println!("component load (compile + checks + describe), p50 / p99 over {LOADS} loads");
     for (name, bytes) in bundled::BUNDLED {
         let t = Instant::now();
-        cached.load_bytes(name, bytes, DriverSettings::default()).expect("first load");
+        cached
+            .load_bytes(name, bytes, DriverSettings::default())
+            .expect("first load");
         let first = t.elapsed();
         let again = measure(LOADS, || {
-            black_box(cached.load_bytes(name, bytes, DriverSettings::default()).expect("load"));
+            black_box(
+                cached
+                    .load_bytes(name, bytes, DriverSettings::default())
+                    .expect("load"),
+            );
         });
         println!(
             "{:<12} first (compiles, fills cache) {:>10.1} ms   from precompiled cache {} / {}",

@@ -13,17 +13,24 @@ pub fn component(name: &str) -> PathBuf {
 /// A runtime with the default limits, but a deadline long enough for a loaded CI machine
 /// running a debug build (the deadline tests set their own).
 pub fn runtime() -> Arc<Runtime> {
-    let limits = Limits { deadline: std::time::Duration::from_secs(5), ..Limits::default() };
+    let limits = Limits {
+        deadline: std::time::Duration::from_secs(5),
+        ..Limits::default()
+    };
     Runtime::new(limits, None).expect("runtime")
 }
 
 /// Loads a bundled driver (`flatdhcp`, `ovs-hybrid`, `linuxbridge`).
 pub fn bundled_driver(runtime: &Arc<Runtime>, name: &str) -> Driver {
     let bytes = bundled::get(name).expect("bundled driver");
-    runtime.load_bytes(name, bytes, DriverSettings::default()).expect("loads")
+    runtime
+        .load_bytes(name, bytes, DriverSettings::default())
+        .expect("loads")
 }
 
 /// Loads a test component.
 pub fn test_driver(runtime: &Arc<Runtime>, name: &str) -> Driver {
-    runtime.load_file(&component(name), DriverSettings::default()).expect("loads")
+    runtime
+        .load_file(&component(name), DriverSettings::default())
+        .expect("loads")
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use neutrino::binding::{
-    BindingOutcome, DEFAULT_AGENT_DOWN_TIME, MAX_BINDING_LEVELS, MechanismManager, Verdict, agent_alive,
+    BindingOutcome, DEFAULT_AGENT_DOWN_TIME, MAX_BINDING_LEVELS, MechanismManager, Verdict,
+    agent_alive,
 };
 use neutrino::conformance::{AgentFixture, fixtures};
 use neutrino::plugins::bindings::{Agent, NetworkType, VnicType};
@@ -19,7 +20,11 @@ fn manager(runtime: &Arc<Runtime>, names: &[&str]) -> MechanismManager {
     let drivers: Vec<Arc<Driver>> = names
         .iter()
         .map(|n| {
-            Arc::new(if n.starts_with("misbehaving") { test_driver(runtime, n) } else { bundled_driver(runtime, n) })
+            Arc::new(if n.starts_with("misbehaving") {
+                test_driver(runtime, n)
+            } else {
+                bundled_driver(runtime, n)
+            })
         })
         .collect();
     MechanismManager::new(drivers)
@@ -40,16 +45,30 @@ fn drivers_are_asked_in_order_and_the_first_fit_binds() {
     let network = fx.network(NetworkType::Vlan);
     let result = m.bind(&fixtures::port(VnicType::Normal), &network, &fx.live(OVS));
     assert_eq!(result.vif_type(), "ovs");
-    let BindingOutcome::Bound { vif_details, levels, segment, .. } = &result.outcome else { panic!("{result:?}") };
+    let BindingOutcome::Bound {
+        vif_details,
+        levels,
+        segment,
+        ..
+    } = &result.outcome
+    else {
+        panic!("{result:?}")
+    };
     assert_eq!(vif_details["bridge_name"], "br-int");
     assert_eq!(vif_details["ovs_hybrid_plug"], true);
     assert_eq!(vif_details["datapath_type"], "netdev");
     assert_eq!(levels.len(), 1);
     assert_eq!(levels[0].driver, "ovs-hybrid");
     assert_eq!(segment.id, network.segments[0].id);
-    assert_eq!(result.decisions.len(), 2, "flatdhcp is never asked once ovs-hybrid bound");
+    assert_eq!(
+        result.decisions.len(),
+        2,
+        "flatdhcp is never asked once ovs-hybrid bound"
+    );
     assert_eq!(result.decisions[0].driver, "linuxbridge");
-    assert!(matches!(&result.decisions[0].verdict, Verdict::Pass { reason } if reason.contains(LB)));
+    assert!(
+        matches!(&result.decisions[0].verdict, Verdict::Pass { reason } if reason.contains(LB))
+    );
 }
 
 #[test]
@@ -57,14 +76,25 @@ fn failure_keeps_every_drivers_reason() {
     let runtime = runtime();
     let m = manager(&runtime, &["ovs-hybrid", "linuxbridge", "flatdhcp"]);
     let fx = AgentFixture::default();
-    let result = m.bind(&fixtures::port(VnicType::Normal), &fx.network(NetworkType::Flat), &[]);
+    let result = m.bind(
+        &fixtures::port(VnicType::Normal),
+        &fx.network(NetworkType::Flat),
+        &[],
+    );
     assert_eq!(result.vif_type(), "binding_failed");
-    let BindingOutcome::Failed { reason } = &result.outcome else { panic!() };
+    let BindingOutcome::Failed { reason } = &result.outcome else {
+        panic!()
+    };
     for driver in ["ovs-hybrid", "linuxbridge", "flatdhcp"] {
         assert!(reason.contains(&format!("{driver}: ")), "{reason}");
     }
     assert_eq!(result.decisions.len(), 3);
-    assert!(result.decisions.iter().all(|d| matches!(d.verdict, Verdict::Pass { .. })));
+    assert!(
+        result
+            .decisions
+            .iter()
+            .all(|d| matches!(d.verdict, Verdict::Pass { .. }))
+    );
     // The decisions serialise for the API's /ports/{id}/binding.
     let json = serde_json::to_value(&result).unwrap();
     assert_eq!(json["status"], "failed");
@@ -77,12 +107,26 @@ fn an_agent_is_dead_after_agent_down_time() {
     let runtime = runtime();
     let m = manager(&runtime, &["ovs-hybrid"]);
     let fx = AgentFixture::default();
-    let (port, network) = (fixtures::port(VnicType::Normal), fx.network(NetworkType::Vxlan));
-    let fresh = m.bind(&port, &network, &[ovs_agent_with_heartbeat(Duration::from_secs(30))]);
+    let (port, network) = (
+        fixtures::port(VnicType::Normal),
+        fx.network(NetworkType::Vxlan),
+    );
+    let fresh = m.bind(
+        &port,
+        &network,
+        &[ovs_agent_with_heartbeat(Duration::from_secs(30))],
+    );
     assert_eq!(fresh.vif_type(), "ovs");
-    let stale = m.bind(&port, &network, &[ovs_agent_with_heartbeat(Duration::from_secs(76))]);
+    let stale = m.bind(
+        &port,
+        &network,
+        &[ovs_agent_with_heartbeat(Duration::from_secs(76))],
+    );
     assert_eq!(stale.vif_type(), "binding_failed");
-    assert!(matches!(&stale.decisions[0].verdict, Verdict::Pass { reason } if reason.contains("not alive")), "{stale:?}");
+    assert!(
+        matches!(&stale.decisions[0].verdict, Verdict::Pass { reason } if reason.contains("not alive")),
+        "{stale:?}"
+    );
 }
 
 #[test]
@@ -92,11 +136,17 @@ fn no_host_means_unbound_and_no_segment_means_failed() {
     let fx = AgentFixture::default();
     let mut port = fixtures::port(VnicType::Normal);
     port.binding_host.clear();
-    assert_eq!(m.bind(&port, &fx.network(NetworkType::Flat), &fx.live(OVS)).vif_type(), "unbound");
+    assert_eq!(
+        m.bind(&port, &fx.network(NetworkType::Flat), &fx.live(OVS))
+            .vif_type(),
+        "unbound"
+    );
     let mut network = fx.network(NetworkType::Flat);
     network.segments.clear();
     let result = m.bind(&fixtures::port(VnicType::Normal), &network, &fx.live(OVS));
-    assert!(matches!(&result.outcome, BindingOutcome::Failed { reason } if reason.contains("no segments")));
+    assert!(
+        matches!(&result.outcome, BindingOutcome::Failed { reason } if reason.contains("no segments"))
+    );
 }
 
 #[test]
@@ -106,15 +156,38 @@ fn hierarchical_binding_continues_at_the_next_level() {
     let fx = AgentFixture::default();
     let network = fx.network(NetworkType::Vxlan);
     let result = m.bind(&fixtures::port(VnicType::Normal), &network, &fx.live(OVS));
-    let BindingOutcome::Bound { levels, segment, vif_type, .. } = &result.outcome else { panic!("{result:?}") };
+    let BindingOutcome::Bound {
+        levels,
+        segment,
+        vif_type,
+        ..
+    } = &result.outcome
+    else {
+        panic!("{result:?}")
+    };
     assert_eq!(vif_type, "ovs");
-    let drivers: Vec<(u8, &str)> = levels.iter().map(|l| (l.level, l.driver.as_str())).collect();
-    assert_eq!(drivers, vec![(0, "misbehaving-hierarchical"), (1, "ovs-hybrid")]);
+    let drivers: Vec<(u8, &str)> = levels
+        .iter()
+        .map(|l| (l.level, l.driver.as_str()))
+        .collect();
+    assert_eq!(
+        drivers,
+        vec![(0, "misbehaving-hierarchical"), (1, "ovs-hybrid")]
+    );
     assert_eq!(levels[0].segment_id, network.segments[0].id);
-    assert_eq!(segment.network_type, NetworkType::Vlan, "the bottom segment is the dynamic VLAN");
+    assert_eq!(
+        segment.network_type,
+        NetworkType::Vlan,
+        "the bottom segment is the dynamic VLAN"
+    );
     assert_eq!(segment.segmentation_id, Some(300));
     // At level 1 the hierarchical driver is asked too (it did not bind the VLAN) and passes.
-    assert!(result.decisions.iter().any(|d| d.level == 1 && d.driver == "misbehaving-hierarchical"));
+    assert!(
+        result
+            .decisions
+            .iter()
+            .any(|d| d.level == 1 && d.driver == "misbehaving-hierarchical")
+    );
 }
 
 #[test]
@@ -122,11 +195,21 @@ fn endless_hierarchy_stops_at_the_level_limit() {
     let runtime = runtime();
     let m = manager(&runtime, &["misbehaving-endless"]);
     let fx = AgentFixture::default();
-    let result = m.bind(&fixtures::port(VnicType::Normal), &fx.network(NetworkType::Local), &fx.live(OVS));
+    let result = m.bind(
+        &fixtures::port(VnicType::Normal),
+        &fx.network(NetworkType::Local),
+        &fx.live(OVS),
+    );
     assert_eq!(result.vif_type(), "binding_failed");
-    let continued = result.decisions.iter().filter(|d| matches!(d.verdict, Verdict::ContinueWith { .. })).count();
+    let continued = result
+        .decisions
+        .iter()
+        .filter(|d| matches!(d.verdict, Verdict::ContinueWith { .. }))
+        .count();
     assert_eq!(continued, usize::from(MAX_BINDING_LEVELS));
-    assert!(result.decisions.iter().any(|d| matches!(&d.verdict, Verdict::Skipped { reason } if reason.contains("level limit"))));
+    assert!(result.decisions.iter().any(
+        |d| matches!(&d.verdict, Verdict::Skipped { reason } if reason.contains("level limit"))
+    ));
 }
 
 #[test]
@@ -134,7 +217,11 @@ fn a_crashing_driver_is_skipped_with_its_reason() {
     let runtime = runtime();
     let m = manager(&runtime, &["misbehaving-panic", "ovs-hybrid"]);
     let fx = AgentFixture::default();
-    let result = m.bind(&fixtures::port(VnicType::Normal), &fx.network(NetworkType::Flat), &fx.live(OVS));
+    let result = m.bind(
+        &fixtures::port(VnicType::Normal),
+        &fx.network(NetworkType::Flat),
+        &fx.live(OVS),
+    );
     assert_eq!(result.vif_type(), "ovs");
     assert!(
         matches!(&result.decisions[0].verdict, Verdict::Error { reason } if reason.contains("panics on purpose")),

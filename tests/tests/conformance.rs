@@ -60,7 +60,10 @@ fn misbehaving_drivers_fail_the_right_cases() {
     assert!(failed(&r, "faults contained").contains("trapped"));
     for r in [check("misbehaving-spin"), check("misbehaving-hog")] {
         assert!(!r.ok());
-        assert!(failed(&r, "flat: live agent").contains("ran out of fuel") || failed(&r, "flat: live agent").contains("memory"));
+        assert!(
+            failed(&r, "flat: live agent").contains("ran out of fuel")
+                || failed(&r, "flat: live agent").contains("memory")
+        );
     }
 }
 

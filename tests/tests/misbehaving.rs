@@ -13,49 +13,91 @@ const OVS: &str = "Open vSwitch agent";
 
 fn bind_ctx() -> BindContext {
     let fx = AgentFixture::default();
-    fixtures::bind_context(fixtures::port(VnicType::Normal), fx.network(NetworkType::Vlan), fx.live(OVS))
+    fixtures::bind_context(
+        fixtures::port(VnicType::Normal),
+        fx.network(NetworkType::Vlan),
+        fx.live(OVS),
+    )
 }
 
 fn plug_ctx() -> PortContext {
     let fx = AgentFixture::default();
     let network = fx.network(NetworkType::Vlan);
     let agent = fx.live(OVS).remove(0);
-    fixtures::port_context(&fixtures::port(VnicType::Normal), &network, &network.segments[0], &agent, "ovs", &[])
+    fixtures::port_context(
+        &fixtures::port(VnicType::Normal),
+        &network,
+        &network.segments[0],
+        &agent,
+        "ovs",
+        &[],
+    )
 }
 
 /// The host is still fine: a good driver binds, and the bad one's well-behaved calls work.
 fn host_still_works(runtime: &Arc<Runtime>, bad: &Driver) {
     let good = test_driver(runtime, "misbehaving-good");
-    assert!(matches!(good.bind_port(&bind_ctx()), Ok(BindDecision::Bound(_))));
+    assert!(matches!(
+        good.bind_port(&bind_ctx()),
+        Ok(BindDecision::Bound(_))
+    ));
     let ovs = bundled_driver(runtime, "ovs-hybrid");
-    assert!(matches!(ovs.bind_port(&bind_ctx()), Ok(BindDecision::Bound(_))));
-    bad.unplug_port(&plug_ctx()).expect("the misbehaving driver's other calls still work");
+    assert!(matches!(
+        ovs.bind_port(&bind_ctx()),
+        Ok(BindDecision::Bound(_))
+    ));
+    bad.unplug_port(&plug_ctx())
+        .expect("the misbehaving driver's other calls still work");
 }
 
 #[test]
 fn endless_loop_runs_out_of_fuel() {
-    let limits = Limits { fuel: 5_000_000, deadline: Duration::from_secs(30), ..Limits::default() };
+    let limits = Limits {
+        fuel: 5_000_000,
+        deadline: Duration::from_secs(30),
+        ..Limits::default()
+    };
     let runtime = Runtime::new(limits, None).unwrap();
     let spin = test_driver(&runtime, "misbehaving-spin");
-    assert_eq!(spin.bind_port(&bind_ctx()), Err(CallError::OutOfFuel { fuel: 5_000_000 }));
+    assert_eq!(
+        spin.bind_port(&bind_ctx()),
+        Err(CallError::OutOfFuel { fuel: 5_000_000 })
+    );
     host_still_works(&runtime, &spin);
 }
 
 #[test]
 fn endless_loop_hits_the_deadline() {
-    let limits = Limits { fuel: u64::MAX / 2, deadline: Duration::from_millis(50), ..Limits::default() };
+    let limits = Limits {
+        fuel: u64::MAX / 2,
+        deadline: Duration::from_millis(50),
+        ..Limits::default()
+    };
     let runtime = Runtime::new(limits, None).unwrap();
     let spin = test_driver(&runtime, "misbehaving-spin");
-    assert_eq!(spin.bind_port(&bind_ctx()), Err(CallError::DeadlineExceeded { millis: 50 }));
+    assert_eq!(
+        spin.bind_port(&bind_ctx()),
+        Err(CallError::DeadlineExceeded { millis: 50 })
+    );
     host_still_works(&runtime, &spin);
 }
 
 #[test]
 fn unbounded_memory_growth_hits_the_cap() {
-    let limits = Limits { memory_bytes: 16 << 20, fuel: u64::MAX / 2, deadline: Duration::from_secs(30), ..Limits::default() };
+    let limits = Limits {
+        memory_bytes: 16 << 20,
+        fuel: u64::MAX / 2,
+        deadline: Duration::from_secs(30),
+        ..Limits::default()
+    };
     let runtime = Runtime::new(limits, None).unwrap();
     let hog = test_driver(&runtime, "misbehaving-hog");
-    assert_eq!(hog.bind_port(&bind_ctx()), Err(CallError::MemoryCap { limit_bytes: 16 << 20 }));
+    assert_eq!(
+        hog.bind_port(&bind_ctx()),
+        Err(CallError::MemoryCap {
+            limit_bytes: 16 << 20
+        })
+    );
     host_still_works(&runtime, &hog);
 }
 
@@ -65,7 +107,10 @@ fn panic_is_a_trap_that_carries_the_message() {
     let panicky = test_driver(&runtime, "misbehaving-panic");
     match panicky.bind_port(&bind_ctx()) {
         Err(CallError::Trap { output, .. }) => {
-            assert!(output.contains("bind-port panics on purpose"), "output: {output}")
+            assert!(
+                output.contains("bind-port panics on purpose"),
+                "output: {output}"
+            )
         }
         other => panic!("expected a trap, got {other:?}"),
     }
@@ -79,9 +124,21 @@ fn plan_outside_the_grant_is_rejected_whole() {
     match escape.plug_port(&plug_ctx()) {
         Err(CallError::OutsideGrant(violations)) => {
             assert_eq!(violations.len(), 3, "{violations:?}");
-            assert!(violations.iter().any(|v| v.contains("link eth0 is not granted")));
-            assert!(violations.iter().any(|v| v.contains("link br-ex is not granted")));
-            assert!(violations.iter().any(|v| v.contains("namespace root-ns is not granted")));
+            assert!(
+                violations
+                    .iter()
+                    .any(|v| v.contains("link eth0 is not granted"))
+            );
+            assert!(
+                violations
+                    .iter()
+                    .any(|v| v.contains("link br-ex is not granted"))
+            );
+            assert!(
+                violations
+                    .iter()
+                    .any(|v| v.contains("namespace root-ns is not granted"))
+            );
         }
         other => panic!("expected OutsideGrant, got {other:?}"),
     }
@@ -93,10 +150,17 @@ fn operator_narrowing_applies_to_plans() {
     let runtime = runtime();
     let mut settings = DriverSettings::default();
     settings.grant.ovs_bridges = Some(vec!["br-other".into()]);
-    let good = runtime.load_file(&component("misbehaving-good"), settings).unwrap();
-    assert!(good.grant().ovs_bridges.is_empty(), "br-other was never declared, so nothing is left");
+    let good = runtime
+        .load_file(&component("misbehaving-good"), settings)
+        .unwrap();
+    assert!(
+        good.grant().ovs_bridges.is_empty(),
+        "br-other was never declared, so nothing is left"
+    );
     match good.plug_port(&plug_ctx()) {
-        Err(CallError::OutsideGrant(v)) => assert!(v.iter().any(|v| v.contains("OVS bridge br-int")), "{v:?}"),
+        Err(CallError::OutsideGrant(v)) => {
+            assert!(v.iter().any(|v| v.contains("OVS bridge br-int")), "{v:?}")
+        }
         other => panic!("expected OutsideGrant, got {other:?}"),
     }
 }
@@ -106,7 +170,9 @@ fn nonsense_answers_are_malformed() {
     let runtime = runtime();
     let nonsense = test_driver(&runtime, "misbehaving-nonsense");
     match nonsense.bind_port(&bind_ctx()) {
-        Err(CallError::Malformed(m)) => assert!(m.contains("\"no-such-segment\" was not offered"), "{m}"),
+        Err(CallError::Malformed(m)) => {
+            assert!(m.contains("\"no-such-segment\" was not offered"), "{m}")
+        }
         other => panic!("expected Malformed, got {other:?}"),
     }
     match nonsense.plug_port(&plug_ctx()) {
@@ -123,8 +189,13 @@ fn nonsense_answers_are_malformed() {
 fn forbidden_import_is_refused_at_load_naming_the_file() {
     let runtime = runtime();
     let path = component("misbehaving-clock");
-    let err = runtime.load_file(&path, DriverSettings::default()).err().expect("refused");
-    assert!(matches!(&err.cause, LoadFailure::ForbiddenImports(i) if i.iter().any(|i| i.starts_with("wasi:clocks/wall-clock"))));
+    let err = runtime
+        .load_file(&path, DriverSettings::default())
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(&err.cause, LoadFailure::ForbiddenImports(i) if i.iter().any(|i| i.starts_with("wasi:clocks/wall-clock")))
+    );
     let message = err.to_string();
     assert!(message.contains(&path.display().to_string()), "{message}");
     assert!(message.contains("wasi:clocks/wall-clock"), "{message}");
@@ -135,7 +206,10 @@ fn forbidden_import_is_refused_at_load_naming_the_file() {
 fn wrong_contract_version_is_refused_at_load_naming_the_file() {
     let runtime = runtime();
     let path = component("wrong-version");
-    let err = runtime.load_file(&path, DriverSettings::default()).err().expect("refused");
+    let err = runtime
+        .load_file(&path, DriverSettings::default())
+        .err()
+        .expect("refused");
     match &err.cause {
         LoadFailure::UnsupportedVersion { found, supported } => {
             assert_eq!(found, "9.0.0");
@@ -149,9 +223,19 @@ fn wrong_contract_version_is_refused_at_load_naming_the_file() {
 #[test]
 fn garbage_is_not_a_component() {
     let runtime = runtime();
-    let err = runtime.load_bytes("garbage.wasm", b"\0asm but not really", DriverSettings::default()).err().unwrap();
+    let err = runtime
+        .load_bytes(
+            "garbage.wasm",
+            b"\0asm but not really",
+            DriverSettings::default(),
+        )
+        .err()
+        .unwrap();
     assert!(matches!(err.cause, LoadFailure::NotAComponent(_)));
-    assert!(err.to_string().starts_with("cannot load driver garbage.wasm: not a valid WebAssembly component"));
+    assert!(
+        err.to_string()
+            .starts_with("cannot load driver garbage.wasm: not a valid WebAssembly component")
+    );
 }
 
 #[test]
@@ -159,18 +243,33 @@ fn a_failed_instance_is_discarded_and_the_next_call_gets_a_new_one() {
     let runtime = runtime();
     let panicky = test_driver(&runtime, "misbehaving-panic");
     let mut session = panicky.session().unwrap();
-    assert!(matches!(session.bind_port(&bind_ctx()), Err(CallError::Trap { .. })));
-    assert!(matches!(session.unplug_port(&plug_ctx()), Err(CallError::Host(_))), "a trapped instance is not reused");
-    assert!(panicky.unplug_port(&plug_ctx()).is_ok(), "a fresh instance works");
+    assert!(matches!(
+        session.bind_port(&bind_ctx()),
+        Err(CallError::Trap { .. })
+    ));
+    assert!(
+        matches!(session.unplug_port(&plug_ctx()), Err(CallError::Host(_))),
+        "a trapped instance is not reused"
+    );
+    assert!(
+        panicky.unplug_port(&plug_ctx()).is_ok(),
+        "a fresh instance works"
+    );
 }
 
 #[test]
 fn many_failing_calls_do_not_exhaust_the_instance_pool() {
-    let limits = Limits { max_instances: 4, ..Limits::default() };
+    let limits = Limits {
+        max_instances: 4,
+        ..Limits::default()
+    };
     let runtime = Runtime::new(limits, None).unwrap();
     let panicky = test_driver(&runtime, "misbehaving-panic");
     for _ in 0..50 {
-        assert!(matches!(panicky.bind_port(&bind_ctx()), Err(CallError::Trap { .. })));
+        assert!(matches!(
+            panicky.bind_port(&bind_ctx()),
+            Err(CallError::Trap { .. })
+        ));
     }
     host_still_works(&runtime, &panicky);
 }

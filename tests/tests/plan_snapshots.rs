@@ -14,7 +14,10 @@ fn dhcp_port() -> Port {
     port.id = DHCP_PORT_ID.into();
     port.mac_address = "fa:16:3e:aa:bb:cc".into();
     port.device_owner = "network:dhcp".into();
-    port.device_id = format!("dhcp5b1e4a38-0f2c-5d8e-9a47-1c3b5d7f9e21-{}", fixtures::NETWORK_ID);
+    port.device_id = format!(
+        "dhcp5b1e4a38-0f2c-5d8e-9a47-1c3b5d7f9e21-{}",
+        fixtures::NETWORK_ID
+    );
     port.fixed_ips[0].ip_address = "10.0.0.2".into();
     port
 }
@@ -27,16 +30,38 @@ fn story(driver: &Driver, agent_type: &str, nt: NetworkType) -> String {
     let agents = fx.live(agent_type);
     let agent = &agents[0];
     let instance = fixtures::port(VnicType::Normal);
-    let decision = driver.bind_port(&fixtures::bind_context(instance.clone(), network.clone(), agents.clone())).unwrap();
-    let BindDecision::Bound(bound) = decision else { panic!("{decision:?}") };
+    let decision = driver
+        .bind_port(&fixtures::bind_context(
+            instance.clone(),
+            network.clone(),
+            agents.clone(),
+        ))
+        .unwrap();
+    let BindDecision::Bound(bound) = decision else {
+        panic!("{decision:?}")
+    };
     let segment = &network.segments[0];
     let mut out = format!("bound {} vif_type={}\n", bound.segment_id, bound.vif_type);
     for (k, v) in &bound.vif_details {
         out += &format!("  {k} = {v}\n");
     }
     let nctx = fixtures::network_context(&network, segment, agent);
-    let ictx = fixtures::port_context(&instance, &network, segment, agent, &bound.vif_type, &bound.vif_details);
-    let mut dctx = fixtures::port_context(&dhcp_port(), &network, segment, agent, &bound.vif_type, &bound.vif_details);
+    let ictx = fixtures::port_context(
+        &instance,
+        &network,
+        segment,
+        agent,
+        &bound.vif_type,
+        &bound.vif_details,
+    );
+    let mut dctx = fixtures::port_context(
+        &dhcp_port(),
+        &network,
+        segment,
+        agent,
+        &bound.vif_type,
+        &bound.vif_details,
+    );
     dctx.attachment.kind = AttachmentKind::Dhcp;
     dctx.attachment.namespace = format!("qdhcp-{}", fixtures::NETWORK_ID);
     dctx.attachment.interface_name = format!("ns-{}", &DHCP_PORT_ID[..11]);
@@ -57,7 +82,10 @@ fn snapshot_driver(name: &str, agent_type: &str, types: &[NetworkType]) {
     let runtime = runtime();
     let driver = bundled_driver(&runtime, name);
     for &nt in types {
-        let snapshot = format!("{name}-{}", neutrino::plugins::bindings::network_type_name(nt));
+        let snapshot = format!(
+            "{name}-{}",
+            neutrino::plugins::bindings::network_type_name(nt)
+        );
         insta::assert_snapshot!(snapshot, story(&driver, agent_type, nt));
     }
 }
@@ -69,10 +97,18 @@ fn flatdhcp_plans() {
 
 #[test]
 fn ovs_hybrid_plans() {
-    snapshot_driver("ovs-hybrid", "Open vSwitch agent", &[NetworkType::Flat, NetworkType::Vlan, NetworkType::Vxlan]);
+    snapshot_driver(
+        "ovs-hybrid",
+        "Open vSwitch agent",
+        &[NetworkType::Flat, NetworkType::Vlan, NetworkType::Vxlan],
+    );
 }
 
 #[test]
 fn linuxbridge_plans() {
-    snapshot_driver("linuxbridge", "Linux bridge agent", &[NetworkType::Flat, NetworkType::Vlan, NetworkType::Vxlan]);
+    snapshot_driver(
+        "linuxbridge",
+        "Linux bridge agent",
+        &[NetworkType::Flat, NetworkType::Vlan, NetworkType::Vxlan],
+    );
 }

@@ -44,12 +44,23 @@ fn precompiled_components_are_cached_and_reused() {
     let cache = tempfile::tempdir().unwrap();
     let runtime = Runtime::new(Limits::default(), Some(cache.path().to_path_buf())).unwrap();
     let bytes = bundled::get("ovs-hybrid").unwrap();
-    runtime.load_bytes("ovs-hybrid", bytes, DriverSettings::default()).unwrap();
-    let cached: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    runtime
+        .load_bytes("ovs-hybrid", bytes, DriverSettings::default())
+        .unwrap();
+    let cached: Vec<_> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(cached.len(), 1);
     assert_eq!(cached[0].extension().unwrap(), "cwasm");
     let modified = std::fs::metadata(&cached[0]).unwrap().modified().unwrap();
-    let again = runtime.load_bytes("ovs-hybrid", bytes, DriverSettings::default()).unwrap();
+    let again = runtime
+        .load_bytes("ovs-hybrid", bytes, DriverSettings::default())
+        .unwrap();
     assert_eq!(again.name(), "ovs-hybrid");
-    assert_eq!(std::fs::metadata(&cached[0]).unwrap().modified().unwrap(), modified, "not rewritten");
+    assert_eq!(
+        std::fs::metadata(&cached[0]).unwrap().modified().unwrap(),
+        modified,
+        "not rewritten"
+    );
 }

@@ -16,6 +16,10 @@ pub const NAME: &str = "macvlan";
 pub const AGENT_TYPE: &str = "Macvtap agent";
 /// The only VIF type this driver produces.
 pub const VIF_TYPE: &str = "macvtap";
+/// The vNIC types this driver binds.
+const VNIC_TYPES: [VnicType; 1] = [VnicType::Normal];
+/// The network types this driver binds.
+const NETWORK_TYPES: [NetworkType; 2] = [NetworkType::Flat, NetworkType::Vlan];
 
 pub struct Macvlan;
 
@@ -25,8 +29,8 @@ impl Driver for Macvlan {
             name: NAME.into(),
             version: env!("CARGO_PKG_VERSION").into(),
             agent_type: AGENT_TYPE.into(),
-            vnic_types: vec![VnicType::Normal],
-            network_types: vec![NetworkType::Flat, NetworkType::Vlan],
+            vnic_types: VNIC_TYPES.to_vec(),
+            network_types: NETWORK_TYPES.to_vec(),
             vif_types: vec![VIF_TYPE.into()],
             capabilities: Grant {
                 // Links are created only inside the attachment namespace (always granted) and
@@ -39,63 +43,29 @@ impl Driver for Macvlan {
         }
     }
 
-    /// Never an error: anything this driver cannot bind is a pass with the reason why.
+    /// Never an error: anything this driver cannot bind is a pass with the reason why. The SDK
+    /// checks the vNIC type and the agents; the driver only says whether a segment fits one.
     fn bind_port(ctx: BindContext) -> Result<BindDecision, DriverError> {
-        let port = &ctx.port;
-        if port.vnic_type != VnicType::Normal {
-            return Ok(pass(format!(
-                "vnic_type {} not supported by {NAME}",
-                vnic_type_name(port.vnic_type)
-            )));
-        }
-        let agents: Vec<&Agent> = agents_of_type(&ctx.agents, AGENT_TYPE).collect();
-        if agents.is_empty() {
-            return Ok(pass(format!("no {AGENT_TYPE} on host {}", ctx.host)));
-        }
-        let alive: Vec<&Agent> = agents.iter().copied().filter(|a| a.alive).collect();
-        if alive.is_empty() {
-            log::warn(&format!(
-                "refusing to bind port {} to dead {AGENT_TYPE} on host {}",
-                port.id, ctx.host
-            ));
-            return Ok(pass(format!(
-                "{AGENT_TYPE} on host {} is not alive",
-                ctx.host
-            )));
-        }
-        if ctx.segments_to_bind.is_empty() {
-            return Ok(pass(format!(
-                "no segments to bind for port {} on host {}",
-                port.id, ctx.host
-            )));
-        }
-        let mut reasons: Vec<String> = Vec::new();
-        for agent in alive {
-            for segment in &ctx.segments_to_bind {
-                match Uplink::new(segment, agent) {
-                    Ok(uplink) => {
-                        return Ok(BindDecision::Bound(Bound {
-                            segment_id: segment.id.clone(),
-                            vif_type: VIF_TYPE.into(),
-                            vif_details: vec![
-                                pair("port_filter", json_bool(false)),
-                                pair("connectivity", json_str("l2")),
-                                pair("physical_interface", json_str(&uplink.physical)),
-                                pair("macvtap_mode", json_str("bridge")),
-                                pair("macvtap_source", json_str(uplink.source())),
-                            ],
-                        }));
-                    }
-                    Err(why) => {
-                        let reason = format!("segment {}: {why}", segment.id);
-                        if !reasons.contains(&reason) {
-                            reasons.push(reason);
-                        }
-                    }
-                }
-            }
-        }
-        Ok(pass(reasons.join("; ")))
+        Ok(bind_with_agents(
+            &ctx,
+            NAME,
+            AGENT_TYPE,
+            &VNIC_TYPES,
+            |agent, segment| {
+                let uplink = Uplink::new(segment, agent)?;
+                Ok(Bound {
+                    segment_id: segment.id.clone(),
+                    vif_type: VIF_TYPE.into(),
+                    vif_details: vec![
+                        pair("port_filter", json_bool(false)),
+                        pair("connectivity", json_str("l2")),
+                        pair("physical_interface", json_str(&uplink.physical)),
+                        pair("macvtap_mode", json_str("bridge")),
+                        pair("macvtap_source", json_str(uplink.source())),
+                    ],
+                })
+            },
+        ))
     }
 
     /// A vlan network needs its sub-interface on the host; a flat one needs nothing.
@@ -108,7 +78,7 @@ impl Driver for Macvlan {
                     &vlan.name,
                     &uplink.physical,
                     vlan.id,
-                    segment_mtu(&ctx.network, &ctx.segment),
+                    segment_mtu(&ctx.network, &ctx.segment)?,
                 )
                 .up(&vlan.name);
         }
@@ -127,13 +97,8 @@ impl Driver for Macvlan {
 
     fn plug_port(ctx: PortContext) -> Result<Plan, DriverError> {
         let uplink = Uplink::for_port(&ctx)?;
-        if ctx.port.mac_address.is_empty() {
-            return Err(DriverError::InvalidInput(format!(
-                "port {} has no MAC address",
-                ctx.port.id
-            )));
-        }
-        let mtu = segment_mtu(&ctx.network, &ctx.segment);
+        let mac = port_mac(&ctx.port)?;
+        let mtu = segment_mtu(&ctx.network, &ctx.segment)?;
         let ns = ctx.attachment.namespace.as_str();
         let name = ctx.attachment.interface_name.as_str();
         let mut plan = PlanBuilder::new();
@@ -149,7 +114,7 @@ impl Driver for Macvlan {
                 uplink.source(),
                 MacvlanMode::Bridge,
                 Some(ns),
-                Some(&ctx.port.mac_address),
+                Some(mac),
                 mtu,
             )
             .up_in(name, ns)
@@ -184,7 +149,7 @@ impl Uplink {
     /// The uplink of `segment` on `agent`'s host, or why the segment does not fit the agent.
     fn new(segment: &Segment, agent: &Agent) -> Result<Self, String> {
         let ty = network_type_name(segment.network_type);
-        if !matches!(segment.network_type, NetworkType::Flat | NetworkType::Vlan) {
+        if !NETWORK_TYPES.contains(&segment.network_type) {
             return Err(format!("network type {ty} not supported"));
         }
         let Some(physnet) = segment.physical_network.as_deref() else {
@@ -237,7 +202,7 @@ impl Uplink {
         check_port(ctx)?;
         match pairs_get(&ctx.vif_details, "physical_interface") {
             Some(text) => {
-                let physical = parse_json_str(text).ok_or_else(|| {
+                let physical = json_parse_str(text).ok_or_else(|| {
                     invalid(format!(
                         "vif_details physical_interface is not a JSON string: {text}"
                     ))
@@ -255,102 +220,19 @@ impl Uplink {
 }
 
 fn check_bindable(segment: &Segment) -> Result<(), DriverError> {
-    match segment.network_type {
-        NetworkType::Flat | NetworkType::Vlan => Ok(()),
-        other => Err(invalid(format!(
-            "{NAME} never binds {} segments (segment {})",
-            network_type_name(other),
-            segment.id
-        ))),
-    }
+    check_segment_type(segment, NAME, &NETWORK_TYPES)
 }
 
+/// A plug/unplug must be for a binding this driver made, into a usable interface name.
 fn check_port(ctx: &PortContext) -> Result<(), DriverError> {
     check_bindable(&ctx.segment)?;
-    if ctx.vif_type != VIF_TYPE {
-        return Err(invalid(format!(
-            "{NAME} binds vif_type {VIF_TYPE}, not {}",
-            ctx.vif_type
-        )));
-    }
-    if ctx.port.id.is_empty() {
-        return Err(invalid("port has an empty id".into()));
-    }
-    if !names::is_valid_ifname(&ctx.attachment.interface_name) {
-        return Err(invalid(format!(
-            "attachment interface {:?} is not a valid interface name",
-            ctx.attachment.interface_name
-        )));
-    }
+    check_port_binding(ctx, NAME, VIF_TYPE)?;
+    checked_ifname(&ctx.attachment.interface_name, "attachment interface")?;
     Ok(())
-}
-
-fn pass(reason: String) -> BindDecision {
-    log::debug(&format!("not binding: {reason}"));
-    BindDecision::Pass(reason)
 }
 
 fn invalid(why: String) -> DriverError {
     DriverError::InvalidInput(why)
-}
-
-// Helpers the SDK does not provide (yet).
-
-/// The segment's MTU, else the network's; `None` when neither is set.
-fn segment_mtu(network: &Network, segment: &Segment) -> Option<u32> {
-    [segment.mtu, network.mtu].into_iter().find(|mtu| *mtu > 0)
-}
-
-/// Neutron's spelling of a vNIC type.
-fn vnic_type_name(vnic_type: VnicType) -> &'static str {
-    match vnic_type {
-        VnicType::Normal => "normal",
-        VnicType::Direct => "direct",
-        VnicType::Macvtap => "macvtap",
-        VnicType::Baremetal => "baremetal",
-        VnicType::DirectPhysical => "direct-physical",
-        VnicType::VirtioForwarder => "virtio-forwarder",
-        VnicType::SmartNic => "smart-nic",
-        VnicType::Vdpa => "vdpa",
-        VnicType::AcceleratorDirect => "accelerator-direct",
-        VnicType::AcceleratorDirectPhysical => "accelerator-direct-physical",
-        VnicType::RemoteManaged => "remote-managed",
-    }
-}
-
-/// Neutron's spelling of a network type.
-fn network_type_name(network_type: NetworkType) -> &'static str {
-    match network_type {
-        NetworkType::Flat => "flat",
-        NetworkType::Vlan => "vlan",
-        NetworkType::Vxlan => "vxlan",
-        NetworkType::Gre => "gre",
-        NetworkType::Geneve => "geneve",
-        NetworkType::Local => "local",
-    }
-}
-
-/// The string a JSON string literal in `vif-details` stands for (the common escapes only).
-fn parse_json_str(text: &str) -> Option<String> {
-    let inner = text.trim().strip_prefix('"')?.strip_suffix('"')?;
-    let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push(match chars.next()? {
-                '"' => '"',
-                '\\' => '\\',
-                '/' => '/',
-                'n' => '\n',
-                't' => '\t',
-                'r' => '\r',
-                _ => return None,
-            }),
-            '"' => return None,
-            c => out.push(c),
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]

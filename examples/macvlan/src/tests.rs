@@ -248,3 +248,10 @@ fn long_interface_names_stay_within_15_bytes() {
         assert!(name.len() <= names::IFNAMSIZ_MAX, "{name}");
     }
 }
+
+#[test]
+fn plug_rejects_a_bad_mac() {
+    let mut ctx = bound_port_context(NetworkType::Flat);
+    ctx.port.mac_address = "not-a-mac".into();
+    assert!(invalid(Macvlan::plug_port(ctx)).contains("no usable MAC address"));
+}

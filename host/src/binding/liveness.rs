@@ -19,9 +19,25 @@ mod tests {
     #[test]
     fn alive_within_down_time_only() {
         let now = SystemTime::now();
-        assert!(agent_alive(now - Duration::from_secs(30), now, DEFAULT_AGENT_DOWN_TIME));
-        assert!(agent_alive(now - Duration::from_secs(75), now, DEFAULT_AGENT_DOWN_TIME));
-        assert!(!agent_alive(now - Duration::from_secs(76), now, DEFAULT_AGENT_DOWN_TIME));
-        assert!(agent_alive(now + Duration::from_secs(2), now, DEFAULT_AGENT_DOWN_TIME));
+        assert!(agent_alive(
+            now - Duration::from_secs(30),
+            now,
+            DEFAULT_AGENT_DOWN_TIME
+        ));
+        assert!(agent_alive(
+            now - Duration::from_secs(75),
+            now,
+            DEFAULT_AGENT_DOWN_TIME
+        ));
+        assert!(!agent_alive(
+            now - Duration::from_secs(76),
+            now,
+            DEFAULT_AGENT_DOWN_TIME
+        ));
+        assert!(agent_alive(
+            now + Duration::from_secs(2),
+            now,
+            DEFAULT_AGENT_DOWN_TIME
+        ));
     }
 }

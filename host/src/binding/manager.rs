@@ -3,7 +3,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::plugins::Driver;
-use crate::plugins::bindings::{Agent, BindContext, BindDecision, BindingLevel, Network, Port, Segment};
+use crate::plugins::bindings::{
+    Agent, BindContext, BindDecision, BindingLevel, Network, Port, Segment,
+};
 
 /// Neutron's `MAX_BINDING_LEVELS`.
 pub const MAX_BINDING_LEVELS: u8 = 10;
@@ -20,13 +22,25 @@ pub struct DriverDecision {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Verdict {
-    Bound { segment_id: String, vif_type: String },
-    ContinueWith { segment_id: String, next_segments: Vec<String> },
-    Pass { reason: String },
+    Bound {
+        segment_id: String,
+        vif_type: String,
+    },
+    ContinueWith {
+        segment_id: String,
+        next_segments: Vec<String>,
+    },
+    Pass {
+        reason: String,
+    },
     /// The call failed (driver error, trap, limits, malformed answer); the next driver is tried.
-    Error { reason: String },
+    Error {
+        reason: String,
+    },
     /// The manager did not ask this driver (loop guard, level limit).
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -41,7 +55,9 @@ pub enum BindingOutcome {
         /// The bottom bound segment.
         segment: Segment,
     },
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -98,15 +114,29 @@ impl MechanismManager {
         let host = port.binding_host.clone();
         let mut decisions = Vec::new();
         if host.is_empty() {
-            return BindingResult { host, outcome: BindingOutcome::Unbound, decisions };
+            return BindingResult {
+                host,
+                outcome: BindingOutcome::Unbound,
+                decisions,
+            };
         }
         if network.segments.is_empty() {
             let reason = format!("network {} has no segments", network.id);
-            return BindingResult { host, outcome: BindingOutcome::Failed { reason }, decisions };
+            return BindingResult {
+                host,
+                outcome: BindingOutcome::Failed { reason },
+                decisions,
+            };
         }
-        let req = Request { port, network, host: &host, agents };
+        let req = Request {
+            port,
+            network,
+            host: &host,
+            agents,
+        };
         let mut levels = Vec::new();
-        let outcome = match self.bind_level(&req, 0, &network.segments, &mut levels, &mut decisions) {
+        let outcome = match self.bind_level(&req, 0, &network.segments, &mut levels, &mut decisions)
+        {
             Some(found) => {
                 let segment = found
                     .segments
@@ -125,9 +155,15 @@ impl MechanismManager {
                     segment,
                 }
             }
-            None => BindingOutcome::Failed { reason: failure_summary(port, &host, &decisions) },
+            None => BindingOutcome::Failed {
+                reason: failure_summary(port, &host, &decisions),
+            },
         };
-        BindingResult { host, outcome, decisions }
+        BindingResult {
+            host,
+            outcome,
+            decisions,
+        }
     }
 
     fn bind_level(
@@ -142,16 +178,27 @@ impl MechanismManager {
             decisions.push(DriverDecision {
                 level,
                 driver: String::new(),
-                verdict: Verdict::Skipped { reason: format!("binding level limit ({MAX_BINDING_LEVELS}) reached") },
+                verdict: Verdict::Skipped {
+                    reason: format!("binding level limit ({MAX_BINDING_LEVELS}) reached"),
+                },
             });
             return None;
         }
         for driver in &self.drivers {
             let name = driver.name().to_string();
-            let record = |verdict| DriverDecision { level, driver: name.clone(), verdict };
+            let record = |verdict| DriverDecision {
+                level,
+                driver: name.clone(),
+                verdict,
+            };
             // Loop guard: a driver never binds again a segment it bound at a higher level.
-            if levels.iter().any(|l| l.driver == name && segments.iter().any(|s| s.id == l.segment_id)) {
-                decisions.push(record(Verdict::Skipped { reason: "already bound one of these segments above".into() }));
+            if levels
+                .iter()
+                .any(|l| l.driver == name && segments.iter().any(|s| s.id == l.segment_id))
+            {
+                decisions.push(record(Verdict::Skipped {
+                    reason: "already bound one of these segments above".into(),
+                }));
                 continue;
             }
             let ctx = BindContext {
@@ -165,8 +212,15 @@ impl MechanismManager {
             };
             match driver.bind_port(&ctx) {
                 Ok(BindDecision::Bound(b)) => {
-                    decisions.push(record(Verdict::Bound { segment_id: b.segment_id.clone(), vif_type: b.vif_type.clone() }));
-                    levels.push(BindingLevel { level, driver: name, segment_id: b.segment_id.clone() });
+                    decisions.push(record(Verdict::Bound {
+                        segment_id: b.segment_id.clone(),
+                        vif_type: b.vif_type.clone(),
+                    }));
+                    levels.push(BindingLevel {
+                        level,
+                        driver: name,
+                        segment_id: b.segment_id.clone(),
+                    });
                     return Some(Found {
                         segment_id: b.segment_id,
                         vif_type: b.vif_type,
@@ -179,8 +233,14 @@ impl MechanismManager {
                         segment_id: c.segment_id.clone(),
                         next_segments: c.next_segments.iter().map(|s| s.id.clone()).collect(),
                     }));
-                    levels.push(BindingLevel { level, driver: name, segment_id: c.segment_id });
-                    if let Some(found) = self.bind_level(req, level + 1, &c.next_segments, levels, decisions) {
+                    levels.push(BindingLevel {
+                        level,
+                        driver: name,
+                        segment_id: c.segment_id,
+                    });
+                    if let Some(found) =
+                        self.bind_level(req, level + 1, &c.next_segments, levels, decisions)
+                    {
                         return Some(found);
                     }
                     levels.pop();
@@ -188,7 +248,9 @@ impl MechanismManager {
                 Ok(BindDecision::Pass(reason)) => decisions.push(record(Verdict::Pass { reason })),
                 Err(e) => {
                     tracing::warn!(driver = %name, port = %req.port.id, "bind-port failed: {e}");
-                    decisions.push(record(Verdict::Error { reason: e.to_string() }));
+                    decisions.push(record(Verdict::Error {
+                        reason: e.to_string(),
+                    }));
                 }
             }
         }
@@ -205,12 +267,17 @@ fn failure_summary(port: &Port, host: &str, decisions: &[DriverDecision]) -> Str
             Verdict::Pass { reason } | Verdict::Error { reason } | Verdict::Skipped { reason } => {
                 format!("{}: {reason}", d.driver)
             }
-            Verdict::ContinueWith { .. } => format!("{}: no driver could bind the next level", d.driver),
+            Verdict::ContinueWith { .. } => {
+                format!("{}: no driver could bind the next level", d.driver)
+            }
             Verdict::Bound { .. } => format!("{}: bound", d.driver),
         })
         .collect();
     if reasons.is_empty() {
-        return format!("no mechanism driver is configured to bind port {} on host {host}", port.id);
+        return format!(
+            "no mechanism driver is configured to bind port {} on host {host}",
+            port.id
+        );
     }
     format!(
         "failed to bind port {} on host {host} for vnic_type {}: {}",

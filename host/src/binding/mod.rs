@@ -9,4 +9,6 @@ mod liveness;
 mod manager;
 
 pub use liveness::{DEFAULT_AGENT_DOWN_TIME, agent_alive};
-pub use manager::{BindingOutcome, BindingResult, DriverDecision, MAX_BINDING_LEVELS, MechanismManager, Verdict};
+pub use manager::{
+    BindingOutcome, BindingResult, DriverDecision, MAX_BINDING_LEVELS, MechanismManager, Verdict,
+};

@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::plugins::bindings::{
-    network_type_name,
     Agent, AgentConfigurations, Attachment, AttachmentKind, BindContext, FixedIp, Network,
-    NetworkContext, NetworkType, Port, PortContext, Segment, VnicType,
+    NetworkContext, NetworkType, Port, PortContext, Segment, VnicType, network_type_name,
 };
 
 pub const HOST: &str = "conformance-host";
@@ -96,7 +95,10 @@ impl AgentFixture {
             tunneling_ip: None,
             ..self.configurations()
         };
-        vec![self.agent(agent_type, true, empty), self.agent("Conformance other agent", true, self.configurations())]
+        vec![
+            self.agent(agent_type, true, empty),
+            self.agent("Conformance other agent", true, self.configurations()),
+        ]
     }
 
     /// A one-segment network of the given type.
@@ -129,7 +131,6 @@ impl AgentFixture {
     }
 }
 
-
 pub const ALL_NETWORK_TYPES: [NetworkType; 6] = [
     NetworkType::Flat,
     NetworkType::Vlan,
@@ -160,7 +161,10 @@ pub fn port(vnic_type: VnicType) -> Port {
         network_id: NETWORK_ID.into(),
         name: "conformance-port".into(),
         mac_address: "fa:16:3e:12:34:56".into(),
-        fixed_ips: vec![FixedIp { subnet_id: "5d1f0e3a-0000-4000-8000-000000000001".into(), ip_address: "10.0.0.5".into() }],
+        fixed_ips: vec![FixedIp {
+            subnet_id: "5d1f0e3a-0000-4000-8000-000000000001".into(),
+            ip_address: "10.0.0.5".into(),
+        }],
         vnic_type,
         binding_host: HOST.into(),
         binding_profile: vec![],

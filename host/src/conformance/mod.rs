@@ -40,13 +40,17 @@ impl KitConfig {
 
 /// Runs the whole suite against the component at `path`.
 pub fn check_file(path: &Path, kit: &KitConfig) -> anyhow::Result<Report> {
-    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     check_bytes(&path.display().to_string(), &bytes, kit)
 }
 
 /// Runs the whole suite against a component in memory; `source` names it in the report.
 pub fn check_bytes(source: &str, bytes: &[u8], kit: &KitConfig) -> anyhow::Result<Report> {
     let runtime: Arc<Runtime> = Runtime::new(kit.limits.clone().unwrap_or_default(), None)?;
-    let settings = DriverSettings { config: kit.config.clone(), grant: kit.grant.clone() };
+    let settings = DriverSettings {
+        config: kit.config.clone(),
+        grant: kit.grant.clone(),
+    };
     Ok(cases::run(&runtime, source, bytes, settings, &kit.fixtures))
 }

@@ -27,7 +27,10 @@ pub struct Report {
 
 impl Report {
     pub fn record(&mut self, case: impl Into<String>, outcome: Outcome) {
-        self.cases.push(CaseResult { case: case.into(), outcome });
+        self.cases.push(CaseResult {
+            case: case.into(),
+            outcome,
+        });
     }
 
     pub fn count(&self, which: fn(&Outcome) -> bool) -> usize {
@@ -53,7 +56,10 @@ impl Report {
 
     /// The outcome of the first case whose name starts with `prefix`.
     pub fn outcome(&self, prefix: &str) -> Option<&Outcome> {
-        self.cases.iter().find(|c| c.case.starts_with(prefix)).map(|c| &c.outcome)
+        self.cases
+            .iter()
+            .find(|c| c.case.starts_with(prefix))
+            .map(|c| &c.outcome)
     }
 }
 
@@ -70,6 +76,12 @@ impl fmt::Display for Report {
                 Outcome::Skip(why) => writeln!(f, "  SKIP  {} ({why})", c.case)?,
             }
         }
-        write!(f, "cases: {} passed, {} failed, {} skipped", self.passed(), self.failed(), self.skipped())
+        write!(
+            f,
+            "cases: {} passed, {} failed, {} skipped",
+            self.passed(),
+            self.failed(),
+            self.skipped()
+        )
     }
 }

@@ -9,7 +9,7 @@ wasmtime::component::bindgen!({
     additional_derives: [serde::Serialize, serde::Deserialize, PartialEq, Eq],
 });
 
-pub use neutrino::driver::types::*;
+pub use self::neutrino::driver::types::*;
 
 /// `normal`, `direct-physical`, ... as Neutron spells vnic types.
 pub fn vnic_type_name(v: VnicType) -> &'static str {

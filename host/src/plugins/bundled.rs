@@ -2,9 +2,18 @@
 
 /// (name, component bytes)
 pub const BUNDLED: &[(&str, &[u8])] = &[
-    ("flatdhcp", include_bytes!(concat!(env!("OUT_DIR"), "/flatdhcp.wasm"))),
-    ("ovs-hybrid", include_bytes!(concat!(env!("OUT_DIR"), "/ovs-hybrid.wasm"))),
-    ("linuxbridge", include_bytes!(concat!(env!("OUT_DIR"), "/linuxbridge.wasm"))),
+    (
+        "flatdhcp",
+        include_bytes!(concat!(env!("OUT_DIR"), "/flatdhcp.wasm")),
+    ),
+    (
+        "ovs-hybrid",
+        include_bytes!(concat!(env!("OUT_DIR"), "/ovs-hybrid.wasm")),
+    ),
+    (
+        "linuxbridge",
+        include_bytes!(concat!(env!("OUT_DIR"), "/linuxbridge.wasm")),
+    ),
 ];
 
 pub fn get(name: &str) -> Option<&'static [u8]> {

@@ -69,7 +69,10 @@ impl fmt::Display for CallError {
                 write!(f, "ran past its deadline of {millis} ms")
             }
             CallError::MemoryCap { limit_bytes } => {
-                write!(f, "tried to grow its memory past the cap of {limit_bytes} bytes")
+                write!(
+                    f,
+                    "tried to grow its memory past the cap of {limit_bytes} bytes"
+                )
             }
             CallError::Trap { trap, output } if output.is_empty() => write!(f, "trapped: {trap}"),
             CallError::Trap { trap, output } => write!(f, "trapped: {trap}; it said: {output}"),

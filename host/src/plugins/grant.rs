@@ -74,15 +74,25 @@ impl Grant {
     }
 
     fn link_prefix_ok(&self, name: &str) -> bool {
-        self.link_prefixes.iter().any(|p| !p.is_empty() && name.starts_with(p.as_str()))
+        self.link_prefixes
+            .iter()
+            .any(|p| !p.is_empty() && name.starts_with(p.as_str()))
     }
 
     fn physical_ok(&self, name: &str) -> bool {
-        let matches = |n: &str| self.physical_interfaces.iter().any(|p| pattern_matches(p, n));
+        let matches = |n: &str| {
+            self.physical_interfaces
+                .iter()
+                .any(|p| pattern_matches(p, n))
+        };
         // A VLAN sub-interface belongs to its physical interface: `<phys>.<vid>`, or the
         // shortened name the naming rule gives when that passes 15 bytes.
-        let Some((parent, vid)) = name.rsplit_once('.') else { return matches(name) };
-        let Ok(vid) = vid.parse::<u16>() else { return matches(name) };
+        let Some((parent, vid)) = name.rsplit_once('.') else {
+            return matches(name);
+        };
+        let Ok(vid) = vid.parse::<u16>() else {
+            return matches(name);
+        };
         matches(name)
             || matches(parent)
             || self
@@ -97,7 +107,9 @@ impl Grant {
     }
 
     fn namespace_ok(&self, name: &str) -> bool {
-        self.namespace_prefixes.iter().any(|p| !p.is_empty() && name.starts_with(p.as_str()))
+        self.namespace_prefixes
+            .iter()
+            .any(|p| !p.is_empty() && name.starts_with(p.as_str()))
     }
 }
 
@@ -125,7 +137,10 @@ pub struct Scope<'a> {
 }
 
 impl Scope<'_> {
-    pub const NONE: Scope<'static> = Scope { attachment_namespace: None, attachment_interface: None };
+    pub const NONE: Scope<'static> = Scope {
+        attachment_namespace: None,
+        attachment_interface: None,
+    };
 }
 
 /// Every violation of the grant in `plan`; empty when the whole plan may run.
@@ -173,7 +188,10 @@ pub fn check_plan(grant: &Grant, scope: Scope, plan: &[Op]) -> Vec<String> {
                 } else if let Some(ns) = &r.namespace {
                     check_namespace(grant, scope, ns, &mut deny);
                 } else {
-                    deny(format!("route to {} in the host namespace without a granted device", r.destination));
+                    deny(format!(
+                        "route to {} in the host namespace without a granted device",
+                        r.destination
+                    ));
                 }
             }
             Op::EnsureOvsBridge(b) => {
@@ -205,7 +223,13 @@ fn check_namespace(grant: &Grant, scope: Scope, ns: &str, deny: &mut dyn FnMut(S
     }
 }
 
-fn check_link(grant: &Grant, scope: Scope, name: &str, ns: Option<&str>, deny: &mut dyn FnMut(String)) {
+fn check_link(
+    grant: &Grant,
+    scope: Scope,
+    name: &str,
+    ns: Option<&str>,
+    deny: &mut dyn FnMut(String),
+) {
     match ns {
         None => {
             if !grant.link_prefix_ok(name) && !grant.physical_ok(name) {
@@ -214,7 +238,9 @@ fn check_link(grant: &Grant, scope: Scope, name: &str, ns: Option<&str>, deny: &
         }
         Some(ns) if scope.attachment_namespace == Some(ns) => {
             if scope.attachment_interface != Some(name) && !grant.link_prefix_ok(name) {
-                deny(format!("link {name} in the attachment namespace {ns} is not granted"));
+                deny(format!(
+                    "link {name} in the attachment namespace {ns} is not granted"
+                ));
             }
         }
         Some(ns) => {
@@ -258,26 +284,56 @@ mod tests {
     #[test]
     fn one_bad_op_is_reported_and_names_the_object() {
         let plan = vec![
-            Op::AttachToBridge(AttachSpec { link: "tap1".into(), bridge: "qbr1".into() }),
-            Op::AttachToBridge(AttachSpec { link: "eth0".into(), bridge: "qbr1".into() }),
+            Op::AttachToBridge(AttachSpec {
+                link: "tap1".into(),
+                bridge: "qbr1".into(),
+            }),
+            Op::AttachToBridge(AttachSpec {
+                link: "eth0".into(),
+                bridge: "qbr1".into(),
+            }),
             Op::RemoveNamespace("root-ns".into()),
-            Op::RemoveLink(LinkRef { name: "eth0".into(), namespace: Some("inst-1".into()) }),
-            Op::AttachToBridge(AttachSpec { link: "eth1.100".into(), bridge: "qbr1".into() }),
+            Op::RemoveLink(LinkRef {
+                name: "eth0".into(),
+                namespace: Some("inst-1".into()),
+            }),
+            Op::AttachToBridge(AttachSpec {
+                link: "eth1.100".into(),
+                bridge: "qbr1".into(),
+            }),
         ];
-        let scope = Scope { attachment_namespace: Some("inst-1"), attachment_interface: Some("eth0") };
+        let scope = Scope {
+            attachment_namespace: Some("inst-1"),
+            attachment_interface: Some("eth0"),
+        };
         let v = check_plan(&grant(), scope, &plan);
-        assert_eq!(v, vec!["op 1: link eth0 is not granted", "op 2: namespace root-ns is not granted"]);
+        assert_eq!(
+            v,
+            vec![
+                "op 1: link eth0 is not granted",
+                "op 2: namespace root-ns is not granted"
+            ]
+        );
     }
 
     #[test]
     fn shortened_vlan_names_belong_to_their_interface() {
-        let g = Grant { physical_interfaces: vec!["enp129s0f1np1".into()], ..Grant::default() };
+        let g = Grant {
+            physical_interfaces: vec!["enp129s0f1np1".into()],
+            ..Grant::default()
+        };
         let long = names::vlan_subinterface("enp129s0f1np1", 4094);
         assert_ne!(long, "enp129s0f1np1.4094");
-        let plan = vec![Op::AttachToBridge(AttachSpec { link: long, bridge: "enp129s0f1np1".into() })];
+        let plan = vec![Op::AttachToBridge(AttachSpec {
+            link: long,
+            bridge: "enp129s0f1np1".into(),
+        })];
         assert!(check_plan(&g, Scope::NONE, &plan).is_empty());
         let other = names::vlan_subinterface("enp129s0f0np0", 4094);
-        let plan = vec![Op::AttachToBridge(AttachSpec { link: other, bridge: "enp129s0f1np1".into() })];
+        let plan = vec![Op::AttachToBridge(AttachSpec {
+            link: other,
+            bridge: "enp129s0f1np1".into(),
+        })];
         assert_eq!(check_plan(&g, Scope::NONE, &plan).len(), 1);
     }
 }

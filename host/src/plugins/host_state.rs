@@ -59,12 +59,20 @@ impl CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl ResourceLimiter for CallState {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> Result<bool> {
         if desired > self.memory_cap {
             self.memory_cap_hit = true;
             wasmtime::bail!("memory cap of {} bytes reached", self.memory_cap);
@@ -72,7 +80,12 @@ impl ResourceLimiter for CallState {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -117,9 +130,10 @@ pub fn linker(engine: &wasmtime::Engine) -> Result<Linker<CallState>> {
     use wasmtime_wasi::p2::bindings::{cli, sync::io};
     let mut l = Linker::new(engine);
     MechanismDriver::add_to_linker::<CallState, HasSelf<CallState>>(&mut l, |s| s)?;
-    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<CallState, HasTable>(&mut l, |s| {
-        &mut s.table
-    })?;
+    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<CallState, HasTable>(
+        &mut l,
+        |s| &mut s.table,
+    )?;
     io::poll::add_to_linker::<CallState, HasTable>(&mut l, |s| &mut s.table)?;
     io::streams::add_to_linker::<CallState, HasTable>(&mut l, |s| &mut s.table)?;
     cli::environment::add_to_linker::<CallState, WasiCli>(&mut l, CallState::cli)?;

@@ -74,8 +74,15 @@ impl Registry {
     }
 }
 
-fn load_one(runtime: &Arc<Runtime>, dir: Option<&Path>, name: &str, settings: DriverSettings) -> Result<Driver, LoadError> {
-    let file = dir.map(|d| d.join(format!("{name}.wasm"))).filter(|f| f.exists());
+fn load_one(
+    runtime: &Arc<Runtime>,
+    dir: Option<&Path>,
+    name: &str,
+    settings: DriverSettings,
+) -> Result<Driver, LoadError> {
+    let file = dir
+        .map(|d| d.join(format!("{name}.wasm")))
+        .filter(|f| f.exists());
     let driver = match (&file, bundled::get(name)) {
         (Some(file), _) => runtime.load_file(file, settings)?,
         (None, Some(bytes)) => runtime.load_bytes(&format!("bundled:{name}"), bytes, settings)?,

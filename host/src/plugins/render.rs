@@ -3,11 +3,17 @@
 use super::bindings::{MacvlanMode, Op, OvsPortType};
 
 fn ns(namespace: &Option<String>) -> String {
-    namespace.as_deref().map(|n| format!("@{n}")).unwrap_or_default()
+    namespace
+        .as_deref()
+        .map(|n| format!("@{n}"))
+        .unwrap_or_default()
 }
 
 fn opt<T: std::fmt::Display>(key: &str, value: &Option<T>) -> String {
-    value.as_ref().map(|v| format!(" {key}={v}")).unwrap_or_default()
+    value
+        .as_ref()
+        .map(|v| format!(" {key}={v}"))
+        .unwrap_or_default()
 }
 
 /// One operation as a line, e.g. `ensure-veth tapX <-> eth0@inst-1 mac=fa:16:3e:.. mtu=1500`.
@@ -43,7 +49,13 @@ pub fn op(op: &Op) -> String {
             v.dst_port,
             opt("mtu", &v.mtu)
         ),
-        Op::EnsureVlan(v) => format!("ensure-vlan {} on {} id={}{}", v.name, v.parent, v.vlan_id, opt("mtu", &v.mtu)),
+        Op::EnsureVlan(v) => format!(
+            "ensure-vlan {} on {} id={}{}",
+            v.name,
+            v.parent,
+            v.vlan_id,
+            opt("mtu", &v.mtu)
+        ),
         Op::EnsureMacvlan(m) => format!(
             "ensure-macvlan {}{} on {} mode={}{}{}",
             m.name,
@@ -58,7 +70,12 @@ pub fn op(op: &Op) -> String {
             opt("mac", &m.mac),
             opt("mtu", &m.mtu)
         ),
-        Op::EnsureAddress(a) => format!("ensure-address {} on {}{}", a.cidr, a.link, ns(&a.namespace)),
+        Op::EnsureAddress(a) => format!(
+            "ensure-address {} on {}{}",
+            a.cidr,
+            a.link,
+            ns(&a.namespace)
+        ),
         Op::EnsureRoute(r) => format!(
             "ensure-route{} {}{}{}",
             ns(&r.namespace),
@@ -66,14 +83,20 @@ pub fn op(op: &Op) -> String {
             opt("via", &r.gateway),
             opt("dev", &r.device)
         ),
-        Op::EnsureOvsBridge(b) => format!("ensure-ovs-bridge {} datapath={}", b.name, b.datapath_type),
+        Op::EnsureOvsBridge(b) => {
+            format!("ensure-ovs-bridge {} datapath={}", b.name, b.datapath_type)
+        }
         Op::EnsureOvsPort(p) => {
             let kind = match &p.port_type {
                 OvsPortType::System => "system".to_string(),
                 OvsPortType::Internal => "internal".to_string(),
                 OvsPortType::Patch(peer) => format!("patch(peer={peer})"),
             };
-            let ids: Vec<String> = p.external_ids.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let ids: Vec<String> = p
+                .external_ids
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             format!(
                 "ensure-ovs-port {} on {} type={}{} external_ids={{{}}}",
                 p.name,

@@ -66,7 +66,12 @@ impl Runtime {
         if let Some(dir) = &cache_dir {
             std::fs::create_dir_all(dir)?;
         }
-        Ok(Arc::new(Runtime { engine, linker, limits, cache_dir }))
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            limits,
+            cache_dir,
+        }))
     }
 
     pub fn limits(&self) -> &Limits {
@@ -74,16 +79,33 @@ impl Runtime {
     }
 
     /// Loads a component file.
-    pub fn load_file(self: &Arc<Self>, path: &Path, settings: DriverSettings) -> Result<Driver, LoadError> {
+    pub fn load_file(
+        self: &Arc<Self>,
+        path: &Path,
+        settings: DriverSettings,
+    ) -> Result<Driver, LoadError> {
         let source = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| LoadError { source_name: source.clone(), cause: e.into() })?;
+        let bytes = std::fs::read(path).map_err(|e| LoadError {
+            source_name: source.clone(),
+            cause: e.into(),
+        })?;
         self.load_bytes(&source, &bytes, settings)
     }
 
     /// Loads a component from memory; `source` names it in errors.
-    pub fn load_bytes(self: &Arc<Self>, source: &str, bytes: &[u8], settings: DriverSettings) -> Result<Driver, LoadError> {
-        let fail = |cause| LoadError { source_name: source.to_string(), cause };
-        let component = self.compile(bytes).map_err(|e| fail(LoadFailure::NotAComponent(format!("{e:#}"))))?;
+    pub fn load_bytes(
+        self: &Arc<Self>,
+        source: &str,
+        bytes: &[u8],
+        settings: DriverSettings,
+    ) -> Result<Driver, LoadError> {
+        let fail = |cause| LoadError {
+            source_name: source.to_string(),
+            cause,
+        };
+        let component = self
+            .compile(bytes)
+            .map_err(|e| fail(LoadFailure::NotAComponent(format!("{e:#}"))))?;
         let contract = self.check_contract(&component).map_err(fail)?;
         let pre = self
             .linker
@@ -100,7 +122,10 @@ impl Runtime {
             description: None,
             grant: Grant::default(),
         };
-        let description = driver.session().and_then(|mut s| s.describe()).map_err(|e| fail(LoadFailure::Describe(e)))?;
+        let description = driver
+            .session()
+            .and_then(|mut s| s.describe())
+            .map_err(|e| fail(LoadFailure::Describe(e)))?;
         validate::description(&description).map_err(|e| fail(LoadFailure::BadDescription(e)))?;
         driver.name = Arc::from(description.name.as_str());
         driver.grant = Grant::from(&description.capabilities).narrowed(&settings.grant);
@@ -114,8 +139,14 @@ impl Runtime {
             return Component::new(&self.engine, bytes);
         };
         let mut compat = std::hash::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut compat);
-        let key = format!("{}-{:016x}.cwasm", hex::encode(Sha256::digest(bytes)), compat.finish());
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut compat);
+        let key = format!(
+            "{}-{:016x}.cwasm",
+            hex::encode(Sha256::digest(bytes)),
+            compat.finish()
+        );
         let path = dir.join(key);
         if path.exists() {
             // SAFETY: the file was written by `serialize` below from these exact bytes for an
@@ -141,12 +172,20 @@ impl Runtime {
             .exports(&self.engine)
             .map(|(name, _)| name.to_string())
             .find(|name| contract::split_versioned(name).0 == contract::DRIVER_INTERFACE)
-            .ok_or_else(|| LoadFailure::MissingExport { interface: contract::DRIVER_INTERFACE.into() })?;
-        let found = contract::split_versioned(&export).1.unwrap_or("(none)").to_string();
+            .ok_or_else(|| LoadFailure::MissingExport {
+                interface: contract::DRIVER_INTERFACE.into(),
+            })?;
+        let found = contract::split_versioned(&export)
+            .1
+            .unwrap_or("(none)")
+            .to_string();
         let version = semver::Version::parse(&found)
             .ok()
             .filter(|v| contract::supported().matches(v))
-            .ok_or_else(|| LoadFailure::UnsupportedVersion { found, supported: contract::SUPPORTED.into() })?;
+            .ok_or_else(|| LoadFailure::UnsupportedVersion {
+                found,
+                supported: contract::SUPPORTED.into(),
+            })?;
         let forbidden: Vec<String> = ty
             .imports(&self.engine)
             .map(|(name, _)| name.to_string())
@@ -218,8 +257,16 @@ impl Driver {
         );
         store.limiter(|s| s);
         arm(&mut store, limits)?;
-        let bindings = self.pre.instantiate(&mut store).map_err(|e| classify(e, &store, limits))?;
-        Ok(Session { driver: self, store, bindings, poisoned: false })
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(e, &store, limits))?;
+        Ok(Session {
+            driver: self,
+            store,
+            bindings,
+            poisoned: false,
+        })
     }
 
     pub fn bind_port(&self, ctx: &BindContext) -> Result<BindDecision, CallError> {
@@ -245,7 +292,9 @@ impl Driver {
 
 /// Fresh fuel and a fresh deadline for the next call.
 fn arm(store: &mut Store<CallState>, limits: &Limits) -> Result<(), CallError> {
-    store.set_fuel(limits.fuel).map_err(|e| CallError::Host(format!("{e:#}")))?;
+    store
+        .set_fuel(limits.fuel)
+        .map_err(|e| CallError::Host(format!("{e:#}")))?;
     store.set_epoch_deadline(limits.deadline_ticks());
     Ok(())
 }
@@ -253,16 +302,28 @@ fn arm(store: &mut Store<CallState>, limits: &Limits) -> Result<(), CallError> {
 /// Turns a wasmtime error into the typed error of the call.
 fn classify(err: wasmtime::Error, store: &Store<CallState>, limits: &Limits) -> CallError {
     if store.data().memory_cap_hit {
-        return CallError::MemoryCap { limit_bytes: limits.memory_bytes };
+        return CallError::MemoryCap {
+            limit_bytes: limits.memory_bytes,
+        };
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => CallError::OutOfFuel { fuel: limits.fuel },
-        Some(Trap::Interrupt) => CallError::DeadlineExceeded { millis: limits.deadline.as_millis() as u64 },
-        Some(trap) => CallError::Trap { trap: trap.to_string(), output: store.data().output() },
-        None if format!("{err:?}").contains("concurrent") || format!("{err:?}").contains("maximum") => {
+        Some(Trap::Interrupt) => CallError::DeadlineExceeded {
+            millis: limits.deadline.as_millis() as u64,
+        },
+        Some(trap) => CallError::Trap {
+            trap: trap.to_string(),
+            output: store.data().output(),
+        },
+        None if format!("{err:?}").contains("concurrent")
+            || format!("{err:?}").contains("maximum") =>
+        {
             CallError::Host(format!("{err:#}"))
         }
-        None => CallError::Trap { trap: format!("{err:#}"), output: store.data().output() },
+        None => CallError::Trap {
+            trap: format!("{err:#}"),
+            output: store.data().output(),
+        },
     }
 }
 
@@ -281,11 +342,14 @@ impl Session<'_> {
         f: impl FnOnce(&MechanismDriver, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         if self.poisoned {
-            return Err(CallError::Host("this instance failed earlier and was discarded".into()));
+            return Err(CallError::Host(
+                "this instance failed earlier and was discarded".into(),
+            ));
         }
         let limits = &self.driver.runtime.limits;
         arm(&mut self.store, limits)?;
-        let result = f(&self.bindings, &mut self.store).map_err(|e| classify(e, &self.store, limits));
+        let result =
+            f(&self.bindings, &mut self.store).map_err(|e| classify(e, &self.store, limits));
         if result.is_err() {
             self.poisoned = true;
         }
@@ -297,7 +361,9 @@ impl Session<'_> {
     }
 
     pub fn bind_port(&mut self, ctx: &BindContext) -> Result<BindDecision, CallError> {
-        let decision = self.call(|b, s| b.neutrino_driver_driver().call_bind_port(s, ctx))?.map_err(CallError::Driver)?;
+        let decision = self
+            .call(|b, s| b.neutrino_driver_driver().call_bind_port(s, ctx))?
+            .map_err(CallError::Driver)?;
         validate::bind_decision(ctx, &decision).map_err(CallError::Malformed)?;
         Ok(decision)
     }
@@ -323,11 +389,19 @@ impl Session<'_> {
     }
 
     /// A plan runs only when it is well-formed and entirely inside the grant.
-    fn checked(&self, plan: Result<Plan, super::bindings::DriverError>, scope: Scope) -> Result<Plan, CallError> {
+    fn checked(
+        &self,
+        plan: Result<Plan, super::bindings::DriverError>,
+        scope: Scope,
+    ) -> Result<Plan, CallError> {
         let plan = plan.map_err(CallError::Driver)?;
         validate::plan(&plan).map_err(CallError::Malformed)?;
         let violations = check_plan(&self.driver.grant, scope, &plan);
-        if violations.is_empty() { Ok(plan) } else { Err(CallError::OutsideGrant(violations)) }
+        if violations.is_empty() {
+            Ok(plan)
+        } else {
+            Err(CallError::OutsideGrant(violations))
+        }
     }
 }
 

@@ -7,20 +7,22 @@ use ipnet::IpNet;
 use super::bindings::{BindContext, BindDecision, Description, Op};
 
 use neutrino_sdk::names::{IFNAMSIZ_MAX as MAX_IFNAME, is_valid_ifname as ifname_ok};
+use neutrino_sdk::{valid_mac as mac_ok, valid_mtu};
 
 fn namespace_ok(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name != "." && name != ".." && !name.contains(['/', '\0'])
-}
-
-/// `fa:16:3e:12:34:56`-style, lowercase or uppercase hex.
-pub fn mac_ok(mac: &str) -> bool {
-    let parts: Vec<&str> = mac.split(':').collect();
-    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+    !name.is_empty()
+        && name.len() <= 64
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\0'])
 }
 
 /// vif types are short tokens (`ovs`, `bridge`, `vhostuser`, ...).
 fn token_ok(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn json_ok(s: &str) -> bool {
@@ -40,21 +42,28 @@ pub fn bind_decision(ctx: &BindContext, d: &BindDecision) -> Result<(), String> 
             }
             for (k, v) in &b.vif_details {
                 if k.is_empty() || !json_ok(v) {
-                    return Err(format!("vif-details {k:?} = {v:?} is not a key with a JSON value"));
+                    return Err(format!(
+                        "vif-details {k:?} = {v:?} is not a key with a JSON value"
+                    ));
                 }
             }
             Ok(())
         }
         BindDecision::ContinueWith(c) => {
             if !offered(&c.segment_id) {
-                return Err(format!("continued from segment {:?}, which was not offered", c.segment_id));
+                return Err(format!(
+                    "continued from segment {:?}, which was not offered",
+                    c.segment_id
+                ));
             }
             if c.next_segments.is_empty() || c.next_segments.iter().any(|s| s.id.is_empty()) {
                 return Err("continue-with needs next segments with ids".into());
             }
             Ok(())
         }
-        BindDecision::Pass(reason) if reason.trim().is_empty() => Err("pass without a reason".into()),
+        BindDecision::Pass(reason) if reason.trim().is_empty() => {
+            Err("pass without a reason".into())
+        }
         BindDecision::Pass(_) => Ok(()),
     }
 }
@@ -62,7 +71,10 @@ pub fn bind_decision(ctx: &BindContext, d: &BindDecision) -> Result<(), String> 
 /// A description must name the driver, its agent type, and something it supports.
 pub fn description(d: &Description) -> Result<(), String> {
     if !token_ok(&d.name) {
-        return Err(format!("name {:?} must be a short token (letters, digits, - and _)", d.name));
+        return Err(format!(
+            "name {:?} must be a short token (letters, digits, - and _)",
+            d.name
+        ));
     }
     if semver::Version::parse(&d.version).is_err() {
         return Err(format!("version {:?} is not semver", d.version));
@@ -74,9 +86,17 @@ pub fn description(d: &Description) -> Result<(), String> {
         return Err("it supports no vnic type or no network type".into());
     }
     if d.vif_types.is_empty() || !d.vif_types.iter().all(|t| token_ok(t)) {
-        return Err(format!("vif-types {:?} must be non-empty tokens", d.vif_types));
+        return Err(format!(
+            "vif-types {:?} must be non-empty tokens",
+            d.vif_types
+        ));
     }
-    if let Some(p) = d.capabilities.link_prefixes.iter().find(|p| p.is_empty() || p.len() >= MAX_IFNAME) {
+    if let Some(p) = d
+        .capabilities
+        .link_prefixes
+        .iter()
+        .find(|p| p.is_empty() || p.len() >= MAX_IFNAME)
+    {
         return Err(format!("link prefix {p:?} leaves no room for a name"));
     }
     Ok(())
@@ -89,7 +109,9 @@ pub fn plan(plan: &[Op]) -> Result<(), String> {
         let mut bad = |what: String| problems.push(format!("op {i}: {what}"));
         let mut name = |n: &str| {
             if !ifname_ok(n) {
-                bad(format!("{n:?} is not an interface name (1-15 bytes, no / : or spaces)"))
+                bad(format!(
+                    "{n:?} is not an interface name (1-15 bytes, no / : or spaces)"
+                ))
             }
         };
         match op {
@@ -172,16 +194,18 @@ pub fn plan(plan: &[Op]) -> Result<(), String> {
                 }
                 mtu(v.mtu, &mut bad);
             }
-            Op::EnsureAddress(a) => {
-                if a.cidr.parse::<IpNet>().is_err() {
-                    bad(format!("{:?} is not address/prefix", a.cidr));
-                }
+            Op::EnsureAddress(a) if a.cidr.parse::<IpNet>().is_err() => {
+                bad(format!("{:?} is not address/prefix", a.cidr));
             }
             Op::EnsureRoute(r) => {
                 if r.destination != "default" && r.destination.parse::<IpNet>().is_err() {
                     bad(format!("{:?} is not a destination", r.destination));
                 }
-                if let Some(gw) = r.gateway.as_deref().filter(|g| g.parse::<IpAddr>().is_err()) {
+                if let Some(gw) = r
+                    .gateway
+                    .as_deref()
+                    .filter(|g| g.parse::<IpAddr>().is_err())
+                {
                     bad(format!("{gw:?} is not a gateway address"));
                 }
             }
@@ -196,11 +220,15 @@ pub fn plan(plan: &[Op]) -> Result<(), String> {
             _ => {}
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 fn mtu(mtu: Option<u32>, bad: &mut dyn FnMut(String)) {
-    if let Some(m) = mtu.filter(|m| !(68..=65535).contains(m)) {
+    if let Some(m) = mtu.filter(|m| !valid_mtu(*m)) {
         bad(format!("MTU {m} is outside 68-65535"));
     }
 }

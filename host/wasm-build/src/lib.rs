@@ -40,7 +40,14 @@ pub fn build(root: &Path, out_dir: &Path, components: &[Component]) -> Vec<PathB
         .iter()
         .map(|c| {
             let status = cargo(root)
-                .args(["build", "--release", "--target", TARGET, "--package", c.package])
+                .args([
+                    "build",
+                    "--release",
+                    "--target",
+                    TARGET,
+                    "--package",
+                    c.package,
+                ])
                 .args(if c.features.is_empty() {
                     vec![]
                 } else {
@@ -72,7 +79,15 @@ fn cargo(root: &Path) -> Command {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root).env_clear();
-    for key in ["PATH", "HOME", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "TMPDIR", "USER"] {
+    for key in [
+        "PATH",
+        "HOME",
+        "CARGO_HOME",
+        "RUSTUP_HOME",
+        "RUSTUP_TOOLCHAIN",
+        "TMPDIR",
+        "USER",
+    ] {
         if let Ok(v) = env::var(key) {
             cmd.env(key, v);
         }
@@ -91,6 +106,8 @@ fn ensure_target_installed() {
         .map(|s| s.join("lib/rustlib").join(TARGET).exists())
         .unwrap_or(false);
     if !installed {
-        let _ = Command::new("rustup").args(["target", "add", TARGET]).status();
+        let _ = Command::new("rustup")
+            .args(["target", "add", TARGET])
+            .status();
     }
 }

@@ -7,16 +7,14 @@
 
 use neutrino_sdk::prelude::*;
 
-mod util;
-
-use util::{network_type_name, segment_mtu, vnic_type_name};
-
 /// The driver's name, also used in pass reasons.
 pub const NAME: &str = "flatdhcp";
 /// The agent that must be alive on the binding host.
 pub const AGENT_TYPE: &str = "Flat DHCP agent";
 /// The only VIF type this driver produces.
 pub const VIF_TYPE: &str = "bridge";
+/// The vNIC types this driver binds.
+const VNIC_TYPES: [VnicType; 1] = [VnicType::Normal];
 /// The operator setting naming the bridge of a physical network without a bridge mapping.
 pub const BRIDGE_KEY: &str = "flat_network_bridge";
 /// nova-manage / devstack's conventional flat bridge.
@@ -32,7 +30,7 @@ impl Driver for FlatDhcp {
             name: NAME.into(),
             version: env!("CARGO_PKG_VERSION").into(),
             agent_type: AGENT_TYPE.into(),
-            vnic_types: vec![VnicType::Normal],
+            vnic_types: VNIC_TYPES.to_vec(),
             network_types: vec![NetworkType::Flat],
             vif_types: vec![VIF_TYPE.into()],
             capabilities: Grant {
@@ -52,7 +50,7 @@ impl Driver for FlatDhcp {
         let physnet = flat_physnet(&ctx.segment)?;
         let conf = &ctx.agent.configurations;
         let bridge = checked_bridge(bridge_for(conf, physnet))?;
-        let mtu = segment_mtu(&ctx.network, &ctx.segment);
+        let mtu = segment_mtu(&ctx.network, &ctx.segment)?;
         let mut plan = PlanBuilder::new().bridge(&bridge, mtu);
         if let Some(iface) = pairs_get(&conf.interface_mappings, physnet) {
             checked_ifname(iface, "flat interface")?;
@@ -69,26 +67,14 @@ impl Driver for FlatDhcp {
     }
 
     fn plug_port(ctx: PortContext) -> Result<Plan, DriverError> {
-        flat_physnet(&ctx.segment)?;
-        let tap = tap_name(&ctx.port)?;
+        let tap = port_tap(&ctx)?;
         let bridge = plug_bridge(&ctx)?;
-        checked_ifname(&ctx.attachment.interface_name, "attachment interface")?;
-        if ctx.port.mac_address.is_empty() {
-            return Err(DriverError::InvalidInput(format!(
-                "port {} has no MAC address",
-                ctx.port.id
-            )));
-        }
+        let mac = port_mac(&ctx.port)?;
+        let mtu = segment_mtu(&ctx.network, &ctx.segment)?;
         let ns = ctx.attachment.namespace.as_str();
         let peer = ctx.attachment.interface_name.as_str();
         Ok(PlanBuilder::new()
-            .veth(
-                &tap,
-                peer,
-                Some(ns),
-                Some(&ctx.port.mac_address),
-                segment_mtu(&ctx.network, &ctx.segment),
-            )
+            .veth(&tap, peer, Some(ns), Some(mac), mtu)
             .attach(&tap, &bridge)
             .up(&tap)
             .up_in(peer, ns)
@@ -96,8 +82,7 @@ impl Driver for FlatDhcp {
     }
 
     fn unplug_port(ctx: PortContext) -> Result<Plan, DriverError> {
-        flat_physnet(&ctx.segment)?;
-        let tap = tap_name(&ctx.port)?;
+        let tap = port_tap(&ctx)?;
         // Removing the host end of the veth removes its peer in the attachment namespace too.
         Ok(PlanBuilder::new().remove_link(&tap, None).build())
     }
@@ -105,69 +90,20 @@ impl Driver for FlatDhcp {
 
 neutrino_sdk::export_driver!(FlatDhcp);
 
-/// The binding decision, in the order of checks every driver follows.
+/// The binding decision: the SDK's agent checks, then the first segment with a bridge.
 fn bind(ctx: &BindContext) -> BindDecision {
-    let port = &ctx.port;
-    if port.vnic_type != VnicType::Normal {
-        return pass(format!(
-            "vnic_type {} not supported by {NAME}",
-            vnic_type_name(port.vnic_type)
-        ));
-    }
-    let agents: Vec<&Agent> = agents_of_type(&ctx.agents, AGENT_TYPE).collect();
-    if agents.is_empty() {
-        return pass(format!("no {AGENT_TYPE} on host {}", ctx.host));
-    }
-    let alive: Vec<&Agent> = agents.iter().copied().filter(|a| a.alive).collect();
-    if alive.is_empty() {
-        for agent in &agents {
-            log::warn(&format!(
-                "refusing to bind port {} to dead agent {} on host {}",
-                port.id, agent.id, ctx.host
-            ));
-        }
-        return pass(format!("{AGENT_TYPE} on host {} is not alive", ctx.host));
-    }
-    if ctx.segments_to_bind.is_empty() {
-        return pass(format!(
-            "no segments to bind for port {} on host {}",
-            port.id, ctx.host
-        ));
-    }
-    let mut reasons: Vec<String> = Vec::new();
-    for agent in alive {
-        for segment in &ctx.segments_to_bind {
-            match try_segment(agent, segment) {
-                Ok(bridge) => {
-                    log::debug(&format!(
-                        "bound port {} to segment {} on bridge {bridge} (agent {})",
-                        port.id, segment.id, agent.id
-                    ));
-                    return BindDecision::Bound(Bound {
-                        segment_id: segment.id.clone(),
-                        vif_type: VIF_TYPE.into(),
-                        vif_details: vec![
-                            pair("bridge_name", json_str(&bridge)),
-                            pair("port_filter", json_bool(false)),
-                            pair("connectivity", json_str("l2")),
-                        ],
-                    });
-                }
-                Err(why) => {
-                    let reason = format!("segment {}: {why}", segment.id);
-                    if !reasons.contains(&reason) {
-                        reasons.push(reason);
-                    }
-                }
-            }
-        }
-    }
-    pass(reasons.join("; "))
-}
-
-fn pass(reason: String) -> BindDecision {
-    log::debug(&format!("not binding: {reason}"));
-    BindDecision::Pass(reason)
+    bind_with_agents(ctx, NAME, AGENT_TYPE, &VNIC_TYPES, |agent, segment| {
+        let bridge = try_segment(agent, segment)?;
+        Ok(Bound {
+            segment_id: segment.id.clone(),
+            vif_type: VIF_TYPE.into(),
+            vif_details: vec![
+                pair("bridge_name", json_str(&bridge)),
+                pair("port_filter", json_bool(false)),
+                pair("connectivity", json_str("l2")),
+            ],
+        })
+    })
 }
 
 /// The bridge this agent would use for `segment`, or why the segment does not fit.
@@ -190,12 +126,11 @@ fn try_segment(agent: &Agent, segment: &Segment) -> Result<String, String> {
             agent.host
         ));
     }
-    if let Some(iface) = pairs_get(&conf.interface_mappings, physnet) {
-        if !names::is_valid_ifname(iface) {
-            return Err(format!(
-                "flat interface {iface:?} of physical network {physnet} is not a valid interface name"
-            ));
-        }
+    let flat_interface = pairs_get(&conf.interface_mappings, physnet);
+    if let Some(iface) = flat_interface.filter(|i| !names::is_valid_ifname(i)) {
+        return Err(format!(
+            "flat interface {iface:?} of physical network {physnet} is not a valid interface name"
+        ));
     }
     let bridge = bridge_for(conf, physnet);
     if !names::is_valid_ifname(&bridge) {
@@ -222,7 +157,7 @@ fn bridge_for(conf: &AgentConfigurations, physnet: &str) -> String {
 /// The bridge a port plugs into: `bridge_name` from the binding, else the same rule as binding.
 fn plug_bridge(ctx: &PortContext) -> Result<String, DriverError> {
     let bridge = match pairs_get(&ctx.vif_details, "bridge_name") {
-        Some(text) => util::parse_json_str(text).ok_or_else(|| {
+        Some(text) => json_parse_str(text).ok_or_else(|| {
             DriverError::InvalidInput(format!(
                 "vif_details bridge_name is not a JSON string: {text}"
             ))
@@ -259,21 +194,12 @@ fn checked_bridge(bridge: String) -> Result<String, DriverError> {
     Ok(bridge)
 }
 
-fn checked_ifname(name: &str, what: &str) -> Result<(), DriverError> {
-    if names::is_valid_ifname(name) {
-        Ok(())
-    } else {
-        Err(DriverError::InvalidInput(format!(
-            "{what} {name:?} is not a valid interface name"
-        )))
-    }
-}
-
-fn tap_name(port: &Port) -> Result<String, DriverError> {
-    if port.id.is_empty() {
-        return Err(DriverError::InvalidInput("port has an empty id".into()));
-    }
-    let tap = names::tap(&port.id);
+/// The port's tap, after checking the call is one this driver can have been asked for.
+fn port_tap(ctx: &PortContext) -> Result<String, DriverError> {
+    flat_physnet(&ctx.segment)?;
+    check_port_binding(ctx, NAME, VIF_TYPE)?;
+    checked_ifname(&ctx.attachment.interface_name, "attachment interface")?;
+    let tap = names::tap(&ctx.port.id);
     checked_ifname(&tap, "tap device of port")?;
     Ok(tap)
 }

@@ -12,7 +12,7 @@ const TAP: &str = "tap3f1c2a9e-7b";
 /// from the enum's Debug text, which wit-bindgen spells `NetworkType::Flat`).
 fn net(ty: NetworkType) -> Network {
     let mut n = network(ty);
-    n.segments[0].id = format!("seg-{}", util::network_type_name(ty));
+    n.segments[0].id = format!("seg-{}", network_type_name(ty));
     n
 }
 
@@ -387,4 +387,17 @@ fn every_name_fits_the_kernel_and_the_grant() {
         }
     }
     assert!(names::tap(PORT_ID).len() <= 15);
+}
+
+#[test]
+fn plug_rejects_another_drivers_binding_or_a_bad_mac() {
+    let mut ctx = bound_port_context();
+    ctx.vif_type = "ovs".into();
+    assert_eq!(
+        invalid(FlatDhcp::plug_port(ctx)),
+        "flatdhcp binds vif_type bridge, not ovs"
+    );
+    let mut ctx = bound_port_context();
+    ctx.port.mac_address = "FA:16:3E:12:34:5".into();
+    assert!(invalid(FlatDhcp::plug_port(ctx)).contains("no usable MAC address"));
 }

@@ -3,8 +3,9 @@
 
 use neutrino_sdk::prelude::*;
 
-use crate::util::network_type_name;
-use crate::{NAME, NETWORK_TYPES};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::{DEFAULT_VXLAN_GROUP, NAME, NETWORK_TYPES, VXLAN_GROUP_KEY};
 
 /// The highest VXLAN network identifier (24 bits).
 const MAX_VNI: u32 = (1 << 24) - 1;
@@ -37,7 +38,9 @@ pub enum Uplink {
     Vxlan {
         name: String,
         vni: u32,
-        local_ip: Option<String>,
+        local_ip: String,
+        /// The multicast group (`None`: unicast only, as with l2population).
+        group: Option<String>,
     },
 }
 
@@ -129,6 +132,12 @@ impl Layout {
                 else {
                     return Err(format!("agent on {} reports no tunneling_ip", agent.host));
                 };
+                if local_ip.parse::<IpAddr>().is_err() {
+                    return Err(format!(
+                        "tunneling_ip {local_ip:?} of agent on {} is not an IP address",
+                        agent.host
+                    ));
+                }
                 let vni = segmentation_id(segment, MAX_VNI)?;
                 let name = valid(names::vxlan(vni), "VXLAN device")?;
                 Ok(Layout {
@@ -136,7 +145,8 @@ impl Layout {
                     uplink: Uplink::Vxlan {
                         name,
                         vni,
-                        local_ip: Some(local_ip.to_string()),
+                        local_ip: local_ip.to_string(),
+                        group: vxlan_group(vni)?,
                     },
                 })
             }
@@ -181,14 +191,12 @@ pub fn bridge_rule(
     segment: &Segment,
     agent: &Agent,
 ) -> Result<String, DriverError> {
-    if segment.network_type == NetworkType::Flat {
-        if let Some(bridge) = segment
-            .physical_network
-            .as_deref()
-            .and_then(|physnet| pairs_get(&agent.configurations.bridge_mappings, physnet))
-        {
-            return Ok(bridge.to_string());
-        }
+    let mapped = segment
+        .physical_network
+        .as_deref()
+        .and_then(|physnet| pairs_get(&agent.configurations.bridge_mappings, physnet));
+    if let (NetworkType::Flat, Some(bridge)) = (segment.network_type, mapped) {
+        return Ok(bridge.to_string());
     }
     if network.id.is_empty() {
         return Err(DriverError::InvalidInput("network has an empty id".into()));
@@ -198,26 +206,45 @@ pub fn bridge_rule(
 
 /// Only segments of a type this driver binds reach setup/plug; anything else is malformed.
 pub fn check_bindable(segment: &Segment) -> Result<(), DriverError> {
-    if NETWORK_TYPES.contains(&segment.network_type) {
-        Ok(())
-    } else {
-        Err(DriverError::InvalidInput(format!(
-            "{NAME} never binds {} segments (segment {})",
-            network_type_name(segment.network_type),
-            segment.id
-        )))
-    }
+    check_segment_type(segment, NAME, &NETWORK_TYPES)
 }
 
-pub fn checked_ifname<S: AsRef<str>>(name: S, what: &str) -> Result<S, DriverError> {
-    if names::is_valid_ifname(name.as_ref()) {
-        Ok(name)
-    } else {
-        Err(DriverError::InvalidInput(format!(
-            "{what} {:?} is not a valid interface name",
-            name.as_ref()
-        )))
+/// The multicast group of a VNI from the operator's `vxlan_group`: an address is used as is; a
+/// CIDR spreads VNIs over its addresses (`network + (vni & hostmask)`, as the Linux bridge
+/// agent does); an empty setting means no group.
+fn vxlan_group(vni: u32) -> Result<Option<String>, String> {
+    let configured = config::get_or(VXLAN_GROUP_KEY, DEFAULT_VXLAN_GROUP);
+    let configured = configured.trim();
+    if configured.is_empty() {
+        return Ok(None);
     }
+    group_of(configured, vni).map(Some).ok_or_else(|| {
+        format!("config {VXLAN_GROUP_KEY} {configured:?} is not an IP address or CIDR")
+    })
+}
+
+fn group_of(configured: &str, vni: u32) -> Option<String> {
+    let (address, prefix) = match configured.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix.parse::<u32>().ok()?)),
+        None => (configured, None),
+    };
+    let group = match (address.parse::<IpAddr>().ok()?, prefix) {
+        (ip, None) => ip,
+        (IpAddr::V4(ip), Some(prefix @ 0..=32)) => {
+            let hostmask = u32::MAX.checked_shr(prefix).unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(
+                (u32::from(ip) & !hostmask) | (vni & hostmask),
+            ))
+        }
+        (IpAddr::V6(ip), Some(prefix @ 0..=128)) => {
+            let hostmask = u128::MAX.checked_shr(prefix).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(
+                (u128::from(ip) & !hostmask) | (u128::from(vni) & hostmask),
+            ))
+        }
+        _ => return None,
+    };
+    Some(group.to_string())
 }
 
 /// The segment's VLAN id / VNI, in `1..=max`.

@@ -8,10 +8,8 @@
 use neutrino_sdk::prelude::*;
 
 mod layout;
-mod util;
 
 use layout::{Layout, Uplink};
-use util::{parse_json_str, segment_mtu, vnic_type_name};
 
 /// The driver's name, also used in pass reasons.
 pub const NAME: &str = "linuxbridge";
@@ -19,6 +17,8 @@ pub const NAME: &str = "linuxbridge";
 pub const AGENT_TYPE: &str = "Linux bridge agent";
 /// The only VIF type this driver produces.
 pub const VIF_TYPE: &str = "bridge";
+/// The vNIC types this driver binds.
+const VNIC_TYPES: [VnicType; 1] = [VnicType::Normal];
 /// The operator setting for the VXLAN multicast group (empty: no group, unicast only).
 pub const VXLAN_GROUP_KEY: &str = "vxlan_group";
 /// The Linux bridge agent's default `vxlan_group`.
@@ -42,7 +42,7 @@ impl Driver for LinuxBridge {
             name: NAME.into(),
             version: env!("CARGO_PKG_VERSION").into(),
             agent_type: AGENT_TYPE.into(),
-            vnic_types: vec![VnicType::Normal],
+            vnic_types: VNIC_TYPES.to_vec(),
             network_types: NETWORK_TYPES.to_vec(),
             vif_types: vec![VIF_TYPE.into()],
             capabilities: Grant {
@@ -60,7 +60,7 @@ impl Driver for LinuxBridge {
 
     fn setup_network(ctx: NetworkContext) -> Result<Plan, DriverError> {
         let layout = Layout::for_network(&ctx)?;
-        let mtu = segment_mtu(&ctx.network, &ctx.segment);
+        let mtu = segment_mtu(&ctx.network, &ctx.segment)?;
         let Some(bridge) = layout.own_bridge() else {
             // A mapped bridge is the operator's: it exists already, with its uplink.
             return Ok(Vec::new());
@@ -81,20 +81,19 @@ impl Driver for LinuxBridge {
                 name,
                 vni,
                 local_ip,
-            } => {
-                let group = config::get_or(VXLAN_GROUP_KEY, DEFAULT_VXLAN_GROUP);
-                plan.vxlan(VxlanSpec {
+                group,
+            } => plan
+                .vxlan(VxlanSpec {
                     name: name.clone(),
                     vni: *vni,
-                    local_ip: local_ip.clone(),
-                    group: (!group.trim().is_empty()).then(|| group.trim().to_string()),
+                    local_ip: Some(local_ip.clone()),
+                    group: group.clone(),
                     underlay_device: None,
                     dst_port: VXLAN_PORT,
                     mtu,
                 })
                 .attach(name, bridge)
-                .up(name)
-            }
+                .up(name),
         };
         Ok(plan.up(bridge).build())
     }
@@ -118,22 +117,12 @@ impl Driver for LinuxBridge {
 
     fn plug_port(ctx: PortContext) -> Result<Plan, DriverError> {
         let (tap, bridge) = port_devices(&ctx)?;
-        if ctx.port.mac_address.is_empty() {
-            return Err(DriverError::InvalidInput(format!(
-                "port {} has no MAC address",
-                ctx.port.id
-            )));
-        }
+        let mac = port_mac(&ctx.port)?;
+        let mtu = segment_mtu(&ctx.network, &ctx.segment)?;
         let ns = ctx.attachment.namespace.as_str();
         let peer = ctx.attachment.interface_name.as_str();
         Ok(PlanBuilder::new()
-            .veth(
-                &tap,
-                peer,
-                Some(ns),
-                Some(&ctx.port.mac_address),
-                segment_mtu(&ctx.network, &ctx.segment),
-            )
+            .veth(&tap, peer, Some(ns), Some(mac), mtu)
             .attach(&tap, &bridge)
             .up(&tap)
             .up_in(peer, ns)
@@ -149,101 +138,41 @@ impl Driver for LinuxBridge {
 
 neutrino_sdk::export_driver!(LinuxBridge);
 
-/// The binding decision, in the order of checks every driver follows.
+/// The binding decision: the SDK's agent checks, then the first segment with a layout.
 fn bind(ctx: &BindContext) -> BindDecision {
-    let port = &ctx.port;
-    if port.vnic_type != VnicType::Normal {
-        return pass(format!(
-            "vnic_type {} not supported by {NAME}",
-            vnic_type_name(port.vnic_type)
-        ));
-    }
-    let agents: Vec<&Agent> = agents_of_type(&ctx.agents, AGENT_TYPE).collect();
-    if agents.is_empty() {
-        return pass(format!("no {AGENT_TYPE} on host {}", ctx.host));
-    }
-    let alive: Vec<&Agent> = agents.iter().copied().filter(|a| a.alive).collect();
-    if alive.is_empty() {
-        for agent in &agents {
-            log::warn(&format!(
-                "refusing to bind port {} to dead agent {} on host {}",
-                port.id, agent.id, ctx.host
-            ));
-        }
-        return pass(format!("{AGENT_TYPE} on host {} is not alive", ctx.host));
-    }
-    if ctx.segments_to_bind.is_empty() {
-        return pass(format!(
-            "no segments to bind for port {} on host {}",
-            port.id, ctx.host
-        ));
-    }
-    let mut reasons: Vec<String> = Vec::new();
-    for agent in alive {
-        for segment in &ctx.segments_to_bind {
-            match Layout::new(&ctx.network, segment, agent) {
-                Ok(layout) => {
-                    log::debug(&format!(
-                        "bound port {} to segment {} on bridge {} (agent {})",
-                        port.id,
-                        segment.id,
-                        layout.bridge_name(),
-                        agent.id
-                    ));
-                    return BindDecision::Bound(Bound {
-                        segment_id: segment.id.clone(),
-                        vif_type: VIF_TYPE.into(),
-                        vif_details: vec![
-                            pair("port_filter", json_bool(true)),
-                            pair("connectivity", json_str("l2")),
-                            pair("bridge_name", json_str(layout.bridge_name())),
-                        ],
-                    });
-                }
-                Err(why) => {
-                    let reason = format!("segment {}: {why}", segment.id);
-                    if !reasons.contains(&reason) {
-                        reasons.push(reason);
-                    }
-                }
-            }
-        }
-    }
-    pass(reasons.join("; "))
-}
-
-fn pass(reason: String) -> BindDecision {
-    log::debug(&format!("not binding: {reason}"));
-    BindDecision::Pass(reason)
+    bind_with_agents(ctx, NAME, AGENT_TYPE, &VNIC_TYPES, |agent, segment| {
+        let layout = Layout::new(&ctx.network, segment, agent)?;
+        Ok(Bound {
+            segment_id: segment.id.clone(),
+            vif_type: VIF_TYPE.into(),
+            vif_details: vec![
+                pair("port_filter", json_bool(true)),
+                pair("connectivity", json_str("l2")),
+                pair("bridge_name", json_str(layout.bridge_name())),
+            ],
+        })
+    })
 }
 
 /// The port's tap and the bridge it joins: `bridge_name` from the binding, else the same rule
 /// as binding.
 fn port_devices(ctx: &PortContext) -> Result<(String, String), DriverError> {
     layout::check_bindable(&ctx.segment)?;
-    if ctx.vif_type != VIF_TYPE {
-        return Err(DriverError::InvalidInput(format!(
-            "{NAME} binds vif_type {VIF_TYPE}, not {}",
-            ctx.vif_type
-        )));
-    }
-    if ctx.port.id.is_empty() {
-        return Err(DriverError::InvalidInput("port has an empty id".into()));
-    }
-    let tap = layout::checked_ifname(names::tap(&ctx.port.id), "tap device of port")?;
-    layout::checked_ifname(
+    check_port_binding(ctx, NAME, VIF_TYPE)?;
+    let tap = checked_ifname(names::tap(&ctx.port.id), "tap device of port")?;
+    checked_ifname(
         ctx.attachment.interface_name.as_str(),
         "attachment interface",
     )?;
     let bridge = match pairs_get(&ctx.vif_details, "bridge_name") {
-        Some(text) => parse_json_str(text).ok_or_else(|| {
+        Some(text) => json_parse_str(text).ok_or_else(|| {
             DriverError::InvalidInput(format!(
                 "vif_details bridge_name is not a JSON string: {text}"
             ))
         })?,
         None => layout::bridge_rule(&ctx.network, &ctx.segment, &ctx.agent)?,
     };
-    Ok((tap, layout::checked_ifname(bridge, "bridge")?))
+    Ok((tap, checked_ifname(bridge, "bridge")?))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ const MAC: &str = "fa:16:3e:12:34:56";
 /// from the enum's Debug text, which wit-bindgen spells `NetworkType::Flat`).
 fn net(ty: NetworkType) -> Network {
     let mut n = network(ty);
-    n.segments[0].id = format!("seg-{}", util::network_type_name(ty));
+    n.segments[0].id = format!("seg-{}", network_type_name(ty));
     n
 }
 
@@ -98,7 +98,7 @@ fn live_agent_binds_every_supported_type() {
         (NetworkType::Local, BRQ),
     ] {
         let b = bound(bind_with(net(ty), live_agents(AGENT_TYPE)));
-        assert_eq!(b.segment_id, format!("seg-{}", util::network_type_name(ty)));
+        assert_eq!(b.segment_id, format!("seg-{}", network_type_name(ty)));
         assert_eq!(b.vif_type, "bridge");
         assert_eq!(b.vif_details, details(bridge), "{ty:?}");
     }
@@ -570,4 +570,54 @@ fn every_created_name_fits_the_kernel_and_the_grant() {
             other => panic!("unexpected op {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_vxlan_group_cidr_spreads_vnis_over_its_addresses() {
+    let ctx = network_context(net(NetworkType::Vxlan), live_agent());
+    // 1001 = 0x03e9: 239.1.0.0/16 + 0.0.3.233.
+    let plan = with_config(&[("vxlan_group", "239.1.0.0/16")], || {
+        LinuxBridge::setup_network(ctx.clone())
+    })
+    .unwrap();
+    assert_eq!(plan[1], Op::EnsureVxlan(vxlan_spec(Some("239.1.3.233"))));
+    let plan = with_config(&[("vxlan_group", "239.1.2.3/32")], || {
+        LinuxBridge::setup_network(ctx.clone())
+    })
+    .unwrap();
+    assert_eq!(plan[1], Op::EnsureVxlan(vxlan_spec(Some("239.1.2.3"))));
+    let plan = with_config(&[("vxlan_group", "ff05::/120")], || {
+        LinuxBridge::setup_network(ctx)
+    })
+    .unwrap();
+    assert_eq!(plan[1], Op::EnsureVxlan(vxlan_spec(Some("ff05::e9"))));
+}
+
+#[test]
+fn a_bad_vxlan_group_or_tunneling_ip_is_a_reason_not_a_broken_plan() {
+    with_config(&[("vxlan_group", "not-an-address")], || {
+        assert_eq!(
+            passed(bind_with(net(NetworkType::Vxlan), live_agents(AGENT_TYPE))),
+            "segment seg-vxlan: config vxlan_group \"not-an-address\" is not an IP address or CIDR"
+        );
+        let ctx = network_context(net(NetworkType::Vxlan), live_agent());
+        assert!(invalid(LinuxBridge::setup_network(ctx)).contains("vxlan_group"));
+    });
+    let a = agent_with(|c| c.tunneling_ip = Some("192.0.2".into()));
+    assert_eq!(
+        passed(bind_with(net(NetworkType::Vxlan), vec![a])),
+        "segment seg-vxlan: tunneling_ip \"192.0.2\" of agent on compute-1 is not an IP address"
+    );
+}
+
+#[test]
+fn plug_rejects_a_bad_mac_or_mtu() {
+    let mut ctx = bound_port_context(NetworkType::Vlan, live_agent());
+    ctx.port.mac_address = "not-a-mac".into();
+    assert!(invalid(LinuxBridge::plug_port(ctx.clone())).contains("no usable MAC address"));
+    // Unplug needs no MAC.
+    assert_eq!(LinuxBridge::unplug_port(ctx).unwrap().len(), 1);
+    let mut ctx = bound_port_context(NetworkType::Vlan, live_agent());
+    ctx.segment.mtu = 70_000;
+    assert!(invalid(LinuxBridge::plug_port(ctx)).contains("outside 68-65535"));
 }

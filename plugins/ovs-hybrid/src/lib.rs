@@ -8,20 +8,20 @@
 
 use neutrino_sdk::prelude::*;
 
-mod util;
-
-use util::{network_type_name, parse_json_bool, parse_json_str, segment_mtu, vnic_type_name};
-
 /// The driver's name, also used in pass reasons.
 pub const NAME: &str = "ovs-hybrid";
 /// The agent that must be alive on the binding host.
 pub const AGENT_TYPE: &str = "Open vSwitch agent";
 /// The only VIF type this driver produces.
 pub const VIF_TYPE: &str = "ovs";
+/// The vNIC types this driver binds.
+const VNIC_TYPES: [VnicType; 1] = [VnicType::Normal];
 /// The integration bridge when the agent reports none.
 pub const DEFAULT_INTEGRATION_BRIDGE: &str = "br-int";
 /// The datapath type when the agent reports none.
 pub const DEFAULT_DATAPATH_TYPE: &str = "system";
+/// The highest OVS port tag (4095 is OVS's "dead VLAN").
+const MAX_OVS_TAG: u16 = 4095;
 /// The OVS bridges this driver may touch (the grant's only entry).
 const OVS_BRIDGE_GRANT: &str = "br-*";
 
@@ -41,7 +41,7 @@ impl Driver for OvsHybrid {
             name: NAME.into(),
             version: env!("CARGO_PKG_VERSION").into(),
             agent_type: AGENT_TYPE.into(),
-            vnic_types: vec![VnicType::Normal],
+            vnic_types: VNIC_TYPES.to_vec(),
             network_types: NETWORK_TYPES.to_vec(),
             vif_types: vec![VIF_TYPE.into()],
             capabilities: Grant {
@@ -88,26 +88,27 @@ impl Driver for OvsHybrid {
 
     fn plug_port(ctx: PortContext) -> Result<Plan, DriverError> {
         let wiring = Wiring::of(&ctx)?;
-        if ctx.port.mac_address.is_empty() {
+        let port = &ctx.port;
+        let mac = port_mac(port)?;
+        let mtu = segment_mtu(&ctx.network, &ctx.segment)?;
+        if let Some(tag) = ctx.local_vlan.filter(|tag| *tag > MAX_OVS_TAG) {
             return Err(DriverError::InvalidInput(format!(
-                "port {} has no MAC address",
-                ctx.port.id
+                "local VLAN {tag} is outside 0-{MAX_OVS_TAG}"
             )));
         }
-        let port = &ctx.port;
         let ns = ctx.attachment.namespace.as_str();
         let peer = ctx.attachment.interface_name.as_str();
-        let mtu = segment_mtu(&ctx.network, &ctx.segment);
+        // os-vif's Interface external_ids, as plain strings.
         let mut external_ids = vec![
             pair("iface-id", port.id.as_str()),
             pair("iface-status", "active"),
-            pair("attached-mac", port.mac_address.as_str()),
+            pair("attached-mac", mac),
         ];
         if !port.device_id.is_empty() {
             external_ids.push(pair("vm-uuid", port.device_id.as_str()));
         }
         let tap = wiring.tap.as_str();
-        let mac = Some(port.mac_address.as_str());
+        let mac = Some(mac);
         let plan = match &wiring.hybrid {
             Some(Hybrid { qbr, qvb, qvo }) => PlanBuilder::new()
                 .bridge(qbr, mtu)
@@ -178,20 +179,12 @@ struct Hybrid {
 impl Wiring {
     fn of(ctx: &PortContext) -> Result<Self, DriverError> {
         check_bindable(&ctx.segment)?;
-        if ctx.vif_type != VIF_TYPE {
-            return Err(DriverError::InvalidInput(format!(
-                "{NAME} binds vif_type {VIF_TYPE}, not {}",
-                ctx.vif_type
-            )));
-        }
+        check_port_binding(ctx, NAME, VIF_TYPE)?;
         let port_id = ctx.port.id.as_str();
-        if port_id.is_empty() {
-            return Err(DriverError::InvalidInput("port has an empty id".into()));
-        }
         checked_ifname(&ctx.attachment.interface_name, "attachment interface")?;
         let conf = &ctx.agent.configurations;
         let bridge = match pairs_get(&ctx.vif_details, "bridge_name") {
-            Some(text) => parse_json_str(text).ok_or_else(|| {
+            Some(text) => json_parse_str(text).ok_or_else(|| {
                 DriverError::InvalidInput(format!(
                     "vif_details bridge_name is not a JSON string: {text}"
                 ))
@@ -199,7 +192,7 @@ impl Wiring {
             None => integration_bridge(conf).to_string(),
         };
         let hybrid = match pairs_get(&ctx.vif_details, "ovs_hybrid_plug") {
-            Some(text) => parse_json_bool(text).ok_or_else(|| {
+            Some(text) => json_parse_bool(text).ok_or_else(|| {
                 DriverError::InvalidInput(format!(
                     "vif_details ovs_hybrid_plug is not a JSON boolean: {text}"
                 ))
@@ -223,65 +216,16 @@ impl Wiring {
     }
 }
 
-/// The binding decision, in the order of checks every driver follows.
+/// The binding decision: the SDK's agent checks, then the first segment the agent can carry.
 fn bind(ctx: &BindContext) -> BindDecision {
-    let port = &ctx.port;
-    if port.vnic_type != VnicType::Normal {
-        return pass(format!(
-            "vnic_type {} not supported by {NAME}",
-            vnic_type_name(port.vnic_type)
-        ));
-    }
-    let agents: Vec<&Agent> = agents_of_type(&ctx.agents, AGENT_TYPE).collect();
-    if agents.is_empty() {
-        return pass(format!("no {AGENT_TYPE} on host {}", ctx.host));
-    }
-    let alive: Vec<&Agent> = agents.iter().copied().filter(|a| a.alive).collect();
-    if alive.is_empty() {
-        for agent in &agents {
-            log::warn(&format!(
-                "refusing to bind port {} to dead agent {} on host {}",
-                port.id, agent.id, ctx.host
-            ));
-        }
-        return pass(format!("{AGENT_TYPE} on host {} is not alive", ctx.host));
-    }
-    if ctx.segments_to_bind.is_empty() {
-        return pass(format!(
-            "no segments to bind for port {} on host {}",
-            port.id, ctx.host
-        ));
-    }
-    let mut reasons: Vec<String> = Vec::new();
-    for agent in alive {
-        for segment in &ctx.segments_to_bind {
-            match try_segment(agent, segment) {
-                Ok(()) => {
-                    log::debug(&format!(
-                        "bound port {} to segment {} (agent {})",
-                        port.id, segment.id, agent.id
-                    ));
-                    return BindDecision::Bound(Bound {
-                        segment_id: segment.id.clone(),
-                        vif_type: VIF_TYPE.into(),
-                        vif_details: vif_details(&agent.configurations),
-                    });
-                }
-                Err(why) => {
-                    let reason = format!("segment {}: {why}", segment.id);
-                    if !reasons.contains(&reason) {
-                        reasons.push(reason);
-                    }
-                }
-            }
-        }
-    }
-    pass(reasons.join("; "))
-}
-
-fn pass(reason: String) -> BindDecision {
-    log::debug(&format!("not binding: {reason}"));
-    BindDecision::Pass(reason)
+    bind_with_agents(ctx, NAME, AGENT_TYPE, &VNIC_TYPES, |agent, segment| {
+        try_segment(agent, segment)?;
+        Ok(Bound {
+            segment_id: segment.id.clone(),
+            vif_type: VIF_TYPE.into(),
+            vif_details: vif_details(&agent.configurations),
+        })
+    })
 }
 
 /// Neutron's `check_segment_for_agent` for the OVS agent, plus the grant: `Ok` when `segment`
@@ -359,15 +303,7 @@ fn in_grant(name: &str) -> bool {
 
 /// Only segments of a type this driver binds reach setup/plug; anything else is malformed.
 fn check_bindable(segment: &Segment) -> Result<(), DriverError> {
-    if NETWORK_TYPES.contains(&segment.network_type) {
-        Ok(())
-    } else {
-        Err(DriverError::InvalidInput(format!(
-            "{NAME} never binds {} segments (segment {})",
-            network_type_name(segment.network_type),
-            segment.id
-        )))
-    }
+    check_segment_type(segment, NAME, &NETWORK_TYPES)
 }
 
 /// The physical network of a flat/vlan segment (`None` for other types).
@@ -394,17 +330,6 @@ fn checked_ovs_bridge(bridge: String) -> Result<String, DriverError> {
     } else {
         Err(DriverError::InvalidInput(format!(
             "OVS bridge {bridge:?} is not a valid name inside this driver's grant ({OVS_BRIDGE_GRANT})"
-        )))
-    }
-}
-
-fn checked_ifname<S: AsRef<str>>(name: S, what: &str) -> Result<S, DriverError> {
-    if names::is_valid_ifname(name.as_ref()) {
-        Ok(name)
-    } else {
-        Err(DriverError::InvalidInput(format!(
-            "{what} {:?} is not a valid interface name",
-            name.as_ref()
         )))
     }
 }

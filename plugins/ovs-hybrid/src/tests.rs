@@ -17,7 +17,7 @@ const MAC: &str = "fa:16:3e:12:34:56";
 /// from the enum's Debug text, which wit-bindgen spells `NetworkType::Flat`).
 fn net(ty: NetworkType) -> Network {
     let mut n = network(ty);
-    n.segments[0].id = format!("seg-{}", util::network_type_name(ty));
+    n.segments[0].id = format!("seg-{}", network_type_name(ty));
     n
 }
 
@@ -107,7 +107,7 @@ fn live_agent_binds_every_supported_type() {
         NetworkType::Local,
     ] {
         let b = bound(bind_with(net(ty), live_agents(AGENT_TYPE)));
-        assert_eq!(b.segment_id, format!("seg-{}", util::network_type_name(ty)));
+        assert_eq!(b.segment_id, format!("seg-{}", network_type_name(ty)));
         assert_eq!(b.vif_type, "ovs");
         assert_eq!(
             b.vif_details,
@@ -584,4 +584,28 @@ fn every_name_fits_the_kernel_and_the_grant() {
             other => panic!("unexpected op {other:?}"),
         }
     }
+}
+
+#[test]
+fn plug_rejects_a_bad_mac_or_local_vlan() {
+    let mut ctx = bound_port_context(NetworkType::Vlan, live_agent());
+    ctx.port.mac_address = "fa:16:3e".into();
+    assert!(invalid(OvsHybrid::plug_port(ctx.clone())).contains("no usable MAC address"));
+    assert_eq!(
+        OvsHybrid::unplug_port(ctx).unwrap().len(),
+        4,
+        "unplug needs no MAC"
+    );
+    let mut ctx = bound_port_context(NetworkType::Vlan, live_agent());
+    ctx.local_vlan = Some(4096);
+    assert_eq!(
+        invalid(OvsHybrid::plug_port(ctx.clone())),
+        "local VLAN 4096 is outside 0-4095"
+    );
+    ctx.local_vlan = Some(4095);
+    let plan = OvsHybrid::plug_port(ctx).unwrap();
+    let Some(Op::EnsureOvsPort(spec)) = plan.last() else {
+        panic!("{plan:?}")
+    };
+    assert_eq!(spec.tag, Some(4095), "OVS's dead VLAN is a valid tag");
 }
