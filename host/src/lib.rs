@@ -1,6 +1,9 @@
 //! Neutrino: an OpenStack Networking API v2.0 control plane whose mechanism drivers are
 //! sandboxed WebAssembly components. See ARCHITECTURE.md for the map.
 
+pub mod api;
 pub mod binding;
 pub mod conformance;
 pub mod plugins;
+pub mod server;
+pub mod store;

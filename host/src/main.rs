@@ -2,8 +2,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use neutrino::api::ApiConfig;
 use neutrino::conformance::{self, KitConfig};
 use neutrino::plugins::registry::{DriversConfig, Registry};
+use neutrino::server::{ServeOptions, serve};
 
 /// Neutrino: OpenStack Networking API v2.0 with WebAssembly mechanism drivers.
 #[derive(Parser)]
@@ -19,6 +21,21 @@ enum Command {
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
+    },
+    /// Serves the Networking API v2.0 (networks so far; see the README for what is absent).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9696")]
+        listen: std::net::SocketAddr,
+        /// `postgres://...` or `sqlite://...`; default: an SQLite file in the data directory.
+        #[arg(long)]
+        database: Option<String>,
+        /// Where the embedded database and other state live.
+        #[arg(long, default_value = "/var/lib/neutrino")]
+        data_dir: PathBuf,
+        /// Project of requests without identity headers (noauth).
+        #[arg(long, default_value = "admin")]
+        default_project: String,
     },
     /// Loads the configured mechanism drivers in binding order and shows what each declares.
     Drivers {
@@ -79,6 +96,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Serve {
+            listen,
+            database,
+            data_dir,
+            default_project,
+        } => {
+            let options = ServeOptions {
+                listen,
+                database,
+                data_dir,
+                api: ApiConfig {
+                    default_project,
+                    ..ApiConfig::default()
+                },
+            };
+            tokio::runtime::Runtime::new()?.block_on(serve(options))?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Drivers { config } => {
             let config: DriversConfig = match config {

@@ -98,7 +98,7 @@ mod tests {
     use super::*;
     use crate::log::Level;
     use crate::testing::{
-        self, HOST, PORT_ID, bind_context, dead_agents, live_agents, network, port,
+        self, HOST, PORT_ID, bind_context, dead_agents, expect_pass, live_agents, network, port,
     };
     use crate::types::NetworkType;
     use crate::{json_str, pair};
@@ -119,13 +119,6 @@ mod tests {
 
     fn decide(ctx: &BindContext) -> BindDecision {
         bind_with_agents(ctx, "test", AGENT, &[VnicType::Normal], flat_only)
-    }
-
-    fn passed(decision: BindDecision) -> String {
-        match decision {
-            BindDecision::Pass(reason) => reason,
-            other => panic!("expected a pass, got {other:?}"),
-        }
     }
 
     #[test]
@@ -161,7 +154,7 @@ mod tests {
         port.vnic_type = VnicType::DirectPhysical;
         let ctx = bind_context(port, network(NetworkType::Flat), live_agents(AGENT));
         assert_eq!(
-            passed(decide(&ctx)),
+            expect_pass(decide(&ctx)),
             "vnic_type direct-physical not supported by test"
         );
     }
@@ -174,12 +167,12 @@ mod tests {
             live_agents("Other agent"),
         );
         assert_eq!(
-            passed(decide(&ctx)),
+            expect_pass(decide(&ctx)),
             format!("no Test agent on host {HOST}")
         );
         let ctx = bind_context(port(), network(NetworkType::Flat), vec![]);
         assert_eq!(
-            passed(decide(&ctx)),
+            expect_pass(decide(&ctx)),
             format!("no Test agent on host {HOST}")
         );
     }
@@ -189,7 +182,7 @@ mod tests {
         testing::take_logs();
         let ctx = bind_context(port(), network(NetworkType::Flat), dead_agents(AGENT));
         assert_eq!(
-            passed(decide(&ctx)),
+            expect_pass(decide(&ctx)),
             format!("Test agent on host {HOST} is not alive")
         );
         let logs = testing::take_logs();
@@ -217,7 +210,7 @@ mod tests {
         let mut ctx = bind_context(port(), network(NetworkType::Flat), live_agents(AGENT));
         ctx.segments_to_bind.clear();
         assert_eq!(
-            passed(decide(&ctx)),
+            expect_pass(decide(&ctx)),
             format!("no segments to bind for port {PORT_ID} on host {HOST}")
         );
     }
@@ -230,7 +223,7 @@ mod tests {
         ctx.segments_to_bind
             .extend(network(NetworkType::Vxlan).segments);
         assert_eq!(
-            passed(decide(&ctx)),
+            expect_pass(decide(&ctx)),
             "segment seg-vlan: not flat; segment seg-vxlan: not flat"
         );
     }

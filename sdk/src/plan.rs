@@ -12,8 +12,8 @@
 //! ```
 
 use crate::types::{
-    AddressSpec, AttachSpec, BridgeSpec, LinkRef, LinkSpec, MacvlanMode, MacvlanSpec, Op,
-    OvsBridgeSpec, OvsPortRef, OvsPortSpec, OvsPortType, Pairs, Plan, RouteSpec, VethSpec,
+    AddressSpec, AttachSpec, Attachment, BridgeSpec, LinkRef, LinkSpec, MacvlanMode, MacvlanSpec,
+    Op, OvsBridgeSpec, OvsPortRef, OvsPortSpec, OvsPortType, Pairs, Plan, RouteSpec, VethSpec,
     VlanSpec, VxlanSpec,
 };
 
@@ -97,6 +97,26 @@ impl PlanBuilder {
             mtu,
             mac: mac.map(str::to_string),
         }))
+    }
+
+    /// Plugs an attachment into a Linux bridge through a veth pair, as os-vif plugs a `bridge`
+    /// VIF: the veth `tap` on the host with its peer as the attachment's interface in the
+    /// attachment's namespace (with `mac`, and `mtu` on both ends), `tap` attached to `bridge`,
+    /// then `tap` up and the peer up in the namespace.
+    pub fn tap_into_bridge(
+        self,
+        tap: &str,
+        bridge: &str,
+        attachment: &Attachment,
+        mac: &str,
+        mtu: Option<u32>,
+    ) -> Self {
+        let ns = attachment.namespace.as_str();
+        let peer = attachment.interface_name.as_str();
+        self.veth(tap, peer, Some(ns), Some(mac), mtu)
+            .attach(tap, bridge)
+            .up(tap)
+            .up_in(peer, ns)
     }
 
     pub fn vxlan(self, spec: VxlanSpec) -> Self {
@@ -199,5 +219,29 @@ impl PlanBuilder {
 
     pub fn build(self) -> Plan {
         self.ops
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    #[test]
+    fn tap_into_bridge_is_the_veth_the_attach_and_both_ends_up() {
+        let attachment = testing::instance_attachment();
+        let ns = attachment.namespace.as_str();
+        let (tap, mac) = ("tap3f1c2a9e-7b", "fa:16:3e:12:34:56");
+        assert_eq!(
+            PlanBuilder::new()
+                .tap_into_bridge(tap, "br100", &attachment, mac, Some(1450))
+                .build(),
+            PlanBuilder::new()
+                .veth(tap, "eth0", Some(ns), Some(mac), Some(1450))
+                .attach(tap, "br100")
+                .up(tap)
+                .up_in("eth0", ns)
+                .build()
+        );
     }
 }

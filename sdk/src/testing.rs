@@ -5,15 +5,22 @@
 //! [`take_logs`], and the fixtures below follow Neutron's mechanism-driver test base: a live,
 //! well-configured agent ([`live_agents`]), the same agent dead ([`dead_agents`]), and agents of
 //! the right type that lack the mappings ([`bad_agents`]).
+//!
+//! To call a driver `D` with them: [`bind_with`] binds the fixture port, [`bound_port_context`]
+//! is the plug context after such a binding, and [`expect_bound`], [`expect_pass`] and
+//! [`expect_invalid`] unwrap the answers, panicking with what the driver said instead.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::fmt::Debug;
 
+use crate::Driver;
 use crate::log::Level;
 use crate::names;
 use crate::types::{
-    Agent, AgentConfigurations, Attachment, AttachmentKind, BindContext, FixedIp, Network,
-    NetworkContext, NetworkType, Port, PortContext, Segment, VnicType,
+    Agent, AgentConfigurations, Attachment, AttachmentKind, BindContext, BindDecision, Bound,
+    DriverError, FixedIp, Network, NetworkContext, NetworkType, Port, PortContext, Segment,
+    VnicType,
 };
 use crate::{network_type_name, pair};
 
@@ -142,9 +149,21 @@ pub fn agent(agent_type: &str, alive: bool, configurations: AgentConfigurations)
     }
 }
 
+/// A live, fully configured agent of `agent_type` on [`HOST`].
+pub fn live_agent(agent_type: &str) -> Agent {
+    agent(agent_type, true, full_configurations())
+}
+
+/// A live agent of `agent_type` on [`HOST`] whose [`full_configurations`] `edit` changes.
+pub fn agent_with(agent_type: &str, edit: impl FnOnce(&mut AgentConfigurations)) -> Agent {
+    let mut configurations = full_configurations();
+    edit(&mut configurations);
+    agent(agent_type, true, configurations)
+}
+
 /// A live, fully configured agent of `agent_type` (Neutron's `AGENTS`).
 pub fn live_agents(agent_type: &str) -> Vec<Agent> {
-    vec![agent(agent_type, true, full_configurations())]
+    vec![live_agent(agent_type)]
 }
 
 /// The same agent, dead (Neutron's `AGENTS_DEAD`).
@@ -239,6 +258,59 @@ pub fn port_context(
     }
 }
 
+/// Driver `D`'s decision for the fixture [`port`] on `network` with `agents` on the host.
+/// Panics if `bind_port` returns an error, which it never may.
+#[track_caller]
+pub fn bind_with<D: Driver>(network: Network, agents: Vec<Agent>) -> BindDecision {
+    match D::bind_port(bind_context(port(), network, agents)) {
+        Ok(decision) => decision,
+        Err(e) => panic!("bind_port must never return an error, got {e:?}"),
+    }
+}
+
+/// The plug/unplug context for the fixture [`port`] on `network(network_type)` with `agent`,
+/// after driver `D` bound it there ([`bind_with`]; panics if it passes).
+#[track_caller]
+pub fn bound_port_context<D: Driver>(network_type: NetworkType, agent: Agent) -> PortContext {
+    let bound = expect_bound(bind_with::<D>(network(network_type), vec![agent.clone()]));
+    port_context(
+        port(),
+        network(network_type),
+        agent,
+        &bound.vif_type,
+        bound.vif_details,
+    )
+}
+
+/// The binding a decision made; panics with the decision when it is not a binding.
+#[track_caller]
+pub fn expect_bound(decision: BindDecision) -> Bound {
+    match decision {
+        BindDecision::Bound(bound) => bound,
+        BindDecision::Pass(reason) => panic!("expected a binding, but the driver passed: {reason}"),
+        other => panic!("expected a binding, got {other:?}"),
+    }
+}
+
+/// The reason of a pass; panics with the decision when it is not a pass.
+#[track_caller]
+pub fn expect_pass(decision: BindDecision) -> String {
+    match decision {
+        BindDecision::Pass(reason) => reason,
+        BindDecision::Bound(bound) => panic!("expected a pass, but the driver bound: {bound:?}"),
+        other => panic!("expected a pass, got {other:?}"),
+    }
+}
+
+/// The message of an `invalid-input` error; panics with the result when it is anything else.
+#[track_caller]
+pub fn expect_invalid<T: Debug>(result: Result<T, DriverError>) -> String {
+    match result {
+        Err(DriverError::InvalidInput(why)) => why,
+        other => panic!("expected an invalid-input error, got {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +331,55 @@ mod tests {
             assert_eq!(net.segments[0].network_type, ty);
             assert_eq!(type_name(ty), &id[4..]);
         }
+    }
+
+    #[test]
+    fn expectations_unwrap_what_they_expect() {
+        let bound = Bound {
+            segment_id: "seg-flat".into(),
+            vif_type: "bridge".into(),
+            vif_details: vec![],
+        };
+        assert_eq!(expect_bound(BindDecision::Bound(bound.clone())), bound);
+        assert_eq!(expect_pass(BindDecision::Pass("why".into())), "why");
+        let result: Result<(), DriverError> = Err(DriverError::InvalidInput("bad".into()));
+        assert_eq!(expect_invalid(result), "bad");
+    }
+
+    #[test]
+    #[should_panic(expected = "expected a binding, but the driver passed: no agent")]
+    fn expect_bound_panics_with_the_pass_reason() {
+        expect_bound(BindDecision::Pass("no agent".into()));
+    }
+
+    #[test]
+    #[should_panic(expected = "expected a pass, but the driver bound: Bound {")]
+    fn expect_pass_panics_with_the_binding() {
+        expect_pass(BindDecision::Bound(Bound {
+            segment_id: "seg-flat".into(),
+            vif_type: "bridge".into(),
+            vif_details: vec![],
+        }));
+    }
+
+    #[test]
+    #[should_panic(expected = "expected an invalid-input error, got Err(DriverError::Unsupported(")]
+    fn expect_invalid_panics_with_any_other_result() {
+        expect_invalid::<()>(Err(DriverError::Unsupported("later".into())));
+    }
+
+    #[test]
+    fn agents_are_live_and_fully_configured_unless_edited() {
+        let live = live_agent("A");
+        assert!(live.alive);
+        assert_eq!(live.configurations, full_configurations());
+        assert_eq!(live_agents("A"), vec![live.clone()]);
+        let edited = agent_with("A", |c| c.tunnel_types.clear());
+        assert!(edited.alive && edited.configurations.tunnel_types.is_empty());
+        assert_eq!(
+            edited.configurations.bridge_mappings,
+            live.configurations.bridge_mappings
+        );
     }
 
     #[test]

@@ -34,3 +34,4 @@ pub fn test_driver(runtime: &Arc<Runtime>, name: &str) -> Driver {
         .load_file(&component(name), DriverSettings::default())
         .expect("loads")
 }
+pub mod api;

@@ -2,53 +2,22 @@
 
 use neutrino_sdk::prelude::*;
 use neutrino_sdk::testing::{
-    self, agent, bad_agents, bind_context, dead_agents, full_configurations, live_agents, network,
-    network_context, port, port_context,
+    self, agent_with, bad_agents, bind_context, dead_agents, expect_bound, expect_invalid,
+    expect_pass, live_agent, live_agents, network, network_context, port, port_context,
 };
 
 use super::*;
 
 const MAC: &str = "fa:16:3e:12:34:56";
 
-/// The fixture network with its segment named `seg-<type>`.
-fn net(ty: NetworkType) -> Network {
-    let mut n = network(ty);
-    n.segments[0].id = format!("seg-{}", network_type_name(ty));
-    n
-}
-
+/// The SDK's [`testing::bind_with`] for this driver.
 fn bind_with(network: Network, agents: Vec<Agent>) -> BindDecision {
-    Macvlan::bind_port(bind_context(port(), network, agents)).expect("bind_port never errors")
+    testing::bind_with::<Macvlan>(network, agents)
 }
 
-fn bound(decision: BindDecision) -> Bound {
-    match decision {
-        BindDecision::Bound(b) => b,
-        other => panic!("expected a binding, got {other:?}"),
-    }
-}
-
-fn passed(decision: BindDecision) -> String {
-    match decision {
-        BindDecision::Pass(reason) => reason,
-        other => panic!("expected a pass, got {other:?}"),
-    }
-}
-
-fn live_agent() -> Agent {
-    agent(AGENT_TYPE, true, full_configurations())
-}
-
-fn invalid(result: Result<Plan, DriverError>) -> String {
-    match result {
-        Err(DriverError::InvalidInput(why)) => why,
-        other => panic!("expected invalid-input, got {other:?}"),
-    }
-}
-
+/// The port bound by a live agent to a network of type `ty`, ready to plug.
 fn bound_port_context(ty: NetworkType) -> PortContext {
-    let b = bound(bind_with(net(ty), live_agents(AGENT_TYPE)));
-    port_context(port(), net(ty), live_agent(), &b.vif_type, b.vif_details)
+    testing::bound_port_context::<Macvlan>(ty, live_agent(AGENT_TYPE))
 }
 
 #[test]
@@ -67,7 +36,10 @@ fn describe_matches_the_contract() {
 
 #[test]
 fn live_agent_binds_flat_and_vlan() {
-    let b = bound(bind_with(net(NetworkType::Flat), live_agents(AGENT_TYPE)));
+    let b = expect_bound(bind_with(
+        network(NetworkType::Flat),
+        live_agents(AGENT_TYPE),
+    ));
     assert_eq!(
         (b.segment_id.as_str(), b.vif_type.as_str()),
         ("seg-flat", "macvtap")
@@ -85,7 +57,10 @@ fn live_agent_binds_flat_and_vlan() {
         Some("\"eth1\"")
     );
 
-    let b = bound(bind_with(net(NetworkType::Vlan), live_agents(AGENT_TYPE)));
+    let b = expect_bound(bind_with(
+        network(NetworkType::Vlan),
+        live_agents(AGENT_TYPE),
+    ));
     assert_eq!(
         pairs_get(&b.vif_details, "macvtap_source"),
         Some("\"eth1.100\"")
@@ -97,29 +72,38 @@ fn live_agent_binds_flat_and_vlan() {
 fn what_cannot_be_bound_passes_with_the_reason() {
     let mut p = port();
     p.vnic_type = VnicType::Direct;
-    let d = Macvlan::bind_port(bind_context(p, net(NetworkType::Flat), vec![])).unwrap();
-    assert_eq!(passed(d), "vnic_type direct not supported by macvlan");
+    let d = Macvlan::bind_port(bind_context(p, network(NetworkType::Flat), vec![])).unwrap();
+    assert_eq!(expect_pass(d), "vnic_type direct not supported by macvlan");
     assert_eq!(
-        passed(bind_with(net(NetworkType::Flat), vec![])),
+        expect_pass(bind_with(network(NetworkType::Flat), vec![])),
         "no Macvtap agent on host compute-1"
     );
     assert_eq!(
-        passed(bind_with(net(NetworkType::Flat), dead_agents(AGENT_TYPE))),
+        expect_pass(bind_with(
+            network(NetworkType::Flat),
+            dead_agents(AGENT_TYPE)
+        )),
         "Macvtap agent on host compute-1 is not alive"
     );
     assert_eq!(
-        passed(bind_with(net(NetworkType::Vlan), bad_agents(AGENT_TYPE))),
+        expect_pass(bind_with(
+            network(NetworkType::Vlan),
+            bad_agents(AGENT_TYPE)
+        )),
         "segment seg-vlan: physical network physnet1 not in interface_mappings of agent on compute-1"
     );
     assert_eq!(
-        passed(bind_with(net(NetworkType::Vxlan), live_agents(AGENT_TYPE))),
+        expect_pass(bind_with(
+            network(NetworkType::Vxlan),
+            live_agents(AGENT_TYPE)
+        )),
         "segment seg-vxlan: network type vxlan not supported"
     );
 }
 
 #[test]
 fn setup_and_teardown_manage_the_vlan_subinterface() {
-    let ctx = network_context(net(NetworkType::Vlan), live_agent());
+    let ctx = network_context(network(NetworkType::Vlan), live_agent(AGENT_TYPE));
     assert_eq!(
         Macvlan::setup_network(ctx.clone()).unwrap(),
         PlanBuilder::new()
@@ -138,7 +122,7 @@ fn setup_and_teardown_manage_the_vlan_subinterface() {
         "teardown is idempotent"
     );
 
-    let ctx = network_context(net(NetworkType::Flat), live_agent());
+    let ctx = network_context(network(NetworkType::Flat), live_agent(AGENT_TYPE));
     assert_eq!(Macvlan::setup_network(ctx.clone()).unwrap(), vec![]);
     assert_eq!(Macvlan::teardown_network(ctx).unwrap(), vec![]);
 }
@@ -210,34 +194,29 @@ fn unplug_removes_the_macvlan_and_is_idempotent() {
 fn malformed_input_is_an_error() {
     let mut ctx = bound_port_context(NetworkType::Flat);
     ctx.port.id.clear();
-    assert_eq!(invalid(Macvlan::plug_port(ctx)), "port has an empty id");
+    assert_eq!(
+        expect_invalid(Macvlan::plug_port(ctx)),
+        "port has an empty id"
+    );
 
     let mut ctx = bound_port_context(NetworkType::Flat);
-    ctx.segment = net(NetworkType::Vxlan).segments.remove(0);
-    assert!(invalid(Macvlan::unplug_port(ctx)).contains("never binds vxlan"));
+    ctx.segment = network(NetworkType::Vxlan).segments.remove(0);
+    assert!(expect_invalid(Macvlan::unplug_port(ctx)).contains("never binds vxlan"));
 
     let mut ctx = bound_port_context(NetworkType::Flat);
     ctx.vif_details = vec![pair("physical_interface", "eth1")];
-    assert!(invalid(Macvlan::plug_port(ctx)).contains("not a JSON string"));
+    assert!(expect_invalid(Macvlan::plug_port(ctx)).contains("not a JSON string"));
 }
 
 #[test]
 fn long_interface_names_stay_within_15_bytes() {
-    let mut conf = full_configurations();
-    conf.interface_mappings = vec![pair("physnet1", "enp129s0f1np1")];
-    let mut n = net(NetworkType::Vlan);
+    let agent = agent_with(AGENT_TYPE, |c| {
+        c.interface_mappings = vec![pair("physnet1", "enp129s0f1np1")]
+    });
+    let mut n = network(NetworkType::Vlan);
     n.segments[0].segmentation_id = Some(4094);
-    let b = bound(bind_with(
-        n.clone(),
-        vec![agent(AGENT_TYPE, true, conf.clone())],
-    ));
-    let ctx = port_context(
-        port(),
-        n,
-        agent(AGENT_TYPE, true, conf),
-        &b.vif_type,
-        b.vif_details,
-    );
+    let b = expect_bound(bind_with(n.clone(), vec![agent.clone()]));
+    let ctx = port_context(port(), n, agent, &b.vif_type, b.vif_details);
     for op in Macvlan::plug_port(ctx).unwrap() {
         let name = match op {
             Op::EnsureVlan(v) => v.name,
@@ -253,5 +232,5 @@ fn long_interface_names_stay_within_15_bytes() {
 fn plug_rejects_a_bad_mac() {
     let mut ctx = bound_port_context(NetworkType::Flat);
     ctx.port.mac_address = "not-a-mac".into();
-    assert!(invalid(Macvlan::plug_port(ctx)).contains("no usable MAC address"));
+    assert!(expect_invalid(Macvlan::plug_port(ctx)).contains("no usable MAC address"));
 }

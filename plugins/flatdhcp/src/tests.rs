@@ -1,55 +1,27 @@
 use neutrino_sdk::prelude::*;
 use neutrino_sdk::testing::{
-    self, HOST, PORT_ID, agent, bad_agents, bind_context, dead_agents, full_configurations,
-    live_agents, network, network_context, port, port_context, with_config,
+    self, HOST, PORT_ID, agent_with, bad_agents, bind_context, dead_agents, expect_bound,
+    expect_invalid, expect_pass, live_agent, live_agents, network, network_context, port,
+    with_config,
 };
 
 use super::*;
 
 const TAP: &str = "tap3f1c2a9e-7b";
 
-/// The fixture network with its segment named `seg-<type>` (the SDK fixture derives the id
-/// from the enum's Debug text, which wit-bindgen spells `NetworkType::Flat`).
-fn net(ty: NetworkType) -> Network {
-    let mut n = network(ty);
-    n.segments[0].id = format!("seg-{}", network_type_name(ty));
-    n
-}
-
-fn bind_with(net: Network, agents: Vec<Agent>) -> BindDecision {
-    FlatDhcp::bind_port(bind_context(port(), net, agents)).expect("bind_port never errors")
-}
-
-fn bound(decision: BindDecision) -> Bound {
-    match decision {
-        BindDecision::Bound(b) => b,
-        other => panic!("expected a binding, got {other:?}"),
-    }
-}
-
-fn passed(decision: BindDecision) -> String {
-    match decision {
-        BindDecision::Pass(reason) => reason,
-        other => panic!("expected a pass, got {other:?}"),
-    }
-}
-
-fn live_agent() -> Agent {
-    agent(AGENT_TYPE, true, full_configurations())
+/// The SDK's [`testing::bind_with`] for this driver.
+fn bind_with(network: Network, agents: Vec<Agent>) -> BindDecision {
+    testing::bind_with::<FlatDhcp>(network, agents)
 }
 
 /// An agent that maps physnet1 only to an interface (no bridge mapping).
 fn interface_only_agent() -> Agent {
-    let mut conf = full_configurations();
-    conf.bridge_mappings.clear();
-    agent(AGENT_TYPE, true, conf)
+    agent_with(AGENT_TYPE, |c| c.bridge_mappings.clear())
 }
 
-fn invalid(result: Result<Plan, DriverError>) -> String {
-    match result {
-        Err(DriverError::InvalidInput(why)) => why,
-        other => panic!("expected invalid-input, got {other:?}"),
-    }
+/// The port bound by a live agent to the flat network, ready to plug.
+fn bound_port_context() -> PortContext {
+    testing::bound_port_context::<FlatDhcp>(NetworkType::Flat, live_agent(AGENT_TYPE))
 }
 
 #[test]
@@ -72,7 +44,10 @@ fn describe_matches_the_contract() {
 
 #[test]
 fn live_agent_binds_flat_to_the_mapped_bridge() {
-    let b = bound(bind_with(net(NetworkType::Flat), live_agents(AGENT_TYPE)));
+    let b = expect_bound(bind_with(
+        network(NetworkType::Flat),
+        live_agents(AGENT_TYPE),
+    ));
     assert_eq!(b.segment_id, "seg-flat");
     assert_eq!(b.vif_type, "bridge");
     assert_eq!(
@@ -87,14 +62,14 @@ fn live_agent_binds_flat_to_the_mapped_bridge() {
 
 #[test]
 fn without_a_bridge_mapping_the_flat_network_bridge_is_used() {
-    let b = bound(bind_with(
-        net(NetworkType::Flat),
+    let b = expect_bound(bind_with(
+        network(NetworkType::Flat),
         vec![interface_only_agent()],
     ));
     assert_eq!(pairs_get(&b.vif_details, "bridge_name"), Some("\"br100\""));
     let b = with_config(&[("flat_network_bridge", "br-flat")], || {
-        bound(bind_with(
-            net(NetworkType::Flat),
+        expect_bound(bind_with(
+            network(NetworkType::Flat),
             vec![interface_only_agent()],
         ))
     });
@@ -107,8 +82,8 @@ fn without_a_bridge_mapping_the_flat_network_bridge_is_used() {
 #[test]
 fn a_configured_bridge_outside_the_grant_is_refused() {
     let reason = with_config(&[("flat_network_bridge", "virbr0")], || {
-        passed(bind_with(
-            net(NetworkType::Flat),
+        expect_pass(bind_with(
+            network(NetworkType::Flat),
             vec![interface_only_agent()],
         ))
     });
@@ -117,8 +92,8 @@ fn a_configured_bridge_outside_the_grant_is_refused() {
         "segment seg-flat: bridge virbr0 of physical network physnet1 is outside this driver's grant (link prefix br)"
     );
     let reason = with_config(&[("flat_network_bridge", "br-much-too-long-name")], || {
-        passed(bind_with(
-            net(NetworkType::Flat),
+        expect_pass(bind_with(
+            network(NetworkType::Flat),
             vec![interface_only_agent()],
         ))
     });
@@ -130,16 +105,16 @@ fn unsupported_vnic_type_passes_first() {
     let mut p = port();
     p.vnic_type = VnicType::Direct;
     // Even with no agent at all, the vnic type is the reason given.
-    let d = FlatDhcp::bind_port(bind_context(p, net(NetworkType::Flat), vec![])).unwrap();
-    assert_eq!(passed(d), "vnic_type direct not supported by flatdhcp");
+    let d = FlatDhcp::bind_port(bind_context(p, network(NetworkType::Flat), vec![])).unwrap();
+    assert_eq!(expect_pass(d), "vnic_type direct not supported by flatdhcp");
 }
 
 #[test]
 fn absent_agent_passes() {
-    let reason = passed(bind_with(net(NetworkType::Flat), vec![]));
+    let reason = expect_pass(bind_with(network(NetworkType::Flat), vec![]));
     assert_eq!(reason, format!("no Flat DHCP agent on host {HOST}"));
-    let reason = passed(bind_with(
-        net(NetworkType::Flat),
+    let reason = expect_pass(bind_with(
+        network(NetworkType::Flat),
         live_agents("Open vSwitch agent"),
     ));
     assert_eq!(reason, "no Flat DHCP agent on host compute-1");
@@ -148,7 +123,10 @@ fn absent_agent_passes() {
 #[test]
 fn dead_agent_passes_and_warns() {
     testing::take_logs();
-    let reason = passed(bind_with(net(NetworkType::Flat), dead_agents(AGENT_TYPE)));
+    let reason = expect_pass(bind_with(
+        network(NetworkType::Flat),
+        dead_agents(AGENT_TYPE),
+    ));
     assert_eq!(reason, "Flat DHCP agent on host compute-1 is not alive");
     let logs = testing::take_logs();
     assert!(
@@ -160,7 +138,10 @@ fn dead_agent_passes_and_warns() {
 
 #[test]
 fn bad_agent_passes_with_the_physnet_reason() {
-    let reason = passed(bind_with(net(NetworkType::Flat), bad_agents(AGENT_TYPE)));
+    let reason = expect_pass(bind_with(
+        network(NetworkType::Flat),
+        bad_agents(AGENT_TYPE),
+    ));
     assert_eq!(
         reason,
         "segment seg-flat: physical network physnet1 not in bridge_mappings or interface_mappings of agent on compute-1"
@@ -176,7 +157,7 @@ fn unsupported_network_types_pass() {
         (NetworkType::Geneve, "geneve"),
         (NetworkType::Local, "local"),
     ] {
-        let reason = passed(bind_with(net(ty), live_agents(AGENT_TYPE)));
+        let reason = expect_pass(bind_with(network(ty), live_agents(AGENT_TYPE)));
         assert_eq!(
             reason,
             format!("segment seg-{name}: network type {name} not supported")
@@ -186,18 +167,18 @@ fn unsupported_network_types_pass() {
 
 #[test]
 fn first_fitting_segment_wins_and_reasons_list_every_segment() {
-    let mut multi = net(NetworkType::Flat);
-    let mut vlan = net(NetworkType::Vlan).segments.remove(0);
+    let mut multi = network(NetworkType::Flat);
+    let mut vlan = network(NetworkType::Vlan).segments.remove(0);
     vlan.id = "seg-a".into();
     let mut flat2 = multi.segments[0].clone();
     flat2.id = "seg-b".into();
     flat2.physical_network = Some("physnet2".into());
     multi.segments = vec![vlan.clone(), flat2.clone(), multi.segments[0].clone()];
-    let b = bound(bind_with(multi.clone(), live_agents(AGENT_TYPE)));
+    let b = expect_bound(bind_with(multi.clone(), live_agents(AGENT_TYPE)));
     assert_eq!(b.segment_id, "seg-flat");
 
     multi.segments = vec![vlan, flat2];
-    let reason = passed(bind_with(multi, live_agents(AGENT_TYPE)));
+    let reason = expect_pass(bind_with(multi, live_agents(AGENT_TYPE)));
     assert_eq!(
         reason,
         "segment seg-a: network type vlan not supported; segment seg-b: physical network physnet2 not in bridge_mappings or interface_mappings of agent on compute-1"
@@ -207,13 +188,13 @@ fn first_fitting_segment_wins_and_reasons_list_every_segment() {
 #[test]
 fn a_live_agent_binds_even_beside_a_dead_one() {
     let mut agents = dead_agents(AGENT_TYPE);
-    agents.push(live_agent());
-    bound(bind_with(net(NetworkType::Flat), agents));
+    agents.push(live_agent(AGENT_TYPE));
+    expect_bound(bind_with(network(NetworkType::Flat), agents));
 }
 
 #[test]
 fn setup_creates_the_bridge_and_enslaves_the_flat_interface() {
-    let ctx = network_context(net(NetworkType::Flat), live_agent());
+    let ctx = network_context(network(NetworkType::Flat), live_agent(AGENT_TYPE));
     let plan = FlatDhcp::setup_network(ctx.clone()).unwrap();
     assert_eq!(
         plan,
@@ -233,10 +214,11 @@ fn setup_creates_the_bridge_and_enslaves_the_flat_interface() {
 
 #[test]
 fn setup_without_an_interface_mapping_only_makes_the_bridge() {
-    let mut conf = full_configurations();
-    conf.interface_mappings.clear();
-    conf.bridge_mappings.clear();
-    let ctx = network_context(net(NetworkType::Flat), agent(AGENT_TYPE, true, conf));
+    let agent = agent_with(AGENT_TYPE, |c| {
+        c.interface_mappings.clear();
+        c.bridge_mappings.clear();
+    });
+    let ctx = network_context(network(NetworkType::Flat), agent);
     let plan = FlatDhcp::setup_network(ctx).unwrap();
     assert_eq!(
         plan,
@@ -249,27 +231,16 @@ fn setup_without_an_interface_mapping_only_makes_the_bridge() {
 
 #[test]
 fn teardown_leaves_the_shared_bridge() {
-    let ctx = network_context(net(NetworkType::Flat), live_agent());
+    let ctx = network_context(network(NetworkType::Flat), live_agent(AGENT_TYPE));
     assert_eq!(FlatDhcp::teardown_network(ctx.clone()).unwrap(), vec![]);
     assert_eq!(FlatDhcp::teardown_network(ctx).unwrap(), vec![]);
 }
 
 #[test]
 fn setup_for_a_segment_never_bound_is_invalid() {
-    let ctx = network_context(net(NetworkType::Vlan), live_agent());
-    let why = invalid(FlatDhcp::setup_network(ctx));
+    let ctx = network_context(network(NetworkType::Vlan), live_agent(AGENT_TYPE));
+    let why = expect_invalid(FlatDhcp::setup_network(ctx));
     assert!(why.contains("binds only flat segments"), "{why}");
-}
-
-fn bound_port_context() -> PortContext {
-    let b = bound(bind_with(net(NetworkType::Flat), live_agents(AGENT_TYPE)));
-    port_context(
-        port(),
-        net(NetworkType::Flat),
-        live_agent(),
-        &b.vif_type,
-        b.vif_details,
-    )
 }
 
 #[test]
@@ -329,18 +300,21 @@ fn plug_rejects_malformed_input() {
     let mut ctx = bound_port_context();
     ctx.port.id.clear();
     assert_eq!(
-        invalid(FlatDhcp::plug_port(ctx.clone())),
+        expect_invalid(FlatDhcp::plug_port(ctx.clone())),
         "port has an empty id"
     );
-    assert_eq!(invalid(FlatDhcp::unplug_port(ctx)), "port has an empty id");
+    assert_eq!(
+        expect_invalid(FlatDhcp::unplug_port(ctx)),
+        "port has an empty id"
+    );
 
     let mut ctx = bound_port_context();
     ctx.vif_details = vec![pair("bridge_name", "br100")];
-    assert!(invalid(FlatDhcp::plug_port(ctx)).contains("not a JSON string"));
+    assert!(expect_invalid(FlatDhcp::plug_port(ctx)).contains("not a JSON string"));
 
     let mut ctx = bound_port_context();
-    ctx.segment = net(NetworkType::Vxlan).segments.remove(0);
-    assert!(invalid(FlatDhcp::plug_port(ctx)).contains("binds only flat segments"));
+    ctx.segment = network(NetworkType::Vxlan).segments.remove(0);
+    assert!(expect_invalid(FlatDhcp::plug_port(ctx)).contains("binds only flat segments"));
 }
 
 #[test]
@@ -364,7 +338,11 @@ fn every_name_fits_the_kernel_and_the_grant() {
     let mut plans = FlatDhcp::plug_port(ctx.clone()).unwrap();
     plans.extend(FlatDhcp::unplug_port(ctx).unwrap());
     plans.extend(
-        FlatDhcp::setup_network(network_context(net(NetworkType::Flat), live_agent())).unwrap(),
+        FlatDhcp::setup_network(network_context(
+            network(NetworkType::Flat),
+            live_agent(AGENT_TYPE),
+        ))
+        .unwrap(),
     );
     for op in &plans {
         let (name, namespace) = match op {
@@ -394,10 +372,10 @@ fn plug_rejects_another_drivers_binding_or_a_bad_mac() {
     let mut ctx = bound_port_context();
     ctx.vif_type = "ovs".into();
     assert_eq!(
-        invalid(FlatDhcp::plug_port(ctx)),
+        expect_invalid(FlatDhcp::plug_port(ctx)),
         "flatdhcp binds vif_type bridge, not ovs"
     );
     let mut ctx = bound_port_context();
     ctx.port.mac_address = "FA:16:3E:12:34:5".into();
-    assert!(invalid(FlatDhcp::plug_port(ctx)).contains("no usable MAC address"));
+    assert!(expect_invalid(FlatDhcp::plug_port(ctx)).contains("no usable MAC address"));
 }

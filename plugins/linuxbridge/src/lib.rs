@@ -119,13 +119,8 @@ impl Driver for LinuxBridge {
         let (tap, bridge) = port_devices(&ctx)?;
         let mac = port_mac(&ctx.port)?;
         let mtu = segment_mtu(&ctx.network, &ctx.segment)?;
-        let ns = ctx.attachment.namespace.as_str();
-        let peer = ctx.attachment.interface_name.as_str();
         Ok(PlanBuilder::new()
-            .veth(&tap, peer, Some(ns), Some(mac), mtu)
-            .attach(&tap, &bridge)
-            .up(&tap)
-            .up_in(peer, ns)
+            .tap_into_bridge(&tap, &bridge, &ctx.attachment, mac, mtu)
             .build())
     }
 

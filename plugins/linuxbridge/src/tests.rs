@@ -1,7 +1,7 @@
 use neutrino_sdk::prelude::*;
 use neutrino_sdk::testing::{
-    self, HOST, agent, bad_agents, bind_context, dead_agents, full_configurations, live_agents,
-    network, network_context, port, port_context, with_config,
+    self, HOST, agent_with, bad_agents, bind_context, dead_agents, expect_bound, expect_invalid,
+    expect_pass, live_agent, live_agents, network, network_context, port, with_config,
 };
 
 use super::*;
@@ -10,52 +10,19 @@ const TAP: &str = "tap3f1c2a9e-7b";
 const BRQ: &str = "brq9b7e2c1d-55";
 const MAC: &str = "fa:16:3e:12:34:56";
 
-/// The fixture network with its segment named `seg-<type>` (the SDK fixture derives the id
-/// from the enum's Debug text, which wit-bindgen spells `NetworkType::Flat`).
-fn net(ty: NetworkType) -> Network {
-    let mut n = network(ty);
-    n.segments[0].id = format!("seg-{}", network_type_name(ty));
-    n
-}
-
+/// The SDK's [`testing::bind_with`] for this driver.
 fn bind_with(network: Network, agents: Vec<Agent>) -> BindDecision {
-    LinuxBridge::bind_port(bind_context(port(), network, agents)).expect("bind_port never errors")
+    testing::bind_with::<LinuxBridge>(network, agents)
 }
 
-fn bound(decision: BindDecision) -> Bound {
-    match decision {
-        BindDecision::Bound(b) => b,
-        other => panic!("expected a binding, got {other:?}"),
-    }
-}
-
-fn passed(decision: BindDecision) -> String {
-    match decision {
-        BindDecision::Pass(reason) => reason,
-        other => panic!("expected a pass, got {other:?}"),
-    }
-}
-
-fn live_agent() -> Agent {
-    agent(AGENT_TYPE, true, full_configurations())
-}
-
-fn agent_with(edit: impl FnOnce(&mut AgentConfigurations)) -> Agent {
-    let mut conf = full_configurations();
-    edit(&mut conf);
-    agent(AGENT_TYPE, true, conf)
+/// The SDK's [`testing::bound_port_context`] for this driver.
+fn bound_port_context(ty: NetworkType, agent: Agent) -> PortContext {
+    testing::bound_port_context::<LinuxBridge>(ty, agent)
 }
 
 /// physnet1 mapped to eth1 only, so flat networks get their own `brq` bridge.
 fn interface_agent() -> Agent {
-    agent_with(|c| c.bridge_mappings.clear())
-}
-
-fn invalid(result: Result<Plan, DriverError>) -> String {
-    match result {
-        Err(DriverError::InvalidInput(why)) => why,
-        other => panic!("expected invalid-input, got {other:?}"),
-    }
+    agent_with(AGENT_TYPE, |c| c.bridge_mappings.clear())
 }
 
 fn details(bridge: &str) -> Pairs {
@@ -97,7 +64,7 @@ fn live_agent_binds_every_supported_type() {
         (NetworkType::Vxlan, BRQ),
         (NetworkType::Local, BRQ),
     ] {
-        let b = bound(bind_with(net(ty), live_agents(AGENT_TYPE)));
+        let b = expect_bound(bind_with(network(ty), live_agents(AGENT_TYPE)));
         assert_eq!(b.segment_id, format!("seg-{}", network_type_name(ty)));
         assert_eq!(b.vif_type, "bridge");
         assert_eq!(b.vif_details, details(bridge), "{ty:?}");
@@ -106,7 +73,10 @@ fn live_agent_binds_every_supported_type() {
 
 #[test]
 fn flat_on_an_interface_mapping_gets_its_own_bridge() {
-    let b = bound(bind_with(net(NetworkType::Flat), vec![interface_agent()]));
+    let b = expect_bound(bind_with(
+        network(NetworkType::Flat),
+        vec![interface_agent()],
+    ));
     assert_eq!(b.vif_details, details(BRQ));
 }
 
@@ -114,26 +84,32 @@ fn flat_on_an_interface_mapping_gets_its_own_bridge() {
 fn unsupported_vnic_type_passes_first() {
     let mut p = port();
     p.vnic_type = VnicType::Macvtap;
-    let d = LinuxBridge::bind_port(bind_context(p, net(NetworkType::Vlan), vec![])).unwrap();
-    assert_eq!(passed(d), "vnic_type macvtap not supported by linuxbridge");
+    let d = LinuxBridge::bind_port(bind_context(p, network(NetworkType::Vlan), vec![])).unwrap();
+    assert_eq!(
+        expect_pass(d),
+        "vnic_type macvtap not supported by linuxbridge"
+    );
 }
 
 #[test]
 fn absent_and_dead_agents_pass() {
     assert_eq!(
-        passed(bind_with(net(NetworkType::Vlan), vec![])),
+        expect_pass(bind_with(network(NetworkType::Vlan), vec![])),
         format!("no Linux bridge agent on host {HOST}")
     );
     assert_eq!(
-        passed(bind_with(
-            net(NetworkType::Vlan),
+        expect_pass(bind_with(
+            network(NetworkType::Vlan),
             live_agents("Open vSwitch agent")
         )),
         "no Linux bridge agent on host compute-1"
     );
     testing::take_logs();
     assert_eq!(
-        passed(bind_with(net(NetworkType::Vlan), dead_agents(AGENT_TYPE))),
+        expect_pass(bind_with(
+            network(NetworkType::Vlan),
+            dead_agents(AGENT_TYPE)
+        )),
         "Linux bridge agent on host compute-1 is not alive"
     );
     assert!(
@@ -160,49 +136,57 @@ fn bad_agent_passes_with_per_type_reasons() {
         ),
     ];
     for (ty, expected) in cases {
-        assert_eq!(passed(bind_with(net(ty), bad_agents(AGENT_TYPE))), expected);
+        assert_eq!(
+            expect_pass(bind_with(network(ty), bad_agents(AGENT_TYPE))),
+            expected
+        );
     }
-    bound(bind_with(net(NetworkType::Local), bad_agents(AGENT_TYPE)));
+    expect_bound(bind_with(
+        network(NetworkType::Local),
+        bad_agents(AGENT_TYPE),
+    ));
 }
 
 #[test]
 fn vlan_needs_the_interface_mapping_not_the_bridge_mapping() {
-    let a = agent_with(|c| c.interface_mappings.clear());
+    let a = agent_with(AGENT_TYPE, |c| c.interface_mappings.clear());
     assert_eq!(
-        passed(bind_with(net(NetworkType::Vlan), vec![a.clone()])),
+        expect_pass(bind_with(network(NetworkType::Vlan), vec![a.clone()])),
         "segment seg-vlan: physical network physnet1 not in interface_mappings of agent on compute-1"
     );
     // flat is happy with the bridge mapping alone.
     assert_eq!(
-        bound(bind_with(net(NetworkType::Flat), vec![a])).vif_details,
+        expect_bound(bind_with(network(NetworkType::Flat), vec![a])).vif_details,
         details("br-phys1")
     );
 }
 
 #[test]
 fn vxlan_needs_a_tunneling_ip_and_a_vni() {
-    let a = agent_with(|c| c.tunneling_ip = None);
+    let a = agent_with(AGENT_TYPE, |c| c.tunneling_ip = None);
     assert_eq!(
-        passed(bind_with(net(NetworkType::Vxlan), vec![a])),
+        expect_pass(bind_with(network(NetworkType::Vxlan), vec![a])),
         "segment seg-vxlan: agent on compute-1 reports no tunneling_ip"
     );
-    let mut n = net(NetworkType::Vxlan);
+    let mut n = network(NetworkType::Vxlan);
     n.segments[0].segmentation_id = Some(1 << 24);
     assert_eq!(
-        passed(bind_with(n, live_agents(AGENT_TYPE))),
+        expect_pass(bind_with(n, live_agents(AGENT_TYPE))),
         "segment seg-vxlan: vxlan segmentation id 16777216 outside 1-16777215"
     );
-    let mut n = net(NetworkType::Vlan);
+    let mut n = network(NetworkType::Vlan);
     n.segments[0].segmentation_id = None;
     assert_eq!(
-        passed(bind_with(n, live_agents(AGENT_TYPE))),
+        expect_pass(bind_with(n, live_agents(AGENT_TYPE))),
         "segment seg-vlan: vlan segment has no segmentation id"
     );
 }
 
 #[test]
 fn unsupported_network_types_pass() {
-    let a = agent_with(|c| c.tunnel_types = vec!["vxlan".into(), "gre".into(), "geneve".into()]);
+    let a = agent_with(AGENT_TYPE, |c| {
+        c.tunnel_types = vec!["vxlan".into(), "gre".into(), "geneve".into()]
+    });
     for name in ["gre", "geneve"] {
         let ty = if name == "gre" {
             NetworkType::Gre
@@ -210,7 +194,7 @@ fn unsupported_network_types_pass() {
             NetworkType::Geneve
         };
         assert_eq!(
-            passed(bind_with(net(ty), vec![a.clone()])),
+            expect_pass(bind_with(network(ty), vec![a.clone()])),
             format!("segment seg-{name}: network type {name} not supported")
         );
     }
@@ -218,30 +202,32 @@ fn unsupported_network_types_pass() {
 
 #[test]
 fn first_fitting_segment_wins_and_reasons_list_every_segment() {
-    let mut multi = net(NetworkType::Vlan);
+    let mut multi = network(NetworkType::Vlan);
     let mut vlan2 = multi.segments[0].clone();
     vlan2.id = "seg-a".into();
     vlan2.physical_network = Some("physnet2".into());
-    let mut gre = net(NetworkType::Gre).segments.remove(0);
+    let mut gre = network(NetworkType::Gre).segments.remove(0);
     gre.id = "seg-b".into();
-    let local = net(NetworkType::Local).segments.remove(0);
+    let local = network(NetworkType::Local).segments.remove(0);
     multi.segments = vec![vlan2.clone(), gre.clone(), local];
     assert_eq!(
-        bound(bind_with(multi.clone(), live_agents(AGENT_TYPE))).segment_id,
+        expect_bound(bind_with(multi.clone(), live_agents(AGENT_TYPE))).segment_id,
         "seg-local"
     );
     multi.segments = vec![vlan2, gre];
     assert_eq!(
-        passed(bind_with(multi, live_agents(AGENT_TYPE))),
+        expect_pass(bind_with(multi, live_agents(AGENT_TYPE))),
         "segment seg-a: physical network physnet2 not in interface_mappings of agent on compute-1; segment seg-b: network type gre not supported"
     );
 }
 
 #[test]
 fn setup_flat_on_an_interface() {
-    let plan =
-        LinuxBridge::setup_network(network_context(net(NetworkType::Flat), interface_agent()))
-            .unwrap();
+    let plan = LinuxBridge::setup_network(network_context(
+        network(NetworkType::Flat),
+        interface_agent(),
+    ))
+    .unwrap();
     assert_eq!(
         plan,
         PlanBuilder::new()
@@ -255,15 +241,18 @@ fn setup_flat_on_an_interface() {
 
 #[test]
 fn setup_and_teardown_leave_a_mapped_bridge_alone() {
-    let ctx = network_context(net(NetworkType::Flat), live_agent());
+    let ctx = network_context(network(NetworkType::Flat), live_agent(AGENT_TYPE));
     assert_eq!(LinuxBridge::setup_network(ctx.clone()).unwrap(), vec![]);
     assert_eq!(LinuxBridge::teardown_network(ctx).unwrap(), vec![]);
 }
 
 #[test]
 fn setup_vlan_makes_a_subinterface() {
-    let plan =
-        LinuxBridge::setup_network(network_context(net(NetworkType::Vlan), live_agent())).unwrap();
+    let plan = LinuxBridge::setup_network(network_context(
+        network(NetworkType::Vlan),
+        live_agent(AGENT_TYPE),
+    ))
+    .unwrap();
     assert_eq!(
         plan,
         vec![
@@ -301,8 +290,10 @@ fn setup_vlan_makes_a_subinterface() {
 
 #[test]
 fn setup_vlan_on_a_long_interface_name_stays_within_15_bytes() {
-    let a = agent_with(|c| c.interface_mappings = vec![pair("physnet1", "enp129s0f1np1")]);
-    let mut n = net(NetworkType::Vlan);
+    let a = agent_with(AGENT_TYPE, |c| {
+        c.interface_mappings = vec![pair("physnet1", "enp129s0f1np1")]
+    });
+    let mut n = network(NetworkType::Vlan);
     n.segments[0].segmentation_id = Some(4094);
     let plan = LinuxBridge::setup_network(network_context(n, a)).unwrap();
     let Op::EnsureVlan(spec) = &plan[1] else {
@@ -330,7 +321,7 @@ fn vxlan_spec(group: Option<&str>) -> VxlanSpec {
 
 #[test]
 fn setup_vxlan_makes_a_vxlan_device() {
-    let ctx = network_context(net(NetworkType::Vxlan), live_agent());
+    let ctx = network_context(network(NetworkType::Vxlan), live_agent(AGENT_TYPE));
     let plan = LinuxBridge::setup_network(ctx.clone()).unwrap();
     assert_eq!(
         plan,
@@ -353,8 +344,11 @@ fn setup_vxlan_makes_a_vxlan_device() {
 
 #[test]
 fn setup_local_is_a_lone_bridge() {
-    let plan =
-        LinuxBridge::setup_network(network_context(net(NetworkType::Local), live_agent())).unwrap();
+    let plan = LinuxBridge::setup_network(network_context(
+        network(NetworkType::Local),
+        live_agent(AGENT_TYPE),
+    ))
+    .unwrap();
     assert_eq!(
         plan,
         PlanBuilder::new().bridge(BRQ, Some(1500)).up(BRQ).build()
@@ -366,21 +360,21 @@ fn teardown_removes_only_what_setup_created_and_is_idempotent() {
     let cases = [
         (
             NetworkType::Vlan,
-            live_agent(),
+            live_agent(AGENT_TYPE),
             PlanBuilder::new()
                 .remove_link("eth1.100", None)
                 .remove_link(BRQ, None),
         ),
         (
             NetworkType::Vxlan,
-            live_agent(),
+            live_agent(AGENT_TYPE),
             PlanBuilder::new()
                 .remove_link("vxlan-1001", None)
                 .remove_link(BRQ, None),
         ),
         (
             NetworkType::Local,
-            live_agent(),
+            live_agent(AGENT_TYPE),
             PlanBuilder::new().remove_link(BRQ, None),
         ),
         (
@@ -390,7 +384,7 @@ fn teardown_removes_only_what_setup_created_and_is_idempotent() {
         ),
     ];
     for (ty, agent, expected) in cases {
-        let ctx = network_context(net(ty), agent);
+        let ctx = network_context(network(ty), agent);
         let plan = LinuxBridge::teardown_network(ctx.clone()).unwrap();
         assert_eq!(plan, expected.build(), "{ty:?}");
         assert_eq!(LinuxBridge::teardown_network(ctx).unwrap(), plan);
@@ -400,25 +394,20 @@ fn teardown_removes_only_what_setup_created_and_is_idempotent() {
 
 #[test]
 fn setup_rejects_what_cannot_be_built() {
-    let why = invalid(LinuxBridge::setup_network(network_context(
-        net(NetworkType::Geneve),
-        live_agent(),
+    let why = expect_invalid(LinuxBridge::setup_network(network_context(
+        network(NetworkType::Geneve),
+        live_agent(AGENT_TYPE),
     )));
     assert!(why.contains("never binds geneve"), "{why}");
-    let a = agent_with(|c| c.interface_mappings.clear());
-    let why = invalid(LinuxBridge::teardown_network(network_context(
-        net(NetworkType::Vlan),
+    let a = agent_with(AGENT_TYPE, |c| c.interface_mappings.clear());
+    let why = expect_invalid(LinuxBridge::teardown_network(network_context(
+        network(NetworkType::Vlan),
         a,
     )));
     assert_eq!(
         why,
         "segment seg-vlan: physical network physnet1 not in interface_mappings of agent on compute-1"
     );
-}
-
-fn bound_port_context(ty: NetworkType, agent: Agent) -> PortContext {
-    let b = bound(bind_with(net(ty), vec![agent.clone()]));
-    port_context(port(), net(ty), agent, &b.vif_type, b.vif_details)
 }
 
 fn plug_plan(bridge: &str, mtu: u32, ns: &str) -> Plan {
@@ -433,8 +422,11 @@ fn plug_plan(bridge: &str, mtu: u32, ns: &str) -> Plan {
 #[test]
 fn plug_puts_a_tap_veth_into_the_bridge() {
     let ns = testing::instance_attachment().namespace;
-    let plan =
-        LinuxBridge::plug_port(bound_port_context(NetworkType::Vxlan, live_agent())).unwrap();
+    let plan = LinuxBridge::plug_port(bound_port_context(
+        NetworkType::Vxlan,
+        live_agent(AGENT_TYPE),
+    ))
+    .unwrap();
     assert_eq!(plan, plug_plan(BRQ, 1450, &ns));
     assert_eq!(
         plan[0],
@@ -446,14 +438,18 @@ fn plug_puts_a_tap_veth_into_the_bridge() {
             mtu: Some(1450),
         })
     );
-    let plan = LinuxBridge::plug_port(bound_port_context(NetworkType::Flat, live_agent())).unwrap();
+    let plan = LinuxBridge::plug_port(bound_port_context(
+        NetworkType::Flat,
+        live_agent(AGENT_TYPE),
+    ))
+    .unwrap();
     assert_eq!(plan, plug_plan("br-phys1", 1500, &ns));
 }
 
 #[test]
 fn plug_without_bridge_name_uses_the_binding_rule() {
     let ns = testing::instance_attachment().namespace;
-    let mut ctx = bound_port_context(NetworkType::Flat, live_agent());
+    let mut ctx = bound_port_context(NetworkType::Flat, live_agent(AGENT_TYPE));
     ctx.vif_details.clear();
     assert_eq!(
         LinuxBridge::plug_port(ctx.clone()).unwrap(),
@@ -468,7 +464,7 @@ fn plug_without_bridge_name_uses_the_binding_rule() {
 
 #[test]
 fn unplug_removes_the_tap_and_is_idempotent() {
-    let ctx = bound_port_context(NetworkType::Vlan, live_agent());
+    let ctx = bound_port_context(NetworkType::Vlan, live_agent(AGENT_TYPE));
     let plan = LinuxBridge::unplug_port(ctx.clone()).unwrap();
     assert_eq!(
         plan,
@@ -482,37 +478,37 @@ fn unplug_removes_the_tap_and_is_idempotent() {
 
 #[test]
 fn plug_rejects_malformed_input() {
-    let base = bound_port_context(NetworkType::Vlan, live_agent());
+    let base = bound_port_context(NetworkType::Vlan, live_agent(AGENT_TYPE));
 
     let mut ctx = base.clone();
     ctx.port.id.clear();
     assert_eq!(
-        invalid(LinuxBridge::plug_port(ctx.clone())),
+        expect_invalid(LinuxBridge::plug_port(ctx.clone())),
         "port has an empty id"
     );
     assert_eq!(
-        invalid(LinuxBridge::unplug_port(ctx)),
+        expect_invalid(LinuxBridge::unplug_port(ctx)),
         "port has an empty id"
     );
 
     let mut ctx = base.clone();
-    ctx.segment = net(NetworkType::Gre).segments.remove(0);
-    assert!(invalid(LinuxBridge::plug_port(ctx)).contains("never binds gre"));
+    ctx.segment = network(NetworkType::Gre).segments.remove(0);
+    assert!(expect_invalid(LinuxBridge::plug_port(ctx)).contains("never binds gre"));
 
     let mut ctx = base.clone();
     ctx.vif_type = "ovs".into();
     assert_eq!(
-        invalid(LinuxBridge::plug_port(ctx)),
+        expect_invalid(LinuxBridge::plug_port(ctx)),
         "linuxbridge binds vif_type bridge, not ovs"
     );
 
     let mut ctx = base.clone();
     ctx.vif_details = vec![pair("bridge_name", "42")];
-    assert!(invalid(LinuxBridge::plug_port(ctx)).contains("not a JSON string"));
+    assert!(expect_invalid(LinuxBridge::plug_port(ctx)).contains("not a JSON string"));
 
     let mut ctx = base;
     ctx.vif_details = vec![pair("bridge_name", "\"a-bridge-name-too-long\"")];
-    assert!(invalid(LinuxBridge::plug_port(ctx)).contains("not a valid interface name"));
+    assert!(expect_invalid(LinuxBridge::plug_port(ctx)).contains("not a valid interface name"));
 }
 
 #[test]
@@ -526,12 +522,14 @@ fn every_created_name_fits_the_kernel_and_the_grant() {
         NetworkType::Vxlan,
         NetworkType::Local,
     ] {
-        for a in [live_agent(), interface_agent()] {
+        for a in [live_agent(AGENT_TYPE), interface_agent()] {
             let ctx = bound_port_context(ty, a.clone());
             ops.extend(LinuxBridge::plug_port(ctx.clone()).unwrap());
             ops.extend(LinuxBridge::unplug_port(ctx).unwrap());
-            ops.extend(LinuxBridge::setup_network(network_context(net(ty), a.clone())).unwrap());
-            ops.extend(LinuxBridge::teardown_network(network_context(net(ty), a)).unwrap());
+            ops.extend(
+                LinuxBridge::setup_network(network_context(network(ty), a.clone())).unwrap(),
+            );
+            ops.extend(LinuxBridge::teardown_network(network_context(network(ty), a)).unwrap());
         }
     }
     let ns = testing::instance_attachment().namespace;
@@ -574,7 +572,7 @@ fn every_created_name_fits_the_kernel_and_the_grant() {
 
 #[test]
 fn a_vxlan_group_cidr_spreads_vnis_over_its_addresses() {
-    let ctx = network_context(net(NetworkType::Vxlan), live_agent());
+    let ctx = network_context(network(NetworkType::Vxlan), live_agent(AGENT_TYPE));
     // 1001 = 0x03e9: 239.1.0.0/16 + 0.0.3.233.
     let plan = with_config(&[("vxlan_group", "239.1.0.0/16")], || {
         LinuxBridge::setup_network(ctx.clone())
@@ -597,27 +595,30 @@ fn a_vxlan_group_cidr_spreads_vnis_over_its_addresses() {
 fn a_bad_vxlan_group_or_tunneling_ip_is_a_reason_not_a_broken_plan() {
     with_config(&[("vxlan_group", "not-an-address")], || {
         assert_eq!(
-            passed(bind_with(net(NetworkType::Vxlan), live_agents(AGENT_TYPE))),
+            expect_pass(bind_with(
+                network(NetworkType::Vxlan),
+                live_agents(AGENT_TYPE)
+            )),
             "segment seg-vxlan: config vxlan_group \"not-an-address\" is not an IP address or CIDR"
         );
-        let ctx = network_context(net(NetworkType::Vxlan), live_agent());
-        assert!(invalid(LinuxBridge::setup_network(ctx)).contains("vxlan_group"));
+        let ctx = network_context(network(NetworkType::Vxlan), live_agent(AGENT_TYPE));
+        assert!(expect_invalid(LinuxBridge::setup_network(ctx)).contains("vxlan_group"));
     });
-    let a = agent_with(|c| c.tunneling_ip = Some("192.0.2".into()));
+    let a = agent_with(AGENT_TYPE, |c| c.tunneling_ip = Some("192.0.2".into()));
     assert_eq!(
-        passed(bind_with(net(NetworkType::Vxlan), vec![a])),
+        expect_pass(bind_with(network(NetworkType::Vxlan), vec![a])),
         "segment seg-vxlan: tunneling_ip \"192.0.2\" of agent on compute-1 is not an IP address"
     );
 }
 
 #[test]
 fn plug_rejects_a_bad_mac_or_mtu() {
-    let mut ctx = bound_port_context(NetworkType::Vlan, live_agent());
+    let mut ctx = bound_port_context(NetworkType::Vlan, live_agent(AGENT_TYPE));
     ctx.port.mac_address = "not-a-mac".into();
-    assert!(invalid(LinuxBridge::plug_port(ctx.clone())).contains("no usable MAC address"));
+    assert!(expect_invalid(LinuxBridge::plug_port(ctx.clone())).contains("no usable MAC address"));
     // Unplug needs no MAC.
     assert_eq!(LinuxBridge::unplug_port(ctx).unwrap().len(), 1);
-    let mut ctx = bound_port_context(NetworkType::Vlan, live_agent());
+    let mut ctx = bound_port_context(NetworkType::Vlan, live_agent(AGENT_TYPE));
     ctx.segment.mtu = 70_000;
-    assert!(invalid(LinuxBridge::plug_port(ctx)).contains("outside 68-65535"));
+    assert!(expect_invalid(LinuxBridge::plug_port(ctx)).contains("outside 68-65535"));
 }

@@ -1,7 +1,7 @@
 use neutrino_sdk::prelude::*;
 use neutrino_sdk::testing::{
-    self, HOST, INSTANCE_ID, agent, bad_agents, bind_context, dead_agents, full_configurations,
-    live_agents, network, network_context, port, port_context,
+    self, HOST, INSTANCE_ID, agent_with, bad_agents, bind_context, dead_agents, expect_bound,
+    expect_invalid, expect_pass, live_agent, live_agents, network, network_context, port,
 };
 
 use super::*;
@@ -13,47 +13,14 @@ const QVO: &str = "qvo3f1c2a9e-7b";
 const PORT_ID: &str = testing::PORT_ID;
 const MAC: &str = "fa:16:3e:12:34:56";
 
-/// The fixture network with its segment named `seg-<type>` (the SDK fixture derives the id
-/// from the enum's Debug text, which wit-bindgen spells `NetworkType::Flat`).
-fn net(ty: NetworkType) -> Network {
-    let mut n = network(ty);
-    n.segments[0].id = format!("seg-{}", network_type_name(ty));
-    n
-}
-
+/// The SDK's [`testing::bind_with`] for this driver.
 fn bind_with(network: Network, agents: Vec<Agent>) -> BindDecision {
-    OvsHybrid::bind_port(bind_context(port(), network, agents)).expect("bind_port never errors")
+    testing::bind_with::<OvsHybrid>(network, agents)
 }
 
-fn bound(decision: BindDecision) -> Bound {
-    match decision {
-        BindDecision::Bound(b) => b,
-        other => panic!("expected a binding, got {other:?}"),
-    }
-}
-
-fn passed(decision: BindDecision) -> String {
-    match decision {
-        BindDecision::Pass(reason) => reason,
-        other => panic!("expected a pass, got {other:?}"),
-    }
-}
-
-fn live_agent() -> Agent {
-    agent(AGENT_TYPE, true, full_configurations())
-}
-
-fn agent_with(edit: impl FnOnce(&mut AgentConfigurations)) -> Agent {
-    let mut conf = full_configurations();
-    edit(&mut conf);
-    agent(AGENT_TYPE, true, conf)
-}
-
-fn invalid(result: Result<Plan, DriverError>) -> String {
-    match result {
-        Err(DriverError::InvalidInput(why)) => why,
-        other => panic!("expected invalid-input, got {other:?}"),
-    }
+/// The SDK's [`testing::bound_port_context`] for this driver.
+fn bound_port_context(ty: NetworkType, agent: Agent) -> PortContext {
+    testing::bound_port_context::<OvsHybrid>(ty, agent)
 }
 
 fn up(name: &str, namespace: Option<&str>) -> Op {
@@ -106,7 +73,7 @@ fn live_agent_binds_every_supported_type() {
         NetworkType::Vxlan,
         NetworkType::Local,
     ] {
-        let b = bound(bind_with(net(ty), live_agents(AGENT_TYPE)));
+        let b = expect_bound(bind_with(network(ty), live_agents(AGENT_TYPE)));
         assert_eq!(b.segment_id, format!("seg-{}", network_type_name(ty)));
         assert_eq!(b.vif_type, "ovs");
         assert_eq!(
@@ -124,12 +91,12 @@ fn live_agent_binds_every_supported_type() {
 
 #[test]
 fn vif_details_default_when_the_agent_reports_nothing() {
-    let a = agent_with(|c| {
+    let a = agent_with(AGENT_TYPE, |c| {
         c.integration_bridge = None;
         c.datapath_type = None;
         c.ovs_hybrid_plug = None;
     });
-    let b = bound(bind_with(net(NetworkType::Local), vec![a]));
+    let b = expect_bound(bind_with(network(NetworkType::Local), vec![a]));
     assert_eq!(pairs_get(&b.vif_details, "ovs_hybrid_plug"), Some("true"));
     assert_eq!(
         pairs_get(&b.vif_details, "datapath_type"),
@@ -137,11 +104,11 @@ fn vif_details_default_when_the_agent_reports_nothing() {
     );
     assert_eq!(pairs_get(&b.vif_details, "bridge_name"), Some("\"br-int\""));
 
-    let a = agent_with(|c| {
+    let a = agent_with(AGENT_TYPE, |c| {
         c.ovs_hybrid_plug = Some(false);
         c.integration_bridge = Some("br-int2".into());
     });
-    let b = bound(bind_with(net(NetworkType::Local), vec![a]));
+    let b = expect_bound(bind_with(network(NetworkType::Local), vec![a]));
     assert_eq!(pairs_get(&b.vif_details, "ovs_hybrid_plug"), Some("false"));
     assert_eq!(
         pairs_get(&b.vif_details, "bridge_name"),
@@ -153,19 +120,22 @@ fn vif_details_default_when_the_agent_reports_nothing() {
 fn unsupported_vnic_type_passes_first() {
     let mut p = port();
     p.vnic_type = VnicType::Direct;
-    let d = OvsHybrid::bind_port(bind_context(p, net(NetworkType::Vlan), vec![])).unwrap();
-    assert_eq!(passed(d), "vnic_type direct not supported by ovs-hybrid");
+    let d = OvsHybrid::bind_port(bind_context(p, network(NetworkType::Vlan), vec![])).unwrap();
+    assert_eq!(
+        expect_pass(d),
+        "vnic_type direct not supported by ovs-hybrid"
+    );
 }
 
 #[test]
 fn absent_agent_passes() {
     assert_eq!(
-        passed(bind_with(net(NetworkType::Vlan), vec![])),
+        expect_pass(bind_with(network(NetworkType::Vlan), vec![])),
         format!("no Open vSwitch agent on host {HOST}")
     );
     assert_eq!(
-        passed(bind_with(
-            net(NetworkType::Vlan),
+        expect_pass(bind_with(
+            network(NetworkType::Vlan),
             live_agents("Linux bridge agent")
         )),
         "no Open vSwitch agent on host compute-1"
@@ -175,7 +145,10 @@ fn absent_agent_passes() {
 #[test]
 fn dead_agent_passes_and_warns() {
     testing::take_logs();
-    let reason = passed(bind_with(net(NetworkType::Vlan), dead_agents(AGENT_TYPE)));
+    let reason = expect_pass(bind_with(
+        network(NetworkType::Vlan),
+        dead_agents(AGENT_TYPE),
+    ));
     assert_eq!(reason, "Open vSwitch agent on host compute-1 is not alive");
     assert!(
         testing::take_logs()
@@ -201,17 +174,25 @@ fn bad_agent_passes_with_per_type_reasons() {
         ),
     ];
     for (ty, expected) in cases {
-        assert_eq!(passed(bind_with(net(ty), bad_agents(AGENT_TYPE))), expected);
+        assert_eq!(
+            expect_pass(bind_with(network(ty), bad_agents(AGENT_TYPE))),
+            expected
+        );
     }
     // local needs no mapping at all.
-    bound(bind_with(net(NetworkType::Local), bad_agents(AGENT_TYPE)));
+    expect_bound(bind_with(
+        network(NetworkType::Local),
+        bad_agents(AGENT_TYPE),
+    ));
 }
 
 #[test]
 fn unsupported_network_types_pass_even_if_the_agent_tunnels_them() {
-    let a = agent_with(|c| c.tunnel_types = vec!["vxlan".into(), "gre".into(), "geneve".into()]);
+    let a = agent_with(AGENT_TYPE, |c| {
+        c.tunnel_types = vec!["vxlan".into(), "gre".into(), "geneve".into()]
+    });
     for (ty, name) in [(NetworkType::Gre, "gre"), (NetworkType::Geneve, "geneve")] {
-        let reason = passed(bind_with(net(ty), vec![a.clone()]));
+        let reason = expect_pass(bind_with(network(ty), vec![a.clone()]));
         assert_eq!(
             reason,
             format!("segment seg-{name}: network type {name} not supported")
@@ -221,44 +202,51 @@ fn unsupported_network_types_pass_even_if_the_agent_tunnels_them() {
 
 #[test]
 fn bridges_outside_the_grant_are_refused() {
-    let a = agent_with(|c| c.bridge_mappings = vec![pair("physnet1", "ovsbr1")]);
+    let a = agent_with(AGENT_TYPE, |c| {
+        c.bridge_mappings = vec![pair("physnet1", "ovsbr1")]
+    });
     assert_eq!(
-        passed(bind_with(net(NetworkType::Vlan), vec![a])),
+        expect_pass(bind_with(network(NetworkType::Vlan), vec![a])),
         "segment seg-vlan: bridge ovsbr1 of physical network physnet1 is outside this driver's grant (br-*)"
     );
-    let a = agent_with(|c| c.integration_bridge = Some("integration".into()));
+    let a = agent_with(AGENT_TYPE, |c| {
+        c.integration_bridge = Some("integration".into())
+    });
     assert_eq!(
-        passed(bind_with(net(NetworkType::Vxlan), vec![a])),
+        expect_pass(bind_with(network(NetworkType::Vxlan), vec![a])),
         "segment seg-vxlan: integration bridge integration is outside this driver's grant (br-*)"
     );
 }
 
 #[test]
 fn first_fitting_segment_wins_and_reasons_list_every_segment() {
-    let mut multi = net(NetworkType::Vlan);
+    let mut multi = network(NetworkType::Vlan);
     let mut vlan2 = multi.segments[0].clone();
     vlan2.id = "seg-a".into();
     vlan2.physical_network = Some("physnet2".into());
-    let mut gre = net(NetworkType::Gre).segments.remove(0);
+    let mut gre = network(NetworkType::Gre).segments.remove(0);
     gre.id = "seg-b".into();
-    let vxlan = net(NetworkType::Vxlan).segments.remove(0);
+    let vxlan = network(NetworkType::Vxlan).segments.remove(0);
     multi.segments = vec![vlan2.clone(), gre.clone(), vxlan];
     assert_eq!(
-        bound(bind_with(multi.clone(), live_agents(AGENT_TYPE))).segment_id,
+        expect_bound(bind_with(multi.clone(), live_agents(AGENT_TYPE))).segment_id,
         "seg-vxlan"
     );
 
     multi.segments = vec![vlan2, gre];
     assert_eq!(
-        passed(bind_with(multi, live_agents(AGENT_TYPE))),
+        expect_pass(bind_with(multi, live_agents(AGENT_TYPE))),
         "segment seg-a: physical network physnet2 not in bridge_mappings of agent on compute-1; segment seg-b: network type gre not supported"
     );
 }
 
 #[test]
 fn setup_ensures_the_integration_and_physical_bridges() {
-    let plan =
-        OvsHybrid::setup_network(network_context(net(NetworkType::Vlan), live_agent())).unwrap();
+    let plan = OvsHybrid::setup_network(network_context(
+        network(NetworkType::Vlan),
+        live_agent(AGENT_TYPE),
+    ))
+    .unwrap();
     assert_eq!(
         plan,
         vec![
@@ -272,12 +260,15 @@ fn setup_ensures_the_integration_and_physical_bridges() {
             }),
         ]
     );
-    let plan =
-        OvsHybrid::setup_network(network_context(net(NetworkType::Flat), live_agent())).unwrap();
+    let plan = OvsHybrid::setup_network(network_context(
+        network(NetworkType::Flat),
+        live_agent(AGENT_TYPE),
+    ))
+    .unwrap();
     assert_eq!(plan.len(), 2);
     for ty in [NetworkType::Vxlan, NetworkType::Local] {
-        let a = agent_with(|c| c.datapath_type = None);
-        let plan = OvsHybrid::setup_network(network_context(net(ty), a)).unwrap();
+        let a = agent_with(AGENT_TYPE, |c| c.datapath_type = None);
+        let plan = OvsHybrid::setup_network(network_context(network(ty), a)).unwrap();
         assert_eq!(
             plan,
             PlanBuilder::new().ovs_bridge("br-int", "system").build()
@@ -293,7 +284,7 @@ fn teardown_is_empty_and_idempotent() {
         NetworkType::Vxlan,
         NetworkType::Local,
     ] {
-        let ctx = network_context(net(ty), live_agent());
+        let ctx = network_context(network(ty), live_agent(AGENT_TYPE));
         assert_eq!(OvsHybrid::teardown_network(ctx.clone()).unwrap(), vec![]);
         assert_eq!(OvsHybrid::teardown_network(ctx).unwrap(), vec![]);
     }
@@ -302,15 +293,15 @@ fn teardown_is_empty_and_idempotent() {
 #[test]
 fn setup_rejects_what_was_never_bound() {
     assert!(
-        invalid(OvsHybrid::setup_network(network_context(
-            net(NetworkType::Gre),
-            live_agent()
+        expect_invalid(OvsHybrid::setup_network(network_context(
+            network(NetworkType::Gre),
+            live_agent(AGENT_TYPE)
         )))
         .contains("never binds gre")
     );
-    let a = agent_with(|c| c.bridge_mappings.clear());
-    let why = invalid(OvsHybrid::setup_network(network_context(
-        net(NetworkType::Flat),
+    let a = agent_with(AGENT_TYPE, |c| c.bridge_mappings.clear());
+    let why = expect_invalid(OvsHybrid::setup_network(network_context(
+        network(NetworkType::Flat),
         a,
     )));
     assert_eq!(
@@ -319,14 +310,9 @@ fn setup_rejects_what_was_never_bound() {
     );
 }
 
-fn bound_port_context(ty: NetworkType, agent: Agent) -> PortContext {
-    let b = bound(bind_with(net(ty), vec![agent.clone()]));
-    port_context(port(), net(ty), agent, &b.vif_type, b.vif_details)
-}
-
 #[test]
 fn hybrid_plug_follows_os_vif() {
-    let ctx = bound_port_context(NetworkType::Vlan, live_agent());
+    let ctx = bound_port_context(NetworkType::Vlan, live_agent(AGENT_TYPE));
     let ns = ctx.attachment.namespace.clone();
     let plan = OvsHybrid::plug_port(ctx).unwrap();
     assert_eq!(
@@ -376,7 +362,7 @@ fn hybrid_plug_follows_os_vif() {
 
 #[test]
 fn plain_plug_makes_the_tap_the_ovs_port() {
-    let a = agent_with(|c| c.ovs_hybrid_plug = Some(false));
+    let a = agent_with(AGENT_TYPE, |c| c.ovs_hybrid_plug = Some(false));
     let mut ctx = bound_port_context(NetworkType::Vxlan, a);
     ctx.local_vlan = Some(7);
     let ns = ctx.attachment.namespace.clone();
@@ -407,8 +393,8 @@ fn plain_plug_makes_the_tap_the_ovs_port() {
 #[test]
 fn plug_reads_the_binding_not_the_current_agent() {
     // Bound hybrid; the agent has since changed its mind: the binding's vif_details rule.
-    let mut ctx = bound_port_context(NetworkType::Local, live_agent());
-    ctx.agent = agent_with(|c| {
+    let mut ctx = bound_port_context(NetworkType::Local, live_agent(AGENT_TYPE));
+    ctx.agent = agent_with(AGENT_TYPE, |c| {
         c.ovs_hybrid_plug = Some(false);
         c.integration_bridge = Some("br-other".into());
     });
@@ -436,7 +422,7 @@ fn plug_reads_the_binding_not_the_current_agent() {
 
 #[test]
 fn ports_without_a_device_have_no_vm_uuid() {
-    let mut ctx = bound_port_context(NetworkType::Local, live_agent());
+    let mut ctx = bound_port_context(NetworkType::Local, live_agent(AGENT_TYPE));
     ctx.port.device_id.clear();
     ctx.local_vlan = None;
     let plan = OvsHybrid::plug_port(ctx).unwrap();
@@ -449,7 +435,7 @@ fn ports_without_a_device_have_no_vm_uuid() {
 
 #[test]
 fn hybrid_unplug_removes_everything_and_is_idempotent() {
-    let ctx = bound_port_context(NetworkType::Flat, live_agent());
+    let ctx = bound_port_context(NetworkType::Flat, live_agent(AGENT_TYPE));
     let plan = OvsHybrid::unplug_port(ctx.clone()).unwrap();
     assert_eq!(
         plan,
@@ -479,7 +465,7 @@ fn hybrid_unplug_removes_everything_and_is_idempotent() {
 fn plain_unplug_removes_the_tap_port() {
     let ctx = bound_port_context(
         NetworkType::Vlan,
-        agent_with(|c| c.ovs_hybrid_plug = Some(false)),
+        agent_with(AGENT_TYPE, |c| c.ovs_hybrid_plug = Some(false)),
     );
     let plan = OvsHybrid::unplug_port(ctx).unwrap();
     assert_eq!(
@@ -499,39 +485,42 @@ fn plain_unplug_removes_the_tap_port() {
 
 #[test]
 fn plug_rejects_malformed_input() {
-    let base = bound_port_context(NetworkType::Vlan, live_agent());
+    let base = bound_port_context(NetworkType::Vlan, live_agent(AGENT_TYPE));
 
     let mut ctx = base.clone();
     ctx.port.id.clear();
     assert_eq!(
-        invalid(OvsHybrid::plug_port(ctx.clone())),
+        expect_invalid(OvsHybrid::plug_port(ctx.clone())),
         "port has an empty id"
     );
-    assert_eq!(invalid(OvsHybrid::unplug_port(ctx)), "port has an empty id");
+    assert_eq!(
+        expect_invalid(OvsHybrid::unplug_port(ctx)),
+        "port has an empty id"
+    );
 
     let mut ctx = base.clone();
-    ctx.segment = net(NetworkType::Geneve).segments.remove(0);
-    assert!(invalid(OvsHybrid::plug_port(ctx.clone())).contains("never binds geneve"));
-    assert!(invalid(OvsHybrid::unplug_port(ctx)).contains("never binds geneve"));
+    ctx.segment = network(NetworkType::Geneve).segments.remove(0);
+    assert!(expect_invalid(OvsHybrid::plug_port(ctx.clone())).contains("never binds geneve"));
+    assert!(expect_invalid(OvsHybrid::unplug_port(ctx)).contains("never binds geneve"));
 
     let mut ctx = base.clone();
     ctx.vif_type = "bridge".into();
     assert_eq!(
-        invalid(OvsHybrid::plug_port(ctx)),
+        expect_invalid(OvsHybrid::plug_port(ctx)),
         "ovs-hybrid binds vif_type ovs, not bridge"
     );
 
     let mut ctx = base.clone();
     ctx.vif_details = vec![pair("ovs_hybrid_plug", "\"yes\"")];
-    assert!(invalid(OvsHybrid::plug_port(ctx)).contains("not a JSON boolean"));
+    assert!(expect_invalid(OvsHybrid::plug_port(ctx)).contains("not a JSON boolean"));
 
     let mut ctx = base.clone();
     ctx.vif_details = vec![pair("bridge_name", "\"ovs-system\"")];
-    assert!(invalid(OvsHybrid::plug_port(ctx)).contains("grant"));
+    assert!(expect_invalid(OvsHybrid::plug_port(ctx)).contains("grant"));
 
     let mut ctx = base;
     ctx.attachment.interface_name = "an-interface-name-too-long".into();
-    assert!(invalid(OvsHybrid::plug_port(ctx)).contains("not a valid interface name"));
+    assert!(expect_invalid(OvsHybrid::plug_port(ctx)).contains("not a valid interface name"));
 }
 
 #[test]
@@ -548,11 +537,15 @@ fn every_name_fits_the_kernel_and_the_grant() {
         );
     };
     let ovs_ok = |name: &str| assert!(name.starts_with("br-") && name.len() <= 15, "{name}");
-    let ctx = bound_port_context(NetworkType::Vlan, live_agent());
+    let ctx = bound_port_context(NetworkType::Vlan, live_agent(AGENT_TYPE));
     let mut ops = OvsHybrid::plug_port(ctx.clone()).unwrap();
     ops.extend(OvsHybrid::unplug_port(ctx).unwrap());
     ops.extend(
-        OvsHybrid::setup_network(network_context(net(NetworkType::Vlan), live_agent())).unwrap(),
+        OvsHybrid::setup_network(network_context(
+            network(NetworkType::Vlan),
+            live_agent(AGENT_TYPE),
+        ))
+        .unwrap(),
     );
     for op in &ops {
         match op {
@@ -588,18 +581,18 @@ fn every_name_fits_the_kernel_and_the_grant() {
 
 #[test]
 fn plug_rejects_a_bad_mac_or_local_vlan() {
-    let mut ctx = bound_port_context(NetworkType::Vlan, live_agent());
+    let mut ctx = bound_port_context(NetworkType::Vlan, live_agent(AGENT_TYPE));
     ctx.port.mac_address = "fa:16:3e".into();
-    assert!(invalid(OvsHybrid::plug_port(ctx.clone())).contains("no usable MAC address"));
+    assert!(expect_invalid(OvsHybrid::plug_port(ctx.clone())).contains("no usable MAC address"));
     assert_eq!(
         OvsHybrid::unplug_port(ctx).unwrap().len(),
         4,
         "unplug needs no MAC"
     );
-    let mut ctx = bound_port_context(NetworkType::Vlan, live_agent());
+    let mut ctx = bound_port_context(NetworkType::Vlan, live_agent(AGENT_TYPE));
     ctx.local_vlan = Some(4096);
     assert_eq!(
-        invalid(OvsHybrid::plug_port(ctx.clone())),
+        expect_invalid(OvsHybrid::plug_port(ctx.clone())),
         "local VLAN 4096 is outside 0-4095"
     );
     ctx.local_vlan = Some(4095);

@@ -1,0 +1,130 @@
+//! `GET /`, `GET /v2.0/` and the extension list: exactly what is served, nothing more.
+
+use axum::Json;
+use axum::extract::Path;
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+use super::base_url;
+use super::error::{ApiResult, NeutronError};
+
+/// (alias, name, description, updated) of every extension this server implements.
+pub const EXTENSIONS: &[(&str, &str, &str, &str)] = &[
+    (
+        "project-id",
+        "project_id field enabled",
+        "Extension that indicates that project_id field is enabled.",
+        "2016-09-09T09:09:09-09:09",
+    ),
+    (
+        "pagination",
+        "Pagination support",
+        "Extension that indicates that pagination is enabled.",
+        "2016-06-12T00:00:00-00:00",
+    ),
+    (
+        "sorting",
+        "Sorting support",
+        "Extension that indicates that sorting is enabled.",
+        "2016-06-12T00:00:00-00:00",
+    ),
+    (
+        "filter-validation",
+        "Filter parameters validation",
+        "Provides validation on filter parameters.",
+        "2018-03-21T10:00:00-00:00",
+    ),
+    (
+        "empty-string-filtering",
+        "Empty String Filtering Extension",
+        "Allow filtering by attributes with empty string value",
+        "2018-05-01T10:00:00-00:00",
+    ),
+    (
+        "provider",
+        "Provider Network",
+        "Expose mapping of virtual networks to physical networks",
+        "2012-09-07T10:00:00-00:00",
+    ),
+    (
+        "external-net",
+        "Neutron external network",
+        "Adds external network attribute to network resource.",
+        "2013-01-14T10:00:00-00:00",
+    ),
+    (
+        "net-mtu",
+        "Network MTU",
+        "Provides MTU attribute for a network resource.",
+        "2015-03-25T10:00:00-00:00",
+    ),
+    (
+        "net-mtu-writable",
+        "Network MTU (writable)",
+        "Provides a writable MTU attribute for a network resource.",
+        "2017-07-12T00:00:00-00:00",
+    ),
+    (
+        "port-security",
+        "Port Security",
+        "Provides port security",
+        "2012-07-23T10:00:00-00:00",
+    ),
+    (
+        "standard-attr-description",
+        "standard-attr-description",
+        "Extension to add descriptions to standard attributes",
+        "2016-02-10T10:00:00-00:00",
+    ),
+    (
+        "standard-attr-timestamp",
+        "Resource timestamps",
+        "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.",
+        "2016-09-12T10:00:00-00:00",
+    ),
+    (
+        "standard-attr-revisions",
+        "Resource revision numbers",
+        "This extension will display the revision number of neutron resources.",
+        "2016-04-11T10:00:00-00:00",
+    ),
+];
+
+fn extension(e: &(&str, &str, &str, &str)) -> Value {
+    json!({"alias": e.0, "name": e.1, "description": e.2, "updated": e.3, "links": []})
+}
+
+pub async fn versions(headers: HeaderMap) -> Json<Value> {
+    let base = base_url(&headers);
+    Json(
+        json!({"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": format!("{base}/v2.0/")}]}]}),
+    )
+}
+
+pub async fn resources(headers: HeaderMap) -> Json<Value> {
+    let base = base_url(&headers);
+    let items: Vec<Value> = [("network", "networks")]
+        .iter()
+        .map(|(name, collection)| {
+            json!({"name": name, "collection": collection, "links": [{"rel": "self", "href": format!("{base}/v2.0/{collection}")}]})
+        })
+        .collect();
+    Json(json!({"resources": items}))
+}
+
+pub async fn extensions() -> Json<Value> {
+    Json(json!({"extensions": EXTENSIONS.iter().map(extension).collect::<Vec<_>>()}))
+}
+
+pub async fn show_extension(Path(alias): Path<String>) -> ApiResult<Json<Value>> {
+    EXTENSIONS
+        .iter()
+        .find(|e| e.0 == alias)
+        .map(|e| Json(json!({"extension": extension(e)})))
+        .ok_or_else(|| {
+            NeutronError::not_found(
+                "ExtensionNotFound",
+                format!("Extension with alias {alias} does not exist"),
+            )
+        })
+}

@@ -1,0 +1,130 @@
+//! State in SQL through sqlx: SQLite (the embedded default) or PostgreSQL (many servers).
+//!
+//! Queries are written once, in SQL both engines accept, over sqlx's `Any` driver. Nothing here
+//! knows HTTP.
+
+pub mod networks;
+
+use std::str::FromStr;
+
+use anyhow::Context as _;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+/// Schema versions, applied in order, each once.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("sql/0001_networks.sql"))];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Connection pools: `write` has one connection on SQLite (one writer at a time is what
+/// SQLite allows; queueing in the pool beats failing with SQLITE_BUSY), `read` has several.
+#[derive(Clone)]
+pub struct Store {
+    pub backend: Backend,
+    pub read: AnyPool,
+    pub write: AnyPool,
+}
+
+impl Store {
+    /// Connects (creating an SQLite file if needed) and brings the schema up to date.
+    pub async fn connect(url: &str) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!("unsupported database URL {url:?}: use sqlite://PATH or postgres://...");
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
+            _ => url.to_string(),
+        };
+        let options =
+            AnyConnectOptions::from_str(&url).with_context(|| format!("database URL {url}"))?;
+        let pool = |max: u32| {
+            AnyPoolOptions::new().max_connections(max).after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;").await?;
+                    }
+                    Ok(())
+                })
+            })
+        };
+        let write = pool(if backend == Backend::Sqlite { 1 } else { 16 })
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("cannot open {url}"))?;
+        let read = match backend {
+            Backend::Sqlite => pool(8).connect_with(options).await?,
+            Backend::Postgres => write.clone(),
+        };
+        let store = Store {
+            backend,
+            read,
+            write,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        let mut tx = self.write.begin().await?;
+        if self.backend == Backend::Postgres {
+            // Several servers may start at once against one database.
+            tx.execute("SELECT pg_advisory_xact_lock(7303731)").await?;
+        }
+        tx.execute("CREATE TABLE IF NOT EXISTS schema_versions (version BIGINT PRIMARY KEY)")
+            .await?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_versions")
+            .fetch_all(&mut *tx)
+            .await?;
+        for (version, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            for statement in statements(sql) {
+                tx.execute(sqlx::AssertSqlSafe(statement.clone()))
+                    .await
+                    .with_context(|| format!("migration {version}: {statement}"))?;
+            }
+            sqlx::query("INSERT INTO schema_versions (version) VALUES ($1)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The statements of a migration file: comment lines dropped, split on `;`.
+fn statements(sql: &str) -> Vec<String> {
+    let code: String = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    code.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// True when the error is a unique-constraint violation (a lost race, or a duplicate).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Now, as the API writes timestamps: `2026-11-22T03:59:44Z`.
+pub fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}

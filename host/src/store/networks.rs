@@ -1,0 +1,268 @@
+//! Networks and their segment (provider attributes).
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+use super::is_unique_violation;
+
+/// A network as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Network {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub description: String,
+    pub admin_state_up: bool,
+    pub status: String,
+    pub shared: bool,
+    pub external: bool,
+    pub is_default: bool,
+    pub port_security_enabled: bool,
+    pub mtu: i64,
+    pub network_type: String,
+    pub physical_network: Option<String>,
+    pub segmentation_id: Option<i64>,
+    /// JSON list of strings.
+    pub availability_zone_hints: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub revision_number: i64,
+}
+
+/// The columns, as a macro so that queries stay `&'static str` (sqlx refuses built strings).
+macro_rules! columns {
+    () => {
+        "id, project_id, name, description, admin_state_up, status, shared, external, is_default, \
+         port_security_enabled, mtu, network_type, physical_network, segmentation_id, availability_zone_hints, \
+         created_at, updated_at, revision_number"
+    };
+}
+
+fn from_row(r: &AnyRow) -> sqlx::Result<Network> {
+    Ok(Network {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        name: r.try_get("name")?,
+        description: r.try_get("description")?,
+        admin_state_up: flag(r, "admin_state_up")?,
+        status: r.try_get("status")?,
+        shared: flag(r, "shared")?,
+        external: flag(r, "external")?,
+        is_default: flag(r, "is_default")?,
+        port_security_enabled: flag(r, "port_security_enabled")?,
+        mtu: r.try_get("mtu")?,
+        network_type: r.try_get("network_type")?,
+        physical_network: r.try_get("physical_network")?,
+        segmentation_id: r.try_get("segmentation_id")?,
+        availability_zone_hints: r.try_get("availability_zone_hints")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        revision_number: r.try_get("revision_number")?,
+    })
+}
+
+/// Booleans are stored as 0/1.
+fn flag(r: &AnyRow, column: &str) -> sqlx::Result<bool> {
+    Ok(r.try_get::<i64, _>(column)? != 0)
+}
+
+/// Why a segment could not be had.
+#[derive(Debug)]
+pub enum SegmentError {
+    /// The requested id is taken.
+    InUse,
+    /// No free id is left in the range.
+    Exhausted,
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for SegmentError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_unique_violation(&e) {
+            SegmentError::InUse
+        } else {
+            SegmentError::Db(e)
+        }
+    }
+}
+
+/// Claims a segment id: `requested`, or the lowest free id in `range`.
+pub async fn allocate_segment(
+    tx: &mut Transaction<'_, Any>,
+    network_type: &str,
+    physical_network: Option<&str>,
+    requested: Option<i64>,
+    range: (i64, i64),
+    network_id: &str,
+) -> Result<i64, SegmentError> {
+    let physnet = physical_network.unwrap_or("");
+    let id = match requested {
+        Some(id) => id,
+        None => lowest_free(tx, network_type, physnet, range)
+            .await?
+            .ok_or(SegmentError::Exhausted)?,
+    };
+    sqlx::query(
+        "INSERT INTO segment_allocations (network_type, physical_network, segmentation_id, network_id) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(network_type)
+    .bind(physnet)
+    .bind(id)
+    .bind(network_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// The lowest id of `range` not allocated: the start if free, else the first gap after an
+/// allocated id (found by the database through the index, not by scanning ids here).
+async fn lowest_free(
+    tx: &mut Transaction<'_, Any>,
+    network_type: &str,
+    physnet: &str,
+    (low, high): (i64, i64),
+) -> Result<Option<i64>, sqlx::Error> {
+    let start_taken: Option<i64> = sqlx::query_scalar(
+        "SELECT segmentation_id FROM segment_allocations \
+         WHERE network_type = $1 AND physical_network = $2 AND segmentation_id = $3",
+    )
+    .bind(network_type)
+    .bind(physnet)
+    .bind(low)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if start_taken.is_none() {
+        return Ok(Some(low));
+    }
+    let gap: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(a.segmentation_id) + 1 FROM segment_allocations a \
+         WHERE a.network_type = $1 AND a.physical_network = $2 \
+           AND a.segmentation_id >= $3 AND a.segmentation_id < $4 \
+           AND NOT EXISTS (SELECT 1 FROM segment_allocations b WHERE b.network_type = $1 \
+               AND b.physical_network = $2 AND b.segmentation_id = a.segmentation_id + 1)",
+    )
+    .bind(network_type)
+    .bind(physnet)
+    .bind(low)
+    .bind(high)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(gap.filter(|g| *g <= high))
+}
+
+pub async fn insert(tx: &mut Transaction<'_, Any>, n: &Network) -> sqlx::Result<()> {
+    sqlx::query(concat!(
+        "INSERT INTO networks (",
+        columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+    ))
+    .bind(&n.id)
+    .bind(&n.project_id)
+    .bind(&n.name)
+    .bind(&n.description)
+    .bind(i64::from(n.admin_state_up))
+    .bind(&n.status)
+    .bind(i64::from(n.shared))
+    .bind(i64::from(n.external))
+    .bind(i64::from(n.is_default))
+    .bind(i64::from(n.port_security_enabled))
+    .bind(n.mtu)
+    .bind(&n.network_type)
+    .bind(&n.physical_network)
+    .bind(n.segmentation_id)
+    .bind(&n.availability_zone_hints)
+    .bind(&n.created_at)
+    .bind(&n.updated_at)
+    .bind(n.revision_number)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes the mutable attributes and bumps the revision.
+pub async fn update(tx: &mut Transaction<'_, Any>, n: &Network) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE networks SET name = $2, description = $3, admin_state_up = $4, shared = $5, external = $6, \
+         is_default = $7, port_security_enabled = $8, mtu = $9, updated_at = $10, revision_number = $11 WHERE id = $1",
+    )
+    .bind(&n.id)
+    .bind(&n.name)
+    .bind(&n.description)
+    .bind(i64::from(n.admin_state_up))
+    .bind(i64::from(n.shared))
+    .bind(i64::from(n.external))
+    .bind(i64::from(n.is_default))
+    .bind(i64::from(n.port_security_enabled))
+    .bind(n.mtu)
+    .bind(&n.updated_at)
+    .bind(n.revision_number)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(pool: &AnyPool, id: &str) -> sqlx::Result<Option<Network>> {
+    sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM networks WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .map(|r| from_row(&r))
+    .transpose()
+}
+
+/// The same, inside a write transaction.
+pub async fn get_for_update(
+    tx: &mut Transaction<'_, Any>,
+    id: &str,
+) -> sqlx::Result<Option<Network>> {
+    sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM networks WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|r| from_row(&r))
+    .transpose()
+}
+
+/// Networks a project may see (its own, shared and external ones); all when `project` is None.
+pub async fn list(pool: &AnyPool, project: Option<&str>) -> sqlx::Result<Vec<Network>> {
+    let rows = match project {
+        None => {
+            sqlx::query(concat!("SELECT ", columns!(), " FROM networks"))
+                .fetch_all(pool)
+                .await?
+        }
+        Some(p) => {
+            sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM networks WHERE project_id = $1 OR shared = $2 OR external = $2"
+            ))
+            .bind(p)
+            .bind(1i64)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> sqlx::Result<bool> {
+    sqlx::query("DELETE FROM segment_allocations WHERE network_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    let done = sqlx::query("DELETE FROM networks WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}

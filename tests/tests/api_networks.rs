@@ -1,0 +1,420 @@
+//! `/`, `/v2.0/`, extensions and `/v2.0/networks` against the statuses and error types a real
+//! Neutron gave (shared/reference/neutron-transcript), on SQLite and PostgreSQL.
+
+use axum::http::{Method, StatusCode};
+use neutrino_tests::api::TestApi;
+use neutrino_tests::on_both_databases;
+use serde_json::json;
+
+async fn create(api: &TestApi, body: serde_json::Value) -> serde_json::Value {
+    let r = api
+        .call(
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": body})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body["network"].clone()
+}
+
+on_both_databases!(discovery, |api: TestApi| async move {
+    let r = api.call(Method::GET, "/", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["versions"][0]["id"], "v2.0");
+    assert_eq!(
+        r.body["versions"][0]["links"][0]["href"],
+        "http://neutrino.test:9696/v2.0/"
+    );
+    assert_eq!(
+        api.call(Method::POST, "/", None).await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    let r = api.call(Method::GET, "/v2.0/", None).await;
+    assert_eq!(r.body["resources"][0]["collection"], "networks");
+    let r = api.call(Method::GET, "/v2.0", None).await;
+    assert_eq!(
+        (r.status, r.error_type()),
+        (StatusCode::NOT_FOUND, "HTTPNotFound")
+    );
+    let list = api.call(Method::GET, "/v2.0/extensions", None).await.body;
+    for e in list["extensions"].as_array().unwrap() {
+        let one = api
+            .call(
+                Method::GET,
+                &format!("/v2.0/extensions/{}", e["alias"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        assert_eq!(&one.body["extension"], e, "show equals the list entry");
+    }
+    assert_eq!(
+        api.call(Method::GET, "/v2.0/extensions/router", None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.call(Method::GET, "/v2.0/widgets", None)
+            .await
+            .error_type(),
+        "HTTPNotFound"
+    );
+});
+
+on_both_databases!(create_show_update_delete, |api: TestApi| async move {
+    let n = create(&api, json!({"name": "net1"})).await;
+    assert_eq!(n["status"], "ACTIVE");
+    assert_eq!(n["admin_state_up"], true);
+    assert_eq!(n["tenant_id"], "admin-project");
+    assert_eq!(n["project_id"], "admin-project");
+    assert_eq!(n["provider:network_type"], "vxlan");
+    assert_eq!(n["mtu"], 1450);
+    assert_eq!(n["revision_number"], 1);
+    let id = n["id"].as_str().unwrap();
+    let shown = api
+        .call(Method::GET, &format!("/v2.0/networks/{id}"), None)
+        .await;
+    assert_eq!(shown.body["network"], n);
+    let json_suffix = api
+        .call(Method::GET, &format!("/v2.0/networks/{id}.json"), None)
+        .await;
+    assert_eq!(json_suffix.body["network"]["id"], n["id"]);
+    let fields = api
+        .call(
+            Method::GET,
+            &format!("/v2.0/networks/{id}?fields=id&fields=name"),
+            None,
+        )
+        .await;
+    assert_eq!(fields.body["network"], json!({"id": id, "name": "net1"}));
+    let updated = api
+        .call(
+            Method::PUT,
+            &format!("/v2.0/networks/{id}"),
+            Some(json!({"network": {"name": "net1-renamed", "mtu": 1280}})),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    assert_eq!(updated.body["network"]["name"], "net1-renamed");
+    assert_eq!(updated.body["network"]["mtu"], 1280);
+    assert_eq!(updated.body["network"]["revision_number"], 2);
+    let ro = api
+        .call(
+            Method::PUT,
+            &format!("/v2.0/networks/{id}"),
+            Some(json!({"network": {"status": "DOWN"}})),
+        )
+        .await;
+    assert_eq!(
+        (ro.status, ro.error_message()),
+        (
+            StatusCode::BAD_REQUEST,
+            "Cannot update read-only attribute status"
+        )
+    );
+    assert_eq!(
+        api.call(Method::POST, &format!("/v2.0/networks/{id}"), None)
+            .await
+            .status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        api.call(Method::DELETE, &format!("/v2.0/networks/{id}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let gone = api
+        .call(Method::GET, &format!("/v2.0/networks/{id}"), None)
+        .await;
+    assert_eq!(
+        (gone.status, gone.error_type()),
+        (StatusCode::NOT_FOUND, "NetworkNotFound")
+    );
+    assert_eq!(
+        gone.error_message(),
+        format!("Network {id} could not be found.")
+    );
+    let r = api.call(Method::DELETE, "/v2.0/networks", None).await;
+    assert_eq!(
+        (r.status, r.error_message()),
+        (StatusCode::NOT_FOUND, "Network None could not be found.")
+    );
+    assert_eq!(
+        api.call(Method::GET, "/v2.0/networks/not-a-uuid", None)
+            .await
+            .error_type(),
+        "NetworkNotFound"
+    );
+});
+
+on_both_databases!(bad_input_gets_neutron_errors, |api: TestApi| async move {
+    let cases = [
+        (
+            json!({"network": {"name": "x", "foo": 1}}),
+            "HTTPBadRequest",
+            "Unrecognized attribute(s) 'foo'",
+        ),
+        (
+            json!({}),
+            "HTTPBadRequest",
+            "Unable to find 'network' in request body",
+        ),
+        (
+            json!({"netwerk": {}}),
+            "HTTPBadRequest",
+            "Unable to find 'network' in request body",
+        ),
+        (
+            json!({"network": {"admin_state_up": "notbool"}}),
+            "InvalidInput",
+            "Invalid input for operation: 'notbool' cannot be converted to boolean.",
+        ),
+        (
+            json!({"network": {"project_id": "a", "tenant_id": "b"}}),
+            "HTTPBadRequest",
+            "'project_id' and 'tenant_id' do not match",
+        ),
+        (
+            json!({"network": {"provider:network_type": "gre"}}),
+            "InvalidInput",
+            "Invalid input for operation: network_type value 'gre' not supported",
+        ),
+        (
+            json!({"network": {"provider:network_type": "vlan", "provider:physical_network": "physnet1", "provider:segmentation_id": 5000}}),
+            "InvalidInput",
+            "Invalid input for operation: segmentation_id out of range (1 through 4094).",
+        ),
+    ];
+    for (body, kind, message) in cases {
+        let r = api
+            .call(Method::POST, "/v2.0/networks", Some(body.clone()))
+            .await;
+        assert_eq!(
+            (r.status, r.error_type(), r.error_message()),
+            (StatusCode::BAD_REQUEST, kind, message),
+            "{body}"
+        );
+        assert_eq!(r.body["NeutronError"]["detail"], "");
+    }
+    let r = api
+        .raw(None, Method::POST, "/v2.0/networks", b"{not json".to_vec())
+        .await;
+    assert_eq!(
+        (r.status, r.error_message()),
+        (StatusCode::BAD_REQUEST, "Body contains invalid data")
+    );
+    let long = "x".repeat(256);
+    let r = api
+        .call(
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": {"name": long}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.error_message().starts_with("Invalid input for name."),
+        "{}",
+        r.error_message()
+    );
+    // Nothing of the failed requests was written.
+    let all = api.call(Method::GET, "/v2.0/networks", None).await;
+    assert_eq!(all.body["networks"], json!([]));
+});
+
+on_both_databases!(provider_segments_are_unique, |api: TestApi| async move {
+    let vlan = json!({"provider:network_type": "vlan", "provider:physical_network": "physnet1", "provider:segmentation_id": 150});
+    let n = create(&api, vlan.clone()).await;
+    assert_eq!(
+        (n["provider:segmentation_id"].clone(), n["mtu"].clone()),
+        (json!(150), json!(1500))
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": vlan})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error_type()),
+        (StatusCode::CONFLICT, "VlanIdInUse")
+    );
+    assert_eq!(
+        r.error_message(),
+        "Unable to create the network. The VLAN 150 on physical network physnet1 is in use."
+    );
+    let flat = json!({"provider:network_type": "flat", "provider:physical_network": "physnet1", "router:external": true});
+    let f = create(&api, flat.clone()).await;
+    assert_eq!(
+        (
+            f["provider:segmentation_id"].clone(),
+            f["router:external"].clone()
+        ),
+        (json!(null), json!(true))
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": flat})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error_type()),
+        (StatusCode::CONFLICT, "FlatNetworkInUse")
+    );
+    // Tenant networks get the lowest free VNIs, and a freed VNI is reused.
+    let a = create(&api, json!({})).await;
+    let b = create(&api, json!({})).await;
+    assert_eq!(
+        (
+            a["provider:segmentation_id"].clone(),
+            b["provider:segmentation_id"].clone()
+        ),
+        (json!(1), json!(2))
+    );
+    let a_id = a["id"].as_str().unwrap();
+    assert_eq!(
+        api.call(Method::DELETE, &format!("/v2.0/networks/{a_id}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(create(&api, json!({})).await["provider:segmentation_id"], 1);
+});
+
+on_both_databases!(bulk_create_is_all_or_nothing, |api: TestApi| async move {
+    let ok = api
+        .call(
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"networks": [{"name": "a"}, {"name": "b"}]})),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED);
+    assert_eq!(ok.body["networks"].as_array().unwrap().len(), 2);
+    let vlan = json!({"provider:network_type": "vlan", "provider:physical_network": "physnet1", "provider:segmentation_id": 7});
+    let bad = api
+        .call(
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"networks": [{"name": "c"}, vlan.clone(), vlan]})),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.error_type()),
+        (StatusCode::CONFLICT, "VlanIdInUse")
+    );
+    let names: Vec<String> = api
+        .call(
+            Method::GET,
+            "/v2.0/networks?fields=name&sort_key=name&sort_dir=asc",
+            None,
+        )
+        .await
+        .body["networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["a", "b"],
+        "network c was rolled back with the failed request"
+    );
+});
+
+on_both_databases!(projects_are_isolated, |api: TestApi| async move {
+    let alice = Some(("alice", "member"));
+    let bob = Some(("bob", "member"));
+    let r = api
+        .call_as(
+            alice,
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": {"name": "a-net"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert!(
+        r.body["network"].get("provider:network_type").is_none(),
+        "provider attributes are admin-only"
+    );
+    let id = r.body["network"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        api.call_as(bob, Method::GET, &format!("/v2.0/networks/{id}"), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.call_as(bob, Method::GET, "/v2.0/networks", None)
+            .await
+            .body["networks"],
+        json!([])
+    );
+    let r = api
+        .call_as(
+            bob,
+            Method::PUT,
+            &format!("/v2.0/networks/{id}"),
+            Some(json!({"network": {"name": "x"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.call_as(bob, Method::DELETE, &format!("/v2.0/networks/{id}"), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = api
+        .call_as(
+            alice,
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": {"shared": true}})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error_type()),
+        (StatusCode::FORBIDDEN, "PolicyNotAuthorized")
+    );
+    let reader = Some(("alice", "reader"));
+    assert_eq!(
+        api.call_as(reader, Method::GET, &format!("/v2.0/networks/{id}"), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = api
+        .call_as(
+            reader,
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": {}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = api
+        .call_as(
+            reader,
+            Method::DELETE,
+            &format!("/v2.0/networks/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // The admin sees every project's networks.
+    assert_eq!(
+        api.call(Method::GET, "/v2.0/networks", None).await.body["networks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+});
