@@ -38,13 +38,34 @@ pub struct Reply {
 
 impl TestApi {
     pub async fn new(db: Db) -> TestApi {
+        Self::two(db).await.0
+    }
+
+    /// Two servers sharing one database, as two `serve` processes would.
+    pub async fn two(db: Db) -> (TestApi, TestApi) {
         // Server-side errors show in the failing test's output.
-        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn").try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("warn")
+            .try_init();
         let dir = tempfile::tempdir().unwrap();
         let database = match db {
-            Db::Sqlite => None,
-            Db::Postgres => Some(fresh_postgres_database().await),
+            Db::Sqlite => format!("sqlite://{}", dir.path().join("shared.db").display()),
+            Db::Postgres => fresh_postgres_database().await,
         };
+        let first = Self::on(Some(database.clone())).await;
+        let second = Self::on(Some(database)).await;
+        (
+            TestApi {
+                router: first.router,
+                _dir: dir,
+            },
+            second,
+        )
+    }
+
+    async fn on(database: Option<String>) -> TestApi {
+        let dir = tempfile::tempdir().unwrap();
         let options = ServeOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
             database,
@@ -135,9 +156,12 @@ async fn fresh_postgres_database() -> String {
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
         .await
         .expect("connect to test PostgreSQL");
-    sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .expect("create database");
+    sqlx::Executor::execute(
+        &mut conn,
+        sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+    )
+    .await
+    .expect("create database");
     let (base, _) = admin.rsplit_once('/').expect("URL with a database");
     format!("{base}/{name}")
 }

@@ -418,3 +418,139 @@ on_both_databases!(projects_are_isolated, |api: TestApi| async move {
         1
     );
 });
+
+/// Two servers on one database create tenant networks at the same time: every network gets
+/// its own VNI and no request fails.
+async fn concurrent_allocation(db: neutrino_tests::api::Db) {
+    let (a, b) = TestApi::two(db).await;
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let api = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            api.call(
+                Method::POST,
+                "/v2.0/networks",
+                Some(json!({"network": {"name": format!("n{i}")}})),
+            )
+            .await
+        }));
+    }
+    let mut vnis = Vec::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        vnis.push(
+            r.body["network"]["provider:segmentation_id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    vnis.sort();
+    assert_eq!(vnis, (1..=40).collect::<Vec<i64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_allocation_sqlite() {
+    concurrent_allocation(neutrino_tests::api::Db::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_allocation_postgres() {
+    concurrent_allocation(neutrino_tests::api::Db::Postgres).await
+}
+
+on_both_databases!(list_queries_over_http, |api: TestApi| async move {
+    for name in ["test1", "abc1", "test10", "123test", "test1"] {
+        create(&api, json!({"name": name})).await;
+    }
+    let names = |body: &serde_json::Value| -> Vec<String> {
+        body["networks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let sorted = api
+        .call(
+            Method::GET,
+            "/v2.0/networks?sort_key=name&sort_dir=asc",
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(
+        names(&sorted),
+        ["123test", "abc1", "test1", "test1", "test10"]
+    );
+    let desc = api
+        .call(
+            Method::GET,
+            "/v2.0/networks?sort_key=name&sort_dir=desc",
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(
+        names(&desc),
+        ["test10", "test1", "test1", "abc1", "123test"]
+    );
+    // Walk `next` links one item at a time: the same order, ending on an empty page.
+    let mut path = "/v2.0/networks?sort_key=name&sort_dir=asc&limit=1".to_string();
+    let mut walked = Vec::new();
+    loop {
+        let page = api.call(Method::GET, &path, None).await.body;
+        walked.extend(names(&page));
+        let links = page["networks_links"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        match links.iter().find(|l| l["rel"] == "next") {
+            Some(next) => {
+                let href = next["href"].as_str().unwrap();
+                assert!(
+                    href.starts_with("http://neutrino.test:9696/v2.0/networks?"),
+                    "{href}"
+                );
+                path = href
+                    .trim_start_matches("http://neutrino.test:9696")
+                    .to_string();
+            }
+            None => {
+                assert!(names(&page).is_empty(), "the last page is empty");
+                assert!(links.iter().any(|l| l["rel"] == "previous"));
+                break;
+            }
+        }
+    }
+    assert_eq!(walked, names(&sorted));
+    let filtered = api
+        .call(Method::GET, "/v2.0/networks?name=test1&name=abc1", None)
+        .await
+        .body;
+    assert_eq!(filtered["networks"].as_array().unwrap().len(), 3);
+    let r = api.call(Method::GET, "/v2.0/networks?foo=bar", None).await;
+    assert_eq!(
+        (r.status, r.error_message()),
+        (
+            StatusCode::BAD_REQUEST,
+            "['foo'] is invalid attribute for filtering"
+        )
+    );
+    let r = api
+        .call(Method::GET, "/v2.0/networks?sort_key=nonexistent", None)
+        .await;
+    assert_eq!(
+        r.error_message(),
+        "The number of sort_keys and sort_dirs must be same"
+    );
+    let only_tenant = api
+        .call(Method::GET, "/v2.0/networks?fields=tenant_id&limit=1", None)
+        .await
+        .body;
+    assert_eq!(
+        only_tenant["networks"][0],
+        json!({"tenant_id": "admin-project"})
+    );
+});

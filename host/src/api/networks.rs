@@ -144,7 +144,7 @@ pub async fn create(
         CreateBody::Bulk(v) => (v, true),
     };
     // All or nothing: one transaction for the whole request.
-    let mut tx = state.store.write.begin().await?;
+    let mut tx = state.store.begin_write().await?;
     let mut created = Vec::with_capacity(bodies.len());
     for b in &bodies {
         let n = create_one(&state, &ctx, b, &mut tx).await?;
@@ -344,6 +344,7 @@ async fn segment(
     };
     match repo::allocate_segment(
         tx,
+        state.store.backend,
         &network_type,
         physnet.as_deref(),
         requested,
@@ -445,7 +446,7 @@ pub async fn update(
         ));
     }
     body::check_attributes(&b, UPDATE_ATTRS, READ_ONLY)?;
-    let mut tx = state.store.write.begin().await?;
+    let mut tx = state.store.begin_write().await?;
     let mut n = match repo::get_for_update(&mut tx, id).await? {
         Some(n) if ctx.owns(&n.project_id) || n.shared || n.external => n,
         _ => return Err(not_found(id)),
@@ -507,7 +508,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = strip_json_suffix(&id);
-    let mut tx = state.store.write.begin().await?;
+    let mut tx = state.store.begin_write().await?;
     match repo::get_for_update(&mut tx, id).await? {
         Some(n) if ctx.owns(&n.project_id) => ctx.require_write("delete_network")?,
         Some(n) if n.shared || n.external => return Err(NeutronError::forbidden("delete_network")),

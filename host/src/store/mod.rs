@@ -75,8 +75,18 @@ impl Store {
         Ok(store)
     }
 
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so
+    /// that two servers sharing a file queue on the lock instead of failing when a read
+    /// transaction tries to become a writer.
+    pub async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.write.begin().await,
+        }
+    }
+
     async fn migrate(&self) -> anyhow::Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
             // Several servers may start at once against one database.
             tx.execute("SELECT pg_advisory_xact_lock(7303731)").await?;

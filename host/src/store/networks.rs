@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
-use super::is_unique_violation;
+use super::{Backend, is_unique_violation};
 
 /// A network as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,8 +87,14 @@ impl From<sqlx::Error> for SegmentError {
 }
 
 /// Claims a segment id: `requested`, or the lowest free id in `range`.
+///
+/// Allocations from one pool are serialised: on PostgreSQL by a transaction-scoped advisory
+/// lock on the pool (servers sharing the database queue on it instead of racing for the same
+/// lowest id); on SQLite by the write transaction itself. A requested id that is taken fails
+/// on the primary key.
 pub async fn allocate_segment(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     network_type: &str,
     physical_network: Option<&str>,
     requested: Option<i64>,
@@ -98,10 +104,39 @@ pub async fn allocate_segment(
     let physnet = physical_network.unwrap_or("");
     let id = match requested {
         Some(id) => id,
-        None => lowest_free(tx, network_type, physnet, range)
-            .await?
-            .ok_or(SegmentError::Exhausted)?,
+        None => {
+            if backend == Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(pool_lock_key(network_type, physnet))
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            lowest_free(tx, network_type, physnet, range)
+                .await?
+                .ok_or(SegmentError::Exhausted)?
+        }
     };
+    claim(tx, network_type, physnet, id, network_id).await?;
+    Ok(id)
+}
+
+/// A stable advisory-lock key for one segment pool (FNV-1a of its name).
+fn pool_lock_key(network_type: &str, physnet: &str) -> i64 {
+    let h = format!("segments/{network_type}/{physnet}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    h as i64
+}
+
+async fn claim(
+    tx: &mut Transaction<'_, Any>,
+    network_type: &str,
+    physnet: &str,
+    id: i64,
+    network_id: &str,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO segment_allocations (network_type, physical_network, segmentation_id, network_id) \
          VALUES ($1, $2, $3, $4)",
@@ -112,7 +147,7 @@ pub async fn allocate_segment(
     .bind(network_id)
     .execute(&mut **tx)
     .await?;
-    Ok(id)
+    Ok(())
 }
 
 /// The lowest id of `range` not allocated: the start if free, else the first gap after an
