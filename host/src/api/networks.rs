@@ -391,10 +391,15 @@ async fn segment(
     }
 }
 
+/// Callers see their own networks, shared ones and external ones.
+fn visible_to(ctx: &RequestContext, n: &Network) -> bool {
+    ctx.owns(&n.project_id) || n.shared || n.external
+}
+
 /// A network the caller may see, or 404.
 async fn visible(state: &AppState, ctx: &RequestContext, id: &str) -> ApiResult<Network> {
     match repo::get(&state.store.read, id).await? {
-        Some(n) if ctx.owns(&n.project_id) || n.shared || n.external => Ok(n),
+        Some(n) if visible_to(ctx, &n) => Ok(n),
         _ => Err(not_found(id)),
     }
 }
@@ -448,7 +453,7 @@ pub async fn update(
     body::check_attributes(&b, UPDATE_ATTRS, READ_ONLY)?;
     let mut tx = state.store.begin_write().await?;
     let mut n = match repo::get_for_update(&mut tx, id).await? {
-        Some(n) if ctx.owns(&n.project_id) || n.shared || n.external => n,
+        Some(n) if visible_to(&ctx, &n) => n,
         _ => return Err(not_found(id)),
     };
     if !ctx.owns(&n.project_id) {

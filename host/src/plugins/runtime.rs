@@ -257,10 +257,15 @@ impl Driver {
         );
         store.limiter(|s| s);
         arm(&mut store, limits)?;
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| classify(e, &store, limits))?;
+        let bindings =
+            self.pre
+                .instantiate(&mut store)
+                .map_err(|e| match e.downcast_ref::<Trap>() {
+                    // A start function that trapped is the driver's fault...
+                    Some(_) => classify(e, &store, limits),
+                    // ...anything else (pool exhausted, linking) is the host's.
+                    None => CallError::Host(format!("{e:#}")),
+                })?;
         Ok(Session {
             driver: self,
             store,
@@ -315,11 +320,6 @@ fn classify(err: wasmtime::Error, store: &Store<CallState>, limits: &Limits) -> 
             trap: trap.to_string(),
             output: store.data().output(),
         },
-        None if format!("{err:?}").contains("concurrent")
-            || format!("{err:?}").contains("maximum") =>
-        {
-            CallError::Host(format!("{err:#}"))
-        }
         None => CallError::Trap {
             trap: format!("{err:#}"),
             output: store.data().output(),
