@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 
@@ -31,10 +30,7 @@ pub async fn app(options: &ServeOptions) -> anyhow::Result<axum::Router> {
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("data directory {}", options.data_dir.display()))?;
     let store = Store::connect(&options.database_url()).await?;
-    Ok(api::router(AppState {
-        store,
-        config: Arc::new(options.api.clone()),
-    }))
+    Ok(api::router(AppState::new(store, options.api.clone())))
 }
 
 /// Serves until Ctrl-C / SIGTERM.

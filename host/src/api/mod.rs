@@ -6,14 +6,23 @@ pub mod body;
 pub mod discovery;
 pub mod error;
 pub mod networks;
+pub mod port_attributes;
+pub mod port_binding;
+pub mod ports;
 pub mod query;
+pub mod subnets;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::{MethodRouter, get};
 
+use tokio::sync::OnceCell;
+
+use crate::binding::MechanismManager;
+use crate::plugins::registry::{DriversConfig, Registry};
 use crate::store::Store;
 use error::NeutronError;
 
@@ -28,6 +37,10 @@ pub struct ApiConfig {
     pub vni_range: (i64, i64),
     /// MTU of the physical network; VXLAN networks get 50 less.
     pub global_physnet_mtu: i64,
+    /// Neutron's `agent_down_time`: an agent whose last heartbeat is older is dead.
+    pub agent_down_time: Duration,
+    /// The mechanism drivers ports are bound with.
+    pub drivers: DriversConfig,
 }
 
 impl Default for ApiConfig {
@@ -37,6 +50,8 @@ impl Default for ApiConfig {
             tenant_network_type: "vxlan".into(),
             vni_range: (1, 65535),
             global_physnet_mtu: 1500,
+            agent_down_time: crate::binding::DEFAULT_AGENT_DOWN_TIME,
+            drivers: DriversConfig::default(),
         }
     }
 }
@@ -45,6 +60,35 @@ impl Default for ApiConfig {
 pub struct AppState {
     pub store: Store,
     pub config: Arc<ApiConfig>,
+    /// Loaded on first use (compiling drivers takes a moment; many requests never bind).
+    pub mechanism: Arc<OnceCell<Arc<MechanismManager>>>,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: ApiConfig) -> AppState {
+        AppState {
+            store,
+            config: Arc::new(config),
+            mechanism: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// The mechanism manager, loading the configured drivers the first time.
+    pub async fn mechanism_manager(&self) -> Result<Arc<MechanismManager>, NeutronError> {
+        let drivers = self.config.drivers.clone();
+        self.mechanism
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || {
+                    let registry = Registry::load(&drivers)?;
+                    anyhow::Ok(Arc::new(MechanismManager::new(registry.drivers().to_vec())))
+                })
+                .await
+                .map_err(|e| NeutronError::internal(format!("loading drivers: {e}")))?
+                .map_err(|e| NeutronError::internal(format!("loading drivers: {e:#}")))
+            })
+            .await
+            .cloned()
+    }
 }
 
 /// Every route; anything else is a Neutron-shaped 404 or 405.
@@ -77,6 +121,36 @@ pub fn router(state: AppState) -> Router {
                     .put(networks::update)
                     .delete(networks::delete),
             ),
+        )
+        .route(
+            "/v2.0/subnets",
+            get(subnets::list)
+                .post(subnets::create)
+                .put(subnets::no_collection_action)
+                .delete(subnets::no_collection_action),
+        )
+        .route(
+            "/v2.0/subnets/{id}",
+            neutron_405(
+                get(subnets::show)
+                    .put(subnets::update)
+                    .delete(subnets::delete),
+            ),
+        )
+        .route(
+            "/v2.0/ports",
+            get(ports::list)
+                .post(ports::create)
+                .put(ports::no_collection_action)
+                .delete(ports::no_collection_action),
+        )
+        .route(
+            "/v2.0/ports/{id}",
+            neutron_405(get(ports::show).put(ports::update).delete(ports::delete)),
+        )
+        .route(
+            "/v2.0/ports/{id}/binding",
+            neutron_405(get(ports::show_binding)),
         )
         .fallback(|| async { NeutronError::no_such_path() })
         .with_state(state)

@@ -39,3 +39,38 @@ pub fn network_type_name(t: NetworkType) -> &'static str {
         NetworkType::Local => "local",
     }
 }
+
+const VNIC_TYPES: [VnicType; 11] = [
+    VnicType::Normal,
+    VnicType::Direct,
+    VnicType::Macvtap,
+    VnicType::Baremetal,
+    VnicType::DirectPhysical,
+    VnicType::VirtioForwarder,
+    VnicType::SmartNic,
+    VnicType::Vdpa,
+    VnicType::AcceleratorDirect,
+    VnicType::AcceleratorDirectPhysical,
+    VnicType::RemoteManaged,
+];
+
+const NETWORK_TYPES: [NetworkType; 6] = [
+    NetworkType::Flat,
+    NetworkType::Vlan,
+    NetworkType::Vxlan,
+    NetworkType::Gre,
+    NetworkType::Geneve,
+    NetworkType::Local,
+];
+
+/// The vnic type Neutron spells `name`.
+pub fn vnic_type_named(name: &str) -> Option<VnicType> {
+    VNIC_TYPES.into_iter().find(|v| vnic_type_name(*v) == name)
+}
+
+/// The network type Neutron spells `name`.
+pub fn network_type_named(name: &str) -> Option<NetworkType> {
+    NETWORK_TYPES
+        .into_iter()
+        .find(|t| network_type_name(*t) == name)
+}
