@@ -1,19 +1,23 @@
 //! The Networking API v2.0 over HTTP (axum): one module per resource, plus errors, bodies,
 //! query features and auth. Data flows API -> store; nothing here writes SQL.
 
+pub mod agents;
 pub mod auth;
 pub mod body;
 pub mod discovery;
 pub mod error;
+pub mod internal;
 pub mod networks;
 pub mod query;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::HeaderMap;
-use axum::routing::{MethodRouter, get};
+use axum::routing::{MethodRouter, get, post};
 
+use crate::heartbeat::Heartbeats;
 use crate::store::Store;
 use error::NeutronError;
 
@@ -28,6 +32,10 @@ pub struct ApiConfig {
     pub vni_range: (i64, i64),
     /// MTU of the physical network; VXLAN networks get 50 less.
     pub global_physnet_mtu: i64,
+    /// Neutron's `agent_down_time`: an agent whose last heartbeat is older is dead.
+    pub agent_down_time: Duration,
+    /// How often buffered agent heartbeats are written to the database.
+    pub heartbeat_flush_interval: Duration,
 }
 
 impl Default for ApiConfig {
@@ -37,6 +45,8 @@ impl Default for ApiConfig {
             tenant_network_type: "vxlan".into(),
             vni_range: (1, 65535),
             global_physnet_mtu: 1500,
+            agent_down_time: crate::binding::DEFAULT_AGENT_DOWN_TIME,
+            heartbeat_flush_interval: Duration::from_secs(1),
         }
     }
 }
@@ -45,6 +55,9 @@ impl Default for ApiConfig {
 pub struct AppState {
     pub store: Store,
     pub config: Arc<ApiConfig>,
+    pub heartbeats: Arc<Heartbeats>,
+    /// The secret agents present to `/internal/agents/report`.
+    pub agent_token: Arc<internal::AgentToken>,
 }
 
 /// Every route; anything else is a Neutron-shaped 404 or 405.
@@ -77,6 +90,11 @@ pub fn router(state: AppState) -> Router {
                     .put(networks::update)
                     .delete(networks::delete),
             ),
+        )
+        .merge(agents::routes())
+        .route(
+            "/internal/agents/report",
+            neutron_405(post(internal::report)),
         )
         .fallback(|| async { NeutronError::no_such_path() })
         .with_state(state)

@@ -3,6 +3,7 @@
 //! Queries are written once, in SQL both engines accept, over sqlx's `Any` driver. Nothing here
 //! knows HTTP.
 
+pub mod agents;
 pub mod networks;
 
 use std::str::FromStr;
@@ -12,7 +13,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 /// Schema versions, applied in order, each once.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("sql/0001_networks.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("sql/0001_networks.sql")),
+    (3, include_str!("sql/0003_agents.sql")),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
