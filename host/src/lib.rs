@@ -4,6 +4,7 @@
 pub mod api;
 pub mod binding;
 pub mod conformance;
+pub mod heartbeat;
 pub mod ipam;
 pub mod plugins;
 pub mod server;

@@ -847,3 +847,55 @@ async fn concurrent_ports_sqlite() {
 async fn concurrent_ports_postgres() {
     concurrent_ports(Db::Postgres).await
 }
+
+on_both_databases!(binding_with_a_live_agent, |api: TestApi| async move {
+    let net = network(&api).await;
+    subnet(&api, &net, "10.0.0.0/24").await;
+    let r = api
+        .report(json!({"agent_type": "Open vSwitch agent", "binary": "neutrino-agent",
+            "host": "compute1", "topic": "N/A", "start_flag": true,
+            "configurations": {"bridge_mappings": {"physnet1": "br-ex"}, "tunnel_types": ["vxlan"],
+                "tunneling_ip": "127.0.0.1", "integration_bridge": "br-int", "datapath_type": "netdev",
+                "ovs_hybrid_plug": true}}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Bound at create, through the OVS driver; a failed port rebinds when its host changes.
+    let p = port(
+        &api,
+        json!({"network_id": net, "binding:host_id": "compute1"}),
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+    assert_eq!(p.body["port"]["binding:vif_type"], "ovs", "{}", p.body);
+    assert_eq!(
+        p.body["port"]["binding:vif_details"]["bridge_name"],
+        "br-int"
+    );
+    let failed = port(
+        &api,
+        json!({"network_id": net, "binding:host_id": "elsewhere"}),
+    )
+    .await;
+    assert_eq!(failed.body["port"]["binding:vif_type"], "binding_failed");
+    let path = format!(
+        "/v2.0/ports/{}",
+        failed.body["port"]["id"].as_str().unwrap()
+    );
+    let r = api
+        .call(
+            Method::PUT,
+            &path,
+            Some(json!({"port": {"binding:host_id": "compute1"}})),
+        )
+        .await;
+    assert_eq!(r.body["port"]["binding:vif_type"], "ovs", "{}", r.body);
+    let b = api
+        .call(Method::GET, &format!("{path}/binding"), None)
+        .await;
+    assert_eq!(b.body["binding"]["status"], "bound", "{}", b.body);
+    assert_eq!(
+        b.body["binding"]["decisions"][0]["decision"], "bound",
+        "{}",
+        b.body
+    );
+});

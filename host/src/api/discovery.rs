@@ -11,6 +11,12 @@ use super::error::{ApiResult, NeutronError};
 /// (alias, name, description, updated) of every extension this server implements.
 pub const EXTENSIONS: &[(&str, &str, &str, &str)] = &[
     (
+        "agent",
+        "agent",
+        "The agent management extension.",
+        "2013-02-03T10:00:00-00:00",
+    ),
+    (
         "project-id",
         "project_id field enabled",
         "Extension that indicates that project_id field is enabled.",

@@ -1,10 +1,12 @@
 //! The Networking API v2.0 over HTTP (axum): one module per resource, plus errors, bodies,
 //! query features and auth. Data flows API -> store; nothing here writes SQL.
 
+pub mod agents;
 pub mod auth;
 pub mod body;
 pub mod discovery;
 pub mod error;
+pub mod internal;
 pub mod networks;
 pub mod port_attributes;
 pub mod port_binding;
@@ -17,11 +19,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::HeaderMap;
-use axum::routing::{MethodRouter, get};
+use axum::routing::{MethodRouter, get, post};
 
 use tokio::sync::OnceCell;
 
 use crate::binding::MechanismManager;
+use crate::heartbeat::Heartbeats;
 use crate::plugins::registry::{DriversConfig, Registry};
 use crate::store::Store;
 use error::NeutronError;
@@ -41,6 +44,8 @@ pub struct ApiConfig {
     pub agent_down_time: Duration,
     /// The mechanism drivers ports are bound with.
     pub drivers: DriversConfig,
+    /// How often buffered agent heartbeats are written to the database.
+    pub heartbeat_flush_interval: Duration,
 }
 
 impl Default for ApiConfig {
@@ -52,6 +57,7 @@ impl Default for ApiConfig {
             global_physnet_mtu: 1500,
             agent_down_time: crate::binding::DEFAULT_AGENT_DOWN_TIME,
             drivers: DriversConfig::default(),
+            heartbeat_flush_interval: Duration::from_secs(1),
         }
     }
 }
@@ -60,19 +66,28 @@ impl Default for ApiConfig {
 pub struct AppState {
     pub store: Store,
     pub config: Arc<ApiConfig>,
+    pub heartbeats: Arc<Heartbeats>,
+    /// The secret agents present to `/internal/agents/report`.
+    pub agent_token: Arc<internal::AgentToken>,
     /// Loaded on first use (compiling drivers takes a moment; many requests never bind).
     pub mechanism: Arc<OnceCell<Arc<MechanismManager>>>,
 }
 
 impl AppState {
-    pub fn new(store: Store, config: ApiConfig) -> AppState {
+    pub fn new(
+        store: Store,
+        config: ApiConfig,
+        heartbeats: Arc<Heartbeats>,
+        agent_token: internal::AgentToken,
+    ) -> AppState {
         AppState {
             store,
             config: Arc::new(config),
+            heartbeats,
+            agent_token: Arc::new(agent_token),
             mechanism: Arc::new(OnceCell::new()),
         }
     }
-
     /// The mechanism manager, loading the configured drivers the first time.
     pub async fn mechanism_manager(&self) -> Result<Arc<MechanismManager>, NeutronError> {
         let drivers = self.config.drivers.clone();
@@ -151,6 +166,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v2.0/ports/{id}/binding",
             neutron_405(get(ports::show_binding)),
+        )
+        .merge(agents::routes())
+        .route(
+            "/internal/agents/report",
+            neutron_405(post(internal::report)),
         )
         .fallback(|| async { NeutronError::no_such_path() })
         .with_state(state)

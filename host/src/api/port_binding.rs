@@ -14,12 +14,7 @@ use crate::store::ports::Port;
 
 /// Binds (or unbinds, with no host) `port`, setting its `binding:vif_type`,
 /// `binding:vif_details` and the stored decisions.
-pub async fn bind(
-    state: &AppState,
-    port: &mut Port,
-    network: &Network,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-) -> ApiResult<()> {
+pub async fn bind(state: &AppState, port: &mut Port, network: &Network) -> ApiResult<()> {
     if port.binding_host.is_empty() {
         port.binding_vif_type = "unbound".into();
         port.binding_vif_details = "{}".into();
@@ -27,9 +22,13 @@ pub async fn bind(
         return Ok(());
     }
     let manager = state.mechanism_manager().await?;
+    let mut agents = crate::store::agents::on_host(&state.store.read, &port.binding_host).await?;
+    state.heartbeats.overlay(&mut agents);
     let now = SystemTime::now();
-    let _ = (now, &tx); // MERGE: agents from store::agents::on_host
-    let agents: Vec<wit::Agent> = Vec::new();
+    let agents: Vec<wit::Agent> = agents
+        .iter()
+        .map(|a| a.to_binding(now, state.config.agent_down_time))
+        .collect();
     let (wit_port, wit_network) = (port_of(port), network_of(network));
     // Driver calls are synchronous and short (tens of microseconds each); they run on a
     // blocking thread so a slow or misbehaving driver never stalls the async workers.

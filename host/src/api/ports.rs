@@ -260,7 +260,7 @@ async fn create_one(
 
     let subnets = store::subnets::on_network(&mut **tx, &network.id).await?;
     port.fixed_ips = allocate(state, tx, &network, &subnets, requested_ips, &port, 0).await?;
-    port_binding::bind(state, &mut port, &network, tx).await?;
+    port_binding::bind(state, &mut port, &network).await?;
     if !repo::insert(tx, &port).await? {
         // Checked in pick_mac; this is another server taking it in between.
         return Err(mac_in_use(&network.id, &port.mac_address));
@@ -658,7 +658,7 @@ pub async fn update(
         p.binding_profile = profile;
     }
     if rebind {
-        port_binding::bind(&state, &mut p, &network, &mut tx).await?;
+        port_binding::bind(&state, &mut p, &network).await?;
     }
     p.updated_at = store::now();
     p.revision_number += 1;

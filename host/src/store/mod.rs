@@ -3,6 +3,7 @@
 //! Queries are written once, in SQL both engines accept, over sqlx's `Any` driver. Nothing here
 //! knows HTTP.
 
+pub mod agents;
 pub mod ipam;
 pub mod networks;
 pub mod ports;
@@ -19,6 +20,7 @@ use sqlx::{AnyPool, Executor};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("sql/0001_networks.sql")),
     (2, include_str!("sql/0002_subnets_ports.sql")),
+    (3, include_str!("sql/0003_agents.sql")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
