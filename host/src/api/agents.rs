@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use super::auth::RequestContext;
 use super::body::{self, CreateBody};
 use super::error::{ApiResult, NeutronError};
+use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
 use super::{AppState, base_url, strip_json_suffix};
 use crate::store::agents::{self as repo, Agent};
@@ -71,6 +72,16 @@ const ATTRIBUTES: &[&str] = &[
     "resources_synced",
 ];
 const UPDATABLE: &[&str] = &["admin_state_up", "description"];
+
+/// Agents are created by their heartbeats, never by a POST.
+pub const DOC: ResourceDoc = ResourceDoc {
+    resource: "agent",
+    spec: &SPEC,
+    create: &[],
+    update: UPDATABLE,
+    read_only: ATTRIBUTES,
+    delete: true,
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod error;
 pub mod internal;
 pub mod networks;
+pub mod openapi;
 pub mod port_attributes;
 pub mod port_binding;
 pub mod ports;
@@ -137,6 +138,7 @@ pub fn router(state: AppState) -> Router {
                     .delete(networks::delete),
             ),
         )
+        .route("/openapi.json", neutron_405(get(openapi::serve)))
         .route(
             "/v2.0/subnets",
             get(subnets::list)

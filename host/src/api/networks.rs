@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use super::auth::RequestContext;
 use super::body::{self, CreateBody};
 use super::error::{ApiResult, NeutronError};
+use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
 use super::{AppState, base_url, strip_json_suffix, subnets};
 use crate::store::{self, networks as repo, networks::Network, networks::SegmentError};
@@ -101,6 +102,15 @@ const READ_ONLY: &[&str] = &[
 /// VXLAN adds 50 bytes of headers (outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14).
 const VXLAN_OVERHEAD: i64 = 50;
 const MIN_MTU: i64 = 68;
+
+pub const DOC: ResourceDoc = ResourceDoc {
+    resource: "network",
+    spec: &SPEC,
+    create: CREATE_ATTRS,
+    update: UPDATE_ATTRS,
+    read_only: READ_ONLY,
+    delete: true,
+};
 
 fn not_found(id: &str) -> NeutronError {
     NeutronError::not_found(

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::auth::RequestContext;
 use super::body::{self, CreateBody};
 use super::error::{ApiResult, NeutronError};
+use super::openapi::ResourceDoc;
 use super::port_attributes as attrs;
 use super::port_binding;
 use super::query::{CollectionSpec, ListQuery};
@@ -119,6 +120,15 @@ const READ_ONLY: &[&str] = &[
 ];
 /// Attributes only an admin may set (Neutron's policy defaults).
 const ADMIN_ONLY: &[&str] = &["binding:host_id", "binding:profile"];
+
+pub const DOC: ResourceDoc = ResourceDoc {
+    resource: "port",
+    spec: &SPEC,
+    create: CREATE_ATTRS,
+    update: UPDATE_ATTRS,
+    read_only: READ_ONLY,
+    delete: true,
+};
 
 fn not_found(id: &str) -> NeutronError {
     NeutronError::not_found("PortNotFound", format!("Port {id} could not be found."))

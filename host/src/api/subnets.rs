@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use super::auth::RequestContext;
 use super::body::{self, CreateBody};
 use super::error::{ApiResult, NeutronError};
+use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
 use super::{AppState, base_url, networks, strip_json_suffix};
 use crate::ipam::{self, PoolError, Range};
@@ -111,6 +112,15 @@ const MAX_HOST_ROUTES: usize = 20;
 const IPV6_MODES: &[&str] = &["slaac", "dhcpv6-stateful", "dhcpv6-stateless"];
 /// Ports of this owner are deleted with their network or subnet instead of blocking it.
 pub const AUTO_DELETE_OWNER: &str = "network:dhcp";
+
+pub const DOC: ResourceDoc = ResourceDoc {
+    resource: "subnet",
+    spec: &SPEC,
+    create: CREATE_ATTRS,
+    update: UPDATE_ATTRS,
+    read_only: READ_ONLY,
+    delete: true,
+};
 
 fn not_found(id: &str) -> NeutronError {
     NeutronError::not_found("SubnetNotFound", format!("Subnet {id} could not be found."))
