@@ -112,7 +112,7 @@ pub const DOC: ResourceDoc = ResourceDoc {
     delete: true,
 };
 
-fn not_found(id: &str) -> NeutronError {
+pub fn not_found(id: &str) -> NeutronError {
     NeutronError::not_found(
         "NetworkNotFound",
         format!("Network {id} could not be found."),
