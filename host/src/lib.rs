@@ -5,6 +5,8 @@ pub mod api;
 pub mod bench;
 pub mod binding;
 pub mod conformance;
+pub mod heartbeat;
+pub mod ipam;
 pub mod plugins;
 pub mod server;
 pub mod store;

@@ -23,7 +23,7 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
-    /// Serves the Networking API v2.0 (networks so far; see the README for what is absent).
+    /// Serves the Networking API v2.0 (networks and agents so far; see the README for what is absent).
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9696")]
@@ -37,6 +37,13 @@ enum Command {
         /// Project of requests without identity headers (noauth).
         #[arg(long, default_value = "admin")]
         default_project: String,
+        /// Seconds without a heartbeat after which an agent is dead (Neutron's agent_down_time).
+        #[arg(long, default_value_t = 75, value_parser = clap::value_parser!(u64).range(1..=2147483))]
+        agent_down_time: u64,
+        /// The secret agents report with (X-Neutrino-Agent-Token); created, mode 0600, if
+        /// absent. Default: <data-dir>/agent-token.
+        #[arg(long)]
+        agent_token_file: Option<PathBuf>,
     },
     /// Benchmarks.
     Bench {
@@ -137,13 +144,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             database,
             data_dir,
             default_project,
+            agent_down_time,
+            agent_token_file,
         } => {
             let options = ServeOptions {
                 listen,
                 database,
                 data_dir,
+                agent_token_file,
                 api: ApiConfig {
                     default_project,
+                    agent_down_time: std::time::Duration::from_secs(agent_down_time),
                     ..ApiConfig::default()
                 },
             };

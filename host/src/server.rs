@@ -2,11 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 
+use crate::api::internal::AgentToken;
 use crate::api::{self, ApiConfig, AppState};
+use crate::heartbeat::Heartbeats;
 use crate::store::Store;
 
 #[derive(Debug, Clone)]
@@ -15,6 +16,8 @@ pub struct ServeOptions {
     /// `sqlite://...` or `postgres://...`; None: an SQLite file in `data_dir`.
     pub database: Option<String>,
     pub data_dir: PathBuf,
+    /// The agents' shared secret; None: `<data_dir>/agent-token`. Created if absent.
+    pub agent_token_file: Option<PathBuf>,
     pub api: ApiConfig,
 }
 
@@ -24,22 +27,40 @@ impl ServeOptions {
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("neutrino.db").display()))
     }
+
+    pub fn agent_token_path(&self) -> PathBuf {
+        self.agent_token_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("agent-token"))
+    }
 }
 
-/// Opens the store and builds the app (also used by tests, which bind their own socket).
-pub async fn app(options: &ServeOptions) -> anyhow::Result<axum::Router> {
+/// Opens the store, loads the agent token and starts the heartbeat writer.
+pub async fn state(options: &ServeOptions) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("data directory {}", options.data_dir.display()))?;
+    let agent_token = AgentToken::load_or_create(&options.agent_token_path())?;
     let store = Store::connect(&options.database_url()).await?;
-    Ok(api::router(AppState {
+    let heartbeats = Heartbeats::new(store.clone(), options.api.agent_down_time);
+    heartbeats.spawn_flusher(options.api.heartbeat_flush_interval);
+    Ok(AppState::new(
         store,
-        config: Arc::new(options.api.clone()),
-    }))
+        options.api.clone(),
+        heartbeats,
+        agent_token,
+    ))
 }
 
-/// Serves until Ctrl-C / SIGTERM.
+/// The app (also used by tests, which bind their own socket).
+pub async fn app(options: &ServeOptions) -> anyhow::Result<axum::Router> {
+    Ok(api::router(state(options).await?))
+}
+
+/// Serves until Ctrl-C / SIGTERM, then writes the heartbeats still buffered.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
-    let app = app(&options).await?;
+    let state = state(&options).await?;
+    let heartbeats = state.heartbeats.clone();
+    let app = api::router(state);
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("listen on {}", options.listen))?;
@@ -61,5 +82,6 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
         })
         .await?;
+    heartbeats.flush().await?;
     Ok(())
 }

@@ -75,3 +75,103 @@ fn drivers_refuses_an_unknown_driver_by_name() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("cannot load driver sriov"), "{out}");
 }
+
+/// One HTTP/1.1 request over a plain socket: (status, body).
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn serve_creates_the_agent_token_and_takes_reports() {
+    use std::io::BufRead as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_neutrino"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--agent-down-time",
+            "30",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run neutrino serve");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let token_file = dir.path().join("agent-token");
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    let report = r#"{"agent": {"agent_type": "DHCP agent", "host": "node1", "binary": "neutron-dhcp-agent"}}"#;
+    let (status, _) = http(&addr, "POST", "/internal/agents/report", &[], report);
+    let unauthorized = status;
+    let auth = [("X-Neutrino-Agent-Token", token.trim())];
+    let first = http(&addr, "POST", "/internal/agents/report", &auth, report);
+    let second = http(&addr, "POST", "/internal/agents/report", &auth, report);
+    let listed = http(
+        &addr,
+        "GET",
+        "/v2.0/agents?fields=host&fields=alive",
+        &[],
+        "",
+    );
+    // SIGTERM, so the server writes buffered heartbeats and exits cleanly.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let exit = child.wait().unwrap();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(unauthorized, 401);
+    assert_eq!(first, (200, r#"{"result":"new"}"#.to_string()));
+    assert_eq!(second, (200, r#"{"result":"alive"}"#.to_string()));
+    assert_eq!(
+        listed,
+        (
+            200,
+            r#"{"agents":[{"alive":true,"host":"node1"}]}"#.to_string()
+        )
+    );
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[test]
+fn serve_refuses_a_zero_agent_down_time() {
+    let (code, out) = neutrino(&["serve", "--agent-down-time", "0"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--agent-down-time"), "{out}");
+}

@@ -8,8 +8,8 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use neutrino::api::ApiConfig;
-use neutrino::server::{ServeOptions, app};
+use neutrino::api::{ApiConfig, AppState, router};
+use neutrino::server::{ServeOptions, state};
 
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +28,10 @@ pub fn postgres_admin_url() -> Option<String> {
 
 pub struct TestApi {
     router: Router,
+    /// The server's state, for tests that call the store or the heartbeat buffer directly.
+    pub state: AppState,
+    /// The secret agents report with (shared by the servers of [`TestApi::two`]).
+    pub agent_token: String,
     _dir: tempfile::TempDir,
 }
 
@@ -43,6 +47,16 @@ impl TestApi {
 
     /// Two servers sharing one database, as two `serve` processes would.
     pub async fn two(db: Db) -> (TestApi, TestApi) {
+        Self::two_with(db, |_| {}).await
+    }
+
+    /// One server whose settings `configure` changes (e.g. a short `agent_down_time`).
+    pub async fn with(db: Db, configure: impl Fn(&mut ApiConfig)) -> TestApi {
+        Self::two_with(db, configure).await.0
+    }
+
+    /// Two servers sharing one database and agent token, both set up by `configure`.
+    pub async fn two_with(db: Db, configure: impl Fn(&mut ApiConfig)) -> (TestApi, TestApi) {
         // Server-side errors show in the failing test's output.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
@@ -53,32 +67,61 @@ impl TestApi {
             Db::Sqlite => format!("sqlite://{}", dir.path().join("shared.db").display()),
             Db::Postgres => fresh_postgres_database().await,
         };
-        let first = Self::on(Some(database.clone())).await;
-        let second = Self::on(Some(database)).await;
+        let token_file = dir.path().join("agent-token");
+        let agent_token = format!("test-token-{}", uuid::Uuid::new_v4().simple());
+        std::fs::write(&token_file, &agent_token).unwrap();
+        let mut config = ApiConfig {
+            default_project: "admin-project".into(),
+            ..ApiConfig::default()
+        };
+        configure(&mut config);
+        let first = Self::on(Some(database.clone()), &token_file, &config).await;
+        let second = Self::on(Some(database), &token_file, &config).await;
         (
             TestApi {
                 router: first.router,
+                state: first.state,
+                agent_token: first.agent_token,
                 _dir: dir,
             },
             second,
         )
     }
 
-    async fn on(database: Option<String>) -> TestApi {
+    async fn on(
+        database: Option<String>,
+        token_file: &std::path::Path,
+        config: &ApiConfig,
+    ) -> TestApi {
         let dir = tempfile::tempdir().unwrap();
         let options = ServeOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
             database,
             data_dir: dir.path().to_path_buf(),
-            api: ApiConfig {
-                default_project: "admin-project".into(),
-                ..ApiConfig::default()
-            },
+            agent_token_file: Some(token_file.to_path_buf()),
+            api: config.clone(),
         };
+        let state = state(&options).await.expect("app state");
         TestApi {
-            router: app(&options).await.expect("app"),
+            router: router(state.clone()),
+            state,
+            agent_token: std::fs::read_to_string(token_file).unwrap(),
             _dir: dir,
         }
+    }
+
+    /// An agent's heartbeat: `POST /internal/agents/report` with `{"agent": report}`.
+    pub async fn report(&self, report: Value) -> Reply {
+        let body = serde_json::json!({ "agent": report })
+            .to_string()
+            .into_bytes();
+        self.request(
+            Method::POST,
+            "/internal/agents/report",
+            &[("x-neutrino-agent-token", &self.agent_token)],
+            body,
+        )
+        .await
     }
 
     /// A request as the default (admin) identity.
@@ -110,12 +153,34 @@ impl TestApi {
         path: &str,
         body: Vec<u8>,
     ) -> Reply {
+        match who {
+            Some((project, roles)) => {
+                self.request(
+                    method,
+                    path,
+                    &[("x-project-id", project), ("x-roles", roles)],
+                    body,
+                )
+                .await
+            }
+            None => self.request(method, path, &[], body).await,
+        }
+    }
+
+    /// A request with the given headers and raw body.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Reply {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header("host", "neutrino.test:9696");
-        if let Some((project, roles)) = who {
-            req = req.header("x-project-id", project).header("x-roles", roles);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         if !body.is_empty() {
             req = req.header("content-type", "application/json");
@@ -181,6 +246,27 @@ macro_rules! on_both_databases {
             #[tokio::test]
             async fn postgres() {
                 ($body)($crate::api::TestApi::new($crate::api::Db::Postgres).await).await
+            }
+        }
+    };
+}
+
+/// Runs an async test body, given the database, on SQLite and, in a second test, on
+/// PostgreSQL: for tests that build their servers themselves (settings, two servers).
+#[macro_export]
+macro_rules! for_both_databases {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                ($body)($crate::api::Db::Sqlite).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                ($body)($crate::api::Db::Postgres).await
             }
         }
     };

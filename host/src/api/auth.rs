@@ -8,7 +8,10 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
+use serde_json::{Map, Value};
+
 use super::AppState;
+use super::body;
 use super::error::NeutronError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +71,31 @@ impl RequestContext {
     /// May this request see (and, if it can write, change) a resource owned by `owner`?
     pub fn owns(&self, owner: &str) -> bool {
         self.is_admin() || self.project_id == owner
+    }
+}
+
+impl RequestContext {
+    /// The project a create is for: the body's `project_id`/`tenant_id` (which must agree, and
+    /// which only an admin may set to another project), else the caller's.
+    pub fn project_for_create(&self, b: &Map<String, Value>) -> Result<String, NeutronError> {
+        let project = body::string(b, "project_id", 255)?;
+        let tenant = body::string(b, "tenant_id", 255)?;
+        if let (Some(p), Some(t)) = (&project, &tenant)
+            && p != t
+        {
+            return Err(NeutronError::bad_request(
+                "'project_id' and 'tenant_id' do not match",
+            ));
+        }
+        let project = project
+            .or(tenant)
+            .unwrap_or_else(|| self.project_id.clone());
+        if project != self.project_id && !self.is_admin() {
+            return Err(NeutronError::bad_request(
+                "Specifying 'project_id' other than the authenticated project in request is not allowed for the current user.",
+            ));
+        }
+        Ok(project)
     }
 }
 

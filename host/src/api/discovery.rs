@@ -11,6 +11,36 @@ use super::error::{ApiResult, NeutronError};
 /// (alias, name, description, updated) of every extension this server implements.
 pub const EXTENSIONS: &[(&str, &str, &str, &str)] = &[
     (
+        "agent",
+        "agent",
+        "The agent management extension.",
+        "2013-02-03T10:00:00-00:00",
+    ),
+    (
+        "binding",
+        "Port Binding",
+        "Expose port bindings of a virtual port to external application",
+        "2014-02-03T10:00:00-00:00",
+    ),
+    (
+        "neutrino-binding-decisions",
+        "Port binding decisions",
+        "GET /v2.0/ports/{id}/binding: every mechanism driver's decision and reason at the port's last binding (admin only).",
+        "2026-11-22T00:00:00-00:00",
+    ),
+    (
+        "allowed-address-pairs",
+        "Allowed Address Pairs",
+        "Provides allowed address pairs",
+        "2013-07-23T10:00:00-00:00",
+    ),
+    (
+        "extra_dhcp_opt",
+        "Neutron Extra DHCP options",
+        "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)",
+        "2013-03-17T12:00:00-00:00",
+    ),
+    (
         "project-id",
         "project_id field enabled",
         "Extension that indicates that project_id field is enabled.",
@@ -103,7 +133,12 @@ pub async fn versions(headers: HeaderMap) -> Json<Value> {
 
 pub async fn resources(headers: HeaderMap) -> Json<Value> {
     let base = base_url(&headers);
-    let items: Vec<Value> = [("network", "networks")]
+    let items: Vec<Value> = [
+        ("network", "networks"),
+        ("subnet", "subnets"),
+        ("port", "ports"),
+        ("agent", "agents"),
+    ]
         .iter()
         .map(|(name, collection)| {
             json!({"name": name, "collection": collection, "links": [{"rel": "self", "href": format!("{base}/v2.0/{collection}")}]})

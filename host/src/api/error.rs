@@ -59,12 +59,17 @@ impl NeutronError {
         Self::new(StatusCode::CONFLICT, kind, message)
     }
 
-    /// 403 `PolicyNotAuthorized`.
+    /// 403 `PolicyNotAuthorized` for a policy rule, worded as Neutron words it: `create_network`
+    /// or, for an attribute rule, `create_network:shared`.
     pub fn forbidden(action: &str) -> Self {
+        let rule = match action.split_once(':') {
+            Some((base, _)) => format!("(rule:{base} and rule:{action})"),
+            None => format!("rule:{action}"),
+        };
         Self::new(
             StatusCode::FORBIDDEN,
             "PolicyNotAuthorized",
-            format!("({action}) is disallowed by policy"),
+            format!("{rule} is disallowed by policy"),
         )
     }
 

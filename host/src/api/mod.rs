@@ -1,19 +1,32 @@
 //! The Networking API v2.0 over HTTP (axum): one module per resource, plus errors, bodies,
 //! query features and auth. Data flows API -> store; nothing here writes SQL.
 
+pub mod agents;
 pub mod auth;
 pub mod body;
 pub mod discovery;
 pub mod error;
+pub mod internal;
 pub mod networks;
+pub mod openapi;
+pub mod port_attributes;
+pub mod port_binding;
+pub mod ports;
 pub mod query;
+pub mod subnets;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::HeaderMap;
-use axum::routing::{MethodRouter, get};
+use axum::routing::{MethodRouter, get, post};
 
+use tokio::sync::OnceCell;
+
+use crate::binding::MechanismManager;
+use crate::heartbeat::Heartbeats;
+use crate::plugins::registry::{DriversConfig, Registry};
 use crate::store::Store;
 use error::NeutronError;
 
@@ -28,6 +41,12 @@ pub struct ApiConfig {
     pub vni_range: (i64, i64),
     /// MTU of the physical network; VXLAN networks get 50 less.
     pub global_physnet_mtu: i64,
+    /// Neutron's `agent_down_time`: an agent whose last heartbeat is older is dead.
+    pub agent_down_time: Duration,
+    /// The mechanism drivers ports are bound with.
+    pub drivers: DriversConfig,
+    /// How often buffered agent heartbeats are written to the database.
+    pub heartbeat_flush_interval: Duration,
 }
 
 impl Default for ApiConfig {
@@ -37,6 +56,9 @@ impl Default for ApiConfig {
             tenant_network_type: "vxlan".into(),
             vni_range: (1, 65535),
             global_physnet_mtu: 1500,
+            agent_down_time: crate::binding::DEFAULT_AGENT_DOWN_TIME,
+            drivers: DriversConfig::default(),
+            heartbeat_flush_interval: Duration::from_secs(1),
         }
     }
 }
@@ -45,6 +67,44 @@ impl Default for ApiConfig {
 pub struct AppState {
     pub store: Store,
     pub config: Arc<ApiConfig>,
+    pub heartbeats: Arc<Heartbeats>,
+    /// The secret agents present to `/internal/agents/report`.
+    pub agent_token: Arc<internal::AgentToken>,
+    /// Loaded on first use (compiling drivers takes a moment; many requests never bind).
+    pub mechanism: Arc<OnceCell<Arc<MechanismManager>>>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        config: ApiConfig,
+        heartbeats: Arc<Heartbeats>,
+        agent_token: internal::AgentToken,
+    ) -> AppState {
+        AppState {
+            store,
+            config: Arc::new(config),
+            heartbeats,
+            agent_token: Arc::new(agent_token),
+            mechanism: Arc::new(OnceCell::new()),
+        }
+    }
+    /// The mechanism manager, loading the configured drivers the first time.
+    pub async fn mechanism_manager(&self) -> Result<Arc<MechanismManager>, NeutronError> {
+        let drivers = self.config.drivers.clone();
+        self.mechanism
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || {
+                    let registry = Registry::load(&drivers)?;
+                    anyhow::Ok(Arc::new(MechanismManager::new(registry.drivers().to_vec())))
+                })
+                .await
+                .map_err(|e| NeutronError::internal(format!("loading drivers: {e}")))?
+                .map_err(|e| NeutronError::internal(format!("loading drivers: {e:#}")))
+            })
+            .await
+            .cloned()
+    }
 }
 
 /// Every route; anything else is a Neutron-shaped 404 or 405.
@@ -77,6 +137,42 @@ pub fn router(state: AppState) -> Router {
                     .put(networks::update)
                     .delete(networks::delete),
             ),
+        )
+        .route("/openapi.json", neutron_405(get(openapi::serve)))
+        .route(
+            "/v2.0/subnets",
+            get(subnets::list)
+                .post(subnets::create)
+                .put(subnets::no_collection_action)
+                .delete(subnets::no_collection_action),
+        )
+        .route(
+            "/v2.0/subnets/{id}",
+            neutron_405(
+                get(subnets::show)
+                    .put(subnets::update)
+                    .delete(subnets::delete),
+            ),
+        )
+        .route(
+            "/v2.0/ports",
+            get(ports::list)
+                .post(ports::create)
+                .put(ports::no_collection_action)
+                .delete(ports::no_collection_action),
+        )
+        .route(
+            "/v2.0/ports/{id}",
+            neutron_405(get(ports::show).put(ports::update).delete(ports::delete)),
+        )
+        .route(
+            "/v2.0/ports/{id}/binding",
+            neutron_405(get(ports::show_binding)),
+        )
+        .merge(agents::routes())
+        .route(
+            "/internal/agents/report",
+            neutron_405(post(internal::report)),
         )
         .fallback(|| async { NeutronError::no_such_path() })
         .with_state(state)

@@ -10,8 +10,9 @@ use serde_json::{Map, Value, json};
 use super::auth::RequestContext;
 use super::body::{self, CreateBody};
 use super::error::{ApiResult, NeutronError};
+use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
-use super::{AppState, base_url, strip_json_suffix};
+use super::{AppState, base_url, strip_json_suffix, subnets};
 use crate::store::{self, networks as repo, networks::Network, networks::SegmentError};
 
 pub const SPEC: CollectionSpec = CollectionSpec {
@@ -102,6 +103,15 @@ const READ_ONLY: &[&str] = &[
 const VXLAN_OVERHEAD: i64 = 50;
 const MIN_MTU: i64 = 68;
 
+pub const DOC: ResourceDoc = ResourceDoc {
+    resource: "network",
+    spec: &SPEC,
+    create: CREATE_ATTRS,
+    update: UPDATE_ATTRS,
+    read_only: READ_ONLY,
+    delete: true,
+};
+
 fn not_found(id: &str) -> NeutronError {
     NeutronError::not_found(
         "NetworkNotFound",
@@ -174,7 +184,7 @@ async fn create_one(
         )));
     }
     body::check_attributes(b, CREATE_ATTRS, &[])?;
-    let project_id = project_of(ctx, b)?;
+    let project_id = ctx.project_for_create(b)?;
     for admin_only in [
         "shared",
         "router:external",
@@ -250,25 +260,6 @@ async fn create_one(
     };
     repo::insert(tx, &n).await?;
     Ok(n)
-}
-
-/// The project a create is for: the body's `project_id`/`tenant_id` (which must agree, and
-/// which only an admin may set to another project), else the caller's.
-fn project_of(ctx: &RequestContext, b: &Map<String, Value>) -> ApiResult<String> {
-    let project = body::string(b, "project_id", 255)?;
-    let tenant = body::string(b, "tenant_id", 255)?;
-    if let (Some(p), Some(t)) = (&project, &tenant)
-        && p != t
-    {
-        return Err(NeutronError::bad_request(
-            "'project_id' and 'tenant_id' do not match",
-        ));
-    }
-    let project = project.or(tenant).unwrap_or_else(|| ctx.project_id.clone());
-    if project != ctx.project_id && !ctx.is_admin() {
-        return Err(NeutronError::forbidden("create_network:tenant_id"));
-    }
-    Ok(project)
 }
 
 /// Validates the provider attributes and claims the segment, or a tenant VXLAN segment.
@@ -397,8 +388,12 @@ fn visible_to(ctx: &RequestContext, n: &Network) -> bool {
 }
 
 /// A network the caller may see, or 404.
-async fn visible(state: &AppState, ctx: &RequestContext, id: &str) -> ApiResult<Network> {
-    match repo::get(&state.store.read, id).await? {
+pub async fn visible_in(
+    conn: &mut sqlx::AnyConnection,
+    ctx: &RequestContext,
+    id: &str,
+) -> ApiResult<Network> {
+    match repo::get(conn, id).await? {
         Some(n) if visible_to(ctx, &n) => Ok(n),
         _ => Err(not_found(id)),
     }
@@ -412,10 +407,11 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let query = ListQuery::parse(q.as_deref(), &SPEC)?;
     let project = (!ctx.is_admin()).then_some(ctx.project_id.as_str());
+    let mut subnets = subnets::ids_by_network(&state.store.read).await?;
     let items = repo::list(&state.store.read, project)
         .await?
         .iter()
-        .map(|n| to_json(n, vec![], ctx.is_admin()))
+        .map(|n| to_json(n, subnets.remove(&n.id).unwrap_or_default(), ctx.is_admin()))
         .collect();
     Ok(Json(query.apply(
         items,
@@ -431,9 +427,11 @@ pub async fn show(
 ) -> ApiResult<Json<Value>> {
     let id = strip_json_suffix(&id);
     let query = ListQuery::parse_fields(q.as_deref(), &SPEC);
-    let n = visible(&state, &ctx, id).await?;
+    let mut conn = state.store.read.acquire().await?;
+    let n = visible_in(&mut conn, &ctx, id).await?;
+    let subnets = subnet_ids(&mut conn, id).await?;
     Ok(Json(
-        json!({"network": query.project(to_json(&n, vec![], ctx.is_admin()))}),
+        json!({"network": query.project(to_json(&n, subnets, ctx.is_admin()))}),
     ))
 }
 
@@ -452,7 +450,7 @@ pub async fn update(
     }
     body::check_attributes(&b, UPDATE_ATTRS, READ_ONLY)?;
     let mut tx = state.store.begin_write().await?;
-    let mut n = match repo::get_for_update(&mut tx, id).await? {
+    let mut n = match repo::get(&mut *tx, id).await? {
         Some(n) if visible_to(&ctx, &n) => n,
         _ => return Err(not_found(id)),
     };
@@ -501,9 +499,10 @@ pub async fn update(
     n.updated_at = store::now();
     n.revision_number += 1;
     repo::update(&mut tx, &n).await?;
+    let subnets = subnet_ids(&mut tx, id).await?;
     tx.commit().await?;
     Ok(Json(
-        json!({"network": to_json(&n, vec![], ctx.is_admin())}),
+        json!({"network": to_json(&n, subnets, ctx.is_admin())}),
     ))
 }
 
@@ -514,14 +513,44 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let id = strip_json_suffix(&id);
     let mut tx = state.store.begin_write().await?;
-    match repo::get_for_update(&mut tx, id).await? {
+    match repo::get(&mut *tx, id).await? {
         Some(n) if ctx.owns(&n.project_id) => ctx.require_write("delete_network")?,
         Some(n) if n.shared || n.external => return Err(NeutronError::forbidden("delete_network")),
         _ => return Err(not_found(id)),
     }
+    // Ports other than DHCP ports keep the network; DHCP ports go with it.
+    let ports = store::ports::on_network(&mut tx, id).await?;
+    let in_use: Vec<&str> = ports
+        .iter()
+        .filter(|(_, owner)| owner != subnets::AUTO_DELETE_OWNER)
+        .map(|(port, _)| port.as_str())
+        .collect();
+    if !in_use.is_empty() {
+        return Err(NeutronError::conflict(
+            "NetworkInUse",
+            format!(
+                "Unable to complete operation on network {id}. There are one or more ports still in use on the network, id for these ports is: {}.",
+                in_use.join(",")
+            ),
+        ));
+    }
+    for (port, _) in &ports {
+        store::ports::delete(&mut tx, port).await?;
+    }
+    for subnet in subnet_ids(&mut tx, id).await? {
+        store::subnets::delete(&mut tx, &subnet).await?;
+    }
     repo::delete(&mut tx, id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn subnet_ids(conn: &mut sqlx::AnyConnection, network_id: &str) -> sqlx::Result<Vec<String>> {
+    Ok(store::subnets::on_network(conn, network_id)
+        .await?
+        .into_iter()
+        .map(|s| s.id)
+        .collect())
 }
 
 /// `PUT` or `DELETE` on the collection: Neutron answers 404 for the network "None".

@@ -51,6 +51,7 @@ const BOOLEAN_ATTRIBUTES: &[&str] = &[
     "enable_snat",
     "dns_publish_fixed_ip",
     "vlan_transparent",
+    "alive",
 ];
 
 /// The text of neutron's `convert_to_boolean` failure (wrapped in `InvalidInput`).

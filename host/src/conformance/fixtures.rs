@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::plugins::bindings::{
     Agent, AgentConfigurations, Attachment, AttachmentKind, BindContext, FixedIp, Network,
@@ -16,17 +16,23 @@ pub const NETWORK_ID: &str = "9b7e2c1d-55aa-4c3e-8f10-2d4b6a8c0e12";
 pub const INSTANCE_ID: &str = "c0ffee00-1111-4222-8333-444455556666";
 
 /// The live agent's configurations; a `[fixtures]` table in the kit's `--config` file
-/// replaces any of them.
-#[derive(Debug, Clone, Deserialize)]
+/// replaces any of them. Serialised, the agent part is the `configurations` dict an agent
+/// would report.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentFixture {
+    #[serde(skip_serializing)]
     pub physical_network: String,
     pub bridge_mappings: BTreeMap<String, String>,
     pub interface_mappings: BTreeMap<String, String>,
     pub tunnel_types: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tunneling_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub integration_bridge: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub datapath_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ovs_hybrid_plug: Option<bool>,
 }
 
@@ -45,22 +51,19 @@ impl Default for AgentFixture {
     }
 }
 
-fn pairs(m: &BTreeMap<String, String>) -> Vec<(String, String)> {
-    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-}
-
 impl AgentFixture {
-    fn configurations(&self) -> AgentConfigurations {
-        AgentConfigurations {
-            bridge_mappings: pairs(&self.bridge_mappings),
-            interface_mappings: pairs(&self.interface_mappings),
-            tunnel_types: self.tunnel_types.clone(),
-            tunneling_ip: self.tunneling_ip.clone(),
-            integration_bridge: self.integration_bridge.clone(),
-            datapath_type: self.datapath_type.clone(),
-            ovs_hybrid_plug: self.ovs_hybrid_plug,
-            extra: vec![],
+    /// The `configurations` dict as an agent reports it.
+    pub fn reported(&self) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => m,
+            other => unreachable!("a struct serialises to an object, not {other:?}"),
         }
+    }
+
+    /// Converted as the server converts a registered agent's, so drivers meet here exactly
+    /// what port binding hands them.
+    fn configurations(&self) -> AgentConfigurations {
+        AgentConfigurations::from_reported(&self.reported())
     }
 
     fn agent(&self, agent_type: &str, alive: bool, configurations: AgentConfigurations) -> Agent {

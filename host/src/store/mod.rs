@@ -3,7 +3,12 @@
 //! Queries are written once, in SQL both engines accept, over sqlx's `Any` driver. Nothing here
 //! knows HTTP.
 
+pub mod agents;
+pub mod ipam;
 pub mod networks;
+pub mod ports;
+pub mod security_groups;
+pub mod subnets;
 
 use std::str::FromStr;
 
@@ -12,7 +17,11 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 /// Schema versions, applied in order, each once.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("sql/0001_networks.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("sql/0001_networks.sql")),
+    (2, include_str!("sql/0002_subnets_ports.sql")),
+    (3, include_str!("sql/0003_agents.sql")),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -137,4 +146,18 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
 /// Now, as the API writes timestamps: `2026-11-22T03:59:44Z`.
 pub fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A stable PostgreSQL advisory-lock key for a named thing (FNV-1a of the name).
+pub fn lock_key(name: &str) -> i64 {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    h as i64
+}
+
+/// Booleans are stored as 0/1.
+pub fn flag(r: &sqlx::any::AnyRow, column: &str) -> sqlx::Result<bool> {
+    use sqlx::Row as _;
+    Ok(r.try_get::<i64, _>(column)? != 0)
 }

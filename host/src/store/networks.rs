@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
-use super::{Backend, is_unique_violation};
+use super::{Backend, flag, is_unique_violation, lock_key};
 
 /// A network as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,11 +61,6 @@ fn from_row(r: &AnyRow) -> sqlx::Result<Network> {
     })
 }
 
-/// Booleans are stored as 0/1.
-fn flag(r: &AnyRow, column: &str) -> sqlx::Result<bool> {
-    Ok(r.try_get::<i64, _>(column)? != 0)
-}
-
 /// Why a segment could not be had.
 #[derive(Debug)]
 pub enum SegmentError {
@@ -107,7 +102,7 @@ pub async fn allocate_segment(
         None => {
             if backend == Backend::Postgres {
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(pool_lock_key(network_type, physnet))
+                    .bind(lock_key(&format!("segments/{network_type}/{physnet}")))
                     .execute(&mut **tx)
                     .await?;
             }
@@ -118,16 +113,6 @@ pub async fn allocate_segment(
     };
     claim(tx, network_type, physnet, id, network_id).await?;
     Ok(id)
-}
-
-/// A stable advisory-lock key for one segment pool (FNV-1a of its name).
-fn pool_lock_key(network_type: &str, physnet: &str) -> i64 {
-    let h = format!("segments/{network_type}/{physnet}")
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-    h as i64
 }
 
 async fn claim(
@@ -237,22 +222,8 @@ pub async fn update(tx: &mut Transaction<'_, Any>, n: &Network) -> sqlx::Result<
     Ok(())
 }
 
-pub async fn get(pool: &AnyPool, id: &str) -> sqlx::Result<Option<Network>> {
-    sqlx::query(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM networks WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(pool)
-    .await?
-    .map(|r| from_row(&r))
-    .transpose()
-}
-
-/// The same, inside a write transaction.
-pub async fn get_for_update(
-    tx: &mut Transaction<'_, Any>,
+pub async fn get<'e, E: sqlx::Executor<'e, Database = Any>>(
+    e: E,
     id: &str,
 ) -> sqlx::Result<Option<Network>> {
     sqlx::query(concat!(
@@ -261,7 +232,7 @@ pub async fn get_for_update(
         " FROM networks WHERE id = $1"
     ))
     .bind(id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(e)
     .await?
     .map(|r| from_row(&r))
     .transpose()

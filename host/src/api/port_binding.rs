@@ -1,0 +1,100 @@
+//! Port binding from the API: the port and network in the drivers' terms, the agents on the
+//! host, and the mechanism manager's answer written back into the port.
+
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use super::AppState;
+use super::error::{ApiResult, NeutronError};
+use crate::binding::BindingOutcome;
+use crate::plugins::bindings as wit;
+use crate::store::networks::Network;
+use crate::store::ports::Port;
+
+/// Binds (or unbinds, with no host) `port`, setting its `binding:vif_type`,
+/// `binding:vif_details` and the stored decisions.
+pub async fn bind(state: &AppState, port: &mut Port, network: &Network) -> ApiResult<()> {
+    if port.binding_host.is_empty() {
+        port.binding_vif_type = "unbound".into();
+        port.binding_vif_details = "{}".into();
+        port.binding_result = None;
+        return Ok(());
+    }
+    let manager = state.mechanism_manager().await?;
+    let mut agents = crate::store::agents::on_host(&state.store.read, &port.binding_host).await?;
+    state.heartbeats.overlay(&mut agents);
+    let now = SystemTime::now();
+    let agents: Vec<wit::Agent> = agents
+        .iter()
+        .map(|a| a.to_binding(now, state.config.agent_down_time))
+        .collect();
+    let (wit_port, wit_network) = (port_of(port), network_of(network));
+    // Driver calls are synchronous and short (tens of microseconds each); they run on a
+    // blocking thread so a slow or misbehaving driver never stalls the async workers.
+    let result =
+        tokio::task::spawn_blocking(move || manager.bind(&wit_port, &wit_network, &agents))
+            .await
+            .map_err(|e| NeutronError::internal(format!("binding task failed: {e}")))?;
+    port.binding_vif_type = result.vif_type().to_string();
+    port.binding_vif_details = match &result.outcome {
+        BindingOutcome::Bound { vif_details, .. } => Value::Object(vif_details.clone()).to_string(),
+        _ => "{}".into(),
+    };
+    port.binding_result = Some(serde_json::to_string(&result).map_err(NeutronError::internal)?);
+    Ok(())
+}
+
+fn port_of(p: &Port) -> wit::Port {
+    let profile: serde_json::Map<String, Value> =
+        serde_json::from_str(&p.binding_profile).unwrap_or_default();
+    wit::Port {
+        id: p.id.clone(),
+        network_id: p.network_id.clone(),
+        name: p.name.clone(),
+        mac_address: p.mac_address.clone(),
+        fixed_ips: p
+            .fixed_ips
+            .iter()
+            .map(|f| wit::FixedIp {
+                subnet_id: f.subnet_id.clone(),
+                ip_address: f.ip_address.clone(),
+            })
+            .collect(),
+        vnic_type: wit::vnic_type_named(&p.binding_vnic_type).unwrap_or(wit::VnicType::Normal),
+        binding_host: p.binding_host.clone(),
+        binding_profile: profile
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect(),
+        device_owner: p.device_owner.clone(),
+        device_id: p.device_id.clone(),
+        admin_state_up: p.admin_state_up,
+    }
+}
+
+/// The network with its one segment (the provider attributes); the segment's id is the
+/// network's.
+pub fn network_of(n: &Network) -> wit::Network {
+    let mtu = u32::try_from(n.mtu).unwrap_or(1500);
+    let segments = wit::network_type_named(&n.network_type)
+        .map(|network_type| wit::Segment {
+            id: n.id.clone(),
+            network_type,
+            physical_network: n.physical_network.clone(),
+            segmentation_id: n.segmentation_id.and_then(|s| u32::try_from(s).ok()),
+            mtu,
+        })
+        .into_iter()
+        .collect();
+    wit::Network {
+        id: n.id.clone(),
+        name: n.name.clone(),
+        project_id: n.project_id.clone(),
+        mtu,
+        admin_state_up: n.admin_state_up,
+        shared: n.shared,
+        external: n.external,
+        segments,
+    }
+}

@@ -1,0 +1,772 @@
+//! `/v2.0/ports`: create (one or bulk), list, show, update, delete, with addresses (IPAM), MACs,
+//! security groups, allowed address pairs, extra DHCP options, DNS names and port binding.
+
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::auth::RequestContext;
+use super::body::{self, CreateBody};
+use super::error::{ApiResult, NeutronError};
+use super::openapi::ResourceDoc;
+use super::port_attributes as attrs;
+use super::port_binding;
+use super::query::{CollectionSpec, ListQuery};
+use super::{AppState, base_url, networks, strip_json_suffix, subnets};
+use crate::ipam;
+use crate::store::networks::Network;
+use crate::store::ports::{FixedIp, Port};
+use crate::store::subnets::Subnet;
+use crate::store::{self, ipam as ipam_store, ports as repo, security_groups};
+
+pub const SPEC: CollectionSpec = CollectionSpec {
+    collection: "ports",
+    filterable: &[
+        "id",
+        "name",
+        "network_id",
+        "tenant_id",
+        "project_id",
+        "mac_address",
+        "admin_state_up",
+        "status",
+        "device_id",
+        "device_owner",
+        "fixed_ips",
+        "port_security_enabled",
+        "security_groups",
+        "binding:host_id",
+        "binding:vnic_type",
+        "binding:vif_type",
+        "description",
+        "dns_name",
+        "revision_number",
+        "tags",
+    ],
+    sortable: &[
+        "id",
+        "name",
+        "network_id",
+        "tenant_id",
+        "project_id",
+        "mac_address",
+        "admin_state_up",
+        "status",
+        "device_id",
+        "device_owner",
+        "binding:host_id",
+        "created_at",
+        "updated_at",
+        "revision_number",
+        "description",
+    ],
+};
+
+const CREATE_ATTRS: &[&str] = &[
+    "name",
+    "description",
+    "tenant_id",
+    "project_id",
+    "network_id",
+    "admin_state_up",
+    "mac_address",
+    "fixed_ips",
+    "device_id",
+    "device_owner",
+    "security_groups",
+    "port_security_enabled",
+    "allowed_address_pairs",
+    "extra_dhcp_opts",
+    "dns_name",
+    "binding:host_id",
+    "binding:vnic_type",
+    "binding:profile",
+];
+const UPDATE_ATTRS: &[&str] = &[
+    "name",
+    "description",
+    "admin_state_up",
+    "mac_address",
+    "fixed_ips",
+    "device_id",
+    "device_owner",
+    "security_groups",
+    "port_security_enabled",
+    "allowed_address_pairs",
+    "extra_dhcp_opts",
+    "dns_name",
+    "binding:host_id",
+    "binding:vnic_type",
+    "binding:profile",
+];
+const READ_ONLY: &[&str] = &[
+    "id",
+    "tenant_id",
+    "project_id",
+    "network_id",
+    "status",
+    "binding:vif_type",
+    "binding:vif_details",
+    "dns_assignment",
+    "created_at",
+    "updated_at",
+    "revision_number",
+    "tags",
+];
+/// Attributes only an admin may set (Neutron's policy defaults).
+const ADMIN_ONLY: &[&str] = &["binding:host_id", "binding:profile"];
+
+pub const DOC: ResourceDoc = ResourceDoc {
+    resource: "port",
+    spec: &SPEC,
+    create: CREATE_ATTRS,
+    update: UPDATE_ATTRS,
+    read_only: READ_ONLY,
+    delete: true,
+};
+
+fn not_found(id: &str) -> NeutronError {
+    NeutronError::not_found("PortNotFound", format!("Port {id} could not be found."))
+}
+
+/// The API dict of a port; the binding details only for admins.
+pub fn to_json(p: &Port, admin: bool) -> Map<String, Value> {
+    let parse = |t: &str| serde_json::from_str::<Value>(t).unwrap_or(Value::Null);
+    let fixed_ips: Vec<Value> = p
+        .fixed_ips
+        .iter()
+        .map(|f| json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}))
+        .collect();
+    let mut m = json!({
+        "id": p.id, "name": p.name, "network_id": p.network_id, "project_id": p.project_id,
+        "mac_address": p.mac_address, "admin_state_up": p.admin_state_up, "status": p.status,
+        "device_id": p.device_id, "device_owner": p.device_owner, "fixed_ips": fixed_ips,
+        "allowed_address_pairs": parse(&p.allowed_address_pairs),
+        "extra_dhcp_opts": parse(&p.extra_dhcp_opts), "security_groups": parse(&p.security_groups),
+        "description": p.description, "binding:vnic_type": p.binding_vnic_type,
+        "port_security_enabled": p.port_security_enabled, "dns_name": p.dns_name,
+        "dns_assignment": attrs::dns_assignment(&p.dns_name, &p.fixed_ips), "tags": [],
+        "created_at": p.created_at, "updated_at": p.updated_at,
+        "revision_number": p.revision_number, "tenant_id": p.project_id,
+    });
+    if admin {
+        m["binding:profile"] = parse(&p.binding_profile);
+        m["binding:host_id"] = json!(p.binding_host);
+        m["binding:vif_type"] = json!(p.binding_vif_type);
+        m["binding:vif_details"] = parse(&p.binding_vif_details);
+    }
+    match m {
+        Value::Object(map) => map,
+        _ => unreachable!("a JSON object literal"),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    ctx.require_write("create_port")?;
+    let (bodies, bulk) = match body::create_body(&bytes, "port", "ports")? {
+        CreateBody::One(b) => (vec![b], false),
+        CreateBody::Bulk(v) => (v, true),
+    };
+    // Checks that need no database run before the write lock is taken.
+    let requests = bodies
+        .iter()
+        .map(|b| check_create(&ctx, b))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let mut tx = state.store.begin_write().await?;
+    let mut created = Vec::with_capacity(bodies.len());
+    for (b, project_id) in bodies.iter().zip(requests) {
+        let p = create_one(&state, &ctx, b, project_id, &mut tx).await?;
+        created.push(Value::Object(to_json(&p, ctx.is_admin())));
+    }
+    tx.commit().await?;
+    let body = if bulk {
+        json!({"ports": created})
+    } else {
+        json!({"port": created.remove(0)})
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Attribute and policy checks of one create body; returns the project the port is for.
+fn check_create(ctx: &RequestContext, b: &Map<String, Value>) -> ApiResult<String> {
+    if let Some(ro) = b
+        .keys()
+        .find(|k| READ_ONLY.contains(&k.as_str()) && !CREATE_ATTRS.contains(&k.as_str()))
+    {
+        return Err(NeutronError::bad_request(format!(
+            "Attribute '{ro}' not allowed in POST"
+        )));
+    }
+    body::check_attributes(b, CREATE_ATTRS, &[])?;
+    for admin_only in ADMIN_ONLY {
+        if b.contains_key(*admin_only) && !ctx.is_admin() {
+            return Err(NeutronError::forbidden(&format!(
+                "create_port:{admin_only}"
+            )));
+        }
+    }
+    if !b.contains_key("network_id") {
+        return Err(NeutronError::bad_request(
+            "Failed to parse request. Required attribute 'network_id' not specified",
+        ));
+    }
+    ctx.project_for_create(b)
+}
+
+async fn create_one(
+    state: &AppState,
+    ctx: &RequestContext,
+    b: &Map<String, Value>,
+    project_id: String,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+) -> ApiResult<Port> {
+    let network_id = body::string(b, "network_id", 255)?.unwrap_or_default();
+    let network = networks::visible_in(tx, ctx, &network_id).await?;
+    if !ctx.owns(&network.project_id) && !network.shared {
+        return Err(NeutronError::forbidden("create_port"));
+    }
+    let requested_ips = attrs::fixed_ips(b)?;
+    let device_owner = body::string(b, "device_owner", 255)?.unwrap_or_default();
+    let port_security =
+        body::boolean(b, "port_security_enabled")?.unwrap_or(network.port_security_enabled);
+    let mac = pick_mac(tx, &network.id, b.get("mac_address")).await?;
+    let now = store::now();
+    let mut port = Port {
+        id: uuid::Uuid::new_v4().to_string(),
+        project_id,
+        network_id: network.id.clone(),
+        name: body::string(b, "name", 255)?.unwrap_or_default(),
+        description: body::string(b, "description", 255)?.unwrap_or_default(),
+        mac_address: mac,
+        admin_state_up: body::boolean(b, "admin_state_up")?.unwrap_or(true),
+        status: "DOWN".into(),
+        device_id: body::string(b, "device_id", 255)?.unwrap_or_default(),
+        device_owner,
+        port_security_enabled: port_security,
+        security_groups: "[]".into(),
+        allowed_address_pairs: "[]".into(),
+        extra_dhcp_opts: attrs::extra_dhcp_opts(b.get("extra_dhcp_opts"), "[]")?,
+        dns_name: attrs::dns_name(b)?.unwrap_or_default(),
+        binding_host: body::string(b, "binding:host_id", 255)?.unwrap_or_default(),
+        binding_vnic_type: attrs::vnic_type(b)?.unwrap_or_else(|| "normal".into()),
+        binding_profile: attrs::profile(b)?.unwrap_or_else(|| "{}".into()),
+        created_at: now.clone(),
+        updated_at: now,
+        revision_number: 1,
+        ..Port::default()
+    };
+    port.allowed_address_pairs =
+        attrs::address_pairs(b.get("allowed_address_pairs"), &port)?.unwrap_or_else(|| "[]".into());
+    port.security_groups = security_groups_for(tx, ctx, b.get("security_groups"), &port).await?;
+
+    let subnets = store::subnets::on_network(&mut **tx, &network.id).await?;
+    port.fixed_ips = allocate(state, tx, &network, &subnets, requested_ips, &port, 0).await?;
+    port_binding::bind(state, &mut port, &network).await?;
+    if !repo::insert(tx, &port).await? {
+        // Checked in pick_mac; this is another server taking it in between.
+        return Err(mac_in_use(&network.id, &port.mac_address));
+    }
+    Ok(port)
+}
+
+fn mac_in_use(network_id: &str, mac: &str) -> NeutronError {
+    NeutronError::conflict(
+        "MacAddressInUse",
+        format!(
+            "Unable to complete operation for network {network_id}. The mac address {mac} is in use."
+        ),
+    )
+}
+
+/// The requested MAC (409 if the network has it already), or a random `fa:16:3e` one the
+/// network does not have.
+async fn pick_mac(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    network_id: &str,
+    requested: Option<&Value>,
+) -> ApiResult<String> {
+    if let Some(v) = requested {
+        let mac = attrs::mac(v)?.0;
+        return match repo::mac_used(tx, network_id, &mac).await? {
+            true => Err(mac_in_use(network_id, &mac)),
+            false => Ok(mac),
+        };
+    }
+    for _ in 0..16 {
+        let mac = ipam::random_mac().0;
+        if !repo::mac_used(tx, network_id, &mac).await? {
+            return Ok(mac);
+        }
+    }
+    Err(NeutronError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "MacAddressGenerationFailure",
+        format!("Unable to generate unique mac on network {network_id}."),
+    ))
+}
+
+/// The port's groups: those given (which must exist and be the project's), else the
+/// project's default group when port security is on (not for Neutron's own `network:` ports).
+async fn security_groups_for(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ctx: &RequestContext,
+    given: Option<&Value>,
+    port: &Port,
+) -> ApiResult<String> {
+    let ids = match given {
+        None | Some(Value::Null) => {
+            if port.port_security_enabled && !port.device_owner.starts_with("network:") {
+                vec![security_groups::default_for(tx, &port.project_id).await?]
+            } else {
+                Vec::new()
+            }
+        }
+        Some(v) => {
+            let ids = attrs::id_list(v, "security_groups")?;
+            let owner = (!ctx.is_admin()).then_some(port.project_id.as_str());
+            let found = security_groups::usable(tx, &ids, owner).await?;
+            if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
+                return Err(NeutronError::not_found(
+                    "SecurityGroupNotFound",
+                    format!("Security group {missing} does not exist"),
+                ));
+            }
+            ids
+        }
+    };
+    if !ids.is_empty() && !port.port_security_enabled {
+        return Err(NeutronError::bad(
+            "PortSecurityAndIPRequiredForSecurityGroups",
+            "Port security must be enabled and port must have an IP address in order to use security groups.",
+        ));
+    }
+    Ok(Value::from(ids).to_string())
+}
+
+/// Addresses for a new port: the requested ones, or Neutron's defaults (one IPv4 address from
+/// the first IPv4 subnet with room, one from the first stateful IPv6 subnet with room, and an
+/// EUI-64 address on every SLAAC / DHCPv6-stateless subnet).
+async fn allocate(
+    state: &AppState,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    network: &Network,
+    subnets: &[Subnet],
+    requested: Option<Vec<attrs::IpRequest>>,
+    port: &Port,
+    first_position: usize,
+) -> ApiResult<Vec<FixedIp>> {
+    let mac = ipam::normalize_mac(&port.mac_address)
+        .map(|m| m.1)
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    let at = |out: &Vec<FixedIp>| first_position + out.len();
+    let Some(requested) = requested else {
+        for version in [4, 6] {
+            let pooled: Vec<&Subnet> = subnets
+                .iter()
+                .filter(|s| s.ip_version == version && !subnets::is_eui64(s))
+                .collect();
+            if pooled.is_empty() {
+                continue;
+            }
+            let mut got = None;
+            for s in pooled {
+                if let Some(ip) = take_lowest(state, tx, s).await? {
+                    got = Some((s, ip));
+                    break;
+                }
+            }
+            let Some((s, ip)) = got else {
+                return Err(NeutronError::conflict(
+                    "IpAddressGenerationFailure",
+                    format!("No more IP addresses available on network {}.", network.id),
+                ));
+            };
+            out.push(record(tx, s, ip, port, at(&out)).await?);
+        }
+        if !port.device_owner.starts_with("network:router") {
+            for s in subnets.iter().filter(|s| subnets::is_eui64(s)) {
+                let ip = ipam::eui64(&subnets::cidr_of(s), mac);
+                out.push(claim(state, tx, s, ip, port, at(&out)).await?);
+            }
+        }
+        return Ok(out);
+    };
+    for r in requested {
+        let subnet = match (&r.subnet_id, r.ip) {
+            (Some(id), _) => subnets.iter().find(|s| &s.id == id).ok_or_else(|| {
+                NeutronError::invalid_input(format!(
+                    "Failed to create port on network {}, because fixed_ips included invalid subnet {id}.",
+                    network.id
+                ))
+            })?,
+            (None, Some(ip)) => subnets
+                .iter()
+                .find(|s| ipam::is_usable(&subnets::cidr_of(s), ip))
+                .ok_or_else(|| {
+                    NeutronError::bad(
+                        "InvalidIpForNetwork",
+                        format!(
+                            "IP address {ip} is not a valid IP for any of the subnets on the specified network."
+                        ),
+                    )
+                })?,
+            (None, None) => unreachable!("attrs::fixed_ips refuses empty items"),
+        };
+        let fixed = match r.ip {
+            Some(ip) => {
+                if !ipam::is_usable(&subnets::cidr_of(subnet), ip) {
+                    return Err(NeutronError::bad(
+                        "InvalidIpForSubnet",
+                        format!("IP address {ip} is not a valid IP for the specified subnet."),
+                    ));
+                }
+                claim(state, tx, subnet, ip, port, at(&out)).await?
+            }
+            None if subnets::is_eui64(subnet) => {
+                let ip = ipam::eui64(&subnets::cidr_of(subnet), mac);
+                claim(state, tx, subnet, ip, port, at(&out)).await?
+            }
+            None => {
+                let ip = take_lowest(state, tx, subnet).await?.ok_or_else(|| {
+                    NeutronError::conflict(
+                        "IpAddressGenerationFailure",
+                        format!("No more IP addresses available for subnet {}.", subnet.id),
+                    )
+                })?;
+                record(tx, subnet, ip, port, at(&out)).await?
+            }
+        };
+        out.push(fixed);
+    }
+    Ok(out)
+}
+
+async fn take_lowest(
+    state: &AppState,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    s: &Subnet,
+) -> ApiResult<Option<u128>> {
+    ipam_store::lock_subnet(tx, state.store.backend, &s.id).await?;
+    Ok(ipam_store::take_lowest(tx, &s.id).await?)
+}
+
+/// Claims a specific address: out of the free ranges if it is in a pool, and recorded for the
+/// port (409 when someone holds it).
+async fn claim(
+    state: &AppState,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    s: &Subnet,
+    ip: IpAddr,
+    port: &Port,
+    position: usize,
+) -> ApiResult<FixedIp> {
+    ipam_store::lock_subnet(tx, state.store.backend, &s.id).await?;
+    ipam_store::take_specific(tx, &s.id, ipam::to_u128(ip)).await?;
+    record(tx, s, ipam::to_u128(ip), port, position).await
+}
+
+async fn record(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    s: &Subnet,
+    ip: u128,
+    port: &Port,
+    position: usize,
+) -> ApiResult<FixedIp> {
+    let address = ipam::from_u128(ip, s.ip_version as u8).to_string();
+    if !ipam_store::record(tx, &s.id, ip, &address, &port.id, position as i64).await? {
+        return Err(NeutronError::conflict(
+            "IpAddressAlreadyAllocated",
+            format!("IP address {address} already allocated in subnet {}", s.id),
+        ));
+    }
+    Ok(FixedIp {
+        subnet_id: s.id.clone(),
+        ip_address: address,
+    })
+}
+
+/// Gives a port's addresses back: forgotten, and returned to the free ranges when inside the
+/// subnet's pools.
+async fn release(
+    state: &AppState,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    fixed: &[FixedIp],
+) -> ApiResult<()> {
+    for f in fixed {
+        let Some(s) = store::subnets::get(&mut **tx, &f.subnet_id).await? else {
+            continue;
+        };
+        let Ok(ip) = f.ip_address.parse::<IpAddr>() else {
+            continue;
+        };
+        let ip = ipam::to_u128(ip);
+        ipam_store::lock_subnet(tx, state.store.backend, &s.id).await?;
+        ipam_store::forget(tx, &s.id, ip).await?;
+        if subnets::pools_of(&s)
+            .iter()
+            .any(|r| (r.first..=r.last).contains(&ip))
+        {
+            ipam_store::give_back(tx, &s.id, ip).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A port the caller may see (its own; every port for admins), or 404.
+async fn visible(
+    conn: &mut sqlx::AnyConnection,
+    ctx: &RequestContext,
+    id: &str,
+) -> ApiResult<Port> {
+    match repo::get(conn, id).await? {
+        Some(p) if ctx.owns(&p.project_id) => Ok(p),
+        _ => Err(not_found(id)),
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let query = ListQuery::parse(q.as_deref(), &SPEC)?;
+    // Plain column filters narrow the query in SQL; `apply` still checks every filter.
+    let filters: Vec<(&'static str, Vec<String>)> = repo::FILTER_COLUMNS
+        .iter()
+        .filter_map(|(attr, column)| Some((*column, query.filter_values(attr)?.to_vec())))
+        .collect();
+    let project = (!ctx.is_admin()).then_some(ctx.project_id.as_str());
+    let items = repo::list(&state.store.read, &filters, project)
+        .await?
+        .iter()
+        .map(|p| to_json(p, ctx.is_admin()))
+        .collect();
+    Ok(Json(query.apply(
+        items,
+        &format!("{}/v2.0/ports", base_url(&headers)),
+    )))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let id = strip_json_suffix(&id);
+    let query = ListQuery::parse_fields(q.as_deref(), &SPEC);
+    let mut conn = state.store.read.acquire().await?;
+    let p = visible(&mut conn, &ctx, id).await?;
+    Ok(Json(
+        json!({"port": query.project(to_json(&p, ctx.is_admin()))}),
+    ))
+}
+
+/// `GET /v2.0/ports/{id}/binding`: every driver's decision and reason at the last binding.
+pub async fn show_binding(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let mut conn = state.store.read.acquire().await?;
+    let p = visible(&mut conn, &ctx, &id).await?;
+    if !ctx.is_admin() {
+        return Err(NeutronError::forbidden("get_port:binding"));
+    }
+    let result = p
+        .binding_result
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or_else(|| json!({"host": p.binding_host, "status": "unbound", "decisions": []}));
+    Ok(Json(json!({"binding": result})))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Json<Value>> {
+    let id = strip_json_suffix(&id);
+    let b = body::update_body(&bytes, "port")?;
+    body::check_attributes(&b, UPDATE_ATTRS, READ_ONLY)?;
+    let mut tx = state.store.begin_write().await?;
+    let mut p = visible(&mut tx, &ctx, id).await?;
+    ctx.require_write("update_port")?;
+    for admin_only in ADMIN_ONLY.iter().chain(&["mac_address"]) {
+        if b.contains_key(*admin_only) && !ctx.is_admin() {
+            return Err(NeutronError::forbidden(&format!(
+                "update_port:{admin_only}"
+            )));
+        }
+    }
+    let network = store::networks::get(&mut *tx, &p.network_id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    if let Some(name) = body::string(&b, "name", 255)? {
+        p.name = name;
+    }
+    if let Some(d) = body::string(&b, "description", 255)? {
+        p.description = d;
+    }
+    if let Some(d) = body::string(&b, "device_id", 255)? {
+        p.device_id = d;
+    }
+    if let Some(d) = body::string(&b, "device_owner", 255)? {
+        p.device_owner = d;
+    }
+    p.admin_state_up = body::boolean(&b, "admin_state_up")?.unwrap_or(p.admin_state_up);
+    p.port_security_enabled =
+        body::boolean(&b, "port_security_enabled")?.unwrap_or(p.port_security_enabled);
+    if let Some(v) = b.get("mac_address") {
+        p.mac_address = attrs::mac(v)?.0;
+    }
+    if let Some(dns) = attrs::dns_name(&b)? {
+        p.dns_name = dns;
+    }
+    if b.contains_key("extra_dhcp_opts") {
+        p.extra_dhcp_opts = attrs::extra_dhcp_opts(b.get("extra_dhcp_opts"), &p.extra_dhcp_opts)?;
+    }
+    if let Some(pairs) = attrs::address_pairs(b.get("allowed_address_pairs"), &p)? {
+        p.allowed_address_pairs = pairs;
+    } else if !p.port_security_enabled && p.allowed_address_pairs != "[]" {
+        return Err(attrs::pairs_need_port_security());
+    }
+    if b.contains_key("security_groups") {
+        p.security_groups =
+            security_groups_for(&mut tx, &ctx, b.get("security_groups"), &p).await?;
+    } else if !p.port_security_enabled && p.security_groups != "[]" {
+        return Err(NeutronError::conflict(
+            "PortSecurityPortHasSecurityGroup",
+            "Port has security group associated. Cannot disable port security or ip address until security group is removed",
+        ));
+    }
+    if let Some(requested) = attrs::fixed_ips(&b)? {
+        p.fixed_ips = reallocate(&state, &mut tx, &network, &p, requested).await?;
+    }
+    let rebind = ["binding:host_id", "binding:vnic_type", "binding:profile"]
+        .iter()
+        .any(|k| b.contains_key(*k));
+    if let Some(host) = body::string(&b, "binding:host_id", 255)? {
+        p.binding_host = host;
+    }
+    if let Some(vnic) = attrs::vnic_type(&b)? {
+        p.binding_vnic_type = vnic;
+    }
+    if let Some(profile) = attrs::profile(&b)? {
+        p.binding_profile = profile;
+    }
+    if rebind {
+        port_binding::bind(&state, &mut p, &network).await?;
+    }
+    p.updated_at = store::now();
+    p.revision_number += 1;
+    repo::update(&mut tx, &p).await.map_err(|e| {
+        if store::is_unique_violation(&e) {
+            mac_in_use(&p.network_id, &p.mac_address)
+        } else {
+            e.into()
+        }
+    })?;
+    tx.commit().await?;
+    Ok(Json(json!({"port": to_json(&p, ctx.is_admin())})))
+}
+
+/// New addresses for an existing port: requested addresses it already holds are kept (a
+/// subnet-only request keeps its address on that subnet), the rest are released, new ones
+/// allocated.
+async fn reallocate(
+    state: &AppState,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    network: &Network,
+    port: &Port,
+    requested: Vec<attrs::IpRequest>,
+) -> ApiResult<Vec<FixedIp>> {
+    let mut kept: Vec<FixedIp> = Vec::new();
+    let mut new_requests = Vec::new();
+    for r in requested {
+        let held = port.fixed_ips.iter().find(|f| {
+            !kept.contains(f)
+                && match (&r.subnet_id, r.ip) {
+                    (_, Some(ip)) => {
+                        f.ip_address.parse::<IpAddr>().ok() == Some(ip)
+                            && r.subnet_id.as_ref().is_none_or(|s| s == &f.subnet_id)
+                    }
+                    (Some(s), None) => s == &f.subnet_id,
+                    (None, None) => false,
+                }
+        });
+        match held {
+            Some(f) => kept.push(f.clone()),
+            None => new_requests.push(r),
+        }
+    }
+    let dropped: Vec<FixedIp> = port
+        .fixed_ips
+        .iter()
+        .filter(|f| !kept.contains(f))
+        .cloned()
+        .collect();
+    release(state, tx, &dropped).await?;
+    // Kept addresses are recorded again below, in their new positions.
+    for f in &kept {
+        if let Ok(ip) = f.ip_address.parse::<IpAddr>() {
+            ipam_store::forget(tx, &f.subnet_id, ipam::to_u128(ip)).await?;
+        }
+    }
+    let subnets = store::subnets::on_network(&mut **tx, &network.id).await?;
+    let mut all = Vec::new();
+    for (position, f) in kept.iter().enumerate() {
+        let Some(s) = subnets.iter().find(|s| s.id == f.subnet_id) else {
+            continue;
+        };
+        if let Ok(ip) = f.ip_address.parse::<IpAddr>() {
+            all.push(record(tx, s, ipam::to_u128(ip), port, position).await?);
+        }
+    }
+    if !new_requests.is_empty() {
+        let first = all.len();
+        let fresh = allocate(
+            state,
+            tx,
+            network,
+            &subnets,
+            Some(new_requests),
+            port,
+            first,
+        );
+        all.extend(fresh.await?);
+    }
+    Ok(all)
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = strip_json_suffix(&id);
+    let mut tx = state.store.begin_write().await?;
+    let p = visible(&mut tx, &ctx, id).await?;
+    ctx.require_write("delete_port")?;
+    release(&state, &mut tx, &p.fixed_ips).await?;
+    repo::delete(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT` or `DELETE` on the collection.
+pub async fn no_collection_action() -> NeutronError {
+    not_found("None")
+}

@@ -1,0 +1,207 @@
+//! IP allocation over the free-range table: lowest free address in O(log n), specific addresses,
+//! release, and rebuilding a subnet's free ranges when its pools change.
+//!
+//! Allocations on one subnet are serialised: on PostgreSQL by a transaction-scoped advisory
+//! lock on the subnet (servers sharing the database queue on it instead of racing for the same
+//! range row), on SQLite by the write transaction. The primary key of `ip_allocations` is the
+//! last line of defence against a duplicate.
+
+use sqlx::{Any, Row, Transaction};
+
+use super::{Backend, lock_key};
+use crate::ipam::{Range, from_key, key};
+
+type Tx<'a> = Transaction<'a, Any>;
+
+/// Takes the subnet's IPAM lock (PostgreSQL; a no-op on SQLite, whose writer is alone).
+pub async fn lock_subnet(tx: &mut Tx<'_>, backend: Backend, subnet_id: &str) -> sqlx::Result<()> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(lock_key(&format!("ipam/{subnet_id}")))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Writes the free ranges of a new subnet (or of one whose pools were rebuilt).
+pub async fn add_ranges(tx: &mut Tx<'_>, subnet_id: &str, ranges: &[Range]) -> sqlx::Result<()> {
+    for r in ranges {
+        sqlx::query(
+            "INSERT INTO ip_free_ranges (subnet_id, first_ip, last_ip) VALUES ($1, $2, $3)",
+        )
+        .bind(subnet_id)
+        .bind(key(r.first))
+        .bind(key(r.last))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn clear_ranges(tx: &mut Tx<'_>, subnet_id: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM ip_free_ranges WHERE subnet_id = $1")
+        .bind(subnet_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn range_row(row: Option<sqlx::any::AnyRow>) -> sqlx::Result<Option<Range>> {
+    let Some(row) = row else { return Ok(None) };
+    let first: String = row.try_get("first_ip")?;
+    let last: String = row.try_get("last_ip")?;
+    match (from_key(&first), from_key(&last)) {
+        (Some(first), Some(last)) => Ok(Some(Range { first, last })),
+        _ => Err(sqlx::Error::Decode(
+            format!("bad free range {first}-{last}").into(),
+        )),
+    }
+}
+
+/// Takes the lowest free address of the subnet's pools, or None when they are exhausted.
+/// The caller holds the subnet lock.
+pub async fn take_lowest(tx: &mut Tx<'_>, subnet_id: &str) -> sqlx::Result<Option<u128>> {
+    let row = sqlx::query(
+        "SELECT first_ip, last_ip FROM ip_free_ranges WHERE subnet_id = $1 ORDER BY first_ip LIMIT 1",
+    )
+    .bind(subnet_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(range) = range_row(row)? else {
+        return Ok(None);
+    };
+    shrink(tx, subnet_id, range, range.first).await?;
+    Ok(Some(range.first))
+}
+
+/// Takes a specific address out of the free ranges. Returns false when no free range holds it
+/// (it is allocated, or outside the pools; the caller tells which apart).
+pub async fn take_specific(tx: &mut Tx<'_>, subnet_id: &str, ip: u128) -> sqlx::Result<bool> {
+    let row = sqlx::query(
+        "SELECT first_ip, last_ip FROM ip_free_ranges WHERE subnet_id = $1 AND first_ip <= $2 \
+         ORDER BY first_ip DESC LIMIT 1",
+    )
+    .bind(subnet_id)
+    .bind(key(ip))
+    .fetch_optional(&mut **tx)
+    .await?;
+    match range_row(row)? {
+        Some(range) if range.last >= ip => {
+            shrink(tx, subnet_id, range, ip).await?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Removes `ip` from `range`: the row goes, shrinks, or splits in two.
+async fn shrink(tx: &mut Tx<'_>, subnet_id: &str, range: Range, ip: u128) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM ip_free_ranges WHERE subnet_id = $1 AND first_ip = $2")
+        .bind(subnet_id)
+        .bind(key(range.first))
+        .execute(&mut **tx)
+        .await?;
+    let mut rest = Vec::with_capacity(2);
+    if ip > range.first {
+        rest.push(Range {
+            first: range.first,
+            last: ip - 1,
+        });
+    }
+    if ip < range.last {
+        rest.push(Range {
+            first: ip + 1,
+            last: range.last,
+        });
+    }
+    add_ranges(tx, subnet_id, &rest).await
+}
+
+/// Gives `ip` back to the free ranges (only call for addresses inside the pools), merging it
+/// with its neighbours so that ranges do not fragment.
+pub async fn give_back(tx: &mut Tx<'_>, subnet_id: &str, ip: u128) -> sqlx::Result<()> {
+    let mut merged = Range {
+        first: ip,
+        last: ip,
+    };
+    if ip > 0 {
+        let below = sqlx::query(
+            "SELECT first_ip, last_ip FROM ip_free_ranges WHERE subnet_id = $1 AND last_ip = $2",
+        )
+        .bind(subnet_id)
+        .bind(key(ip - 1))
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(r) = range_row(below)? {
+            merged.first = r.first;
+            delete_range(tx, subnet_id, r).await?;
+        }
+    }
+    if ip < u128::MAX {
+        let above = sqlx::query(
+            "SELECT first_ip, last_ip FROM ip_free_ranges WHERE subnet_id = $1 AND first_ip = $2",
+        )
+        .bind(subnet_id)
+        .bind(key(ip + 1))
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(r) = range_row(above)? {
+            merged.last = r.last;
+            delete_range(tx, subnet_id, r).await?;
+        }
+    }
+    add_ranges(tx, subnet_id, &[merged]).await
+}
+
+async fn delete_range(tx: &mut Tx<'_>, subnet_id: &str, r: Range) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM ip_free_ranges WHERE subnet_id = $1 AND first_ip = $2")
+        .bind(subnet_id)
+        .bind(key(r.first))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Records that `port_id` holds `ip_address` on the subnet. False when someone already does.
+pub async fn record(
+    tx: &mut Tx<'_>,
+    subnet_id: &str,
+    ip: u128,
+    ip_address: &str,
+    port_id: &str,
+    position: i64,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO ip_allocations (subnet_id, ip_key, ip_address, port_id, position) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(subnet_id)
+    .bind(key(ip))
+    .bind(ip_address)
+    .bind(port_id)
+    .bind(position)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Forgets one address of a port.
+pub async fn forget(tx: &mut Tx<'_>, subnet_id: &str, ip: u128) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM ip_allocations WHERE subnet_id = $1 AND ip_key = $2")
+        .bind(subnet_id)
+        .bind(key(ip))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Every allocated address of a subnet (for rebuilding its free ranges).
+pub async fn allocated_on(tx: &mut Tx<'_>, subnet_id: &str) -> sqlx::Result<Vec<u128>> {
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT ip_key FROM ip_allocations WHERE subnet_id = $1")
+            .bind(subnet_id)
+            .fetch_all(&mut **tx)
+            .await?;
+    Ok(keys.iter().filter_map(|k| from_key(k)).collect())
+}

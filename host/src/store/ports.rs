@@ -1,0 +1,296 @@
+//! Ports and the addresses they hold.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+
+use super::flag;
+
+/// A port as stored; list and dict attributes are JSON text.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Port {
+    pub id: String,
+    pub project_id: String,
+    pub network_id: String,
+    pub name: String,
+    pub description: String,
+    pub mac_address: String,
+    pub admin_state_up: bool,
+    pub status: String,
+    pub device_id: String,
+    pub device_owner: String,
+    pub port_security_enabled: bool,
+    pub security_groups: String,
+    pub allowed_address_pairs: String,
+    pub extra_dhcp_opts: String,
+    pub dns_name: String,
+    pub binding_host: String,
+    pub binding_vnic_type: String,
+    pub binding_profile: String,
+    pub binding_vif_type: String,
+    pub binding_vif_details: String,
+    /// Every driver's decision of the last binding, as JSON.
+    pub binding_result: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub revision_number: i64,
+    /// In the order they were given.
+    pub fixed_ips: Vec<FixedIp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixedIp {
+    pub subnet_id: String,
+    pub ip_address: String,
+}
+
+macro_rules! columns {
+    () => {
+        "p.id, p.project_id, p.network_id, p.name, p.description, p.mac_address, p.admin_state_up, \
+         p.status, p.device_id, p.device_owner, p.port_security_enabled, p.security_groups, \
+         p.allowed_address_pairs, p.extra_dhcp_opts, p.dns_name, p.binding_host, p.binding_vnic_type, \
+         p.binding_profile, p.binding_vif_type, p.binding_vif_details, p.binding_result, p.created_at, \
+         p.updated_at, p.revision_number"
+    };
+}
+
+fn from_row(r: &AnyRow) -> sqlx::Result<Port> {
+    Ok(Port {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        network_id: r.try_get("network_id")?,
+        name: r.try_get("name")?,
+        description: r.try_get("description")?,
+        mac_address: r.try_get("mac_address")?,
+        admin_state_up: flag(r, "admin_state_up")?,
+        status: r.try_get("status")?,
+        device_id: r.try_get("device_id")?,
+        device_owner: r.try_get("device_owner")?,
+        port_security_enabled: flag(r, "port_security_enabled")?,
+        security_groups: r.try_get("security_groups")?,
+        allowed_address_pairs: r.try_get("allowed_address_pairs")?,
+        extra_dhcp_opts: r.try_get("extra_dhcp_opts")?,
+        dns_name: r.try_get("dns_name")?,
+        binding_host: r.try_get("binding_host")?,
+        binding_vnic_type: r.try_get("binding_vnic_type")?,
+        binding_profile: r.try_get("binding_profile")?,
+        binding_vif_type: r.try_get("binding_vif_type")?,
+        binding_vif_details: r.try_get("binding_vif_details")?,
+        binding_result: r.try_get("binding_result")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        revision_number: r.try_get("revision_number")?,
+        fixed_ips: Vec::new(),
+    })
+}
+
+/// Inserts the port row (not its addresses). False when its MAC is already used on the network.
+pub async fn insert(tx: &mut Transaction<'_, Any>, p: &Port) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO ports (id, project_id, network_id, name, description, mac_address, admin_state_up, \
+         status, device_id, device_owner, port_security_enabled, security_groups, allowed_address_pairs, \
+         extra_dhcp_opts, dns_name, binding_host, binding_vnic_type, binding_profile, binding_vif_type, \
+         binding_vif_details, binding_result, created_at, updated_at, revision_number) VALUES ($1, $2, \
+         $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+         $23, $24) ON CONFLICT DO NOTHING",
+    )
+    .bind(&p.id)
+    .bind(&p.project_id)
+    .bind(&p.network_id)
+    .bind(&p.name)
+    .bind(&p.description)
+    .bind(&p.mac_address)
+    .bind(i64::from(p.admin_state_up))
+    .bind(&p.status)
+    .bind(&p.device_id)
+    .bind(&p.device_owner)
+    .bind(i64::from(p.port_security_enabled))
+    .bind(&p.security_groups)
+    .bind(&p.allowed_address_pairs)
+    .bind(&p.extra_dhcp_opts)
+    .bind(&p.dns_name)
+    .bind(&p.binding_host)
+    .bind(&p.binding_vnic_type)
+    .bind(&p.binding_profile)
+    .bind(&p.binding_vif_type)
+    .bind(&p.binding_vif_details)
+    .bind(&p.binding_result)
+    .bind(&p.created_at)
+    .bind(&p.updated_at)
+    .bind(p.revision_number)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Writes every mutable column (not the addresses).
+pub async fn update(tx: &mut Transaction<'_, Any>, p: &Port) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE ports SET name = $2, description = $3, mac_address = $4, admin_state_up = $5, status = $6, \
+         device_id = $7, device_owner = $8, port_security_enabled = $9, security_groups = $10, \
+         allowed_address_pairs = $11, extra_dhcp_opts = $12, dns_name = $13, binding_host = $14, \
+         binding_vnic_type = $15, binding_profile = $16, binding_vif_type = $17, binding_vif_details = $18, \
+         binding_result = $19, updated_at = $20, revision_number = $21 WHERE id = $1",
+    )
+    .bind(&p.id)
+    .bind(&p.name)
+    .bind(&p.description)
+    .bind(&p.mac_address)
+    .bind(i64::from(p.admin_state_up))
+    .bind(&p.status)
+    .bind(&p.device_id)
+    .bind(&p.device_owner)
+    .bind(i64::from(p.port_security_enabled))
+    .bind(&p.security_groups)
+    .bind(&p.allowed_address_pairs)
+    .bind(&p.extra_dhcp_opts)
+    .bind(&p.dns_name)
+    .bind(&p.binding_host)
+    .bind(&p.binding_vnic_type)
+    .bind(&p.binding_profile)
+    .bind(&p.binding_vif_type)
+    .bind(&p.binding_vif_details)
+    .bind(&p.binding_result)
+    .bind(&p.updated_at)
+    .bind(p.revision_number)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// One port with its addresses.
+pub async fn get(tx: &mut sqlx::AnyConnection, id: &str) -> sqlx::Result<Option<Port>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM ports p WHERE p.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut port = from_row(&row)?;
+    port.fixed_ips = fixed_ips(&mut *tx, id).await?;
+    Ok(Some(port))
+}
+
+pub async fn fixed_ips<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    port_id: &str,
+) -> sqlx::Result<Vec<FixedIp>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT subnet_id, ip_address FROM ip_allocations WHERE port_id = $1 ORDER BY position",
+    )
+    .bind(port_id)
+    .fetch_all(e)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(subnet_id, ip_address)| FixedIp {
+            subnet_id,
+            ip_address,
+        })
+        .collect())
+}
+
+/// Columns a list may be narrowed by in SQL, by API attribute name.
+pub const FILTER_COLUMNS: &[(&str, &str)] = &[
+    ("id", "p.id"),
+    ("network_id", "p.network_id"),
+    ("project_id", "p.project_id"),
+    ("tenant_id", "p.project_id"),
+    ("device_id", "p.device_id"),
+    ("device_owner", "p.device_owner"),
+    ("mac_address", "p.mac_address"),
+    ("name", "p.name"),
+    ("status", "p.status"),
+    ("binding:host_id", "p.binding_host"),
+];
+
+/// Ports matching `filters` (column from [`FILTER_COLUMNS`], any of the values), with their
+/// addresses, in one query. `visible_to`: only that project's ports (None: all).
+pub async fn list(
+    pool: &AnyPool,
+    filters: &[(&'static str, Vec<String>)],
+    visible_to: Option<&str>,
+) -> sqlx::Result<Vec<Port>> {
+    let mut sql = String::from(concat!(
+        "SELECT ",
+        columns!(),
+        ", a.subnet_id AS a_subnet, a.ip_address AS a_ip FROM ports p \
+         LEFT JOIN ip_allocations a ON a.port_id = p.id WHERE 1 = 1"
+    ));
+    let mut values: Vec<&str> = Vec::new();
+    for (column, wanted) in filters {
+        let marks: Vec<String> = wanted
+            .iter()
+            .map(|v| {
+                values.push(v);
+                format!("${}", values.len())
+            })
+            .collect();
+        sql.push_str(&format!(" AND {column} IN ({})", marks.join(", ")));
+    }
+    if let Some(project) = visible_to {
+        values.push(project);
+        sql.push_str(&format!(" AND p.project_id = ${}", values.len()));
+    }
+    sql.push_str(" ORDER BY p.id, a.position");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for v in values {
+        query = query.bind(v);
+    }
+    let rows = query.fetch_all(pool).await?;
+    let mut ports: Vec<Port> = Vec::new();
+    for row in &rows {
+        let id: String = row.try_get("id")?;
+        if ports.last().is_none_or(|p| p.id != id) {
+            ports.push(from_row(row)?);
+        }
+        let subnet: Option<String> = row.try_get("a_subnet")?;
+        let ip: Option<String> = row.try_get("a_ip")?;
+        if let (Some(subnet_id), Some(ip_address), Some(port)) = (subnet, ip, ports.last_mut()) {
+            port.fixed_ips.push(FixedIp {
+                subnet_id,
+                ip_address,
+            });
+        }
+    }
+    Ok(ports)
+}
+
+/// Whether a port on the network has this MAC.
+pub async fn mac_used(
+    tx: &mut Transaction<'_, Any>,
+    network_id: &str,
+    mac: &str,
+) -> sqlx::Result<bool> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT id FROM ports WHERE network_id = $1 AND mac_address = $2")
+            .bind(network_id)
+            .bind(mac)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// `(id, device_owner)` of every port on a network.
+pub async fn on_network(
+    tx: &mut Transaction<'_, Any>,
+    network_id: &str,
+) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as("SELECT id, device_owner FROM ports WHERE network_id = $1 ORDER BY id")
+        .bind(network_id)
+        .fetch_all(&mut **tx)
+        .await
+}
+
+/// Deletes the port row and its address rows (the caller gives addresses back to IPAM first).
+pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> sqlx::Result<()> {
+    for statement in [
+        "DELETE FROM ip_allocations WHERE port_id = $1",
+        "DELETE FROM ports WHERE id = $1",
+    ] {
+        sqlx::query(statement).bind(id).execute(&mut **tx).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! Subnets. Their free addresses live in `ip_free_ranges` (see `store::ipam`).
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, Row, Transaction};
+
+use super::flag;
+
+/// A subnet as stored; list attributes are JSON text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subnet {
+    pub id: String,
+    pub project_id: String,
+    pub network_id: String,
+    pub name: String,
+    pub description: String,
+    pub ip_version: i64,
+    pub cidr: String,
+    pub gateway_ip: Option<String>,
+    pub enable_dhcp: bool,
+    pub ipv6_ra_mode: Option<String>,
+    pub ipv6_address_mode: Option<String>,
+    /// `[{"start": ..., "end": ...}]`
+    pub allocation_pools: String,
+    pub dns_nameservers: String,
+    pub host_routes: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub revision_number: i64,
+}
+
+macro_rules! columns {
+    () => {
+        "id, project_id, network_id, name, description, ip_version, cidr, gateway_ip, enable_dhcp, \
+         ipv6_ra_mode, ipv6_address_mode, allocation_pools, dns_nameservers, host_routes, created_at, \
+         updated_at, revision_number"
+    };
+}
+
+fn from_row(r: &AnyRow) -> sqlx::Result<Subnet> {
+    Ok(Subnet {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        network_id: r.try_get("network_id")?,
+        name: r.try_get("name")?,
+        description: r.try_get("description")?,
+        ip_version: r.try_get("ip_version")?,
+        cidr: r.try_get("cidr")?,
+        gateway_ip: r.try_get("gateway_ip")?,
+        enable_dhcp: flag(r, "enable_dhcp")?,
+        ipv6_ra_mode: r.try_get("ipv6_ra_mode")?,
+        ipv6_address_mode: r.try_get("ipv6_address_mode")?,
+        allocation_pools: r.try_get("allocation_pools")?,
+        dns_nameservers: r.try_get("dns_nameservers")?,
+        host_routes: r.try_get("host_routes")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        revision_number: r.try_get("revision_number")?,
+    })
+}
+
+pub async fn insert(tx: &mut Transaction<'_, Any>, s: &Subnet) -> sqlx::Result<()> {
+    sqlx::query(concat!(
+        "INSERT INTO subnets (",
+        columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    ))
+    .bind(&s.id)
+    .bind(&s.project_id)
+    .bind(&s.network_id)
+    .bind(&s.name)
+    .bind(&s.description)
+    .bind(s.ip_version)
+    .bind(&s.cidr)
+    .bind(&s.gateway_ip)
+    .bind(i64::from(s.enable_dhcp))
+    .bind(&s.ipv6_ra_mode)
+    .bind(&s.ipv6_address_mode)
+    .bind(&s.allocation_pools)
+    .bind(&s.dns_nameservers)
+    .bind(&s.host_routes)
+    .bind(&s.created_at)
+    .bind(&s.updated_at)
+    .bind(s.revision_number)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes the attributes a PUT may change.
+pub async fn update(tx: &mut Transaction<'_, Any>, s: &Subnet) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE subnets SET name = $2, description = $3, gateway_ip = $4, enable_dhcp = $5, \
+         allocation_pools = $6, dns_nameservers = $7, host_routes = $8, updated_at = $9, \
+         revision_number = $10 WHERE id = $1",
+    )
+    .bind(&s.id)
+    .bind(&s.name)
+    .bind(&s.description)
+    .bind(&s.gateway_ip)
+    .bind(i64::from(s.enable_dhcp))
+    .bind(&s.allocation_pools)
+    .bind(&s.dns_nameservers)
+    .bind(&s.host_routes)
+    .bind(&s.updated_at)
+    .bind(s.revision_number)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn get<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    id: &str,
+) -> sqlx::Result<Option<Subnet>> {
+    sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM subnets WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(e)
+    .await?
+    .map(|r| from_row(&r))
+    .transpose()
+}
+
+/// The subnets of a network, oldest first (the order default addresses are tried in).
+pub async fn on_network<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    network_id: &str,
+) -> sqlx::Result<Vec<Subnet>> {
+    sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM subnets WHERE network_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(network_id)
+    .fetch_all(e)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Subnets a project may see (its own and those on shared or external networks); all when
+/// `project` is None.
+pub async fn list<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    project: Option<&str>,
+) -> sqlx::Result<Vec<Subnet>> {
+    let rows = match project {
+        None => {
+            sqlx::query(concat!("SELECT ", columns!(), " FROM subnets"))
+                .fetch_all(e)
+                .await?
+        }
+        Some(p) => {
+            sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM subnets WHERE project_id = $1 OR network_id IN \
+                 (SELECT id FROM networks WHERE shared = 1 OR external = 1)"
+            ))
+            .bind(p)
+            .fetch_all(e)
+            .await?
+        }
+    };
+    rows.iter().map(from_row).collect()
+}
+
+/// `(network_id, subnet_id)` of every subnet, oldest first, for the networks' `subnets` lists.
+pub async fn ids_by_network<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as("SELECT network_id, id FROM subnets ORDER BY created_at, id")
+        .fetch_all(e)
+        .await
+}
+
+/// Whether a port other than the given auto-deleted owners holds an address on the subnet.
+pub async fn in_use(
+    tx: &mut Transaction<'_, Any>,
+    subnet_id: &str,
+    auto_delete_owner: &str,
+) -> sqlx::Result<bool> {
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT a.port_id FROM ip_allocations a JOIN ports p ON p.id = a.port_id \
+         WHERE a.subnet_id = $1 AND p.device_owner <> $2 LIMIT 1",
+    )
+    .bind(subnet_id)
+    .bind(auto_delete_owner)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// Deletes a subnet, its free ranges and the addresses ports still hold on it.
+pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> sqlx::Result<()> {
+    for statement in [
+        "DELETE FROM ip_allocations WHERE subnet_id = $1",
+        "DELETE FROM ip_free_ranges WHERE subnet_id = $1",
+        "DELETE FROM subnets WHERE id = $1",
+    ] {
+        sqlx::query(statement).bind(id).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
