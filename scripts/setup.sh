@@ -21,3 +21,11 @@ if ! command -v cc >/dev/null 2>&1; then
     $(need_root) apt-get update -q
     DEBIAN_FRONTEND=noninteractive $(need_root) apt-get install -y -q build-essential
 fi
+
+# Python with venv, for the real OpenStack clients that the tests drive (scripts/clients-venv.sh).
+# Debian splits `venv`'s pip bootstrap (ensurepip) into python3-venv.
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    echo "setup: installing python3-venv"
+    $(need_root) apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $(need_root) apt-get install -y -q python3 python3-venv
+fi

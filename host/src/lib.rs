@@ -2,6 +2,7 @@
 //! sandboxed WebAssembly components. See ARCHITECTURE.md for the map.
 
 pub mod api;
+pub mod bench;
 pub mod binding;
 pub mod conformance;
 pub mod heartbeat;

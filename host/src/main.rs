@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use neutrino::api::ApiConfig;
+use neutrino::bench;
 use neutrino::conformance::{self, KitConfig};
 use neutrino::plugins::registry::{DriversConfig, Registry};
 use neutrino::server::{ServeOptions, serve};
@@ -44,11 +45,45 @@ enum Command {
         #[arg(long)]
         agent_token_file: Option<PathBuf>,
     },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Loads the configured mechanism drivers in binding order and shows what each declares.
     Drivers {
         /// A TOML file with `mechanism_drivers`, `plugin_dir`, `[limits]` and `[drivers.<name>]`.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// The API over real HTTP: port creates, a 500-port list, binding updates, deletes.
+    Api {
+        /// Drive this server (e.g. http://127.0.0.1:9696) instead of starting one in-process on
+        /// a fresh SQLite database.
+        #[arg(long)]
+        url: Option<String>,
+        /// Database of the in-process server (`sqlite://...` or `postgres://...`).
+        #[arg(long, conflicts_with = "url")]
+        database: Option<String>,
+        /// Ports created at each concurrency level.
+        #[arg(long, default_value_t = 3000)]
+        ports: usize,
+        /// Concurrency levels (requests in flight, one connection each), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,16")]
+        concurrency: Vec<usize>,
+        /// Ports on the network whose port list is timed.
+        #[arg(long, default_value_t = 500)]
+        list_size: usize,
+        /// How many times that list is requested.
+        #[arg(long, default_value_t = 200)]
+        list_repeats: usize,
+        /// Host the ports are bound to.
+        #[arg(long, default_value = "bench-host-1")]
+        host: String,
     },
 }
 
@@ -124,6 +159,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             };
             tokio::runtime::Runtime::new()?.block_on(serve(options))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Api {
+                    url,
+                    database,
+                    ports,
+                    concurrency,
+                    list_size,
+                    list_repeats,
+                    host,
+                },
+        } => {
+            let report = bench::run_api(&bench::ApiBenchOptions {
+                url,
+                database,
+                ports,
+                concurrency,
+                list_size,
+                list_repeats,
+                host,
+            })?;
+            println!("{report}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Drivers { config } => {
