@@ -542,6 +542,7 @@ impl InProcessServer {
             listen: "127.0.0.1:0".parse()?,
             database,
             data_dir: dir.path().to_path_buf(),
+            agent_token_file: None,
             api: ApiConfig::default(),
         };
         let database = options.database_url();
