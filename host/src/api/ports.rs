@@ -7,7 +7,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::auth::RequestContext;
@@ -182,18 +182,13 @@ pub async fn create(
         .map(|b| check_create(&ctx, b))
         .collect::<ApiResult<Vec<_>>>()?;
     let mut attempt = 0;
-    let mut created = loop {
+    let created = loop {
         match create_all(&state, &ctx, &bodies, &requests).await {
             Err(e) if e.kind == "RetryRequest" && attempt < 3 => attempt += 1,
             other => break other?,
         }
     };
-    let body = if bulk {
-        json!({"ports": created})
-    } else {
-        json!({"port": created.remove(0)})
-    };
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok(body::created("port", "ports", bulk, created))
 }
 
 /// Creates every port of the request in one transaction (all or nothing).
@@ -221,15 +216,7 @@ async fn create_all(
 
 /// Attribute and policy checks of one create body; returns the project the port is for.
 fn check_create(ctx: &RequestContext, b: &Map<String, Value>) -> ApiResult<String> {
-    if let Some(ro) = b
-        .keys()
-        .find(|k| READ_ONLY.contains(&k.as_str()) && !CREATE_ATTRS.contains(&k.as_str()))
-    {
-        return Err(NeutronError::bad_request(format!(
-            "Attribute '{ro}' not allowed in POST"
-        )));
-    }
-    body::check_attributes(b, CREATE_ATTRS, &[])?;
+    body::check_create_attributes(b, CREATE_ATTRS, READ_ONLY)?;
     for admin_only in ADMIN_ONLY {
         if b.contains_key(*admin_only) && !ctx.is_admin() {
             return Err(NeutronError::forbidden(&format!(
