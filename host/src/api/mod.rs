@@ -11,6 +11,7 @@ pub mod networks;
 pub mod openapi;
 pub mod port_attributes;
 pub mod port_binding;
+pub mod port_writer;
 pub mod ports;
 pub mod query;
 pub mod subnets;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub agent_token: Arc<internal::AgentToken>,
     /// Loaded on first use (compiling drivers takes a moment; many requests never bind).
     pub mechanism: Arc<OnceCell<Arc<MechanismManager>>>,
+    /// Started on first use, in the server's runtime.
+    port_writer: Arc<std::sync::OnceLock<port_writer::PortWriter>>,
 }
 
 impl AppState {
@@ -87,7 +90,14 @@ impl AppState {
             heartbeats,
             agent_token: Arc::new(agent_token),
             mechanism: Arc::new(OnceCell::new()),
+            port_writer: Arc::new(std::sync::OnceLock::new()),
         }
+    }
+
+    /// The task that group-commits port creates.
+    pub fn port_writer(&self) -> &port_writer::PortWriter {
+        self.port_writer
+            .get_or_init(|| port_writer::PortWriter::start(self.clone()))
     }
     /// The mechanism manager, loading the configured drivers the first time.
     pub async fn mechanism_manager(&self) -> Result<Arc<MechanismManager>, NeutronError> {

@@ -191,7 +191,7 @@ pub async fn create(
     Ok(body::created("port", "ports", bulk, created))
 }
 
-/// Creates every port of the request in one transaction (all or nothing).
+/// Creates every port of the request (all or nothing).
 async fn create_all(
     state: &AppState,
     ctx: &RequestContext,
@@ -199,19 +199,13 @@ async fn create_all(
     projects: &[String],
 ) -> ApiResult<Vec<Value>> {
     // Lookups first, through the read pool: the write transaction (serialised on SQLite) is
-    // held only for the writes, and never waits for a second connection.
+    // held only for the writes, and never waits for a second connection. The writes are
+    // group-committed with other requests' (see port_writer).
     let mut drafts = Vec::with_capacity(bodies.len());
     for (b, project_id) in bodies.iter().zip(projects) {
         drafts.push(draft(state, ctx, b, project_id.clone()).await?);
     }
-    let mut tx = state.store.begin_write().await?;
-    let mut created = Vec::with_capacity(bodies.len());
-    for (b, d) in bodies.iter().zip(drafts) {
-        let p = write_draft(state, ctx, b, d, &mut tx).await?;
-        created.push(Value::Object(to_json(&p, ctx.is_admin())));
-    }
-    tx.commit().await?;
-    Ok(created)
+    state.port_writer().create(ctx, bodies, drafts).await
 }
 
 /// Attribute and policy checks of one create body; returns the project the port is for.
@@ -233,7 +227,8 @@ fn check_create(ctx: &RequestContext, b: &Map<String, Value>) -> ApiResult<Strin
 }
 
 /// A port about to be created: everything that needs no write lock.
-struct Draft {
+#[derive(Clone)]
+pub struct Draft {
     network: Network,
     subnets: Vec<Subnet>,
     port: Port,
@@ -302,7 +297,7 @@ async fn draft(
 
 /// Writes a drafted port: security groups, addresses, binding, the row. The foreign keys catch
 /// a network or subnet deleted since the draft was made.
-async fn write_draft(
+pub async fn write_draft(
     state: &AppState,
     ctx: &RequestContext,
     b: &Map<String, Value>,

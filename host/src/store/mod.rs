@@ -58,7 +58,12 @@ impl Store {
         let options =
             AnyConnectOptions::from_str(&url).with_context(|| format!("database URL {url}"))?;
         let pool = |max: u32| {
-            AnyPoolOptions::new().max_connections(max).after_connect(move |conn, _| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                // A ping before every checkout is a round trip per request; a broken
+                // connection fails its query and is replaced anyway.
+                .test_before_acquire(false)
+                .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;").await?;

@@ -1,0 +1,102 @@
+//! Group commit for port creates. On SQLite one connection writes at a time, so the cost of a
+//! create is mostly its round trips to that connection; taking the creates that are waiting
+//! and writing them in one transaction saves the BEGIN, COMMIT and hand-over of each.
+//!
+//! One task per server writes. It takes every create waiting (up to [`MAX_BATCH`]), writes
+//! them in one transaction and answers each. If any of them fails (an address taken, a pool
+//! exhausted, ...), the batch is rolled back and each create runs again alone, so one
+//! request's error never becomes another's.
+
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::AppState;
+use super::auth::RequestContext;
+use super::error::{ApiResult, NeutronError};
+use super::ports::{Draft, to_json, write_draft};
+
+/// Creates written in one transaction at most (a bound on how long one commit holds others).
+const MAX_BATCH: usize = 64;
+
+/// One create request: its bodies and drafted ports, written all or nothing.
+struct Job {
+    ctx: RequestContext,
+    bodies: Vec<Map<String, Value>>,
+    drafts: Vec<Draft>,
+    reply: oneshot::Sender<ApiResult<Vec<Value>>>,
+}
+
+/// The handle requests queue their creates on.
+pub struct PortWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl PortWriter {
+    /// Starts the writing task of `state`'s server.
+    pub fn start(state: AppState) -> PortWriter {
+        let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run(state, queue));
+        PortWriter { jobs }
+    }
+
+    /// Writes the drafted ports of one request; answers their API dicts.
+    pub async fn create(
+        &self,
+        ctx: &RequestContext,
+        bodies: &[Map<String, Value>],
+        drafts: Vec<Draft>,
+    ) -> ApiResult<Vec<Value>> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            ctx: ctx.clone(),
+            bodies: bodies.to_vec(),
+            drafts,
+            reply,
+        };
+        let gone = || NeutronError::internal("the port writer has stopped");
+        self.jobs.send(job).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+async fn run(state: AppState, mut queue: mpsc::Receiver<Job>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if batch.len() > 1
+            && let Ok(results) = write(&state, &batch).await
+        {
+            for (job, created) in batch.into_iter().zip(results) {
+                let _ = job.reply.send(Ok(created));
+            }
+            continue;
+        }
+        for job in batch {
+            let result = write(&state, std::slice::from_ref(&job))
+                .await
+                .map(|mut r| r.remove(0));
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+/// Writes every job's ports in one transaction.
+async fn write(state: &AppState, jobs: &[Job]) -> ApiResult<Vec<Vec<Value>>> {
+    let mut tx = state.store.begin_write().await?;
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let mut created = Vec::with_capacity(job.drafts.len());
+        for (b, d) in job.bodies.iter().zip(&job.drafts) {
+            let p = write_draft(state, &job.ctx, b, d.clone(), &mut tx).await?;
+            created.push(Value::Object(to_json(&p, job.ctx.is_admin())));
+        }
+        results.push(created);
+    }
+    tx.commit().await?;
+    Ok(results)
+}
