@@ -7,6 +7,7 @@ pub mod body;
 pub mod discovery;
 pub mod error;
 pub mod internal;
+pub mod keystone;
 pub mod networks;
 pub mod query;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::HeaderMap;
+use axum::middleware;
 use axum::routing::{MethodRouter, get, post};
 
 use crate::heartbeat::Heartbeats;
@@ -36,6 +38,7 @@ pub struct ApiConfig {
     pub agent_down_time: Duration,
     /// How often buffered agent heartbeats are written to the database.
     pub heartbeat_flush_interval: Duration,
+    pub auth: auth::AuthStrategy,
 }
 
 impl Default for ApiConfig {
@@ -47,6 +50,7 @@ impl Default for ApiConfig {
             global_physnet_mtu: 1500,
             agent_down_time: crate::binding::DEFAULT_AGENT_DOWN_TIME,
             heartbeat_flush_interval: Duration::from_secs(1),
+            auth: auth::AuthStrategy::NoAuth,
         }
     }
 }
@@ -58,6 +62,8 @@ pub struct AppState {
     pub heartbeats: Arc<Heartbeats>,
     /// The secret agents present to `/internal/agents/report`.
     pub agent_token: Arc<internal::AgentToken>,
+    /// Set with `--auth keystone`.
+    pub keystone: Option<Arc<keystone::Keystone>>,
 }
 
 /// Every route; anything else is a Neutron-shaped 404 or 405.
@@ -97,6 +103,10 @@ pub fn router(state: AppState) -> Router {
             neutron_405(post(internal::report)),
         )
         .fallback(|| async { NeutronError::no_such_path() })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .with_state(state)
 }
 
