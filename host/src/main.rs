@@ -1,8 +1,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use neutrino::api::ApiConfig;
+use neutrino::api::auth::AuthStrategy;
 use neutrino::bench;
 use neutrino::conformance::{self, KitConfig};
 use neutrino::plugins::registry::{DriversConfig, Registry};
@@ -44,6 +45,12 @@ enum Command {
         /// absent. Default: <data-dir>/agent-token.
         #[arg(long)]
         agent_token_file: Option<PathBuf>,
+        /// How API requests are authenticated.
+        #[arg(long, value_enum, default_value_t = Auth::Noauth)]
+        auth: Auth,
+        /// Keystone's endpoint (e.g. http://controller:5000/v3), for --auth keystone.
+        #[arg(long, required_if_eq("auth", "keystone"))]
+        keystone_url: Option<String>,
     },
     /// Benchmarks.
     Bench {
@@ -56,6 +63,14 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Auth {
+    /// Identity from X-Project-Id / X-Roles headers; none means the default project as admin.
+    Noauth,
+    /// X-Auth-Token validated by Keystone v3.
+    Keystone,
 }
 
 #[derive(Subcommand)]
@@ -146,7 +161,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             default_project,
             agent_down_time,
             agent_token_file,
+            auth,
+            keystone_url,
         } => {
+            let auth = match (auth, keystone_url) {
+                (Auth::Keystone, Some(url)) => AuthStrategy::Keystone { url },
+                (Auth::Keystone, None) => anyhow::bail!("--auth keystone needs --keystone-url"),
+                (Auth::Noauth, url) => {
+                    if url.is_some() {
+                        tracing::warn!("--keystone-url is ignored without --auth keystone");
+                    }
+                    AuthStrategy::NoAuth
+                }
+            };
             let options = ServeOptions {
                 listen,
                 database,
@@ -155,6 +182,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 api: ApiConfig {
                     default_project,
                     agent_down_time: std::time::Duration::from_secs(agent_down_time),
+                    auth,
                     ..ApiConfig::default()
                 },
             };

@@ -2,10 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 
+use crate::api::auth::AuthStrategy;
 use crate::api::internal::AgentToken;
+use crate::api::keystone::Keystone;
 use crate::api::{self, ApiConfig, AppState};
 use crate::heartbeat::Heartbeats;
 use crate::store::Store;
@@ -41,6 +44,10 @@ pub async fn state(options: &ServeOptions) -> anyhow::Result<AppState> {
         .with_context(|| format!("data directory {}", options.data_dir.display()))?;
     let agent_token = AgentToken::load_or_create(&options.agent_token_path())?;
     let store = Store::connect(&options.database_url()).await?;
+    let keystone = match &options.api.auth {
+        AuthStrategy::NoAuth => None,
+        AuthStrategy::Keystone { url } => Some(Arc::new(Keystone::new(url)?)),
+    };
     let heartbeats = Heartbeats::new(store.clone(), options.api.agent_down_time);
     heartbeats.spawn_flusher(options.api.heartbeat_flush_interval);
     Ok(AppState::new(
@@ -48,6 +55,7 @@ pub async fn state(options: &ServeOptions) -> anyhow::Result<AppState> {
         options.api.clone(),
         heartbeats,
         agent_token,
+        keystone,
     ))
 }
 

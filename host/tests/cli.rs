@@ -106,21 +106,14 @@ fn http(
     (status, body)
 }
 
-#[test]
-fn serve_creates_the_agent_token_and_takes_reports() {
+/// `neutrino serve` on a free port with its data in a temporary directory: (child, address).
+fn spawn_serve(dir: &std::path::Path, args: &[&str]) -> (std::process::Child, String) {
     use std::io::BufRead as _;
-    use std::os::unix::fs::PermissionsExt as _;
-    let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_neutrino"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--agent-down-time",
-            "30",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .arg("--data-dir")
-        .arg(dir.path())
+        .arg(dir)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("run neutrino serve");
@@ -134,12 +127,27 @@ fn serve_creates_the_agent_token_and_takes_reports() {
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
+    (child, addr)
+}
+
+/// SIGTERM (so the server flushes and exits cleanly), then its exit status.
+fn terminate(mut child: std::process::Child) -> std::process::ExitStatus {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().unwrap()
+}
+
+#[test]
+fn serve_creates_the_agent_token_and_takes_reports() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = spawn_serve(dir.path(), &["--agent-down-time", "30"]);
     let token_file = dir.path().join("agent-token");
     let token = std::fs::read_to_string(&token_file).unwrap();
     let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
     let report = r#"{"agent": {"agent_type": "DHCP agent", "host": "node1", "binary": "neutron-dhcp-agent"}}"#;
-    let (status, _) = http(&addr, "POST", "/internal/agents/report", &[], report);
-    let unauthorized = status;
+    let (unauthorized, _) = http(&addr, "POST", "/internal/agents/report", &[], report);
     let auth = [("X-Neutrino-Agent-Token", token.trim())];
     let first = http(&addr, "POST", "/internal/agents/report", &auth, report);
     let second = http(&addr, "POST", "/internal/agents/report", &auth, report);
@@ -150,11 +158,7 @@ fn serve_creates_the_agent_token_and_takes_reports() {
         &[],
         "",
     );
-    // SIGTERM, so the server writes buffered heartbeats and exits cleanly.
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let exit = child.wait().unwrap();
+    let exit = terminate(child);
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(unauthorized, 401);
     assert_eq!(first, (200, r#"{"result":"new"}"#.to_string()));
@@ -167,6 +171,46 @@ fn serve_creates_the_agent_token_and_takes_reports() {
         )
     );
     assert!(exit.success(), "{exit:?}");
+}
+
+#[test]
+fn serve_with_keystone_needs_tokens_and_a_reachable_keystone() {
+    let (code, out) = neutrino(&["serve", "--auth", "keystone"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--keystone-url"), "{out}");
+    // A Keystone URL where nothing listens: tokens cannot be checked.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://{closed}/v3");
+    let (child, addr) = spawn_serve(dir.path(), &["--auth", "keystone", "--keystone-url", &url]);
+    let root = http(&addr, "GET", "/", &[], "");
+    let anonymous = http(&addr, "GET", "/v2.0/networks", &[], "");
+    let with_token = http(&addr, "GET", "/v2.0/networks", &[("X-Auth-Token", "t")], "");
+    let spoofed = http(
+        &addr,
+        "GET",
+        "/v2.0/networks",
+        &[("X-Project-Id", "p"), ("X-Roles", "admin")],
+        "",
+    );
+    assert!(terminate(child).success());
+    assert_eq!(root.0, 200);
+    assert_eq!(anonymous.0, 401, "{}", anonymous.1);
+    assert!(
+        anonymous.1.contains(r#""title":"Unauthorized""#),
+        "{}",
+        anonymous.1
+    );
+    assert_eq!(spoofed.0, 401);
+    assert_eq!(with_token.0, 503, "{}", with_token.1);
+    assert!(
+        with_token.1.contains("ServiceUnavailable"),
+        "{}",
+        with_token.1
+    );
 }
 
 #[test]

@@ -35,3 +35,4 @@ pub fn test_driver(runtime: &Arc<Runtime>, name: &str) -> Driver {
         .expect("loads")
 }
 pub mod api;
+pub mod keystone;

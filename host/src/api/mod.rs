@@ -7,6 +7,7 @@ pub mod body;
 pub mod discovery;
 pub mod error;
 pub mod internal;
+pub mod keystone;
 pub mod networks;
 pub mod openapi;
 pub mod port_attributes;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::HeaderMap;
+use axum::middleware;
 use axum::routing::{MethodRouter, get, post};
 
 use tokio::sync::OnceCell;
@@ -48,6 +50,7 @@ pub struct ApiConfig {
     pub drivers: DriversConfig,
     /// How often buffered agent heartbeats are written to the database.
     pub heartbeat_flush_interval: Duration,
+    pub auth: auth::AuthStrategy,
 }
 
 impl Default for ApiConfig {
@@ -60,6 +63,7 @@ impl Default for ApiConfig {
             agent_down_time: crate::binding::DEFAULT_AGENT_DOWN_TIME,
             drivers: DriversConfig::default(),
             heartbeat_flush_interval: Duration::from_secs(1),
+            auth: auth::AuthStrategy::NoAuth,
         }
     }
 }
@@ -73,6 +77,8 @@ pub struct AppState {
     pub agent_token: Arc<internal::AgentToken>,
     /// Loaded on first use (compiling drivers takes a moment; many requests never bind).
     pub mechanism: Arc<OnceCell<Arc<MechanismManager>>>,
+    /// Set with `--auth keystone`.
+    pub keystone: Option<Arc<keystone::Keystone>>,
     /// Started on first use, in the server's runtime.
     port_writer: Arc<std::sync::OnceLock<port_writer::PortWriter>>,
 }
@@ -83,12 +89,14 @@ impl AppState {
         config: ApiConfig,
         heartbeats: Arc<Heartbeats>,
         agent_token: internal::AgentToken,
+        keystone: Option<Arc<keystone::Keystone>>,
     ) -> AppState {
         AppState {
             store,
             config: Arc::new(config),
             heartbeats,
             agent_token: Arc::new(agent_token),
+            keystone,
             mechanism: Arc::new(OnceCell::new()),
             port_writer: Arc::new(std::sync::OnceLock::new()),
         }
@@ -99,6 +107,7 @@ impl AppState {
         self.port_writer
             .get_or_init(|| port_writer::PortWriter::start(self.clone()))
     }
+
     /// The mechanism manager, loading the configured drivers the first time.
     pub async fn mechanism_manager(&self) -> Result<Arc<MechanismManager>, NeutronError> {
         let drivers = self.config.drivers.clone();
@@ -185,6 +194,10 @@ pub fn router(state: AppState) -> Router {
             neutron_405(post(internal::report)),
         )
         .fallback(|| async { NeutronError::no_such_path() })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .with_state(state)
 }
 
