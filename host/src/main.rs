@@ -84,6 +84,10 @@ enum BenchCommand {
         /// Host the ports are bound to.
         #[arg(long, default_value = "bench-host-1")]
         host: String,
+        /// With --url: the server's agent token file, to register an agent on --host (without
+        /// it every bind ends in binding_failed).
+        #[arg(long, requires = "url")]
+        agent_token_file: Option<PathBuf>,
     },
 }
 
@@ -171,6 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     list_size,
                     list_repeats,
                     host,
+                    agent_token_file,
                 },
         } => {
             let report = bench::run_api(&bench::ApiBenchOptions {
@@ -181,6 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 list_size,
                 list_repeats,
                 host,
+                agent_token_file,
             })?;
             println!("{report}");
             Ok(ExitCode::SUCCESS)
