@@ -53,6 +53,40 @@ pub fn update_body(bytes: &[u8], resource: &str) -> ApiResult<Map<String, Value>
     }
 }
 
+/// Checks a create body: read-only attributes are "not allowed in POST", unknown ones
+/// unrecognized.
+pub fn check_create_attributes(
+    body: &Map<String, Value>,
+    create: &[&str],
+    read_only: &[&str],
+) -> ApiResult<()> {
+    if let Some(ro) = body
+        .keys()
+        .find(|k| read_only.contains(&k.as_str()) && !create.contains(&k.as_str()))
+    {
+        return Err(NeutronError::bad_request(format!(
+            "Attribute '{ro}' not allowed in POST"
+        )));
+    }
+    check_attributes(body, create, &[])
+}
+
+/// The 201 answer of a create: `{"<resource>": {...}}`, or `{"<collection>": [...]}` for bulk.
+pub fn created(
+    resource: &str,
+    collection: &str,
+    bulk: bool,
+    mut items: Vec<Value>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = if bulk || items.len() != 1 {
+        serde_json::json!({ collection: items })
+    } else {
+        serde_json::json!({ resource: items.remove(0) })
+    };
+    (axum::http::StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
 /// Rejects attributes not in `allowed` ("Unrecognized attribute(s) 'foo'"), and, on update,
 /// known attributes that may not change ("Cannot update read-only attribute status").
 pub fn check_attributes(

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::auth::RequestContext;
@@ -112,7 +112,7 @@ pub const DOC: ResourceDoc = ResourceDoc {
     delete: true,
 };
 
-fn not_found(id: &str) -> NeutronError {
+pub fn not_found(id: &str) -> NeutronError {
     NeutronError::not_found(
         "NetworkNotFound",
         format!("Network {id} could not be found."),
@@ -161,12 +161,7 @@ pub async fn create(
         created.push(Value::Object(to_json(&n, vec![], ctx.is_admin())));
     }
     tx.commit().await?;
-    let body = if bulk {
-        json!({"networks": created})
-    } else {
-        json!({"network": created.remove(0)})
-    };
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok(body::created("network", "networks", bulk, created))
 }
 
 async fn create_one(
@@ -175,15 +170,7 @@ async fn create_one(
     b: &Map<String, Value>,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
 ) -> ApiResult<Network> {
-    if let Some(ro) = b
-        .keys()
-        .find(|k| READ_ONLY.contains(&k.as_str()) && !CREATE_ATTRS.contains(&k.as_str()))
-    {
-        return Err(NeutronError::bad_request(format!(
-            "Attribute '{ro}' not allowed in POST"
-        )));
-    }
-    body::check_attributes(b, CREATE_ATTRS, &[])?;
+    body::check_create_attributes(b, CREATE_ATTRS, READ_ONLY)?;
     let project_id = ctx.project_for_create(b)?;
     for admin_only in [
         "shared",

@@ -14,7 +14,12 @@ use crate::store::ports::Port;
 
 /// Binds (or unbinds, with no host) `port`, setting its `binding:vif_type`,
 /// `binding:vif_details` and the stored decisions.
-pub async fn bind(state: &AppState, port: &mut Port, network: &Network) -> ApiResult<()> {
+pub async fn bind(
+    state: &AppState,
+    port: &mut Port,
+    network: &Network,
+    conn: &mut sqlx::AnyConnection,
+) -> ApiResult<()> {
     if port.binding_host.is_empty() {
         port.binding_vif_type = "unbound".into();
         port.binding_vif_details = "{}".into();
@@ -22,7 +27,7 @@ pub async fn bind(state: &AppState, port: &mut Port, network: &Network) -> ApiRe
         return Ok(());
     }
     let manager = state.mechanism_manager().await?;
-    let mut agents = crate::store::agents::on_host(&state.store.read, &port.binding_host).await?;
+    let mut agents = crate::store::agents::on_host(&mut *conn, &port.binding_host).await?;
     state.heartbeats.overlay(&mut agents);
     let now = SystemTime::now();
     let agents: Vec<wit::Agent> = agents

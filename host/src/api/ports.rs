@@ -7,7 +7,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::auth::RequestContext;
@@ -181,32 +181,42 @@ pub async fn create(
         .iter()
         .map(|b| check_create(&ctx, b))
         .collect::<ApiResult<Vec<_>>>()?;
+    let mut attempt = 0;
+    let created = loop {
+        match create_all(&state, &ctx, &bodies, &requests).await {
+            Err(e) if e.kind == "RetryRequest" && attempt < 3 => attempt += 1,
+            other => break other?,
+        }
+    };
+    Ok(body::created("port", "ports", bulk, created))
+}
+
+/// Creates every port of the request in one transaction (all or nothing).
+async fn create_all(
+    state: &AppState,
+    ctx: &RequestContext,
+    bodies: &[Map<String, Value>],
+    projects: &[String],
+) -> ApiResult<Vec<Value>> {
+    // Lookups first, through the read pool: the write transaction (serialised on SQLite) is
+    // held only for the writes, and never waits for a second connection.
+    let mut drafts = Vec::with_capacity(bodies.len());
+    for (b, project_id) in bodies.iter().zip(projects) {
+        drafts.push(draft(state, ctx, b, project_id.clone()).await?);
+    }
     let mut tx = state.store.begin_write().await?;
     let mut created = Vec::with_capacity(bodies.len());
-    for (b, project_id) in bodies.iter().zip(requests) {
-        let p = create_one(&state, &ctx, b, project_id, &mut tx).await?;
+    for (b, d) in bodies.iter().zip(drafts) {
+        let p = write_draft(state, ctx, b, d, &mut tx).await?;
         created.push(Value::Object(to_json(&p, ctx.is_admin())));
     }
     tx.commit().await?;
-    let body = if bulk {
-        json!({"ports": created})
-    } else {
-        json!({"port": created.remove(0)})
-    };
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok(created)
 }
 
 /// Attribute and policy checks of one create body; returns the project the port is for.
 fn check_create(ctx: &RequestContext, b: &Map<String, Value>) -> ApiResult<String> {
-    if let Some(ro) = b
-        .keys()
-        .find(|k| READ_ONLY.contains(&k.as_str()) && !CREATE_ATTRS.contains(&k.as_str()))
-    {
-        return Err(NeutronError::bad_request(format!(
-            "Attribute '{ro}' not allowed in POST"
-        )));
-    }
-    body::check_attributes(b, CREATE_ATTRS, &[])?;
+    body::check_create_attributes(b, CREATE_ATTRS, READ_ONLY)?;
     for admin_only in ADMIN_ONLY {
         if b.contains_key(*admin_only) && !ctx.is_admin() {
             return Err(NeutronError::forbidden(&format!(
@@ -222,23 +232,37 @@ fn check_create(ctx: &RequestContext, b: &Map<String, Value>) -> ApiResult<Strin
     ctx.project_for_create(b)
 }
 
-async fn create_one(
+/// A port about to be created: everything that needs no write lock.
+struct Draft {
+    network: Network,
+    subnets: Vec<Subnet>,
+    port: Port,
+    requested_ips: Option<Vec<attrs::IpRequest>>,
+    mac_given: bool,
+    /// The project's default security group, when it already exists.
+    default_group: Option<String>,
+}
+
+async fn draft(
     state: &AppState,
     ctx: &RequestContext,
     b: &Map<String, Value>,
     project_id: String,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-) -> ApiResult<Port> {
+) -> ApiResult<Draft> {
     let network_id = body::string(b, "network_id", 255)?.unwrap_or_default();
-    let network = networks::visible_in(tx, ctx, &network_id).await?;
+    let mut read = state.store.read.acquire().await?;
+    let network = networks::visible_in(&mut read, ctx, &network_id).await?;
     if !ctx.owns(&network.project_id) && !network.shared {
         return Err(NeutronError::forbidden("create_port"));
     }
+    let subnets = store::subnets::on_network(&mut *read, &network.id).await?;
+    let default_group = security_groups::find_default(&mut *read, &project_id).await?;
+    drop(read);
     let requested_ips = attrs::fixed_ips(b)?;
     let device_owner = body::string(b, "device_owner", 255)?.unwrap_or_default();
     let port_security =
         body::boolean(b, "port_security_enabled")?.unwrap_or(network.port_security_enabled);
-    let mac = pick_mac(tx, &network.id, b.get("mac_address")).await?;
+    let mac_given = b.get("mac_address").map(attrs::mac).transpose()?;
     let now = store::now();
     let mut port = Port {
         id: uuid::Uuid::new_v4().to_string(),
@@ -246,7 +270,7 @@ async fn create_one(
         network_id: network.id.clone(),
         name: body::string(b, "name", 255)?.unwrap_or_default(),
         description: body::string(b, "description", 255)?.unwrap_or_default(),
-        mac_address: mac,
+        mac_address: mac_given.clone().unwrap_or_else(ipam::random_mac).0,
         admin_state_up: body::boolean(b, "admin_state_up")?.unwrap_or(true),
         status: "DOWN".into(),
         device_id: body::string(b, "device_id", 255)?.unwrap_or_default(),
@@ -266,16 +290,55 @@ async fn create_one(
     };
     port.allowed_address_pairs =
         attrs::address_pairs(b.get("allowed_address_pairs"), &port)?.unwrap_or_else(|| "[]".into());
-    port.security_groups = security_groups_for(tx, ctx, b.get("security_groups"), &port).await?;
+    Ok(Draft {
+        network,
+        subnets,
+        port,
+        requested_ips,
+        mac_given: mac_given.is_some(),
+        default_group,
+    })
+}
 
-    let subnets = store::subnets::on_network(&mut **tx, &network.id).await?;
+/// Writes a drafted port: security groups, addresses, binding, the row. The foreign keys catch
+/// a network or subnet deleted since the draft was made.
+async fn write_draft(
+    state: &AppState,
+    ctx: &RequestContext,
+    b: &Map<String, Value>,
+    d: Draft,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+) -> ApiResult<Port> {
+    let Draft {
+        network,
+        subnets,
+        mut port,
+        requested_ips,
+        mac_given,
+        default_group,
+    } = d;
+    port.security_groups =
+        security_groups_for(tx, ctx, b.get("security_groups"), &port, default_group).await?;
     port.fixed_ips = allocate(state, tx, &network, &subnets, requested_ips, &port, 0).await?;
-    port_binding::bind(state, &mut port, &network).await?;
-    if !repo::insert(tx, &port).await? {
-        // Checked in pick_mac; this is another server taking it in between.
-        return Err(mac_in_use(&network.id, &port.mac_address));
+    port_binding::bind(state, &mut port, &network, tx).await?;
+    match repo::insert(tx, &port).await {
+        Ok(true) => Ok(port),
+        // The network has this MAC: the caller's choice is refused; a generated one (a
+        // 1-in-16-million chance per port) makes the whole request run again with a new one.
+        Ok(false) if mac_given => Err(mac_in_use(&network.id, &port.mac_address)),
+        Ok(false) => Err(retry_request()),
+        Err(e) if is_foreign_key_violation(&e) => Err(networks::not_found(&network.id)),
+        Err(e) => Err(e.into()),
     }
-    Ok(port)
+}
+
+/// An internal error asking the handler to run the whole request again.
+fn retry_request() -> NeutronError {
+    NeutronError::conflict("RetryRequest", "a generated value collided; retrying")
+}
+
+fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }
 
 fn mac_in_use(network_id: &str, mac: &str) -> NeutronError {
@@ -287,33 +350,6 @@ fn mac_in_use(network_id: &str, mac: &str) -> NeutronError {
     )
 }
 
-/// The requested MAC (409 if the network has it already), or a random `fa:16:3e` one the
-/// network does not have.
-async fn pick_mac(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    network_id: &str,
-    requested: Option<&Value>,
-) -> ApiResult<String> {
-    if let Some(v) = requested {
-        let mac = attrs::mac(v)?.0;
-        return match repo::mac_used(tx, network_id, &mac).await? {
-            true => Err(mac_in_use(network_id, &mac)),
-            false => Ok(mac),
-        };
-    }
-    for _ in 0..16 {
-        let mac = ipam::random_mac().0;
-        if !repo::mac_used(tx, network_id, &mac).await? {
-            return Ok(mac);
-        }
-    }
-    Err(NeutronError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "MacAddressGenerationFailure",
-        format!("Unable to generate unique mac on network {network_id}."),
-    ))
-}
-
 /// The port's groups: those given (which must exist and be the project's), else the
 /// project's default group when port security is on (not for Neutron's own `network:` ports).
 async fn security_groups_for(
@@ -321,11 +357,15 @@ async fn security_groups_for(
     ctx: &RequestContext,
     given: Option<&Value>,
     port: &Port,
+    known_default: Option<String>,
 ) -> ApiResult<String> {
     let ids = match given {
         None | Some(Value::Null) => {
             if port.port_security_enabled && !port.device_owner.starts_with("network:") {
-                vec![security_groups::default_for(tx, &port.project_id).await?]
+                match known_default {
+                    Some(id) => vec![id],
+                    None => vec![security_groups::default_for(tx, &port.project_id).await?],
+                }
             } else {
                 Vec::new()
             }
@@ -645,7 +685,7 @@ pub async fn update(
     }
     if b.contains_key("security_groups") {
         p.security_groups =
-            security_groups_for(&mut tx, &ctx, b.get("security_groups"), &p).await?;
+            security_groups_for(&mut tx, &ctx, b.get("security_groups"), &p, None).await?;
     } else if !p.port_security_enabled && p.security_groups != "[]" {
         return Err(NeutronError::conflict(
             "PortSecurityPortHasSecurityGroup",
@@ -668,7 +708,7 @@ pub async fn update(
         p.binding_profile = profile;
     }
     if rebind {
-        port_binding::bind(&state, &mut p, &network).await?;
+        port_binding::bind(&state, &mut p, &network, &mut tx).await?;
     }
     p.updated_at = store::now();
     p.revision_number += 1;

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use ipnet::IpNet;
 use serde_json::{Map, Value, json};
 
@@ -195,12 +195,7 @@ pub async fn create(
         created.push(Value::Object(to_json(&s, external)));
     }
     tx.commit().await?;
-    let body = if bulk {
-        json!({"subnets": created})
-    } else {
-        json!({"subnet": created.remove(0)})
-    };
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok(body::created("subnet", "subnets", bulk, created))
 }
 
 fn required<'a>(b: &'a Map<String, Value>, key: &str) -> ApiResult<&'a Value> {
@@ -217,15 +212,7 @@ async fn create_one(
     b: &Map<String, Value>,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
 ) -> ApiResult<(Subnet, bool)> {
-    if let Some(ro) = b
-        .keys()
-        .find(|k| READ_ONLY.contains(&k.as_str()) && !CREATE_ATTRS.contains(&k.as_str()))
-    {
-        return Err(NeutronError::bad_request(format!(
-            "Attribute '{ro}' not allowed in POST"
-        )));
-    }
-    body::check_attributes(b, CREATE_ATTRS, &[])?;
+    body::check_create_attributes(b, CREATE_ATTRS, READ_ONLY)?;
     let project_id = ctx.project_for_create(b)?;
     let network_id = match required(b, "network_id")? {
         Value::String(s) => s.clone(),

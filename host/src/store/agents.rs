@@ -151,14 +151,17 @@ pub async fn find(pool: &AnyPool, agent_type: &str, host: &str) -> sqlx::Result<
 /// Every agent registered on `host`, of any type, dead ones included: what port binding hands
 /// the mechanism drivers (through [`Agent::to_binding`]). Heartbeats reach the database in
 /// batches, so `heartbeat_at` may lag the last report by about a second.
-pub async fn on_host(pool: &AnyPool, host: &str) -> sqlx::Result<Vec<Agent>> {
+pub async fn on_host<'e, E: sqlx::Executor<'e, Database = Any>>(
+    e: E,
+    host: &str,
+) -> sqlx::Result<Vec<Agent>> {
     sqlx::query(concat!(
         "SELECT ",
         columns!(),
         " FROM agents WHERE host = $1 ORDER BY agent_type"
     ))
     .bind(host)
-    .fetch_all(pool)
+    .fetch_all(e)
     .await?
     .iter()
     .map(from_row)

@@ -95,27 +95,41 @@ pub async fn take_specific(tx: &mut Tx<'_>, subnet_id: &str, ip: u128) -> sqlx::
     }
 }
 
-/// Removes `ip` from `range`: the row goes, shrinks, or splits in two.
+/// Removes `ip` from `range`: the row goes, shrinks from either end, or splits in two. The
+/// common case (the lowest address) is one UPDATE.
 async fn shrink(tx: &mut Tx<'_>, subnet_id: &str, range: Range, ip: u128) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM ip_free_ranges WHERE subnet_id = $1 AND first_ip = $2")
+    if range.first == range.last {
+        return delete_range(tx, subnet_id, range).await;
+    }
+    let (column, moved) = if ip == range.first {
+        ("first", key(ip + 1))
+    } else {
+        ("last", key(ip - 1))
+    };
+    let statement = if column == "first" {
+        "UPDATE ip_free_ranges SET first_ip = $3 WHERE subnet_id = $1 AND first_ip = $2"
+    } else {
+        "UPDATE ip_free_ranges SET last_ip = $3 WHERE subnet_id = $1 AND first_ip = $2"
+    };
+    sqlx::query(statement)
         .bind(subnet_id)
         .bind(key(range.first))
+        .bind(moved)
         .execute(&mut **tx)
         .await?;
-    let mut rest = Vec::with_capacity(2);
-    if ip > range.first {
-        rest.push(Range {
-            first: range.first,
-            last: ip - 1,
-        });
+    if ip != range.first && ip != range.last {
+        // Split: the UPDATE kept [first, ip-1]; the part above ip is a new range.
+        add_ranges(
+            tx,
+            subnet_id,
+            &[Range {
+                first: ip + 1,
+                last: range.last,
+            }],
+        )
+        .await?;
     }
-    if ip < range.last {
-        rest.push(Range {
-            first: ip + 1,
-            last: range.last,
-        });
-    }
-    add_ranges(tx, subnet_id, &rest).await
+    Ok(())
 }
 
 /// Gives `ip` back to the free ranges (only call for addresses inside the pools), merging it

@@ -258,21 +258,6 @@ pub async fn list(
     Ok(ports)
 }
 
-/// Whether a port on the network has this MAC.
-pub async fn mac_used(
-    tx: &mut Transaction<'_, Any>,
-    network_id: &str,
-    mac: &str,
-) -> sqlx::Result<bool> {
-    let found: Option<String> =
-        sqlx::query_scalar("SELECT id FROM ports WHERE network_id = $1 AND mac_address = $2")
-            .bind(network_id)
-            .bind(mac)
-            .fetch_optional(&mut **tx)
-            .await?;
-    Ok(found.is_some())
-}
-
 /// `(id, device_owner)` of every port on a network.
 pub async fn on_network(
     tx: &mut Transaction<'_, Any>,

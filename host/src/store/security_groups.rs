@@ -1,7 +1,7 @@
 //! Security groups: so far only each project's `default` group, made on first use, which ports
 //! get when they name no group.
 
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::{Any, AnyPool, Executor, Transaction};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecurityGroup {
@@ -17,7 +17,7 @@ pub struct SecurityGroup {
 /// The id of `project`'s default group, creating it if the project has none yet. Two creators
 /// racing (two servers on PostgreSQL) end with one group: the loser's row is dropped.
 pub async fn default_for(tx: &mut Transaction<'_, Any>, project: &str) -> sqlx::Result<String> {
-    if let Some(id) = find_default(tx, project).await? {
+    if let Some(id) = find_default(&mut **tx, project).await? {
         return Ok(id);
     }
     let now = super::now();
@@ -48,24 +48,25 @@ pub async fn default_for(tx: &mut Transaction<'_, Any>, project: &str) -> sqlx::
         .bind(&id)
         .execute(&mut **tx)
         .await?;
-    Ok(find_default(tx, project).await?.unwrap_or(id))
+    Ok(find_default(&mut **tx, project).await?.unwrap_or(id))
 }
 
-async fn find_default(
-    tx: &mut Transaction<'_, Any>,
+/// The id of `project`'s default group, if it has one yet.
+pub async fn find_default<'e, E: Executor<'e, Database = Any>>(
+    e: E,
     project: &str,
 ) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar(
         "SELECT security_group_id FROM default_security_groups WHERE project_id = $1",
     )
     .bind(project)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(e)
     .await
 }
 
 /// Those of `ids` that exist and `project` may use (None: any project's).
 pub async fn usable(
-    tx: &mut Transaction<'_, Any>,
+    conn: &mut sqlx::AnyConnection,
     ids: &[String],
     project: Option<&str>,
 ) -> sqlx::Result<Vec<String>> {
@@ -74,7 +75,7 @@ pub async fn usable(
         let owner: Option<String> =
             sqlx::query_scalar("SELECT project_id FROM security_groups WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(&mut *conn)
                 .await?;
         if owner.is_some_and(|o| project.is_none_or(|p| p == o)) {
             found.push(id.clone());
