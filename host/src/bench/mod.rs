@@ -504,6 +504,16 @@ pub async fn measure(
     Ok((phases, notes))
 }
 
+/// The 1-minute load average (Linux), if it can be read.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// A few random bits to keep names of different runs apart (no clock-free randomness needed).
 fn rand_u32() -> u32 {
     uuid::Uuid::new_v4().as_u128() as u32
@@ -549,6 +559,7 @@ pub fn run_api(opts: &ApiBenchOptions) -> anyhow::Result<Report> {
         ),
         (None, None) => None,
     };
+    let load = load_average();
     let result = client.block_on(measure(&endpoint, opts, token.as_deref()));
     if let Some(s) = server {
         s.stop()?;
@@ -558,6 +569,17 @@ pub fn run_api(opts: &ApiBenchOptions) -> anyhow::Result<Report> {
         notes.insert(
             0,
             "DEBUG BUILD: these figures say little; run with --release".into(),
+        );
+    }
+    // The server and this client share the machine with whatever else runs on it: say so when
+    // something else was busy, since it moves every figure here.
+    if let Some(load) = load.filter(|l| *l >= 0.5) {
+        notes.insert(
+            0,
+            format!(
+                "the 1-minute load average was {load:.2} before the run: other work on this \
+                 machine skews these figures"
+            ),
         );
     }
     Ok(Report {
