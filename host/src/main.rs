@@ -99,6 +99,10 @@ enum BenchCommand {
         /// Host the ports are bound to.
         #[arg(long, default_value = "bench-host-1")]
         host: String,
+        /// With --url: the server's agent token file, to register an agent on --host (without
+        /// it every bind ends in binding_failed).
+        #[arg(long, requires = "url")]
+        agent_token_file: Option<PathBuf>,
     },
 }
 
@@ -199,6 +203,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     list_size,
                     list_repeats,
                     host,
+                    agent_token_file,
                 },
         } => {
             let report = bench::run_api(&bench::ApiBenchOptions {
@@ -209,6 +214,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 list_size,
                 list_repeats,
                 host,
+                agent_token_file,
             })?;
             println!("{report}");
             Ok(ExitCode::SUCCESS)

@@ -126,11 +126,25 @@ impl Connection {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<Response> {
+        self.request_with(method, path, &[], body).await
+    }
+
+    /// [`Connection::request`] with extra headers.
+    pub async fn request_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<Response> {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.endpoint.prefix))
             .header(header::HOST, &self.endpoint.authority)
             .header(header::ACCEPT, "application/json");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         let bytes = match body {
             Some(b) => {
                 req = req.header(header::CONTENT_TYPE, "application/json");
@@ -154,6 +168,48 @@ impl Connection {
     pub async fn get(&mut self, path: &str) -> anyhow::Result<Response> {
         self.request(Method::GET, path, None).await
     }
+}
+
+/// Registers (or refreshes) an agent the way a node agent does: a `report_state` to the internal
+/// API with the agents' shared token. Returns the server's verdict (`new`, `alive`, `revived`).
+pub async fn report_agent(
+    conn: &mut Connection,
+    token: &str,
+    agent: &Value,
+) -> anyhow::Result<String> {
+    let r = conn
+        .request_with(
+            Method::POST,
+            "/internal/agents/report",
+            &[("x-neutrino-agent-token", token)],
+            Some(&serde_json::json!({ "agent": agent })),
+        )
+        .await?
+        .expect(StatusCode::OK, "POST /internal/agents/report")?;
+    r["result"]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("agent report answered {r}"))
+}
+
+/// An Open vSwitch agent's report for `host`, configured to bind VXLAN and `physnet1` (VLAN and
+/// flat) ports with hybrid plug, as neutron-openvswitch-agent reports itself.
+pub fn ovs_agent(host: &str) -> Value {
+    serde_json::json!({
+        "agent_type": "Open vSwitch agent",
+        "binary": "neutron-openvswitch-agent",
+        "host": host,
+        "topic": "N/A",
+        "start_flag": true,
+        "configurations": {
+            "bridge_mappings": {"physnet1": "br-phys1"},
+            "integration_bridge": "br-int",
+            "tunnel_types": ["vxlan"],
+            "tunneling_ip": "192.0.2.10",
+            "datapath_type": "netdev",
+            "ovs_hybrid_plug": true,
+        },
+    })
 }
 
 /// Whether the server routes `GET /v2.0/<collection>`: a server without the resource answers

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::api::ApiConfig;
 use crate::server::{ServeOptions, app};
-use client::{Connection, Endpoint, serves};
+use client::{Connection, Endpoint, ovs_agent, report_agent, serves};
 
 #[derive(Debug, Clone)]
 pub struct ApiBenchOptions {
@@ -42,6 +42,8 @@ pub struct ApiBenchOptions {
     pub list_repeats: usize,
     /// Host the ports are bound to.
     pub host: String,
+    /// The agents' shared token of the `--url` server, to register an agent on `host`.
+    pub agent_token_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ApiBenchOptions {
@@ -54,6 +56,7 @@ impl Default for ApiBenchOptions {
             list_size: 500,
             list_repeats: 200,
             host: "bench-host-1".into(),
+            agent_token_file: None,
         }
     }
 }
@@ -90,16 +93,25 @@ struct Job {
     path: String,
     body: Option<Value>,
     expect: StatusCode,
+    /// Keep the answer for the caller. Lists are not kept (hundreds of 500 KB bodies would
+    /// make the client itself the bottleneck on a 2-core machine): only their length is.
+    keep: bool,
 }
 
-/// Runs `jobs` over `concurrency` connections; returns the phase (latencies sorted) and every
-/// answer's body in job order.
+/// What a phase's answers were: kept bodies (parsed; `null` when not kept) and every length.
+struct Answers {
+    bodies: Vec<Value>,
+    lengths: Vec<usize>,
+}
+
+/// Runs `jobs` over `concurrency` connections; returns the phase (latencies sorted) and the
+/// answers in job order.
 async fn run_phase(
     endpoint: &Endpoint,
     operation: &str,
     concurrency: usize,
     jobs: Vec<Job>,
-) -> anyhow::Result<(Phase, Vec<Value>)> {
+) -> anyhow::Result<(Phase, Answers)> {
     let n = jobs.len();
     if n == 0 {
         bail!("{operation}: nothing to do");
@@ -134,7 +146,9 @@ async fn run_phase(
                         String::from_utf8_lossy(&r.body)
                     );
                 }
-                done.push((i, elapsed, r.body));
+                let len = r.body.len();
+                let body = if job.keep { r.body } else { Default::default() };
+                done.push((i, elapsed, body, len));
             }
             anyhow::Ok(done)
         }));
@@ -144,13 +158,14 @@ async fn run_phase(
         results.extend(w.await??);
     }
     let wall = start.elapsed();
-    results.sort_by_key(|(i, _, _)| *i);
-    let mut latencies: Vec<Duration> = results.iter().map(|(_, d, _)| *d).collect();
+    results.sort_by_key(|(i, _, _, _)| *i);
+    let mut latencies: Vec<Duration> = results.iter().map(|(_, d, _, _)| *d).collect();
     latencies.sort();
+    let lengths = results.iter().map(|(_, _, _, len)| *len).collect();
     // Parsed after the clock stopped: the client's JSON work is not the server's latency.
     let bodies = results
         .iter()
-        .map(|(_, _, b)| {
+        .map(|(_, _, b, _)| {
             if b.is_empty() {
                 Ok(Value::Null)
             } else {
@@ -168,7 +183,7 @@ async fn run_phase(
             p99: percentile(&latencies, 99),
             target: None,
         },
-        bodies,
+        Answers { bodies, lengths },
     ))
 }
 
@@ -241,6 +256,7 @@ async fn bulk_create(
 pub async fn measure(
     endpoint: &Endpoint,
     opts: &ApiBenchOptions,
+    agent_token: Option<&str>,
 ) -> anyhow::Result<(Vec<Phase>, Vec<String>)> {
     let mut notes = Vec::new();
     let mut phases = Vec::new();
@@ -299,16 +315,18 @@ pub async fn measure(
                 path: format!("/v2.0/{collection}"),
                 body: Some(item(format!("bench-{run}-c{c}-{i}"))),
                 expect: StatusCode::CREATED,
+                keep: true,
             })
             .collect();
-        let (mut phase, bodies) =
+        let (mut phase, answers) =
             run_phase(endpoint, &format!("{resource} create"), c, jobs).await?;
         if c == 16 && ports {
             let ok = phase.per_second() >= 5000.0 && phase.p99 <= Duration::from_millis(20);
             phase.target = Some(("≥ 5,000/s and p99 ≤ 20 ms".into(), ok));
         }
         phases.push(phase);
-        let ids = bodies
+        let ids = answers
+            .bodies
             .iter()
             .map(|b| id_of(b, resource))
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -349,7 +367,9 @@ pub async fn measure(
         networks.extend(ids.iter().cloned());
         (format!("/v2.0/networks?name={list_name}"), ids)
     };
-    let listed = conn.get(&list_path).await?.expect(StatusCode::OK, "list")?;
+    let listed = conn.get(&list_path).await?;
+    let listed_len = listed.body.len();
+    let listed = listed.expect(StatusCode::OK, "list")?;
     let got = listed[collection].as_array().map_or(0, Vec::len);
     if got != opts.list_size {
         bail!(
@@ -363,9 +383,10 @@ pub async fn measure(
             path: list_path.clone(),
             body: None,
             expect: StatusCode::OK,
+            keep: false,
         })
         .collect();
-    let (mut phase, bodies) = run_phase(
+    let (mut phase, answers) = run_phase(
         endpoint,
         &format!(
             "list {} {collection} (GET {})",
@@ -376,10 +397,8 @@ pub async fn measure(
         jobs,
     )
     .await?;
-    if bodies
-        .iter()
-        .any(|b| b[collection].as_array().map_or(0, Vec::len) != opts.list_size)
-    {
+    // Nothing changes the list meanwhile, so every answer is as long as the checked one.
+    if answers.lengths.iter().any(|len| *len != listed_len) {
         bail!(
             "a repeated list did not return {} {collection}",
             opts.list_size
@@ -393,19 +412,27 @@ pub async fn measure(
     // Binding updates: every port created above is bound once, at the concurrency it was
     // created with.
     if ports {
-        notes.push(if agents {
-            format!(
-                "binding: the server serves /v2.0/agents, but no agent is registered for {} by \
-                 this bench, so binds end in binding_failed",
+        match (agents, agent_token) {
+            (true, Some(token)) => {
+                // Reported just before the binds, so the agent is alive throughout them.
+                let verdict = report_agent(&mut conn, token, &ovs_agent(&opts.host)).await?;
+                notes.push(format!(
+                    "binding: an Open vSwitch agent on {} reported itself ({verdict}) before the \
+                     binds; the bundled drivers bind against it",
+                    opts.host
+                ));
+            }
+            (true, None) => notes.push(format!(
+                "binding: no agent token (--agent-token-file), so no agent was registered on {}: \
+                 every bind ends in binding_failed (the drivers run, none binds)",
                 opts.host
-            )
-        } else {
-            format!(
-                "binding: this server has no agents API yet, so no agent lives on {} and every \
-                 bind ends in binding_failed (the mechanism manager runs, no driver binds)",
+            )),
+            (false, _) => notes.push(format!(
+                "binding: this server has no agents API, so no agent lives on {} and every bind \
+                 ends in binding_failed",
                 opts.host
-            )
-        });
+            )),
+        }
         for (c, ids) in &created {
             let jobs = ids
                 .iter()
@@ -414,10 +441,12 @@ pub async fn measure(
                     path: format!("/v2.0/ports/{id}"),
                     body: Some(json!({"port": {"binding:host_id": opts.host}})),
                     expect: StatusCode::OK,
+                    keep: true,
                 })
                 .collect();
-            let (phase, bodies) = run_phase(endpoint, "port binding update", *c, jobs).await?;
-            let mut vif_types: Vec<String> = bodies
+            let (phase, answers) = run_phase(endpoint, "port binding update", *c, jobs).await?;
+            let mut vif_types: Vec<String> = answers
+                .bodies
                 .iter()
                 .map(|b| {
                     b["port"]["binding:vif_type"]
@@ -449,6 +478,7 @@ pub async fn measure(
                 path: format!("/v2.0/ports/{id}"),
                 body: None,
                 expect: StatusCode::NO_CONTENT,
+                keep: false,
             })
             .collect();
         phases.push(
@@ -464,6 +494,7 @@ pub async fn measure(
             path: format!("/v2.0/networks/{id}"),
             body: None,
             expect: StatusCode::NO_CONTENT,
+            keep: false,
         })
         .collect();
     let (phase, _) = run_phase(endpoint, "network delete", max_concurrency, jobs).await?;
@@ -471,6 +502,16 @@ pub async fn measure(
         phases.push(phase);
     }
     Ok((phases, notes))
+}
+
+/// The 1-minute load average (Linux), if it can be read.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// A few random bits to keep names of different runs apart (no clock-free randomness needed).
@@ -508,7 +549,18 @@ pub fn run_api(opts: &ApiBenchOptions) -> anyhow::Result<Report> {
             (endpoint, description)
         }
     };
-    let result = client.block_on(measure(&endpoint, opts));
+    let token = match (&server, &opts.agent_token_file) {
+        (Some(s), _) => Some(s.agent_token.clone()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("agent token file {}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    let load = load_average();
+    let result = client.block_on(measure(&endpoint, opts, token.as_deref()));
     if let Some(s) = server {
         s.stop()?;
     }
@@ -517,6 +569,17 @@ pub fn run_api(opts: &ApiBenchOptions) -> anyhow::Result<Report> {
         notes.insert(
             0,
             "DEBUG BUILD: these figures say little; run with --release".into(),
+        );
+    }
+    // The server and this client share the machine with whatever else runs on it: say so when
+    // something else was busy, since it moves every figure here.
+    if let Some(load) = load.filter(|l| *l >= 0.5) {
+        notes.insert(
+            0,
+            format!(
+                "the 1-minute load average was {load:.2} before the run: other work on this \
+                 machine skews these figures"
+            ),
         );
     }
     Ok(Report {
@@ -530,6 +593,7 @@ pub fn run_api(opts: &ApiBenchOptions) -> anyhow::Result<Report> {
 struct InProcessServer {
     endpoint: Endpoint,
     database: String,
+    agent_token: String,
     shutdown: tokio::sync::oneshot::Sender<()>,
     thread: std::thread::JoinHandle<anyhow::Result<()>>,
     _dir: tempfile::TempDir,
@@ -546,6 +610,7 @@ impl InProcessServer {
             api: ApiConfig::default(),
         };
         let database = options.database_url();
+        let token_path = options.agent_token_path();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || -> anyhow::Result<()> {
@@ -576,9 +641,15 @@ impl InProcessServer {
             .recv()
             .context("the in-process server thread died")?
             .map_err(|e| anyhow::anyhow!("in-process server: {e}"))?;
+        // Written by the server as it started.
+        let agent_token = std::fs::read_to_string(&token_path)
+            .with_context(|| format!("agent token file {}", token_path.display()))?
+            .trim()
+            .to_string();
         Ok(InProcessServer {
             endpoint: Endpoint::from_addr(addr),
             database,
+            agent_token,
             shutdown,
             thread,
             _dir: dir,

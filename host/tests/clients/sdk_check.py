@@ -189,13 +189,21 @@ def ports(conn):
     except exceptions.ConflictException as e:
         assert "10.60.0.77" in str(e), e
 
+    # The test registered a live Open vSwitch agent on sdk-compute-1: ovs-hybrid binds there.
+    bound = conn.network.update_port(port, binding_host_id="sdk-compute-1")
+    assert bound.binding_host_id == "sdk-compute-1", bound.binding_host_id
+    assert bound.binding_vif_type == "ovs", bound.binding_vif_type
+    assert bound.binding_vif_details.get("ovs_hybrid_plug") is True, bound.binding_vif_details
+    assert conn.network.get_port(port.id).binding_vif_type == "ovs"
+
     # No agent lives on this host, so the mechanism manager finds no driver to bind.
-    bound = conn.network.update_port(port, binding_host_id="sdk-host-without-agent")
-    assert bound.binding_host_id == "sdk-host-without-agent", bound.binding_host_id
-    assert bound.binding_vif_type == "binding_failed", bound.binding_vif_type
+    failed = conn.network.update_port(port, binding_host_id="sdk-host-without-agent")
+    assert failed.binding_host_id == "sdk-host-without-agent", failed.binding_host_id
+    assert failed.binding_vif_type == "binding_failed", failed.binding_vif_type
     shown = conn.network.get_port(port.id)
     assert shown.binding_host_id == "sdk-host-without-agent"
     assert shown.binding_vif_type == "binding_failed"
+    assert [p.id for p in conn.network.ports(binding_host_id="sdk-host-without-agent")] == [port.id]
 
     unbound = conn.network.update_port(port, binding_host_id=None)
     assert unbound.binding_host_id in ("", None), unbound.binding_host_id
@@ -216,6 +224,11 @@ def agents(conn):
         assert a.id and a.agent_type and a.host and a.binary, a
         assert isinstance(a.is_alive, bool), a
         assert conn.network.get_agent(a.id).id == a.id
+    assert len(listed) == 1, listed
+    agent = conn.network.update_agent(listed[0], description="rack 7", is_admin_state_up=False)
+    assert agent.description == "rack 7" and agent.is_admin_state_up is False, agent
+    assert conn.network.get_agent(agent.id).is_admin_state_up is False
+    assert [a.id for a in conn.network.agents(host=agent.host)] == [agent.id]
     none = list(conn.network.agents(host="no-such-host"))
     assert none == [], none
     return {"agents": [{"type": a.agent_type, "host": a.host, "alive": a.is_alive} for a in listed]}
