@@ -789,12 +789,12 @@ on_both_databases!(policy_and_binding, |api: TestApi| async move {
         .call_as(alice, Method::GET, &format!("{path}/binding"), None)
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    // Clearing the host unbinds.
+    // Clearing the host unbinds; `null` (what `openstack port unset --host` sends) clears it too.
     let r = api
         .call(
             Method::PUT,
             &path,
-            Some(json!({"port": {"binding:host_id": ""}})),
+            Some(json!({"port": {"binding:host_id": null}})),
         )
         .await;
     assert_eq!(r.body["port"]["binding:vif_type"], "unbound");

@@ -150,6 +150,19 @@ pub fn string(body: &Map<String, Value>, key: &str, max: usize) -> ApiResult<Opt
     }
 }
 
+/// A string attribute where `null` means empty (Neutron's `convert_none_to_empty_string`, used
+/// by e.g. `binding:host_id`: `openstack port unset --host` sends `null`).
+pub fn string_or_empty(
+    body: &Map<String, Value>,
+    key: &str,
+    max: usize,
+) -> ApiResult<Option<String>> {
+    match body.get(key) {
+        Some(Value::Null) => Ok(Some(String::new())),
+        _ => string(body, key, max),
+    }
+}
+
 /// An integer attribute (a JSON number or a numeric string), `null` as None.
 pub fn integer(body: &Map<String, Value>, key: &str) -> ApiResult<Option<i64>> {
     match body.get(key) {

@@ -254,7 +254,7 @@ async fn draft(
     let default_group = security_groups::find_default(&mut *read, &project_id).await?;
     drop(read);
     let requested_ips = attrs::fixed_ips(b)?;
-    let device_owner = body::string(b, "device_owner", 255)?.unwrap_or_default();
+    let device_owner = body::string_or_empty(b, "device_owner", 255)?.unwrap_or_default();
     let port_security =
         body::boolean(b, "port_security_enabled")?.unwrap_or(network.port_security_enabled);
     let mac_given = b.get("mac_address").map(attrs::mac).transpose()?;
@@ -268,14 +268,14 @@ async fn draft(
         mac_address: mac_given.clone().unwrap_or_else(ipam::random_mac).0,
         admin_state_up: body::boolean(b, "admin_state_up")?.unwrap_or(true),
         status: "DOWN".into(),
-        device_id: body::string(b, "device_id", 255)?.unwrap_or_default(),
+        device_id: body::string_or_empty(b, "device_id", 255)?.unwrap_or_default(),
         device_owner,
         port_security_enabled: port_security,
         security_groups: "[]".into(),
         allowed_address_pairs: "[]".into(),
         extra_dhcp_opts: attrs::extra_dhcp_opts(b.get("extra_dhcp_opts"), "[]")?,
         dns_name: attrs::dns_name(b)?.unwrap_or_default(),
-        binding_host: body::string(b, "binding:host_id", 255)?.unwrap_or_default(),
+        binding_host: body::string_or_empty(b, "binding:host_id", 255)?.unwrap_or_default(),
         binding_vnic_type: attrs::vnic_type(b)?.unwrap_or_else(|| "normal".into()),
         binding_profile: attrs::profile(b)?.unwrap_or_else(|| "{}".into()),
         created_at: now.clone(),
@@ -655,10 +655,10 @@ pub async fn update(
     if let Some(d) = body::string(&b, "description", 255)? {
         p.description = d;
     }
-    if let Some(d) = body::string(&b, "device_id", 255)? {
+    if let Some(d) = body::string_or_empty(&b, "device_id", 255)? {
         p.device_id = d;
     }
-    if let Some(d) = body::string(&b, "device_owner", 255)? {
+    if let Some(d) = body::string_or_empty(&b, "device_owner", 255)? {
         p.device_owner = d;
     }
     p.admin_state_up = body::boolean(&b, "admin_state_up")?.unwrap_or(p.admin_state_up);
@@ -693,7 +693,7 @@ pub async fn update(
     let rebind = ["binding:host_id", "binding:vnic_type", "binding:profile"]
         .iter()
         .any(|k| b.contains_key(*k));
-    if let Some(host) = body::string(&b, "binding:host_id", 255)? {
+    if let Some(host) = body::string_or_empty(&b, "binding:host_id", 255)? {
         p.binding_host = host;
     }
     if let Some(vnic) = attrs::vnic_type(&b)? {
