@@ -89,10 +89,6 @@ pub fn usable(net: &IpNet) -> Range {
     }
 }
 
-pub fn contains(net: &IpNet, ip: IpAddr) -> bool {
-    net.contains(&ip)
-}
-
 /// Whether `ip` may be given to a port on `net` (inside, and not a reserved address).
 pub fn is_usable(net: &IpNet, ip: IpAddr) -> bool {
     let u = usable(net);

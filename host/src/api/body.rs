@@ -150,6 +150,19 @@ pub fn string(body: &Map<String, Value>, key: &str, max: usize) -> ApiResult<Opt
     }
 }
 
+/// A list attribute: None when absent, no items for `null`, else its items; anything but a
+/// list is "Invalid input for <key>. Reason: '<value>' is not a list".
+pub fn list<'a>(v: Option<&'a Value>, key: &str) -> ApiResult<Option<&'a [Value]>> {
+    match v {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(&[])),
+        Some(Value::Array(items)) => Ok(Some(items)),
+        Some(other) => Err(NeutronError::bad_request(format!(
+            "Invalid input for {key}. Reason: '{other}' is not a list"
+        ))),
+    }
+}
+
 /// A string attribute where `null` means empty (Neutron's `convert_none_to_empty_string`, used
 /// by e.g. `binding:host_id`: `openstack port unset --host` sends `null`).
 pub fn string_or_empty(

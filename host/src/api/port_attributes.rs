@@ -49,11 +49,8 @@ fn shown(v: &Value) -> String {
 
 /// The `fixed_ips` of a body, or None when absent.
 pub fn fixed_ips(b: &Map<String, Value>) -> ApiResult<Option<Vec<IpRequest>>> {
-    let items = match b.get("fixed_ips") {
-        None => return Ok(None),
-        Some(Value::Null) => return Ok(Some(Vec::new())),
-        Some(Value::Array(items)) => items,
-        Some(other) => return Err(invalid("fixed_ips", format!("'{other}' is not a list"))),
+    let Some(items) = body::list(b.get("fixed_ips"), "fixed_ips")? else {
+        return Ok(None);
     };
     let mut out: Vec<IpRequest> = Vec::with_capacity(items.len());
     for item in items {
@@ -194,16 +191,8 @@ pub fn pairs_need_port_security() -> NeutronError {
 /// `allowed_address_pairs` as JSON text with each pair's MAC filled in (the port's when not
 /// given), or None when absent.
 pub fn address_pairs(v: Option<&Value>, port: &Port) -> ApiResult<Option<String>> {
-    let items = match v {
-        None => return Ok(None),
-        Some(Value::Null) => return Ok(Some("[]".into())),
-        Some(Value::Array(items)) => items,
-        Some(other) => {
-            return Err(invalid(
-                "allowed_address_pairs",
-                format!("'{other}' is not a list"),
-            ));
-        }
+    let Some(items) = body::list(v, "allowed_address_pairs")? else {
+        return Ok(None);
     };
     let mut out: Vec<Value> = Vec::with_capacity(items.len());
     for item in items {
@@ -259,16 +248,12 @@ pub fn address_pairs(v: Option<&Value>, port: &Port) -> ApiResult<Option<String>
 /// (`opt_name`, `ip_version`); a `null` value removes it.
 pub fn extra_dhcp_opts(v: Option<&Value>, current: &str) -> ApiResult<String> {
     let mut opts: Vec<Value> = serde_json::from_str(current).unwrap_or_default();
-    let items = match v {
-        None => return Ok(current.to_string()),
-        Some(Value::Null) => return Ok("[]".into()),
-        Some(Value::Array(items)) => items,
-        Some(other) => {
-            return Err(invalid(
-                "extra_dhcp_opts",
-                format!("'{other}' is not a list"),
-            ));
-        }
+    // `null` removes every option; a list changes the ones it names.
+    if v.is_some_and(Value::is_null) {
+        return Ok("[]".into());
+    }
+    let Some(items) = body::list(v, "extra_dhcp_opts")? else {
+        return Ok(current.to_string());
     };
     for item in items {
         let Value::Object(m) = item else {

@@ -19,7 +19,7 @@ use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
 use super::{AppState, base_url, networks, strip_json_suffix};
 use crate::ipam::{self, PoolError, Range};
-use crate::store::{self, Backend, ipam as ipam_store, subnets as repo, subnets::Subnet};
+use crate::store::{self, ipam as ipam_store, subnets as repo, subnets::Subnet};
 
 pub const SPEC: CollectionSpec = CollectionSpec {
     collection: "subnets",
@@ -276,7 +276,7 @@ async fn create_one(
     let routes = host_routes(b, version)?.unwrap_or_default();
 
     // Overlap is checked under the network's lock, so two concurrent creates cannot both pass.
-    lock_network_subnets(tx, state.store.backend, &network_id).await?;
+    store::lock_named(tx, state.store.backend, &format!("subnets/{network_id}")).await?;
     if repo::on_network(&mut **tx, &network_id)
         .await?
         .iter()
@@ -309,21 +309,6 @@ async fn create_one(
     repo::insert(tx, &s).await?;
     ipam_store::add_ranges(tx, &s.id, &pools).await?;
     Ok((s, network.external))
-}
-
-/// Serialises subnet creation per network on PostgreSQL (SQLite has one writer anyway).
-async fn lock_network_subnets(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    backend: Backend,
-    network_id: &str,
-) -> sqlx::Result<()> {
-    if backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(store::lock_key(&format!("subnets/{network_id}")))
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
 }
 
 fn ipv6_modes(
@@ -418,16 +403,11 @@ fn checked_pools(net: &IpNet, v: &Value, gateway: Option<IpAddr>) -> ApiResult<V
 }
 
 fn nameservers(b: &Map<String, Value>, version: u8) -> ApiResult<Option<Vec<String>>> {
-    let Some(v) = b.get("dns_nameservers") else {
+    let Some(items) = body::list(b.get("dns_nameservers"), "dns_nameservers")? else {
         return Ok(None);
     };
     let bad = |why: String| {
         NeutronError::bad_request(format!("Invalid input for dns_nameservers. Reason: {why}"))
-    };
-    let items = match v {
-        Value::Null => return Ok(Some(Vec::new())),
-        Value::Array(items) => items,
-        other => return Err(bad(format!("'{other}' is not a list"))),
     };
     let mut out: Vec<String> = Vec::new();
     for item in items {
@@ -458,16 +438,11 @@ fn shown(v: &Value) -> String {
 }
 
 fn host_routes(b: &Map<String, Value>, version: u8) -> ApiResult<Option<Vec<Value>>> {
-    let Some(v) = b.get("host_routes") else {
+    let Some(items) = body::list(b.get("host_routes"), "host_routes")? else {
         return Ok(None);
     };
     let bad = |why: String| {
         NeutronError::bad_request(format!("Invalid input for host_routes. Reason: {why}"))
-    };
-    let items = match v {
-        Value::Null => return Ok(Some(Vec::new())),
-        Value::Array(items) => items,
-        other => return Err(bad(format!("'{other}' is not a list"))),
     };
     let mut out: Vec<Value> = Vec::new();
     for item in items {
@@ -530,12 +505,10 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let query = ListQuery::parse(q.as_deref(), &SPEC)?;
     let project = (!ctx.is_admin()).then_some(ctx.project_id.as_str());
-    let external: HashSet<String> =
-        sqlx::query_scalar("SELECT id FROM networks WHERE external = 1")
-            .fetch_all(&state.store.read)
-            .await?
-            .into_iter()
-            .collect();
+    let external: HashSet<String> = crate::store::networks::external_ids(&state.store.read)
+        .await?
+        .into_iter()
+        .collect();
     let items = repo::list(&state.store.read, project)
         .await?
         .iter()

@@ -8,20 +8,14 @@
 
 use sqlx::{Any, Row, Transaction};
 
-use super::{Backend, lock_key};
+use super::{Backend, lock_named};
 use crate::ipam::{Range, from_key, key};
 
 type Tx<'a> = Transaction<'a, Any>;
 
 /// Takes the subnet's IPAM lock (PostgreSQL; a no-op on SQLite, whose writer is alone).
 pub async fn lock_subnet(tx: &mut Tx<'_>, backend: Backend, subnet_id: &str) -> sqlx::Result<()> {
-    if backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(lock_key(&format!("ipam/{subnet_id}")))
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
+    lock_named(tx, backend, &format!("ipam/{subnet_id}")).await
 }
 
 /// Writes the free ranges of a new subnet (or of one whose pools were rebuilt).

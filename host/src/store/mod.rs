@@ -153,8 +153,25 @@ pub fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// Serialises transactions that take the lock of the same `name` (a pool, a subnet, ...), so
+/// that servers sharing PostgreSQL queue instead of racing; released at commit or rollback.
+/// A no-op on SQLite, where the one writing connection already serialises them.
+pub async fn lock_named(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    name: &str,
+) -> sqlx::Result<()> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(lock_key(name))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// A stable PostgreSQL advisory-lock key for a named thing (FNV-1a of the name).
-pub fn lock_key(name: &str) -> i64 {
+fn lock_key(name: &str) -> i64 {
     let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
-use super::{Backend, flag, is_unique_violation, lock_key};
+use super::{Backend, flag, is_unique_violation, lock_named};
 
 /// A network as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,12 +100,7 @@ pub async fn allocate_segment(
     let id = match requested {
         Some(id) => id,
         None => {
-            if backend == Backend::Postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(lock_key(&format!("segments/{network_type}/{physnet}")))
-                    .execute(&mut **tx)
-                    .await?;
-            }
+            lock_named(tx, backend, &format!("segments/{network_type}/{physnet}")).await?;
             lowest_free(tx, network_type, physnet, range)
                 .await?
                 .ok_or(SegmentError::Exhausted)?
@@ -236,6 +231,13 @@ pub async fn get<'e, E: sqlx::Executor<'e, Database = Any>>(
     .await?
     .map(|r| from_row(&r))
     .transpose()
+}
+
+/// Ids of the external networks (a subnet shows its network's `router:external`).
+pub async fn external_ids(pool: &AnyPool) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT id FROM networks WHERE external = 1")
+        .fetch_all(pool)
+        .await
 }
 
 /// Networks a project may see (its own, shared and external ones); all when `project` is None.

@@ -1,18 +1,7 @@
 //! Security groups: so far only each project's `default` group, made on first use, which ports
 //! get when they name no group.
 
-use sqlx::{Any, AnyPool, Executor, Transaction};
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SecurityGroup {
-    pub id: String,
-    pub project_id: String,
-    pub name: String,
-    pub description: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub revision_number: i64,
-}
+use sqlx::{Any, Executor, Transaction};
 
 /// The id of `project`'s default group, creating it if the project has none yet. Two creators
 /// racing (two servers on PostgreSQL) end with one group: the loser's row is dropped.
@@ -82,32 +71,4 @@ pub async fn usable(
         }
     }
     Ok(found)
-}
-
-/// Groups `project` may see (None: all).
-pub async fn list(pool: &AnyPool, project: Option<&str>) -> sqlx::Result<Vec<SecurityGroup>> {
-    type Row = (String, String, String, String, String, String, i64);
-    let all: Vec<Row> = sqlx::query_as(
-        "SELECT id, project_id, name, description, created_at, updated_at, revision_number \
-         FROM security_groups ORDER BY id",
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(all
-        .into_iter()
-        .filter(|g| project.is_none_or(|p| p == g.1))
-        .map(
-            |(id, project_id, name, description, created_at, updated_at, revision_number)| {
-                SecurityGroup {
-                    id,
-                    project_id,
-                    name,
-                    description,
-                    created_at,
-                    updated_at,
-                    revision_number,
-                }
-            },
-        )
-        .collect())
 }
