@@ -29,3 +29,16 @@ if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     $(need_root) apt-get update -q
     DEBIAN_FRONTEND=noninteractive $(need_root) apt-get install -y -q python3 python3-venv
 fi
+
+# The dataplane: namespaces, bridges and veths (iproute2), Open vSwitch (userspace datapath),
+# dnsmasq for DHCP, udhcpc as the instances' DHCP client, ping and ethtool for the tests.
+missing=()
+for tool in ip:iproute2 ping:iputils-ping ethtool:ethtool iptables:iptables dnsmasq:dnsmasq-base \
+    udhcpc:udhcpc ovs-vsctl:openvswitch-switch; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    $(need_root) apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $(need_root) apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

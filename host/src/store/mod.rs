@@ -4,6 +4,7 @@
 //! knows HTTP.
 
 pub mod agents;
+pub mod feed;
 pub mod ipam;
 pub mod networks;
 pub mod ports;
@@ -21,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("sql/0001_networks.sql")),
     (2, include_str!("sql/0002_subnets_ports.sql")),
     (3, include_str!("sql/0003_agents.sql")),
+    (4, include_str!("sql/0004_host_feed.sql")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,100 @@
+//! The per-host change feed agents long-poll (see `agent::protocol`). Writers call [`record`]
+//! inside the transaction that makes the change; readers ask what changed after a revision.
+
+use sqlx::{AnyConnection, Row as _};
+
+/// What a feed entry names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeedKind {
+    Port,
+    DhcpNetwork,
+    Instance,
+}
+
+impl FeedKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedKind::Port => "port",
+            FeedKind::DhcpNetwork => "dhcp_network",
+            FeedKind::Instance => "instance",
+        }
+    }
+
+    pub fn named(s: &str) -> Option<FeedKind> {
+        match s {
+            "port" => Some(FeedKind::Port),
+            "dhcp_network" => Some(FeedKind::DhcpNetwork),
+            "instance" => Some(FeedKind::Instance),
+            _ => None,
+        }
+    }
+}
+
+/// Records, in the caller's transaction, that `object_id` changed for each of `hosts` (empty
+/// host names are skipped). Returns the new revision, or None when there was no host to tell.
+pub async fn record(
+    conn: &mut AnyConnection,
+    hosts: &[&str],
+    kind: FeedKind,
+    object_id: &str,
+) -> sqlx::Result<Option<i64>> {
+    let mut hosts: Vec<&str> = hosts.iter().copied().filter(|h| !h.is_empty()).collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    if hosts.is_empty() {
+        return Ok(None);
+    }
+    let revision: i64 = sqlx::query_scalar(
+        "UPDATE feed_revision SET revision = revision + 1 WHERE id = 1 RETURNING revision",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    for host in hosts {
+        sqlx::query(
+            "INSERT INTO host_feed (host, kind, object_id, revision) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (host, kind, object_id) DO UPDATE SET revision = excluded.revision",
+        )
+        .bind(host)
+        .bind(kind.as_str())
+        .bind(object_id)
+        .bind(revision)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(Some(revision))
+}
+
+/// The newest revision of the whole feed.
+pub async fn revision(conn: &mut AnyConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT revision FROM feed_revision WHERE id = 1")
+        .fetch_one(conn)
+        .await
+}
+
+/// What changed on `host` after `after`, oldest first, and the host's newest revision (or
+/// `after` when nothing did).
+pub async fn changes_since(
+    conn: &mut AnyConnection,
+    host: &str,
+    after: i64,
+) -> sqlx::Result<(i64, Vec<(FeedKind, String)>)> {
+    let rows = sqlx::query(
+        "SELECT kind, object_id, revision FROM host_feed WHERE host = $1 AND revision > $2 \
+         ORDER BY revision",
+    )
+    .bind(host)
+    .bind(after)
+    .fetch_all(conn)
+    .await?;
+    let mut newest = after;
+    let mut changes = Vec::with_capacity(rows.len());
+    for row in rows {
+        let kind: String = row.try_get("kind")?;
+        let revision: i64 = row.try_get("revision")?;
+        newest = newest.max(revision);
+        if let Some(kind) = FeedKind::named(&kind) {
+            changes.push((kind, row.try_get("object_id")?));
+        }
+    }
+    Ok((newest, changes))
+}
