@@ -102,12 +102,21 @@ impl AgentToken {
     }
 }
 
-fn unauthorized() -> NeutronError {
-    NeutronError::new(
-        StatusCode::UNAUTHORIZED,
-        "HTTPUnauthorized",
-        "A valid X-Neutrino-Agent-Token header is required to report agent state.",
-    )
+/// Every internal endpoint starts with this: the request must carry the agents' token.
+pub fn authorize_agent(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
+    let authorized = headers
+        .get(TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| state.agent_token.matches(t));
+    if authorized {
+        Ok(())
+    } else {
+        Err(NeutronError::new(
+            StatusCode::UNAUTHORIZED,
+            "HTTPUnauthorized",
+            "A valid X-Neutrino-Agent-Token header is required on the agents' internal API.",
+        ))
+    }
 }
 
 /// `POST /internal/agents/report` with `{"agent": {...}}` -> `{"result": "new"|"alive"|"revived"}`.
@@ -116,13 +125,7 @@ pub async fn report(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let authorized = headers
-        .get(TOKEN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| state.agent_token.matches(t));
-    if !authorized {
-        return Err(unauthorized());
-    }
+    authorize_agent(&state, &headers)?;
     let body = body::update_body(&bytes, "agent")?;
     let report = parse_report(&body)?;
     let outcome = state.heartbeats.report(&report).await?;

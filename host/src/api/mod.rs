@@ -79,6 +79,8 @@ pub struct AppState {
     pub mechanism: Arc<OnceCell<Arc<MechanismManager>>>,
     /// Set with `--auth keystone`.
     pub keystone: Option<Arc<keystone::Keystone>>,
+    /// Wakes agents' long polls after a commit that recorded change-feed entries.
+    pub feed: Arc<crate::store::feed::FeedSignal>,
     /// Started on first use, in the server's runtime.
     port_writer: Arc<std::sync::OnceLock<port_writer::PortWriter>>,
 }
@@ -98,6 +100,7 @@ impl AppState {
             agent_token: Arc::new(agent_token),
             keystone,
             mechanism: Arc::new(OnceCell::new()),
+            feed: Arc::new(crate::store::feed::FeedSignal::default()),
             port_writer: Arc::new(std::sync::OnceLock::new()),
         }
     }

@@ -98,3 +98,38 @@ pub async fn changes_since(
     }
     Ok((newest, changes))
 }
+
+/// Wakes the long polls of this server when a transaction that recorded feed entries has
+/// committed. Other servers sharing PostgreSQL are not woken by it: long polls also re-read the
+/// feed every second.
+#[derive(Debug)]
+pub struct FeedSignal {
+    sender: tokio::sync::watch::Sender<i64>,
+}
+
+impl Default for FeedSignal {
+    fn default() -> Self {
+        FeedSignal {
+            sender: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+impl FeedSignal {
+    /// Call after the commit of a transaction in which [`record`] returned `revision`.
+    pub fn committed(&self, revision: Option<i64>) {
+        if let Some(revision) = revision {
+            self.sender.send_if_modified(|newest| {
+                let newer = revision > *newest;
+                if newer {
+                    *newest = revision;
+                }
+                newer
+            });
+        }
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.sender.subscribe()
+    }
+}

@@ -9,6 +9,7 @@ pub mod ipam;
 pub mod networks;
 pub mod ports;
 pub mod security_groups;
+pub mod servers;
 pub mod subnets;
 
 use std::str::FromStr;
@@ -23,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("sql/0002_subnets_ports.sql")),
     (3, include_str!("sql/0003_agents.sql")),
     (4, include_str!("sql/0004_host_feed.sql")),
+    (5, include_str!("sql/0005_servers.sql")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
