@@ -7,7 +7,9 @@ use neutrino::api::auth::AuthStrategy;
 use neutrino::bench;
 use neutrino::conformance::{self, KitConfig};
 use neutrino::plugins::registry::{DriversConfig, Registry};
-use neutrino::server::{ServeOptions, serve};
+use neutrino::agent::AgentOptions;
+use neutrino::agent::config::NodeConfig;
+use neutrino::server::{EmbeddedAgent, ServeOptions, serve};
 
 /// Neutrino: OpenStack Networking API v2.0 with WebAssembly mechanism drivers.
 #[derive(Parser)]
@@ -51,6 +53,37 @@ enum Command {
         /// Keystone's endpoint (e.g. http://controller:5000/v3), for --auth keystone.
         #[arg(long, required_if_eq("auth", "keystone"))]
         keystone_url: Option<String>,
+        /// TOML with `[drivers]` (mechanism drivers, as for `neutrino drivers`) and `[agent]`
+        /// (the embedded agent's mappings, bridges, DHCP).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The embedded agent's host name (default: this machine's).
+        #[arg(long)]
+        host: Option<String>,
+        /// Do not run the embedded agent for this host.
+        #[arg(long)]
+        no_agent: bool,
+    },
+    /// A node agent: wires this host's ports, serves DHCP, boots instances (needs root).
+    Agent {
+        /// The server, e.g. http://controller:9696.
+        #[arg(long)]
+        server: String,
+        /// This host's name, as ports' binding:host_id names it (default: this machine's).
+        #[arg(long)]
+        host: Option<String>,
+        /// A file holding the agents' token (the server's --agent-token-file).
+        #[arg(long, conflicts_with = "token")]
+        token_file: Option<PathBuf>,
+        /// The agents' token itself.
+        #[arg(long, env = "NEUTRINO_AGENT_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Where the agent keeps its local state (local VLANs, DHCP files).
+        #[arg(long, default_value = "/var/lib/neutrino-agent")]
+        state_dir: PathBuf,
+        /// TOML with `[drivers]` and `[agent]`, as for `neutrino serve --config`.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Benchmarks.
     Bench {
@@ -167,7 +200,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             agent_token_file,
             auth,
             keystone_url,
+            config,
+            host,
+            no_agent,
         } => {
+            let node = match &config {
+                Some(path) => NodeConfig::from_file(path)?,
+                None => NodeConfig::default(),
+            };
             let auth = match (auth, keystone_url) {
                 (Auth::Keystone, Some(url)) => AuthStrategy::Keystone { url },
                 (Auth::Keystone, None) => anyhow::bail!("--auth keystone needs --keystone-url"),
@@ -187,8 +227,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     default_project,
                     agent_down_time: std::time::Duration::from_secs(agent_down_time),
                     auth,
+                    drivers: node.drivers.clone(),
                     ..ApiConfig::default()
                 },
+                agent: (!no_agent).then(|| EmbeddedAgent {
+                    host: host.unwrap_or_else(neutrino::agent::local_host_name),
+                    config: node,
+                }),
             };
             tokio::runtime::Runtime::new()?.block_on(serve(options))?;
             Ok(ExitCode::SUCCESS)
@@ -219,6 +264,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Agent {
+            server,
+            host,
+            token_file,
+            token,
+            state_dir,
+            config,
+        } => {
+            let token = match (token, token_file) {
+                (Some(token), _) => token,
+                (None, Some(path)) => std::fs::read_to_string(&path)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                (None, None) => anyhow::bail!("the agent needs --token-file or --token"),
+            };
+            anyhow::ensure!(
+                neutrino::agent::can_run_here(),
+                "the agent changes the kernel's namespaces and devices: run it as root"
+            );
+            let options = AgentOptions {
+                server,
+                host: host.unwrap_or_else(neutrino::agent::local_host_name),
+                token,
+                state_dir,
+                config: match config {
+                    Some(path) => NodeConfig::from_file(&path)?,
+                    None => NodeConfig::default(),
+                },
+            };
+            tokio::runtime::Runtime::new()?.block_on(async {
+                tokio::select! {
+                    done = neutrino::agent::run(options) => done,
+                    _ = shutdown_signal() => Ok(()),
+                }
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Drivers { config } => {
             let config: DriversConfig = match config {
                 Some(path) => toml::from_str(&std::fs::read_to_string(&path)?)
@@ -247,4 +328,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
+use crate::agent::AbortOnDrop;
 use crate::api::auth::AuthStrategy;
 use crate::api::internal::AgentToken;
 use crate::api::keystone::Keystone;
@@ -22,6 +23,15 @@ pub struct ServeOptions {
     /// The agents' shared secret; None: `<data_dir>/agent-token`. Created if absent.
     pub agent_token_file: Option<PathBuf>,
     pub api: ApiConfig,
+    /// The agent embedded for this host (all-in-one); None with `--no-agent`.
+    pub agent: Option<EmbeddedAgent>,
+}
+
+/// The local host's agent, run inside `neutrino serve`, reaching the server over its own socket.
+#[derive(Debug, Clone)]
+pub struct EmbeddedAgent {
+    pub host: String,
+    pub config: crate::agent::config::NodeConfig,
 }
 
 impl ServeOptions {
@@ -72,6 +82,10 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("listen on {}", options.listen))?;
+    let _agent = match &options.agent {
+        Some(agent) => start_embedded_agent(&options, agent, listener.local_addr()?)?,
+        None => None,
+    };
     tracing::info!(
         "neutrino serving the Networking API v2.0 on http://{}",
         listener.local_addr()?
@@ -92,4 +106,44 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .await?;
     heartbeats.flush().await?;
     Ok(())
+}
+
+/// Starts the local agent, or says loudly why not (it needs root to change the kernel).
+fn start_embedded_agent(
+    options: &ServeOptions,
+    agent: &EmbeddedAgent,
+    listening: SocketAddr,
+) -> anyhow::Result<Option<AbortOnDrop>> {
+    if !crate::agent::can_run_here() {
+        eprintln!(
+            "neutrino: NOT starting the embedded agent for host {:?}: it needs root to create \
+             namespaces and devices. The API works; ports bound to this host end in \
+             binding_failed until an agent runs here (`sudo neutrino agent ...`, or serve as \
+             root).",
+            agent.host
+        );
+        return Ok(None);
+    }
+    let mut server = listening;
+    if server.ip().is_unspecified() {
+        server.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let path = options.agent_token_path();
+    let token = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let agent_options = crate::agent::AgentOptions {
+        server: format!("http://{server}"),
+        host: agent.host.clone(),
+        token,
+        state_dir: options.data_dir.join("agent"),
+        config: agent.config.clone(),
+    };
+    println!("neutrino: embedded agent for host {:?}", agent.host);
+    let task = tokio::spawn(async move {
+        if let Err(e) = crate::agent::run(agent_options).await {
+            tracing::error!("the embedded agent stopped: {e:#}");
+            eprintln!("neutrino: the embedded agent stopped: {e:#}");
+        }
+    });
+    Ok(Some(AbortOnDrop(task)))
 }

@@ -608,6 +608,7 @@ impl InProcessServer {
             data_dir: dir.path().to_path_buf(),
             agent_token_file: None,
             api: ApiConfig::default(),
+            agent: None,
         };
         let database = options.database_url();
         let token_path = options.agent_token_path();

@@ -1,0 +1,410 @@
+//! The agent's state machine: it takes the server's [`HostChanges`] and makes the host match —
+//! namespaces for instances and DHCP, ports plugged by their drivers, dnsmasq for the networks
+//! whose DHCP this host serves, DHCP clients in instances — and says what became of each port
+//! and instance.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::client::ServerClient;
+use super::instances::Leases;
+use super::protocol::{
+    DhcpNetwork, HostChanges, HostInstance, HostPort, PortStatus, PortStatusReport,
+    dhcp_interface, dhcp_namespace,
+};
+use super::stale;
+use super::wiring::Wiring;
+use crate::dhcp::DhcpManager;
+use crate::plugins::bindings::{AddressSpec, Op};
+
+/// Owners whose ports have no DHCP host entry (Neutron's DHCP agent skips them).
+const NO_DHCP_ENTRY: [&str; 4] = [
+    "network:dhcp",
+    "network:router_ha_interface",
+    "network:floatingip",
+    "network:distributed",
+];
+
+pub struct Engine {
+    client: ServerClient,
+    wiring: Wiring,
+    /// Blocking (files, processes): used from blocking threads.
+    dhcp: Option<Arc<Mutex<DhcpManager>>>,
+    leases: Leases,
+    /// Swept for stale OVS ports, when an Open vSwitch driver is loaded.
+    integration_bridge: Option<String>,
+    /// Every port the feed told us about (bound here, or on a network whose DHCP we serve).
+    ports: HashMap<String, HostPort>,
+    dhcp_networks: HashMap<String, DhcpNetwork>,
+    instances: HashMap<String, HostInstance>,
+}
+
+impl Engine {
+    pub fn new(
+        client: ServerClient,
+        wiring: Wiring,
+        dhcp: Option<DhcpManager>,
+        lease_timeout: Duration,
+        integration_bridge: Option<String>,
+    ) -> Engine {
+        let leases = Leases::new(client.clone(), lease_timeout);
+        Engine {
+            client,
+            wiring,
+            dhcp: dhcp.map(|d| Arc::new(Mutex::new(d))),
+            leases,
+            integration_bridge,
+            ports: HashMap::new(),
+            dhcp_networks: HashMap::new(),
+            instances: HashMap::new(),
+        }
+    }
+
+    /// Applies one answer of the change feed. Errors of single objects are reported on them
+    /// (port ERROR, instance fault) and logged; they never stop the agent.
+    pub async fn apply(&mut self, changes: HostChanges) {
+        let mut gone_ports: BTreeSet<String> = BTreeSet::new();
+        let mut gone_instances: BTreeSet<String> = BTreeSet::new();
+        let mut gone_networks: BTreeSet<String> = BTreeSet::new();
+        if changes.full {
+            // What is not listed does not belong here any more.
+            let listed: BTreeSet<&str> = changes
+                .ports
+                .iter()
+                .map(|p| p.id.as_str())
+                .chain(
+                    changes
+                        .dhcp_networks
+                        .iter()
+                        .flat_map(|n| n.network.iter().flat_map(|n| &n.ports))
+                        .map(|p| p.id.as_str()),
+                )
+                .collect();
+            gone_ports.extend(
+                self.ports
+                    .keys()
+                    .chain(self.wiring.plugged().keys())
+                    .filter(|id| !listed.contains(id.as_str()))
+                    .cloned(),
+            );
+            let listed: BTreeSet<&str> = changes.instances.iter().map(|i| i.id.as_str()).collect();
+            gone_instances.extend(
+                self.instances
+                    .keys()
+                    .filter(|id| !listed.contains(id.as_str()))
+                    .cloned(),
+            );
+            let listed: BTreeSet<&str> =
+                changes.dhcp_networks.iter().map(|n| n.id.as_str()).collect();
+            gone_networks.extend(
+                self.dhcp_networks
+                    .keys()
+                    .filter(|id| !listed.contains(id.as_str()))
+                    .cloned(),
+            );
+        }
+
+        // Namespaces first: ports are plugged into them.
+        for change in changes.instances {
+            match change.instance {
+                Some(instance) => {
+                    if let Err(e) = self.ensure_namespace(&instance.namespace).await {
+                        self.leases.fail(&instance, &e).await;
+                        continue;
+                    }
+                    self.instances.insert(instance.id.clone(), instance);
+                }
+                None => {
+                    gone_instances.insert(change.id);
+                }
+            }
+        }
+        let mut changed_networks = Vec::new();
+        for change in changes.dhcp_networks {
+            match change.network {
+                Some(network) => {
+                    if let Err(e) = self.ensure_namespace(&dhcp_namespace(&change.id)).await {
+                        tracing::error!("DHCP for network {}: {e}", change.id);
+                        continue;
+                    }
+                    for port in &network.ports {
+                        self.ports.insert(port.id.clone(), port.clone());
+                    }
+                    changed_networks.push(change.id.clone());
+                    self.dhcp_networks.insert(change.id, network);
+                }
+                None => {
+                    gone_networks.insert(change.id);
+                }
+            }
+        }
+
+        // Ports: unplug what went or changed, plug what is new, and keep DHCP entries current.
+        let mut dhcp_updates: Vec<(String, HostPort)> = Vec::new();
+        let mut dhcp_removals: Vec<(String, String)> = Vec::new();
+        let mut to_plug = Vec::new();
+        let mut to_unplug = Vec::new();
+        for change in changes.ports {
+            let Some(port) = change.port else {
+                gone_ports.insert(change.id);
+                continue;
+            };
+            if let Some(old) = self.ports.get(&port.id)
+                && old.network_id != port.network_id
+                && self.dhcp_networks.contains_key(&old.network_id)
+            {
+                dhcp_removals.push((old.network_id.clone(), port.id.clone()));
+            }
+            if self.dhcp_networks.contains_key(&port.network_id)
+                && !changed_networks.contains(&port.network_id)
+            {
+                dhcp_updates.push((port.network_id.clone(), port.clone()));
+            }
+            let pluggable = port
+                .binding
+                .as_ref()
+                .is_some_and(|b| b.attachment.is_some());
+            if pluggable {
+                if !self.wiring.is_current(&port) || port.status != "ACTIVE" {
+                    to_plug.push(port.clone());
+                }
+            } else if self.wiring.plugged().contains_key(&port.id) {
+                to_unplug.push(port.id.clone());
+            }
+            self.ports.insert(port.id.clone(), port);
+        }
+        for id in &gone_ports {
+            if let Some(old) = self.ports.remove(id)
+                && self.dhcp_networks.contains_key(&old.network_id)
+            {
+                dhcp_removals.push((old.network_id.clone(), id.clone()));
+            }
+            if let Err(e) = self.wiring.unplug(id).await {
+                tracing::error!("unplugging port {id}: {e}");
+            }
+        }
+        let mut statuses = Vec::new();
+        for id in &to_unplug {
+            match self.wiring.unplug(id).await {
+                Ok(()) => statuses.push(status(id, "DOWN", None)),
+                Err(e) => tracing::error!("unplugging port {id}: {e}"),
+            }
+        }
+        self.report_ports(
+            to_plug
+                .iter()
+                .filter(|p| p.status != "BUILD")
+                .map(|p| status(&p.id, "BUILD", None))
+                .collect(),
+        )
+        .await;
+        for port in &to_plug {
+            match self.wiring.plug(port).await {
+                Ok(()) => statuses.push(status(&port.id, "ACTIVE", None)),
+                Err(e) => {
+                    tracing::error!("plugging port {}: {e}", port.id);
+                    statuses.push(status(&port.id, "ERROR", Some(e)));
+                }
+            }
+        }
+        self.report_ports(statuses).await;
+
+        // DHCP: whole networks that changed, then single entries.
+        for network_id in &gone_networks {
+            self.dhcp_networks.remove(network_id);
+            self.disable_dhcp(network_id).await;
+        }
+        for network_id in &changed_networks {
+            self.configure_dhcp(network_id).await;
+        }
+        self.update_dhcp_entries(dhcp_updates, dhcp_removals).await;
+
+        // Instances: gone ones lose their namespace; new ones get their DHCP clients once
+        // every NIC is plugged.
+        for id in &gone_instances {
+            if let Some(instance) = self.instances.remove(id) {
+                self.leases.cancel(id);
+                self.remove_namespace(&instance.namespace).await;
+            }
+        }
+        for instance in self.instances.values() {
+            let plugged = instance
+                .nics
+                .iter()
+                .all(|n| self.wiring.plugged().contains_key(&n.port_id));
+            if plugged && !self.leases.started(&instance.id) {
+                self.leases.start(instance.clone());
+            }
+        }
+        if changes.full {
+            self.sweep().await;
+        }
+    }
+
+    /// Keeps every dnsmasq running (restarting those that died).
+    pub async fn supervise(&self) {
+        let Some(dhcp) = self.dhcp.clone() else {
+            return;
+        };
+        let restarted = tokio::task::spawn_blocking(move || dhcp.lock().unwrap().supervise())
+            .await
+            .unwrap_or_default();
+        for network in restarted {
+            tracing::warn!("dnsmasq of network {network} had died; restarted");
+        }
+    }
+
+    /// Removes devices and namespaces of ours (by our naming prefixes) that no longer belong.
+    async fn sweep(&mut self) {
+        let mut namespaces: BTreeSet<String> = self
+            .instances
+            .values()
+            .map(|i| i.namespace.clone())
+            .collect();
+        namespaces.extend(self.dhcp_networks.keys().map(|n| dhcp_namespace(n)));
+        let keep = stale::Keep {
+            ports: self.wiring.plugged().keys().cloned().collect(),
+            networks: self
+                .wiring
+                .plugged()
+                .values()
+                .map(|p| p.network_id.clone())
+                .collect(),
+            namespaces,
+            integration_bridge: self.integration_bridge.clone(),
+        };
+        if let Err(e) = stale::sweep(self.wiring.executor(), &keep).await {
+            tracing::error!("sweeping stale devices: {e:#}");
+        }
+    }
+
+    async fn ensure_namespace(&self, name: &str) -> Result<(), String> {
+        self.wiring
+            .executor()
+            .apply(&[Op::EnsureNamespace(name.to_string())])
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn remove_namespace(&self, name: &str) {
+        if let Err(e) = self
+            .wiring
+            .executor()
+            .apply(&[Op::RemoveNamespace(name.to_string())])
+            .await
+        {
+            tracing::error!("removing namespace {name}: {e}");
+        }
+    }
+
+    /// The DHCP port's addresses in `qdhcp-<network>`, then dnsmasq for the whole network.
+    async fn configure_dhcp(&mut self, network_id: &str) {
+        let Some(network) = self.dhcp_networks.get(network_id).cloned() else {
+            return;
+        };
+        let Some(dhcp) = self.dhcp.clone() else {
+            return;
+        };
+        let Some(port) = self.ports.get(&network.dhcp_port_id).cloned() else {
+            tracing::warn!("network {network_id}: its DHCP port has not arrived yet");
+            return;
+        };
+        if !self.wiring.plugged().contains_key(&port.id) {
+            tracing::warn!("network {network_id}: its DHCP port {} is not plugged", port.id);
+            return;
+        }
+        let interface = dhcp_interface(&port.id);
+        let namespace = dhcp_namespace(network_id);
+        let addresses: Vec<Op> = port
+            .fixed_ips
+            .iter()
+            .filter_map(|ip| {
+                let subnet = network.subnets.iter().find(|s| s.id == ip.subnet_id)?;
+                let prefix = subnet.cidr.split('/').nth(1)?;
+                Some(Op::EnsureAddress(AddressSpec {
+                    link: interface.clone(),
+                    namespace: Some(namespace.clone()),
+                    cidr: format!("{}/{prefix}", ip.ip_address),
+                }))
+            })
+            .collect();
+        if let Err(e) = self.wiring.executor().apply(&addresses).await {
+            tracing::error!("network {network_id}: DHCP port addresses: {e}");
+            return;
+        }
+        let done = tokio::task::spawn_blocking(move || {
+            dhcp.lock().unwrap().configure(&network, &interface)
+        })
+        .await;
+        match done {
+            Ok(Ok(action)) => tracing::info!("network {network_id}: dnsmasq {action:?}"),
+            Ok(Err(e)) => tracing::error!("network {network_id}: dnsmasq: {e:#}"),
+            Err(e) => tracing::error!("network {network_id}: dnsmasq: {e}"),
+        }
+    }
+
+    async fn disable_dhcp(&mut self, network_id: &str) {
+        if let Some(dhcp) = self.dhcp.clone() {
+            let id = network_id.to_string();
+            match tokio::task::spawn_blocking(move || dhcp.lock().unwrap().disable(&id)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!("network {network_id}: stopping dnsmasq: {e:#}"),
+                Err(e) => tracing::error!("network {network_id}: stopping dnsmasq: {e}"),
+            }
+        }
+        self.remove_namespace(&dhcp_namespace(network_id)).await;
+    }
+
+    /// One host entry per changed port; the other ports' entries are not touched.
+    async fn update_dhcp_entries(
+        &mut self,
+        updates: Vec<(String, HostPort)>,
+        removals: Vec<(String, String)>,
+    ) {
+        let Some(dhcp) = self.dhcp.clone() else {
+            return;
+        };
+        let updates: Vec<_> = updates
+            .into_iter()
+            .filter(|(_, p)| !NO_DHCP_ENTRY.contains(&p.device_owner.as_str()))
+            .collect();
+        if updates.is_empty() && removals.is_empty() {
+            return;
+        }
+        let done = tokio::task::spawn_blocking(move || {
+            let mut dhcp = dhcp.lock().unwrap();
+            for (network, port_id) in removals {
+                if let Err(e) = dhcp.remove_port(&network, &port_id) {
+                    tracing::error!("network {network}: DHCP entry of {port_id}: {e:#}");
+                }
+            }
+            for (network, port) in updates {
+                if let Err(e) = dhcp.upsert_port(&network, &port) {
+                    tracing::error!("network {network}: DHCP entry of {}: {e:#}", port.id);
+                }
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::error!("DHCP entries: {e}");
+        }
+    }
+
+    async fn report_ports(&self, ports: Vec<PortStatus>) {
+        if ports.is_empty() {
+            return;
+        }
+        if let Err(e) = self.client.port_status(&PortStatusReport { ports }).await {
+            tracing::error!("reporting port status: {e:#}");
+        }
+    }
+}
+
+fn status(id: &str, status: &str, error: Option<String>) -> PortStatus {
+    PortStatus {
+        id: id.to_string(),
+        status: status.to_string(),
+        error,
+    }
+}
