@@ -108,6 +108,22 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Serves in a task of the current runtime until the handle is dropped (tests, benches):
+/// the address bound (give port 0 for a free one) and the handle.
+pub async fn spawn(options: ServeOptions) -> anyhow::Result<(SocketAddr, AbortOnDrop)> {
+    let app = api::router(state(&options).await?);
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listen on {}", options.listen))?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("server stopped: {e}");
+        }
+    });
+    Ok((addr, AbortOnDrop(task)))
+}
+
 /// Starts the local agent, or says loudly why not (it needs root to change the kernel).
 fn start_embedded_agent(
     options: &ServeOptions,

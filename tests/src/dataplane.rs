@@ -1,0 +1,425 @@
+//! One all-in-one node for end-to-end tests: a real `neutrino serve` (its router on a real
+//! socket, SQLite in a temporary directory), a real agent for the same host talking to it over
+//! HTTP, and, for Open vSwitch, a private ovsdb-server/ovs-vswitchd. Every name the node makes
+//! (host, bridges, VNIs) is unique, so that tests run side by side; whatever a test leaves
+//! behind — it may fail half-way — is removed when the node is dropped.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use neutrino::agent::config::{AgentSettings, NodeConfig};
+use neutrino::agent::{AbortOnDrop, AgentOptions};
+use neutrino::api::ApiConfig;
+use neutrino::plugins::registry::DriversConfig;
+use neutrino::server::ServeOptions;
+
+use crate::kernel::unique;
+use crate::ovs::OvsDaemon;
+
+/// Which bundled driver the node's agent runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    OvsHybrid,
+    LinuxBridge,
+    FlatDhcp,
+}
+
+impl Flavor {
+    pub fn driver(self) -> &'static str {
+        match self {
+            Flavor::OvsHybrid => "ovs-hybrid",
+            Flavor::LinuxBridge => "linuxbridge",
+            Flavor::FlatDhcp => "flatdhcp",
+        }
+    }
+}
+
+pub struct Node {
+    pub flavor: Flavor,
+    pub host: String,
+    pub url: String,
+    http: reqwest::Client,
+    agent_options: AgentOptions,
+    agent: Option<AbortOnDrop>,
+    _server: AbortOnDrop,
+    /// Flat physical networks and their bridges (flatdhcp).
+    pub physnets: BTreeMap<String, String>,
+    /// Devices and namespaces to remove at the end, whatever happened.
+    leftovers: std::sync::Mutex<Vec<Leftover>>,
+    ovs: Option<OvsDaemon>,
+    _dir: tempfile::TempDir,
+}
+
+enum Leftover {
+    Namespace(String),
+    Link(String),
+}
+
+impl Node {
+    pub async fn start(flavor: Flavor) -> anyhow::Result<Node> {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("warn,neutrino=info")
+            .try_init();
+        let dir = tempfile::tempdir()?;
+        let suffix = unique("");
+        let host = format!("e2e-{suffix}");
+        let ovs = match flavor {
+            Flavor::OvsHybrid => Some(OvsDaemon::start()?),
+            _ => None,
+        };
+        let mut drivers = DriversConfig {
+            mechanism_drivers: vec![flavor.driver().into()],
+            ..DriversConfig::default()
+        };
+        let mut agent = AgentSettings {
+            report_interval: 5,
+            integration_bridge: format!("br-i{suffix}"),
+            tunneling_ip: Some("127.0.0.1".into()),
+            ovs_db: ovs.as_ref().map(OvsDaemon::db_socket),
+            ..AgentSettings::default()
+        };
+        let mut physnets = BTreeMap::new();
+        if flavor == Flavor::FlatDhcp {
+            for name in ["a", "b"] {
+                physnets.insert(format!("phys-{name}{suffix}"), format!("br{name}{suffix}"));
+            }
+            agent.bridge_mappings = physnets.clone();
+        }
+        if flavor == Flavor::LinuxBridge {
+            // One host: no multicast group needed between VXLAN peers.
+            drivers
+                .drivers
+                .entry("linuxbridge".into())
+                .or_default()
+                .config
+                .insert("vxlan_group".into(), String::new());
+        }
+        let node_config = NodeConfig {
+            drivers: drivers.clone(),
+            agent,
+        };
+        // VXLAN devices are named by VNI: each node takes VNIs of its own.
+        let vni_start = 1000 + i64::from(rand_u16()) * 16;
+        let options = ServeOptions {
+            listen: "127.0.0.1:0".parse()?,
+            database: None,
+            data_dir: dir.path().join("server"),
+            agent_token_file: None,
+            api: ApiConfig {
+                drivers,
+                vni_range: (vni_start, vni_start + 15),
+                boot_timeout: Duration::from_secs(30),
+                ..ApiConfig::default()
+            },
+            agent: None,
+        };
+        let (addr, server) = neutrino::server::spawn(options.clone()).await?;
+        let url = format!("http://{addr}");
+        let token = std::fs::read_to_string(options.agent_token_path())?;
+        let agent_options = AgentOptions {
+            server: url.clone(),
+            host: host.clone(),
+            token,
+            state_dir: dir.path().join("agent"),
+            config: node_config,
+        };
+        let mut node = Node {
+            flavor,
+            host,
+            url,
+            http: reqwest::Client::new(),
+            agent_options,
+            agent: None,
+            _server: server,
+            physnets,
+            leftovers: Default::default(),
+            ovs,
+            _dir: dir,
+        };
+        node.start_agent();
+        node.wait_for_agent().await?;
+        Ok(node)
+    }
+
+    fn start_agent(&mut self) {
+        let options = self.agent_options.clone();
+        self.agent = Some(AbortOnDrop(tokio::spawn(async move {
+            if let Err(e) = neutrino::agent::run(options).await {
+                eprintln!("agent stopped: {e:#}");
+            }
+        })));
+    }
+
+    /// Stops the agent (its dnsmasq processes with it) and starts a new one on the same state.
+    pub async fn restart_agent(&mut self) -> anyhow::Result<()> {
+        self.agent = None;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.start_agent();
+        self.wait_for_agent().await
+    }
+
+    async fn wait_for_agent(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, body) = self
+                .call("GET", &format!("/v2.0/agents?host={}", self.host), None)
+                .await?;
+            let alive = body["agents"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|a| a["alive"] == true));
+            if alive {
+                return Ok(());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the agent never reported");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// One API request as the default admin; the status and the JSON body (null when empty).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await?;
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)?
+        };
+        Ok((status, body))
+    }
+
+    async fn create(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let (status, answer) = self.call("POST", path, Some(body)).await?;
+        anyhow::ensure!(
+            (200..300).contains(&status),
+            "POST {path}: {status} {answer}"
+        );
+        Ok(answer)
+    }
+
+    /// A network with one DHCP-enabled IPv4 subnet; returns (network id, subnet id). On
+    /// flatdhcp the network is flat on the `physnet`-th physical network (0 or 1).
+    pub async fn network(&self, name: &str, cidr: &str, physnet: usize) -> anyhow::Result<(String, String)> {
+        let mut network = json!({"name": name});
+        if self.flavor == Flavor::FlatDhcp {
+            let physnet = self.physnets.keys().nth(physnet).expect("two physnets");
+            network["provider:network_type"] = json!("flat");
+            network["provider:physical_network"] = json!(physnet);
+        }
+        let network = self.create("/v2.0/networks", json!({"network": network})).await?;
+        let network_id = network["network"]["id"].as_str().unwrap().to_string();
+        self.leftovers.lock().unwrap().extend([
+            Leftover::Namespace(format!("qdhcp-{network_id}")),
+            Leftover::Link(format!("brq{}", &network_id[..11])),
+        ]);
+        let subnet = self
+            .create(
+                "/v2.0/subnets",
+                json!({"subnet": {"network_id": network_id, "ip_version": 4, "cidr": cidr}}),
+            )
+            .await?;
+        let subnet_id = subnet["subnet"]["id"].as_str().unwrap().to_string();
+        Ok((network_id, subnet_id))
+    }
+
+    /// Boots a server on `network_id` (on this node's host) and waits until it is ACTIVE.
+    pub async fn boot(&self, name: &str, network_id: &str) -> anyhow::Result<Server> {
+        let answer = self
+            .create(
+                "/v2.1/servers",
+                json!({"server": {"name": name, "networks": [{"uuid": network_id}],
+                                  "availability_zone": format!("nova:{}", self.host)}}),
+            )
+            .await?;
+        let id = answer["server"]["id"].as_str().unwrap().to_string();
+        let namespace = neutrino::agent::protocol::instance_namespace(&id);
+        self.leftovers
+            .lock()
+            .unwrap()
+            .push(Leftover::Namespace(namespace.clone()));
+        let server = self.wait_for_status(&id, "ACTIVE", Duration::from_secs(30)).await?;
+        let (_, ports) = self
+            .call("GET", &format!("/v2.0/ports?device_id={id}"), None)
+            .await?;
+        let port = ports["ports"][0].clone();
+        let port_id = port["id"].as_str().unwrap().to_string();
+        self.leftovers.lock().unwrap().extend(
+            ["tap", "qbr", "qvb", "qvo"]
+                .iter()
+                .map(|p| Leftover::Link(format!("{p}{}", &port_id[..11]))),
+        );
+        Ok(Server {
+            id,
+            namespace,
+            port_id,
+            ip: port["fixed_ips"][0]["ip_address"].as_str().unwrap().to_string(),
+            mac: port["mac_address"].as_str().unwrap().to_string(),
+            detail: server,
+        })
+    }
+
+    pub async fn wait_for_status(
+        &self,
+        id: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (code, body) = self.call("GET", &format!("/v2.1/servers/{id}"), None).await?;
+            anyhow::ensure!(code == 200, "GET server {id}: {code} {body}");
+            let now = body["server"]["status"].as_str().unwrap_or_default().to_string();
+            if now == status {
+                return Ok(body["server"].clone());
+            }
+            anyhow::ensure!(
+                now != "ERROR" && Instant::now() < deadline,
+                "server {id} is {now}, not {status}: {}",
+                body["server"]["fault"]
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn delete_server(&self, id: &str) -> anyhow::Result<()> {
+        let (code, body) = self.call("DELETE", &format!("/v2.1/servers/{id}"), None).await?;
+        anyhow::ensure!(code == 204, "DELETE server {id}: {code} {body}");
+        Ok(())
+    }
+
+    /// The node's OVS, for tests that look at its ports.
+    pub fn ovs(&self) -> Option<&OvsDaemon> {
+        self.ovs.as_ref()
+    }
+
+    /// A device the sweep of a restarted agent must remove: named like a port's tap.
+    pub fn plant_stale_device(&self) -> String {
+        let name = format!("tap{:04x}{:04x}-{:02x}", rand_u16(), rand_u16(), rand_u16() % 256);
+        run(&["ip", "link", "add", &name, "type", "bridge"]);
+        self.leftovers.lock().unwrap().push(Leftover::Link(name.clone()));
+        name
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // The agent first: its dnsmasq processes go with it.
+        self.agent = None;
+        for leftover in self.leftovers.lock().unwrap().drain(..) {
+            match leftover {
+                Leftover::Namespace(ns) => {
+                    let pids = Command::new("ip").args(["netns", "pids", &ns]).output();
+                    if let Ok(out) = pids {
+                        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                            let _ = Command::new("kill").args(["-9", pid]).status();
+                        }
+                    }
+                    let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+                }
+                Leftover::Link(name) => {
+                    let _ = Command::new("ip").args(["link", "del", &name]).output();
+                }
+            }
+        }
+        for bridge in self.physnets.values() {
+            let _ = Command::new("ip").args(["link", "del", bridge]).output();
+        }
+    }
+}
+
+/// A booted server, as the tests look at it.
+pub struct Server {
+    pub id: String,
+    pub namespace: String,
+    pub port_id: String,
+    pub ip: String,
+    pub mac: String,
+    pub detail: Value,
+}
+
+/// Runs a command; true when it exited 0.
+pub fn run(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// One ping from `namespace` to `ip`.
+pub fn ping(namespace: &str, ip: &str) -> bool {
+    run(&["ip", "netns", "exec", namespace, "ping", "-c", "1", "-W", "1", ip])
+}
+
+/// Pings until one answer comes, for up to `tries` seconds (the first packets may be lost to
+/// ARP and to bridges learning).
+pub fn ping_eventually(namespace: &str, ip: &str, tries: usize) -> bool {
+    (0..tries).any(|_| ping(namespace, ip))
+}
+
+/// A TCP connection from `client` to a listener in `server` at `ip`: a line sent and echoed.
+pub fn tcp_echo(server: &str, client: &str, ip: &str) -> bool {
+    let port = 20000 + rand_u16() % 20000;
+    let listener = Command::new("ip")
+        .args(["netns", "exec", server, "python3", "-c"])
+        .arg(format!(
+            "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('{ip}',{port}))\ns.listen(1)\ns.settimeout(10)\nc,_=s.accept()\n\
+             c.sendall(c.recv(64))\nc.close()"
+        ))
+        .spawn();
+    let Ok(mut listener) = listener else {
+        return false;
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let ok = run(&[
+        "ip", "netns", "exec", client, "python3", "-c",
+        &format!(
+            "import socket\nc=socket.create_connection(('{ip}',{port}),timeout=5)\n\
+             c.sendall(b'neutrino')\nassert c.recv(64)==b'neutrino'"
+        ),
+    ]);
+    let _ = listener.kill();
+    let _ = listener.wait();
+    ok
+}
+
+/// The IPv4 address `interface` holds in `namespace`.
+pub fn address_in(namespace: &str, interface: &str) -> Option<String> {
+    let out = Command::new("ip")
+        .args(["-n", namespace, "-j", "-4", "addr", "show", "dev", interface])
+        .output()
+        .ok()?;
+    let links: Value = serde_json::from_slice(&out.stdout).ok()?;
+    links[0]["addr_info"][0]["local"].as_str().map(str::to_string)
+}
+
+pub fn namespace_exists(name: &str) -> bool {
+    PathBuf::from("/run/netns").join(name).exists()
+}
+
+pub fn link_exists(name: &str) -> bool {
+    run(&["ip", "link", "show", "dev", name])
+}
+
+fn rand_u16() -> u16 {
+    let mut b = [0u8; 2];
+    getrandom::fill(&mut b).expect("random");
+    u16::from_le_bytes(b)
+}
