@@ -2,4 +2,5 @@
 //! with the same driver components the server binds with, applies them to the kernel and
 //! reports ports up.
 
+pub mod executor;
 pub mod protocol;
