@@ -1,0 +1,90 @@
+//! Helpers of the kernel tests: the root check (with the SKIP line the suite counts), unique
+//! names, and guards that remove what a test made even when it fails or panics.
+
+use std::process::Command;
+
+/// True when the test can touch the kernel (root). Otherwise prints the one line
+/// `SKIP <test binary>::<test>: <reason>` that `scripts/test.sh` counts as a skip.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc_geteuid() } == 0;
+    if !root {
+        let binary = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .map(|stem| match stem.rsplit_once('-') {
+                // cargo names test binaries `<name>-<hash>`.
+                Some((name, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => {
+                    name.to_string()
+                }
+                _ => stem,
+            })
+            .unwrap_or_else(|| "unknown".into());
+        eprintln!("SKIP {binary}::{test}: needs root (kernel links, namespaces, Open vSwitch)");
+    }
+    root
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// `prefix` and six random hex digits: unique per test, short enough for a link name when the
+/// prefix has at most 9 characters (kernel names are at most 15).
+pub fn unique(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}{}", &id[..6])
+}
+
+/// Deletes the named network namespace (`ip netns delete`) when dropped.
+pub struct NetnsGuard(pub String);
+
+impl NetnsGuard {
+    pub fn new(name: impl Into<String>) -> Self {
+        NetnsGuard(name.into())
+    }
+}
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// Deletes the named link of the host namespace (and a veth's peer with it) when dropped.
+pub struct LinkGuard(pub String);
+
+impl LinkGuard {
+    pub fn new(name: impl Into<String>) -> Self {
+        LinkGuard(name.into())
+    }
+}
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.0])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// Runs `ip netns exec <namespace> <args...>` and returns whether it succeeded, with its
+/// output for assertion messages.
+pub fn netns_exec(namespace: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", namespace])
+        .args(args)
+        .output()
+        .expect("run ip netns exec");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
