@@ -6,6 +6,7 @@ pub mod api;
 pub mod bench;
 pub mod binding;
 pub mod conformance;
+pub mod dhcp;
 pub mod heartbeat;
 pub mod ipam;
 pub mod plugins;
