@@ -35,4 +35,5 @@ pub fn test_driver(runtime: &Arc<Runtime>, name: &str) -> Driver {
         .expect("loads")
 }
 pub mod api;
+pub mod kernel;
 pub mod keystone;
