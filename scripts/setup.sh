@@ -31,9 +31,9 @@ if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
 fi
 
 # The dataplane: namespaces, bridges and veths (iproute2), Open vSwitch (userspace datapath),
-# dnsmasq for DHCP, udhcpc as the instances' DHCP client, ping and ethtool for the tests.
+# dnsmasq for DHCP (dnsmasq-utils: dhcp_release frees a removed port's lease), udhcpc as the instances' DHCP client, ping and ethtool for the tests.
 missing=()
-for tool in ip:iproute2 ping:iputils-ping ethtool:ethtool iptables:iptables dnsmasq:dnsmasq-base \
+for tool in ip:iproute2 ping:iputils-ping ethtool:ethtool iptables:iptables dnsmasq:dnsmasq-base dhcp_release:dnsmasq-utils \
     udhcpc:udhcpc ovs-vsctl:openvswitch-switch; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done

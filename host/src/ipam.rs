@@ -249,6 +249,12 @@ pub fn eui64(net: &IpNet, mac: [u8; 6]) -> IpAddr {
     IpAddr::V6(Ipv6Addr::from(prefix | u128::from(u64::from_be_bytes(iid))))
 }
 
+/// Neutron's host name for an address when the port has no `dns_name`: `host-10-0-0-5`,
+/// `host-2001-db8--5` (used by `dns_assignment` and the DHCP host entries).
+pub fn generated_hostname(ip_address: &str) -> String {
+    format!("host-{}", ip_address.replace(['.', ':'], "-"))
+}
+
 /// Parses a MAC address in any common notation into lowercase colon form.
 pub fn normalize_mac(text: &str) -> Option<(String, [u8; 6])> {
     let hex: String = text

@@ -6,8 +6,7 @@ use std::process::Command;
 /// True when the test can touch the kernel (root). Otherwise prints the one line
 /// `SKIP <test binary>::<test>: <reason>` that `scripts/test.sh` counts as a skip.
 pub fn require_root(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc_geteuid() } == 0;
+    let root = is_root();
     if !root {
         let binary = std::env::current_exe()
             .ok()
@@ -25,9 +24,21 @@ pub fn require_root(test: &str) -> bool {
     root
 }
 
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
+/// Whether the tests run as root (the effective uid, from /proc).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A random suffix for names: `unique` without a prefix.
+pub fn suffix() -> String {
+    unique("")
 }
 
 /// `prefix` and six random hex digits: unique per test, short enough for a link name when the
@@ -87,4 +98,50 @@ pub fn netns_exec(namespace: &str, args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// Runs `ip` with these arguments; panics with its error output when it fails.
+pub fn ip(args: &[&str]) -> String {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace, deleted on drop (with the links inside it).
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(name: &str) -> Netns {
+        ip(&["netns", "add", name]);
+        let ns = Netns {
+            name: name.to_string(),
+        };
+        ip(&["-n", name, "link", "set", "lo", "up"]);
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A veth pair made directly inside two namespaces (no name is ever taken in the host's).
+pub fn veth(a_ns: &Netns, a: &str, b_ns: &Netns, b: &str) {
+    ip(&[
+        "link", "add", a, "netns", &a_ns.name, "type", "veth", "peer", "name", b, "netns",
+        &b_ns.name,
+    ]);
+    ip(&["-n", &a_ns.name, "link", "set", a, "up"]);
+    ip(&["-n", &b_ns.name, "link", "set", b, "up"]);
 }

@@ -171,7 +171,7 @@ pub fn dns_assignment(dns_name: &str, fixed_ips: &[FixedIp]) -> Value {
         .iter()
         .map(|f| {
             let hostname = if dns_name.is_empty() {
-                format!("host-{}", f.ip_address.replace(['.', ':'], "-"))
+                crate::ipam::generated_hostname(&f.ip_address)
             } else {
                 dns_name.trim_end_matches('.').to_string()
             };

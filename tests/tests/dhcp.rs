@@ -1,0 +1,389 @@
+//! DHCP with real dnsmasq and a real udhcpc (root only): dnsmasq in a `qdhcp-` namespace, the
+//! client in another, joined by a veth pair; the DHCP port's address is added with `ip`, as the
+//! executor does in production.
+
+use std::path::Path;
+use std::time::Duration;
+
+use neutrino::agent::protocol::{
+    DhcpNetwork, DhcpSubnet, HostPort, dhcp_interface, dhcp_namespace,
+};
+use neutrino::dhcp::client::{DhcpClient, Lease};
+use neutrino::dhcp::{DhcpAction, DhcpManager, DhcpOptions};
+use neutrino::plugins::bindings::{FixedIp, Network, NetworkType, Segment};
+use neutrino_tests::kernel::{self, Netns};
+
+const CLIENT_IF: &str = "eth0";
+const WAIT: Duration = Duration::from_secs(5);
+
+/// dnsmasq's and the client's namespaces, the manager, and the network it serves. Fields drop
+/// in order: dnsmasq stops before its namespace goes.
+struct Lab {
+    manager: DhcpManager,
+    client: DhcpClient,
+    net: DhcpNetwork,
+    interface: String,
+    client_ns: Netns,
+    _server_ns: Netns,
+    _state: tempfile::TempDir,
+}
+
+fn id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn subnet(cidr: &str, gateway: &str) -> DhcpSubnet {
+    DhcpSubnet {
+        id: id(),
+        ip_version: 4,
+        cidr: cidr.into(),
+        gateway_ip: Some(gateway.into()),
+        enable_dhcp: true,
+        dns_nameservers: vec![],
+        host_routes: vec![],
+        ipv6_address_mode: None,
+    }
+}
+
+fn port(network_id: &str, subnet_id: &str, mac: &str, ip: &str, owner: &str) -> HostPort {
+    HostPort {
+        id: id(),
+        network_id: network_id.into(),
+        mac_address: mac.into(),
+        fixed_ips: vec![FixedIp {
+            subnet_id: subnet_id.into(),
+            ip_address: ip.into(),
+        }],
+        device_owner: owner.into(),
+        device_id: String::new(),
+        admin_state_up: true,
+        status: "ACTIVE".into(),
+        hostname: String::new(),
+        extra_dhcp_opts: vec![],
+        binding: None,
+    }
+}
+
+impl Lab {
+    /// None (after the SKIP line) when not root.
+    fn new(test: &str) -> Option<Lab> {
+        if !kernel::is_root() {
+            eprintln!("SKIP dhcp::{test}: needs root (network namespaces, dnsmasq)");
+            return None;
+        }
+        let network_id = id();
+        let subnet = subnet("10.0.0.0/24", "10.0.0.1");
+        let dhcp_port = port(
+            &network_id,
+            &subnet.id,
+            "fa:16:3e:00:00:02",
+            "10.0.0.2",
+            "network:dhcp",
+        );
+        let vm = port(
+            &network_id,
+            &subnet.id,
+            "fa:16:3e:00:00:10",
+            "10.0.0.10",
+            "compute:nova",
+        );
+        let interface = dhcp_interface(&dhcp_port.id);
+        let server_ns = Netns::new(&dhcp_namespace(&network_id));
+        let client_ns = Netns::new(&format!("dhcpc-{}", kernel::suffix()));
+        kernel::veth(&server_ns, &interface, &client_ns, CLIENT_IF);
+        kernel::ip(&[
+            "-n",
+            &server_ns.name,
+            "addr",
+            "add",
+            "10.0.0.2/24",
+            "dev",
+            &interface,
+        ]);
+        let state = tempfile::tempdir().unwrap();
+        open_to_dnsmasq(state.path());
+        let manager = DhcpManager::new(state.path().to_path_buf(), DhcpOptions::default()).unwrap();
+        let client = DhcpClient::new(&state.path().join("client")).unwrap();
+        let net = DhcpNetwork {
+            network: Network {
+                id: network_id,
+                name: "dhcp-test".into(),
+                project_id: "p".into(),
+                mtu: 1450,
+                admin_state_up: true,
+                shared: false,
+                external: false,
+                segments: vec![Segment {
+                    id: id(),
+                    network_type: NetworkType::Flat,
+                    physical_network: Some("physnet1".into()),
+                    segmentation_id: None,
+                    mtu: 1450,
+                }],
+            },
+            subnets: vec![subnet],
+            dhcp_port_id: dhcp_port.id.clone(),
+            ports: vec![dhcp_port, vm],
+        };
+        Some(Lab {
+            manager,
+            client,
+            net,
+            interface,
+            client_ns,
+            _server_ns: server_ns,
+            _state: state,
+        })
+    }
+
+    fn id(&self) -> &str {
+        &self.net.network.id
+    }
+
+    fn configure(&mut self) -> DhcpAction {
+        self.manager
+            .configure(&self.net, &self.interface)
+            .unwrap()
+            .action
+    }
+
+    /// A DHCP exchange from the client namespace with this MAC.
+    fn lease(&self, mac: &str, timeout: Duration) -> Result<Lease, String> {
+        kernel::ip(&[
+            "-n",
+            &self.client_ns.name,
+            "link",
+            "set",
+            CLIENT_IF,
+            "address",
+            mac,
+        ]);
+        self.client
+            .lease(&self.client_ns.name, CLIENT_IF, timeout)
+            .map_err(|e| e.to_string())
+    }
+
+    fn new_port(&self, mac: &str, ip: &str) -> HostPort {
+        port(self.id(), &self.net.subnets[0].id, mac, ip, "compute:nova")
+    }
+}
+
+/// tempfile makes 0700 directories; dnsmasq reads its files as `nobody`.
+fn open_to_dnsmasq(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn process_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn a_known_mac_gets_its_address_gateway_and_mtu() {
+    let Some(mut lab) = Lab::new("a_known_mac_gets_its_address_gateway_and_mtu") else {
+        return;
+    };
+    assert_eq!(lab.configure(), DhcpAction::Started);
+    let lease = lab.lease("fa:16:3e:00:00:10", WAIT).unwrap();
+    assert_eq!(lease.ip.to_string(), "10.0.0.10");
+    assert_eq!(lease.prefix_len, 24);
+    assert_eq!(
+        lease.router.map(|r| r.to_string()).as_deref(),
+        Some("10.0.0.1")
+    );
+    assert_eq!(lease.mtu, Some(1450));
+    assert_eq!(lease.hostname.as_deref(), Some("host-10-0-0-10"));
+    // Our script configured the client's interface, and nothing else.
+    let addrs = kernel::ip(&["-n", &lab.client_ns.name, "-4", "addr", "show", CLIENT_IF]);
+    assert!(addrs.contains("10.0.0.10/24"), "{addrs}");
+    let routes = kernel::ip(&["-n", &lab.client_ns.name, "route", "show", "default"]);
+    assert!(routes.contains("via 10.0.0.1 dev eth0"), "{routes}");
+    // The ranges are static: a MAC without a host entry gets nothing.
+    let stranger = lab.lease("fa:16:3e:00:00:99", Duration::from_secs(2));
+    assert!(stranger.is_err(), "{stranger:?}");
+    // The same network again is nothing to do.
+    assert_eq!(lab.configure(), DhcpAction::Unchanged);
+}
+
+#[test]
+fn port_changes_reach_dnsmasq_without_a_restart() {
+    let Some(mut lab) = Lab::new("port_changes_reach_dnsmasq_without_a_restart") else {
+        return;
+    };
+    lab.configure();
+    let pid = lab.manager.pid(lab.id()).unwrap();
+    let id = lab.id().to_string();
+
+    // Added: one file each for the host entry and the names, no signal.
+    let mut added = lab.new_port("fa:16:3e:00:00:20", "10.0.0.20");
+    let outcome = lab.manager.upsert_port(&id, &added).unwrap();
+    assert_eq!(outcome.action, DhcpAction::Added);
+    assert_eq!((outcome.files_written, outcome.files_removed), (2, 0));
+    assert_eq!(
+        lab.lease("fa:16:3e:00:00:20", WAIT).unwrap().ip.to_string(),
+        "10.0.0.20"
+    );
+
+    // Readdressed: rewritten, SIGHUP, and the old lease released.
+    added.fixed_ips[0].ip_address = "10.0.0.21".into();
+    let outcome = lab.manager.upsert_port(&id, &added).unwrap();
+    assert_eq!(outcome.action, DhcpAction::Reloaded);
+    assert_eq!(
+        lab.lease("fa:16:3e:00:00:20", WAIT).unwrap().ip.to_string(),
+        "10.0.0.21"
+    );
+
+    // The address it left goes to another MAC at once.
+    let reuse = lab.new_port("fa:16:3e:00:00:30", "10.0.0.20");
+    assert_eq!(
+        lab.manager.upsert_port(&id, &reuse).unwrap().action,
+        DhcpAction::Added
+    );
+    assert_eq!(
+        lab.lease("fa:16:3e:00:00:30", WAIT).unwrap().ip.to_string(),
+        "10.0.0.20"
+    );
+
+    // Removed: no lease any more.
+    let outcome = lab.manager.remove_port(&id, &added.id).unwrap();
+    assert_eq!(outcome.action, DhcpAction::Reloaded);
+    assert_eq!(outcome.files_removed, 2);
+    let gone = lab.lease("fa:16:3e:00:00:20", Duration::from_secs(2));
+    assert!(gone.is_err(), "{gone:?}");
+    // Its lease was released: its address can go to a new port at once (IPAM hands out
+    // the lowest free address), though dnsmasq had leased it to the removed MAC.
+    let successor = lab.new_port("fa:16:3e:00:00:31", "10.0.0.21");
+    assert_eq!(
+        lab.manager.upsert_port(&id, &successor).unwrap().action,
+        DhcpAction::Added
+    );
+    assert_eq!(
+        lab.lease("fa:16:3e:00:00:31", WAIT).unwrap().ip.to_string(),
+        "10.0.0.21"
+    );
+    // The others still get theirs, from the same dnsmasq.
+    assert_eq!(
+        lab.lease("fa:16:3e:00:00:10", WAIT).unwrap().ip.to_string(),
+        "10.0.0.10"
+    );
+    assert_eq!(lab.manager.pid(&id), Some(pid));
+    // Skipped owners get no entry, and removing an unknown port is nothing.
+    let router_ha = port(
+        &id,
+        &lab.net.subnets[0].id,
+        "fa:16:3e:00:00:40",
+        "10.0.0.40",
+        "network:router_ha_interface",
+    );
+    assert_eq!(
+        lab.manager.upsert_port(&id, &router_ha).unwrap().action,
+        DhcpAction::Unchanged
+    );
+    assert_eq!(
+        lab.manager.remove_port(&id, "no-such-port").unwrap().action,
+        DhcpAction::Unchanged
+    );
+}
+
+#[test]
+fn a_changed_subnet_set_restarts_dnsmasq() {
+    let Some(mut lab) = Lab::new("a_changed_subnet_set_restarts_dnsmasq") else {
+        return;
+    };
+    lab.configure();
+    let pid = lab.manager.pid(lab.id()).unwrap();
+    let second = subnet("10.0.1.0/24", "10.0.1.1");
+    kernel::ip(&[
+        "-n",
+        &dhcp_namespace(lab.id()),
+        "addr",
+        "add",
+        "10.0.1.2/24",
+        "dev",
+        &lab.interface,
+    ]);
+    let mut on_second = port(lab.id(), &second.id, "fa:16:3e:00:01:10", "10.0.1.10", "");
+    on_second.hostname = "web-1".into();
+    lab.net.ports.push(on_second);
+    lab.net.subnets.push(second);
+    assert_eq!(lab.configure(), DhcpAction::Restarted);
+    let new_pid = lab.manager.pid(lab.id()).unwrap();
+    assert_ne!(new_pid, pid);
+    assert!(!process_exists(pid), "the old dnsmasq was reaped");
+    let lease = lab.lease("fa:16:3e:00:01:10", WAIT).unwrap();
+    assert_eq!(lease.ip.to_string(), "10.0.1.10");
+    assert_eq!(
+        lease.router.map(|r| r.to_string()).as_deref(),
+        Some("10.0.1.1")
+    );
+    assert_eq!(lease.hostname.as_deref(), Some("web-1"));
+    // The first subnet's port is still served by the new dnsmasq.
+    assert_eq!(
+        lab.lease("fa:16:3e:00:00:10", WAIT).unwrap().ip.to_string(),
+        "10.0.0.10"
+    );
+}
+
+#[test]
+fn supervise_restarts_a_dead_dnsmasq() {
+    let Some(mut lab) = Lab::new("supervise_restarts_a_dead_dnsmasq") else {
+        return;
+    };
+    lab.configure();
+    assert!(lab.manager.supervise().is_empty(), "nothing died yet");
+    let pid = lab.manager.pid(lab.id()).unwrap();
+    std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    // Give the kernel a moment to deliver the signal.
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut restarted = lab.manager.supervise();
+    while restarted.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        restarted = lab.manager.supervise();
+    }
+    assert_eq!(restarted, vec![lab.id().to_string()]);
+    assert_ne!(lab.manager.pid(lab.id()), Some(pid));
+    assert_eq!(
+        lab.lease("fa:16:3e:00:00:10", WAIT).unwrap().ip.to_string(),
+        "10.0.0.10"
+    );
+}
+
+#[test]
+fn disable_leaves_no_process_and_no_files() {
+    let Some(mut lab) = Lab::new("disable_leaves_no_process_and_no_files") else {
+        return;
+    };
+    lab.configure();
+    let pid = lab.manager.pid(lab.id()).unwrap();
+    let dir = lab.manager.network_dir(lab.id());
+    assert!(dir.join("host").read_dir().unwrap().count() == 1);
+    let id = lab.id().to_string();
+    assert!(lab.manager.disable(&id).unwrap());
+    assert!(!process_exists(pid), "dnsmasq {pid} is gone");
+    assert!(!dir.exists(), "{} is removed", dir.display());
+    assert!(lab.manager.networks().is_empty());
+    assert!(
+        !lab.manager.disable(&id).unwrap(),
+        "a second disable has nothing to do"
+    );
+    assert!(
+        lab.manager
+            .upsert_port(&id, &lab.new_port("fa:16:3e:00:00:50", "10.0.0.50"))
+            .is_err()
+    );
+}
+
+#[test]
+fn dropping_the_manager_stops_its_dnsmasqs() {
+    let Some(mut lab) = Lab::new("dropping_the_manager_stops_its_dnsmasqs") else {
+        return;
+    };
+    lab.configure();
+    let pid = lab.manager.pid(lab.id()).unwrap();
+    let Lab { manager, .. } = lab;
+    drop(manager);
+    assert!(!process_exists(pid));
+}
