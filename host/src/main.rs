@@ -24,7 +24,7 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
-    /// Serves the Networking API v2.0 (networks and agents so far; see the README for what is absent).
+    /// Serves the Networking API v2.0 and the minimal compute API (/v2.1/servers).
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9696")]
@@ -51,6 +51,9 @@ enum Command {
         /// Keystone's endpoint (e.g. http://controller:5000/v3), for --auth keystone.
         #[arg(long, required_if_eq("auth", "keystone"))]
         keystone_url: Option<String>,
+        /// Seconds a booting server may take to become ACTIVE before it goes to ERROR.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
+        boot_timeout: u64,
     },
     /// Benchmarks.
     Bench {
@@ -167,6 +170,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             agent_token_file,
             auth,
             keystone_url,
+            boot_timeout,
         } => {
             let auth = match (auth, keystone_url) {
                 (Auth::Keystone, Some(url)) => AuthStrategy::Keystone { url },
@@ -187,6 +191,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     default_project,
                     agent_down_time: std::time::Duration::from_secs(agent_down_time),
                     auth,
+                    boot_timeout: std::time::Duration::from_secs(boot_timeout),
                     ..ApiConfig::default()
                 },
             };
