@@ -26,7 +26,7 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
-    /// Serves the Networking API v2.0 (networks and agents so far; see the README for what is absent).
+    /// Serves the Networking API v2.0 and the minimal compute API (/v2.1/servers).
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9696")]
@@ -63,6 +63,9 @@ enum Command {
         /// Do not run the embedded agent for this host.
         #[arg(long)]
         no_agent: bool,
+        /// Seconds a booting server may take to become ACTIVE before it goes to ERROR.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
+        boot_timeout: u64,
     },
     /// A node agent: wires this host's ports, serves DHCP, boots instances (needs root).
     Agent {
@@ -203,6 +206,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             host,
             no_agent,
+            boot_timeout,
         } => {
             let node = match &config {
                 Some(path) => NodeConfig::from_file(path)?,
@@ -228,6 +232,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     agent_down_time: std::time::Duration::from_secs(agent_down_time),
                     auth,
                     drivers: node.drivers.clone(),
+                    boot_timeout: std::time::Duration::from_secs(boot_timeout),
                     ..ApiConfig::default()
                 },
                 agent: (!no_agent).then(|| EmbeddedAgent {

@@ -48,7 +48,8 @@ impl ServeOptions {
     }
 }
 
-/// Opens the store, loads the agent token and starts the heartbeat writer.
+/// Opens the store, loads the agent token and starts the heartbeat writer and the sweep that
+/// fails boots past their timeout.
 pub async fn state(options: &ServeOptions) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("data directory {}", options.data_dir.display()))?;
@@ -60,13 +61,15 @@ pub async fn state(options: &ServeOptions) -> anyhow::Result<AppState> {
     };
     let heartbeats = Heartbeats::new(store.clone(), options.api.agent_down_time);
     heartbeats.spawn_flusher(options.api.heartbeat_flush_interval);
-    Ok(AppState::new(
+    let state = AppState::new(
         store,
         options.api.clone(),
         heartbeats,
         agent_token,
         keystone,
-    ))
+    );
+    api::compute::build_timeout::spawn(state.clone());
+    Ok(state)
 }
 
 /// The app (also used by tests, which bind their own socket).

@@ -16,6 +16,7 @@ use super::protocol::{
 use super::stale;
 use super::wiring::Wiring;
 use crate::dhcp::DhcpManager;
+use crate::dhcp::client::DhcpClient;
 use crate::plugins::bindings::{AddressSpec, Op};
 
 /// Owners whose ports have no DHCP host entry (Neutron's DHCP agent skips them).
@@ -45,10 +46,11 @@ impl Engine {
         client: ServerClient,
         wiring: Wiring,
         dhcp: Option<DhcpManager>,
+        dhcp_client: DhcpClient,
         lease_timeout: Duration,
         integration_bridge: Option<String>,
     ) -> Engine {
-        let leases = Leases::new(client.clone(), lease_timeout);
+        let leases = Leases::new(client.clone(), dhcp_client, lease_timeout);
         Engine {
             client,
             wiring,
@@ -338,7 +340,9 @@ impl Engine {
         })
         .await;
         match done {
-            Ok(Ok(action)) => tracing::info!("network {network_id}: dnsmasq {action:?}"),
+            Ok(Ok(outcome)) => {
+                tracing::info!("network {network_id}: dnsmasq {:?}", outcome.action)
+            }
             Ok(Err(e)) => tracing::error!("network {network_id}: dnsmasq: {e:#}"),
             Err(e) => tracing::error!("network {network_id}: dnsmasq: {e}"),
         }

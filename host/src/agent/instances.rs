@@ -9,17 +9,20 @@ use tokio::task::JoinHandle;
 
 use super::client::ServerClient;
 use super::protocol::{HostInstance, InstanceStatus, InstanceStatusReport, NicLease};
+use crate::dhcp::client::DhcpClient;
 
 pub struct Leases {
     client: ServerClient,
+    dhcp_client: DhcpClient,
     timeout: Duration,
     running: HashMap<String, JoinHandle<()>>,
 }
 
 impl Leases {
-    pub fn new(client: ServerClient, timeout: Duration) -> Leases {
+    pub fn new(client: ServerClient, dhcp_client: DhcpClient, timeout: Duration) -> Leases {
         Leases {
             client,
+            dhcp_client,
             timeout,
             running: HashMap::new(),
         }
@@ -32,10 +35,11 @@ impl Leases {
     /// Leases every NIC of `instance` in the background and reports the outcome.
     pub fn start(&mut self, instance: HostInstance) {
         let client = self.client.clone();
+        let dhcp_client = self.dhcp_client.clone();
         let timeout = self.timeout;
         let id = instance.id.clone();
         let task = tokio::spawn(async move {
-            let report = match lease_all(&instance, timeout).await {
+            let report = match lease_all(&dhcp_client, &instance, timeout).await {
                 Ok(nics) => InstanceStatus {
                     id: instance.id.clone(),
                     nics,
@@ -78,17 +82,23 @@ impl Leases {
     }
 }
 
-async fn lease_all(instance: &HostInstance, timeout: Duration) -> Result<Vec<NicLease>, String> {
+async fn lease_all(
+    dhcp_client: &DhcpClient,
+    instance: &HostInstance,
+    timeout: Duration,
+) -> Result<Vec<NicLease>, String> {
     let mut nics = Vec::new();
     for nic in &instance.nics {
         let (namespace, interface) = (instance.namespace.clone(), nic.interface_name.clone());
+        let dhcp_client = dhcp_client.clone();
         let leased = tokio::task::spawn_blocking(move || {
             // A NIC that holds an address already (an agent restart) keeps it: running the
             // client again would take the address down and up under a working instance.
             if let Some(ip) = held_ipv4(&namespace, &interface) {
                 return Ok(ip);
             }
-            crate::dhcp::client::lease(&namespace, &interface, timeout)
+            dhcp_client
+                .lease(&namespace, &interface, timeout)
                 .map(|lease| lease.ip.to_string())
                 .map_err(|e| format!("{e:#}"))
         })

@@ -86,9 +86,14 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
         driver_agents,
         local_vlans,
     );
-    let dhcp = settings.dhcp.then(|| {
-        crate::dhcp::DhcpManager::new(options.state_dir.clone(), Default::default())
-    });
+    let dhcp = match settings.dhcp {
+        true => Some(crate::dhcp::DhcpManager::new(
+            options.state_dir.clone(),
+            Default::default(),
+        )?),
+        false => None,
+    };
+    let dhcp_client = crate::dhcp::client::DhcpClient::new(&options.state_dir)?;
     let client = ServerClient::new(&options.server, &options.host, &options.token)?;
     let integration_bridge = registry
         .drivers()
@@ -99,6 +104,7 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
         client.clone(),
         wiring,
         dhcp,
+        dhcp_client,
         Duration::from_secs(settings.lease_timeout),
         integration_bridge,
     );

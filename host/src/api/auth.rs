@@ -35,6 +35,9 @@ pub enum AuthStrategy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestContext {
     pub project_id: String,
+    /// The user (Keystone's `user.id`; with noauth `X-User-Id`, else the project id, as Nova's
+    /// noauth does with a token `admin:admin`). Only the compute API records it.
+    pub user_id: String,
     pub roles: Vec<String>,
 }
 
@@ -49,13 +52,17 @@ impl RequestContext {
         };
         let project = header("x-project-id").or_else(|| header("x-tenant-id"));
         let roles = header("x-roles");
+        let project_id = project.unwrap_or(default_project).to_string();
+        let user_id = header("x-user-id").unwrap_or(&project_id).to_string();
         match (project, roles) {
             (None, None) => RequestContext {
-                project_id: default_project.to_string(),
+                project_id,
+                user_id,
                 roles: vec!["admin".into()],
             },
-            (project, roles) => RequestContext {
-                project_id: project.unwrap_or(default_project).to_string(),
+            (_, roles) => RequestContext {
+                project_id,
+                user_id,
                 roles: roles
                     .map(|r| {
                         r.split(',')
@@ -140,10 +147,11 @@ impl FromRequestParts<AppState> for RequestContext {
     }
 }
 
-/// Whether a path needs a token under Keystone: everything under `/v2.0`, as Neutron's
-/// paste pipeline puts `authtoken` in front of the whole v2.0 application.
+/// Whether a path needs a token under Keystone: everything under `/v2.0` (and the compute
+/// API's `/v2.1`), as Neutron's paste pipeline puts `authtoken` in front of the whole v2.0
+/// application.
 fn needs_token(path: &str) -> bool {
-    path.starts_with("/v2.0")
+    path.starts_with("/v2.0") || path.starts_with("/v2.1")
 }
 
 /// Middleware: validates `X-Auth-Token` with Keystone and hands the context on.

@@ -202,7 +202,15 @@ pub fn context_of(token: &Value) -> Option<(RequestContext, DateTime<Utc>)> {
                 .collect()
         })
         .unwrap_or_default();
-    Some((RequestContext { project_id, roles }, expires_at))
+    let user_id = token["user"]["id"].as_str().unwrap_or_default().to_string();
+    Some((
+        RequestContext {
+            project_id,
+            user_id,
+            roles,
+        },
+        expires_at,
+    ))
 }
 
 /// reqwest's error and its causes ("error sending request: ... Connection refused").
@@ -232,6 +240,7 @@ mod tests {
         });
         let (ctx, expires) = context_of(&token).unwrap();
         assert_eq!(ctx.project_id, "p1");
+        assert_eq!(ctx.user_id, "u1");
         assert_eq!(ctx.roles, ["member", "reader"]);
         assert_eq!(expires.to_rfc3339(), "2999-01-01T00:00:00+00:00");
         let mut domain = token.clone();

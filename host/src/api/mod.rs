@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod auth;
 pub mod body;
+pub mod compute;
 pub mod discovery;
 pub mod error;
 pub mod internal;
@@ -51,6 +52,9 @@ pub struct ApiConfig {
     /// How often buffered agent heartbeats are written to the database.
     pub heartbeat_flush_interval: Duration,
     pub auth: auth::AuthStrategy,
+    /// A server not ACTIVE this long after its boot goes to ERROR (Nova's
+    /// `vif_plugging_timeout`, shorter: namespaces boot in well under a second).
+    pub boot_timeout: Duration,
 }
 
 impl Default for ApiConfig {
@@ -64,6 +68,7 @@ impl Default for ApiConfig {
             drivers: DriversConfig::default(),
             heartbeat_flush_interval: Duration::from_secs(1),
             auth: auth::AuthStrategy::NoAuth,
+            boot_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -192,6 +197,7 @@ pub fn router(state: AppState) -> Router {
             neutron_405(get(ports::show_binding)),
         )
         .merge(agents::routes())
+        .merge(compute::routes())
         .route(
             "/internal/agents/report",
             neutron_405(post(internal::report)),

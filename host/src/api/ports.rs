@@ -226,7 +226,8 @@ fn check_create(ctx: &RequestContext, b: &Map<String, Value>) -> ApiResult<Strin
     ctx.project_for_create(b)
 }
 
-/// A port about to be created: everything that needs no write lock.
+/// A port about to be created: everything that needs no write lock. [`draft`] makes one from a
+/// create body (the caller checked its attributes and policy), [`write_draft`] writes it.
 #[derive(Clone)]
 pub struct Draft {
     network: Network,
@@ -238,7 +239,15 @@ pub struct Draft {
     default_group: Option<String>,
 }
 
-async fn draft(
+impl Draft {
+    /// The host the port will be bound to when written (the compute API drafts a server's
+    /// ports before it has chosen the host).
+    pub fn set_binding_host(&mut self, host: &str) {
+        self.port.binding_host = host.to_string();
+    }
+}
+
+pub async fn draft(
     state: &AppState,
     ctx: &RequestContext,
     b: &Map<String, Value>,
@@ -795,10 +804,20 @@ pub async fn delete(
     let mut tx = state.store.begin_write().await?;
     let p = visible(&mut tx, &ctx, id).await?;
     ctx.require_write("delete_port")?;
-    release(&state, &mut tx, &p.fixed_ips).await?;
-    repo::delete(&mut tx, id).await?;
+    delete_port(&state, &mut tx, &p).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a port in the caller's transaction, its addresses given back to IPAM.
+pub async fn delete_port(
+    state: &AppState,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    p: &Port,
+) -> ApiResult<()> {
+    release(state, tx, &p.fixed_ips).await?;
+    repo::delete(tx, &p.id).await?;
+    Ok(())
 }
 
 /// `PUT` or `DELETE` on the collection.
