@@ -3,11 +3,12 @@
 
 use std::process::Command;
 
+use nix::sched::{CloneFlags, setns};
+
 /// True when the test can touch the kernel (root). Otherwise prints the one line
 /// `SKIP <test binary>::<test>: <reason>` that `scripts/test.sh` counts as a skip.
 pub fn require_root(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc_geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     if !root {
         let binary = std::env::current_exe()
             .ok()
@@ -23,11 +24,6 @@ pub fn require_root(test: &str) -> bool {
         eprintln!("SKIP {binary}::{test}: needs root (kernel links, namespaces, Open vSwitch)");
     }
     root
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }
 
 /// `prefix` and six random hex digits: unique per test, short enough for a link name when the
@@ -87,4 +83,18 @@ pub fn netns_exec(namespace: &str, args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// Runs `f` on a new thread inside the namespace (sockets it opens live there) and returns
+/// its result.
+pub fn in_namespace<T: Send + 'static>(
+    namespace: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let file = std::fs::File::open(format!("/run/netns/{namespace}"))
+        .unwrap_or_else(|e| panic!("open namespace {namespace}: {e}"));
+    std::thread::spawn(move || {
+        setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
 }

@@ -35,4 +35,7 @@ pub fn test_driver(runtime: &Arc<Runtime>, name: &str) -> Driver {
         .expect("loads")
 }
 pub mod api;
+pub mod kernel;
 pub mod keystone;
+pub mod ovs;
+pub mod plans;
