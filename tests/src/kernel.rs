@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+use nix::sched::{CloneFlags, setns};
+
 /// True when the test can touch the kernel (root). Otherwise prints the one line
 /// `SKIP <test binary>::<test>: <reason>` that `scripts/test.sh` counts as a skip.
 pub fn require_root(test: &str) -> bool {
@@ -24,16 +26,9 @@ pub fn require_root(test: &str) -> bool {
     root
 }
 
-/// Whether the tests run as root (the effective uid, from /proc).
+/// Whether the tests run as root (the effective uid).
 pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
-        })
-        .unwrap_or(false)
+    nix::unistd::geteuid().is_root()
 }
 
 /// A random suffix for names: `unique` without a prefix.
@@ -144,4 +139,16 @@ pub fn veth(a_ns: &Netns, a: &str, b_ns: &Netns, b: &str) {
     ]);
     ip(&["-n", &a_ns.name, "link", "set", a, "up"]);
     ip(&["-n", &b_ns.name, "link", "set", b, "up"]);
+/// Runs `f` on a new thread inside the namespace (sockets it opens live there) and returns
+/// its result.
+pub fn in_namespace<T: Send + 'static>(
+    namespace: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let file = std::fs::File::open(format!("/run/netns/{namespace}"))
+        .unwrap_or_else(|e| panic!("open namespace {namespace}: {e}"));
+    std::thread::spawn(move || {
+        setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
 }

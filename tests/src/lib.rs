@@ -39,3 +39,4 @@ pub mod dataplane;
 pub mod kernel;
 pub mod keystone;
 pub mod ovs;
+pub mod plans;

@@ -1,28 +1,46 @@
 //! A private Open vSwitch for one test: its own ovsdb-server and ovs-vswitchd with run, db and
 //! log directories in a temporary directory, never the system's service.
+//!
+//! One at a time on the machine: every userspace (netdev) datapath of a kernel namespace is
+//! backed by one device named `ovs-netdev`, so a second ovs-vswitchd cannot set up netdev
+//! bridges while the first runs. A host-wide file lock, held while the daemon lives, makes
+//! tests (of any binary) wait their turn.
 
+use std::fs::File;
 use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, bail};
+use nix::fcntl::{Flock, FlockArg};
 
 const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
+const LOCK: &str = "/run/neutrino-test-ovs.lock";
 
 pub struct OvsDaemon {
+    // Dropped after the daemons stop (Drop), in this order: the lock, then the directory.
+    _turn: Flock<File>,
     dir: tempfile::TempDir,
 }
 
 impl OvsDaemon {
     /// Creates a database and starts both daemons (about 0.15 s). They detach; dropping the
     /// value stops them.
+    /// Waits while another test's daemon runs.
     pub fn start() -> anyhow::Result<OvsDaemon> {
+        let lock = File::create(LOCK).with_context(|| format!("create {LOCK}"))?;
+        let turn = Flock::lock(lock, FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .with_context(|| format!("lock {LOCK}"))?;
         let dir = tempfile::Builder::new().prefix("neutrino-ovs-").tempdir()?;
-        let daemon = OvsDaemon { dir };
+        let daemon = OvsDaemon { _turn: turn, dir };
         for sub in ["run", "db", "log"] {
             std::fs::create_dir(daemon.path(sub))?;
         }
         let db = daemon.path("db/conf.db");
-        run(Command::new("ovsdb-tool").arg("create").arg(&db).arg(SCHEMA))?;
+        run(Command::new("ovsdb-tool")
+            .arg("create")
+            .arg(&db)
+            .arg(SCHEMA))?;
         run(daemon
             .command("ovsdb-server")
             .arg(&db)
@@ -108,4 +126,3 @@ fn run(cmd: &mut Command) -> anyhow::Result<String> {
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
-

@@ -116,7 +116,7 @@ fn create(name: &str) -> Result<()> {
     share_netns_dir()?;
     let path = path(name);
     match OpenOptions::new()
-        .read(true)
+        .write(true)
         .create_new(true)
         .mode(0)
         .open(&path)

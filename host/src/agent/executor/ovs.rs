@@ -32,7 +32,13 @@ impl Vsctl {
 
     /// Runs one ovs-vsctl transaction: `commands` joined by `--`.
     async fn run(&self, commands: &[Vec<String>]) -> Result<String> {
+        self.run_with(&[], commands).await
+    }
+
+    /// The same, with global options (`--format=json`) before the commands.
+    async fn run_with(&self, options: &[&str], commands: &[Vec<String>]) -> Result<String> {
         let mut cmd = Command::new("ovs-vsctl");
+        cmd.args(options);
         if let Some(db) = &self.db {
             cmd.arg(format!("--db=unix:{}", db.display()));
         }
@@ -127,17 +133,18 @@ impl Vsctl {
     /// The ports of a bridge with their tags and Interface external_ids, read in one
     /// transaction.
     pub async fn ports(&self, bridge: &str) -> Result<Vec<OvsPortInfo>> {
-        let json = |cols: &str, table: &str| {
-            args(&["--format=json", &format!("--columns={cols}"), "list", table])
-        };
+        let json = |cols: &str, table: &str| args(&[&format!("--columns={cols}"), "list", table]);
         let mut bridge_cmd = json("ports", "Bridge");
         bridge_cmd.push(bridge.to_string());
         let out = self
-            .run(&[
-                bridge_cmd,
-                json("_uuid,name,tag,interfaces", "Port"),
-                json("_uuid,external_ids", "Interface"),
-            ])
+            .run_with(
+                &["--format=json"],
+                &[
+                    bridge_cmd,
+                    json("_uuid,name,tag,interfaces", "Port"),
+                    json("_uuid,external_ids", "Interface"),
+                ],
+            )
             .await?;
         let tables: Vec<Value> = serde_json::Deserializer::from_str(&out)
             .into_iter()
