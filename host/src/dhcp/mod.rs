@@ -87,3 +87,6 @@ fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> DhcpErro
 fn invalid(text: impl Into<String>) -> DhcpError {
     DhcpError::Invalid(text.into())
 }
+
+#[cfg(test)]
+mod tests;
