@@ -18,8 +18,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::AppState;
 use super::body;
+use super::dhcp_scheduling;
 use super::error::{ApiResult, NeutronError};
-use crate::heartbeat::Report;
+use crate::heartbeat::{Outcome, Report};
 use crate::store::agents::Reported;
 
 pub const TOKEN_HEADER: &str = "x-neutrino-agent-token";
@@ -129,6 +130,17 @@ pub async fn report(
     let body = body::update_body(&bytes, "agent")?;
     let report = parse_report(&body)?;
     let outcome = state.heartbeats.report(&report).await?;
+    // A DHCP agent that appears, revives or restarts may take the networks waiting for one.
+    if report.agent_type == dhcp_scheduling::DHCP_AGENT_TYPE
+        && (outcome != Outcome::Alive || report.start_flag)
+        && let Err(e) = dhcp_scheduling::schedule_waiting(&state).await
+    {
+        tracing::warn!(
+            "scheduling networks to the DHCP agent of {}: {}",
+            report.host,
+            e.message
+        );
+    }
     Ok(Json(json!({"result": outcome.as_str()})))
 }
 

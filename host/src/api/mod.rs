@@ -5,8 +5,10 @@ pub mod agents;
 pub mod auth;
 pub mod body;
 pub mod compute;
+pub mod dhcp_scheduling;
 pub mod discovery;
 pub mod error;
+pub mod host_feed;
 pub mod internal;
 pub mod keystone;
 pub mod networks;
@@ -201,6 +203,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/internal/agents/report",
             neutron_405(post(internal::report)),
+        )
+        .route(
+            "/internal/hosts/{host}/changes",
+            neutron_405(get(host_feed::changes)),
+        )
+        .route(
+            "/internal/hosts/{host}/ports/status",
+            neutron_405(post(host_feed::port_status)),
         )
         .fallback(|| async { NeutronError::no_such_path() })
         .layer(middleware::from_fn_with_state(

@@ -12,7 +12,7 @@ use super::body::{self, CreateBody};
 use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
-use super::{AppState, base_url, strip_json_suffix, subnets};
+use super::{AppState, base_url, dhcp_scheduling, ports, strip_json_suffix, subnets};
 use crate::store::{self, networks as repo, networks::Network, networks::SegmentError};
 
 pub const SPEC: CollectionSpec = CollectionSpec {
@@ -487,7 +487,13 @@ pub async fn update(
     n.revision_number += 1;
     repo::update(&mut tx, &n).await?;
     let subnets = subnet_ids(&mut tx, id).await?;
+    // Every bound port carries its network to its host's agent (MTU, admin state).
+    let mut newest = store::dhcp_hosting::record_network(&mut tx, id).await?;
+    for (port, host) in store::ports::hosts_on_network(&mut tx, id).await? {
+        newest = newest.max(store::dhcp_hosting::record_port(&mut tx, id, &port, &[&host]).await?);
+    }
     tx.commit().await?;
+    state.feed.committed(newest);
     Ok(Json(
         json!({"network": to_json(&n, subnets, ctx.is_admin())}),
     ))
@@ -521,14 +527,18 @@ pub async fn delete(
             ),
         ));
     }
+    let mut newest = dhcp_scheduling::network_deleted(&state, &mut tx, id).await?;
     for (port, _) in &ports {
-        store::ports::delete(&mut tx, port).await?;
+        if let Some(p) = store::ports::get(&mut tx, port).await? {
+            newest = newest.max(ports::remove(&state, &mut tx, &p).await?);
+        }
     }
     for subnet in subnet_ids(&mut tx, id).await? {
         store::subnets::delete(&mut tx, &subnet).await?;
     }
     repo::delete(&mut tx, id).await?;
     tx.commit().await?;
+    state.feed.committed(newest);
     Ok(StatusCode::NO_CONTENT)
 }
 

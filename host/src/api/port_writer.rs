@@ -89,14 +89,17 @@ async fn run(state: AppState, mut queue: mpsc::Receiver<Job>) {
 async fn write(state: &AppState, jobs: &[Job]) -> ApiResult<Vec<Vec<Value>>> {
     let mut tx = state.store.begin_write().await?;
     let mut results = Vec::with_capacity(jobs.len());
+    let mut newest = None;
     for job in jobs {
         let mut created = Vec::with_capacity(job.drafts.len());
         for (b, d) in job.bodies.iter().zip(&job.drafts) {
-            let p = write_draft(state, &job.ctx, b, d.clone(), &mut tx).await?;
+            let (p, revision) = write_draft(state, &job.ctx, b, d.clone(), &mut tx).await?;
+            newest = newest.max(revision);
             created.push(Value::Object(to_json(&p, job.ctx.is_admin())));
         }
         results.push(created);
     }
     tx.commit().await?;
+    state.feed.committed(newest);
     Ok(results)
 }

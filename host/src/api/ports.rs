@@ -22,7 +22,7 @@ use crate::ipam;
 use crate::store::networks::Network;
 use crate::store::ports::{FixedIp, Port};
 use crate::store::subnets::Subnet;
-use crate::store::{self, ipam as ipam_store, ports as repo, security_groups};
+use crate::store::{self, dhcp_hosting, ipam as ipam_store, ports as repo, security_groups};
 
 pub const SPEC: CollectionSpec = CollectionSpec {
     collection: "ports",
@@ -253,15 +253,25 @@ pub async fn draft(
     b: &Map<String, Value>,
     project_id: String,
 ) -> ApiResult<Draft> {
-    let network_id = body::string(b, "network_id", 255)?.unwrap_or_default();
     let mut read = state.store.read.acquire().await?;
-    let network = networks::visible_in(&mut read, ctx, &network_id).await?;
+    draft_in(&mut read, ctx, b, project_id).await
+}
+
+/// Drafts a port with the lookups on `conn`: the read pool for API creates, the write
+/// transaction itself for ports the server makes (a DHCP port for a subnet being created).
+pub async fn draft_in(
+    conn: &mut sqlx::AnyConnection,
+    ctx: &RequestContext,
+    b: &Map<String, Value>,
+    project_id: String,
+) -> ApiResult<Draft> {
+    let network_id = body::string(b, "network_id", 255)?.unwrap_or_default();
+    let network = networks::visible_in(&mut *conn, ctx, &network_id).await?;
     if !ctx.owns(&network.project_id) && !network.shared {
         return Err(NeutronError::forbidden("create_port"));
     }
-    let subnets = store::subnets::on_network(&mut *read, &network.id).await?;
-    let default_group = security_groups::find_default(&mut *read, &project_id).await?;
-    drop(read);
+    let subnets = store::subnets::on_network(&mut *conn, &network.id).await?;
+    let default_group = security_groups::find_default(&mut *conn, &project_id).await?;
     let requested_ips = attrs::fixed_ips(b)?;
     let device_owner = body::string_or_empty(b, "device_owner", 255)?.unwrap_or_default();
     let port_security =
@@ -304,15 +314,16 @@ pub async fn draft(
     })
 }
 
-/// Writes a drafted port: security groups, addresses, binding, the row. The foreign keys catch
-/// a network or subnet deleted since the draft was made.
+/// Writes a drafted port: security groups, addresses, binding, the row, and the change-feed
+/// entry for the hosts concerned (returned revision: pass it to `state.feed` after commit).
+/// The foreign keys catch a network or subnet deleted since the draft was made.
 pub async fn write_draft(
     state: &AppState,
     ctx: &RequestContext,
     b: &Map<String, Value>,
     d: Draft,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-) -> ApiResult<Port> {
+) -> ApiResult<(Port, Option<i64>)> {
     let Draft {
         network,
         subnets,
@@ -326,7 +337,12 @@ pub async fn write_draft(
     port.fixed_ips = allocate(state, tx, &network, &subnets, requested_ips, &port, 0).await?;
     port_binding::bind(state, &mut port, &network, tx).await?;
     match repo::insert(tx, &port).await {
-        Ok(true) => Ok(port),
+        Ok(true) => {
+            let revision =
+                dhcp_hosting::record_port(tx, &port.network_id, &port.id, &[&port.binding_host])
+                    .await?;
+            Ok((port, revision))
+        }
         // The network has this MAC: the caller's choice is refused; a generated one (a
         // 1-in-16-million chance per port) makes the whole request run again with a new one.
         Ok(false) if mac_given => Err(mac_in_use(&network.id, &port.mac_address)),
@@ -702,8 +718,13 @@ pub async fn update(
     let rebind = ["binding:host_id", "binding:vnic_type", "binding:profile"]
         .iter()
         .any(|k| b.contains_key(*k));
+    let old_host = p.binding_host.clone();
     if let Some(host) = body::string_or_empty(&b, "binding:host_id", 255)? {
         p.binding_host = host;
+    }
+    if p.binding_host != old_host {
+        // Wired on no host yet, as in Neutron: the new host's agent reports it up.
+        p.status = "DOWN".into();
     }
     if let Some(vnic) = attrs::vnic_type(&b)? {
         p.binding_vnic_type = vnic;
@@ -723,7 +744,11 @@ pub async fn update(
             e.into()
         }
     })?;
+    let revision =
+        dhcp_hosting::record_port(&mut tx, &p.network_id, &p.id, &[&old_host, &p.binding_host])
+            .await?;
     tx.commit().await?;
+    state.feed.committed(revision);
     Ok(Json(json!({"port": to_json(&p, ctx.is_admin())})))
 }
 
@@ -804,20 +829,65 @@ pub async fn delete(
     let mut tx = state.store.begin_write().await?;
     let p = visible(&mut tx, &ctx, id).await?;
     ctx.require_write("delete_port")?;
-    delete_port(&state, &mut tx, &p).await?;
+    let revision = remove(&state, &mut tx, &p).await?;
     tx.commit().await?;
+    state.feed.committed(revision);
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Deletes a port in the caller's transaction, its addresses given back to IPAM.
-pub async fn delete_port(
+/// Deletes a port: its addresses given back, its row gone, its hosts told.
+pub async fn remove(
     state: &AppState,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     p: &Port,
-) -> ApiResult<()> {
+) -> ApiResult<Option<i64>> {
     release(state, tx, &p.fixed_ips).await?;
+    let revision = dhcp_hosting::record_port(tx, &p.network_id, &p.id, &[&p.binding_host]).await?;
     repo::delete(tx, &p.id).await?;
-    Ok(())
+    Ok(revision)
+}
+
+/// Gives an existing port an address on each of `wanted` it has none on, and gives back its
+/// addresses on subnets not in `wanted` (a DHCP port following its network's DHCP subnets).
+/// Returns whether anything changed; the caller writes the row.
+pub async fn align_addresses(
+    state: &AppState,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    network: &Network,
+    port: &mut Port,
+    wanted: &[Subnet],
+) -> ApiResult<bool> {
+    let (kept, dropped): (Vec<FixedIp>, Vec<FixedIp>) = port
+        .fixed_ips
+        .iter()
+        .cloned()
+        .partition(|f| wanted.iter().any(|s| s.id == f.subnet_id));
+    let missing: Vec<attrs::IpRequest> = wanted
+        .iter()
+        .filter(|s| !kept.iter().any(|f| f.subnet_id == s.id))
+        .map(|s| attrs::IpRequest {
+            subnet_id: Some(s.id.clone()),
+            ip: None,
+        })
+        .collect();
+    if dropped.is_empty() && missing.is_empty() {
+        return Ok(false);
+    }
+    release(state, tx, &dropped).await?;
+    let subnets = store::subnets::on_network(&mut **tx, &network.id).await?;
+    let added = allocate(
+        state,
+        tx,
+        network,
+        &subnets,
+        Some(missing),
+        port,
+        kept.len(),
+    )
+    .await?;
+    port.fixed_ips = kept;
+    port.fixed_ips.extend(added);
+    Ok(true)
 }
 
 /// `PUT` or `DELETE` on the collection.

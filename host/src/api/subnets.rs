@@ -17,7 +17,7 @@ use super::body::{self, CreateBody};
 use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
-use super::{AppState, base_url, networks, strip_json_suffix};
+use super::{AppState, base_url, dhcp_scheduling, networks, strip_json_suffix};
 use crate::ipam::{self, PoolError, Range};
 use crate::store::{self, ipam as ipam_store, subnets as repo, subnets::Subnet};
 
@@ -190,11 +190,20 @@ pub async fn create(
     };
     let mut tx = state.store.begin_write().await?;
     let mut created = Vec::with_capacity(bodies.len());
+    let mut networks: Vec<String> = Vec::new();
     for b in &bodies {
         let (s, external) = create_one(&state, &ctx, b, &mut tx).await?;
+        if !networks.contains(&s.network_id) {
+            networks.push(s.network_id.clone());
+        }
         created.push(Value::Object(to_json(&s, external)));
     }
+    let mut newest = None;
+    for network_id in &networks {
+        newest = newest.max(dhcp_scheduling::subnets_changed(&state, &mut tx, network_id).await?);
+    }
     tx.commit().await?;
+    state.feed.committed(newest);
     Ok(body::created("subnet", "subnets", bulk, created))
 }
 
@@ -610,7 +619,9 @@ pub async fn update(
     s.updated_at = store::now();
     s.revision_number += 1;
     repo::update(&mut tx, &s).await?;
+    let revision = dhcp_scheduling::subnets_changed(&state, &mut tx, &s.network_id).await?;
     tx.commit().await?;
+    state.feed.committed(revision);
     Ok(Json(json!({"subnet": to_json(&s, network.external)})))
 }
 
@@ -636,7 +647,9 @@ pub async fn delete(
         ));
     }
     repo::delete(&mut tx, &s.id).await?;
+    let revision = dhcp_scheduling::subnets_changed(&state, &mut tx, &s.network_id).await?;
     tx.commit().await?;
+    state.feed.committed(revision);
     Ok(StatusCode::NO_CONTENT)
 }
 

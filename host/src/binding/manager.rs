@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::plugins::Driver;
 use crate::plugins::bindings::{
@@ -11,7 +11,7 @@ use crate::plugins::bindings::{
 pub const MAX_BINDING_LEVELS: u8 = 10;
 
 /// What one driver said at one level.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DriverDecision {
     pub level: u8,
     pub driver: String,
@@ -19,7 +19,7 @@ pub struct DriverDecision {
     pub verdict: Verdict,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Verdict {
     Bound {
@@ -43,7 +43,7 @@ pub enum Verdict {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum BindingOutcome {
     /// No host: nothing to bind.
@@ -60,7 +60,7 @@ pub enum BindingOutcome {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BindingResult {
     pub host: String,
     #[serde(flatten)]
@@ -70,6 +70,11 @@ pub struct BindingResult {
 }
 
 impl BindingResult {
+    /// The result as a port stores it (`binding_result`), or None if it is not one.
+    pub fn from_stored(text: &str) -> Option<BindingResult> {
+        serde_json::from_str(text).ok()
+    }
+
     /// `binding:vif_type` as the API shows it.
     pub fn vif_type(&self) -> &str {
         match &self.outcome {

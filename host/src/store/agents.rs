@@ -148,6 +148,24 @@ pub async fn find(pool: &AnyPool, agent_type: &str, host: &str) -> sqlx::Result<
     .transpose()
 }
 
+/// Every agent of one type (e.g. every `DHCP agent`), dead ones included.
+pub async fn of_type<'e, E: sqlx::Executor<'e, Database = Any>>(
+    e: E,
+    agent_type: &str,
+) -> sqlx::Result<Vec<Agent>> {
+    sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM agents WHERE agent_type = $1 ORDER BY host"
+    ))
+    .bind(agent_type)
+    .fetch_all(e)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
 /// Every agent registered on `host`, of any type, dead ones included: what port binding hands
 /// the mechanism drivers (through [`Agent::to_binding`]). Heartbeats reach the database in
 /// batches, so `heartbeat_at` may lag the last report by about a second.

@@ -4,6 +4,7 @@
 //! knows HTTP.
 
 pub mod agents;
+pub mod dhcp_hosting;
 pub mod feed;
 pub mod ipam;
 pub mod networks;
@@ -25,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("sql/0003_agents.sql")),
     (4, include_str!("sql/0004_host_feed.sql")),
     (5, include_str!("sql/0005_servers.sql")),
+    (6, include_str!("sql/0006_dhcp_hosting.sql")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

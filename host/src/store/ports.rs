@@ -269,6 +269,55 @@ pub async fn on_network(
         .await
 }
 
+/// `(id, binding_host)` of every port on a network.
+pub async fn hosts_on_network(
+    tx: &mut Transaction<'_, Any>,
+    network_id: &str,
+) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as("SELECT id, binding_host FROM ports WHERE network_id = $1 ORDER BY id")
+        .bind(network_id)
+        .fetch_all(&mut **tx)
+        .await
+}
+
+/// `(binding_host, status)` of a port, or None when there is no such port.
+pub async fn host_and_status(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+) -> sqlx::Result<Option<(String, String)>> {
+    sqlx::query_as("SELECT binding_host, status FROM ports WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Sets a port's status, bumping its revision; the agent reporting it is the port's host.
+pub async fn set_status(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    status: &str,
+    updated_at: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE ports SET status = $2, updated_at = $3, revision_number = revision_number + 1 \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(updated_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Ports of the given networks, with their addresses (one query, however many networks).
+pub async fn on_networks(pool: &AnyPool, network_ids: &[String]) -> sqlx::Result<Vec<Port>> {
+    if network_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    list(pool, &[("p.network_id", network_ids.to_vec())], None).await
+}
+
 /// Deletes the port row and its address rows (the caller gives addresses back to IPAM first).
 pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> sqlx::Result<()> {
     for statement in [

@@ -100,7 +100,7 @@ pub async fn attach(
         let (port, created_port) = match nic {
             PlannedNic::Create { body, mut draft } => {
                 draft.set_binding_host(&server.host);
-                let port = ports::write_draft(state, ctx, &body, draft, tx).await?;
+                let (port, _) = ports::write_draft(state, ctx, &body, draft, tx).await?;
                 if port.fixed_ips.is_empty() {
                     return Err(NeutronError::bad(
                         "NetworkRequiresSubnet",
@@ -218,7 +218,7 @@ pub async fn release(
         };
         let bound_to = std::mem::take(&mut port.binding_host);
         if nic.created_port {
-            ports::delete_port(state, tx, &port).await?;
+            ports::remove(state, tx, &port).await?;
         } else if port.device_id == server.id {
             let network = networks::get(&mut **tx, &port.network_id)
                 .await?

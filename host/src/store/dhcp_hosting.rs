@@ -1,0 +1,125 @@
+//! Which host serves each network's DHCP (`dhcp_hosting`), and the feed entries that follow
+//! from it: a port change is news for its binding host and for its network's DHCP host.
+
+use std::collections::HashMap;
+
+use sqlx::{Any, AnyConnection, Executor, Row as _};
+
+use super::feed::{self, FeedKind};
+
+/// A network's DHCP: the host whose agent serves it, and the DHCP port it serves it with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hosting {
+    pub network_id: String,
+    pub host: String,
+    pub port_id: String,
+}
+
+pub async fn of_network<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    network_id: &str,
+) -> sqlx::Result<Option<Hosting>> {
+    let row =
+        sqlx::query("SELECT network_id, host, port_id FROM dhcp_hosting WHERE network_id = $1")
+            .bind(network_id)
+            .fetch_optional(e)
+            .await?;
+    row.map(|r| {
+        Ok(Hosting {
+            network_id: r.try_get("network_id")?,
+            host: r.try_get("host")?,
+            port_id: r.try_get("port_id")?,
+        })
+    })
+    .transpose()
+}
+
+/// The networks `host` serves, by id.
+pub async fn on_host<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    host: &str,
+) -> sqlx::Result<Vec<Hosting>> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT network_id, host, port_id FROM dhcp_hosting WHERE host = $1 ORDER BY network_id",
+    )
+    .bind(host)
+    .fetch_all(e)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(network_id, host, port_id)| Hosting {
+            network_id,
+            host,
+            port_id,
+        })
+        .collect())
+}
+
+/// How many networks each host serves (hosts serving none are absent).
+pub async fn networks_per_host<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+) -> sqlx::Result<HashMap<String, i64>> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT host, COUNT(*) FROM dhcp_hosting GROUP BY host")
+            .fetch_all(e)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Networks that have a DHCP-enabled subnet but no DHCP host yet, oldest subnet first.
+pub async fn waiting<'e, E: Executor<'e, Database = Any>>(e: E) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT s.network_id, MIN(s.created_at) FROM subnets s WHERE s.enable_dhcp = 1 \
+         AND NOT EXISTS (SELECT 1 FROM dhcp_hosting h WHERE h.network_id = s.network_id) \
+         GROUP BY s.network_id ORDER BY 2, 1",
+    )
+    .fetch_all(e)
+    .await?;
+    Ok(rows.into_iter().map(|(network, _)| network).collect())
+}
+
+pub async fn insert(conn: &mut AnyConnection, h: &Hosting) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO dhcp_hosting (network_id, host, port_id) VALUES ($1, $2, $3)")
+        .bind(&h.network_id)
+        .bind(&h.host)
+        .bind(&h.port_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete(conn: &mut AnyConnection, network_id: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM dhcp_hosting WHERE network_id = $1")
+        .bind(network_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records that a port changed, for `hosts` (its binding host, before and after) and for its
+/// network's DHCP host. Returns the revision, as [`feed::record`] does.
+pub async fn record_port(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    port_id: &str,
+    hosts: &[&str],
+) -> sqlx::Result<Option<i64>> {
+    let dhcp = of_network(&mut *conn, network_id).await?;
+    let mut all: Vec<&str> = hosts.to_vec();
+    if let Some(h) = &dhcp {
+        all.push(&h.host);
+    }
+    feed::record(conn, &all, FeedKind::Port, port_id).await
+}
+
+/// Records that the DHCP of a network changed (its subnets, its network, its hosting) for the
+/// host serving it, if any.
+pub async fn record_network(
+    conn: &mut AnyConnection,
+    network_id: &str,
+) -> sqlx::Result<Option<i64>> {
+    match of_network(&mut *conn, network_id).await? {
+        Some(h) => feed::record(conn, &[&h.host], FeedKind::DhcpNetwork, network_id).await,
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,623 @@
+//! The server side of the agent protocol (`neutrino::agent::protocol`): the per-host change
+//! feed (`GET /internal/hosts/{host}/changes`, a long poll), DHCP scheduling with its DHCP port,
+//! and port status reports, on SQLite and PostgreSQL, with one server and with two sharing
+//! the database.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{Method, StatusCode};
+use neutrino::agent::protocol::{HostChanges, HostPort, dhcp_device_id};
+use neutrino::store::feed::{self, FeedKind};
+use neutrino_tests::api::{Db, Reply, TestApi};
+use neutrino_tests::{for_both_databases, on_both_databases};
+use serde_json::{Value, json};
+
+/// The L2 agent a node agent reports: ports bound to its host go through ovs-hybrid.
+fn ovs_report(host: &str) -> Value {
+    json!({"agent_type": "Open vSwitch agent", "binary": "neutrino-agent", "host": host,
+        "topic": "N/A", "start_flag": true,
+        "configurations": {"bridge_mappings": {"physnet1": "br-ex"}, "tunnel_types": ["vxlan"],
+            "tunneling_ip": "127.0.0.1", "integration_bridge": "br-int",
+            "datapath_type": "netdev", "ovs_hybrid_plug": true}})
+}
+
+/// The DHCP agent a node agent reports next to its L2 agent.
+fn dhcp_report(host: &str) -> Value {
+    json!({"agent_type": "DHCP agent", "binary": "neutrino-agent", "host": host,
+        "topic": "dhcp_agent", "start_flag": true,
+        "configurations": {"dhcp_driver": "dnsmasq", "networks": 0}})
+}
+
+async fn report(api: &TestApi, body: Value) {
+    let r = api.report(body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// A node: its L2 agent, and its DHCP agent when `dhcp`.
+async fn node(api: &TestApi, host: &str, dhcp: bool) {
+    report(api, ovs_report(host)).await;
+    if dhcp {
+        report(api, dhcp_report(host)).await;
+    }
+}
+
+async fn created(api: &TestApi, path: &str, resource: &str, body: Value) -> Value {
+    let r = api
+        .call(Method::POST, path, Some(json!({ resource: body })))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{path}: {}", r.body);
+    r.body[resource].clone()
+}
+
+async fn network(api: &TestApi) -> String {
+    let n = created(api, "/v2.0/networks", "network", json!({"name": "n"})).await;
+    n["id"].as_str().unwrap().to_string()
+}
+
+async fn subnet(api: &TestApi, network: &str, cidr: &str, dhcp: bool) -> String {
+    let s = created(
+        api,
+        "/v2.0/subnets",
+        "subnet",
+        json!({"network_id": network, "ip_version": 4, "cidr": cidr, "enable_dhcp": dhcp}),
+    )
+    .await;
+    s["id"].as_str().unwrap().to_string()
+}
+
+async fn port(api: &TestApi, body: Value) -> Value {
+    created(api, "/v2.0/ports", "port", body).await
+}
+
+async fn update_port(api: &TestApi, id: &str, body: Value) -> Value {
+    let r = api
+        .call(
+            Method::PUT,
+            &format!("/v2.0/ports/{id}"),
+            Some(json!({ "port": body })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["port"].clone()
+}
+
+async fn get_port(api: &TestApi, id: &str) -> Value {
+    let r = api
+        .call(Method::GET, &format!("/v2.0/ports/{id}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["port"].clone()
+}
+
+async fn dhcp_ports(api: &TestApi, network: &str) -> Vec<Value> {
+    let r = api
+        .call(
+            Method::GET,
+            &format!("/v2.0/ports?network_id={network}&device_owner=network:dhcp"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["ports"].as_array().unwrap().clone()
+}
+
+async fn poll_raw(api: &TestApi, host: &str, after: i64, timeout: u64) -> Reply {
+    api.request(
+        Method::GET,
+        &format!("/internal/hosts/{host}/changes?after={after}&timeout={timeout}"),
+        &[("x-neutrino-agent-token", &api.agent_token)],
+        Vec::new(),
+    )
+    .await
+}
+
+async fn poll(api: &TestApi, host: &str, after: i64, timeout: u64) -> HostChanges {
+    let r = poll_raw(api, host, after, timeout).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    serde_json::from_value(r.body).expect("a HostChanges")
+}
+
+async fn report_status(api: &TestApi, host: &str, statuses: &[(&str, &str)]) -> Reply {
+    let ports: Vec<Value> = statuses
+        .iter()
+        .map(|(id, status)| json!({"id": id, "status": status}))
+        .collect();
+    api.request(
+        Method::POST,
+        &format!("/internal/hosts/{host}/ports/status"),
+        &[("x-neutrino-agent-token", &api.agent_token)],
+        json!({ "ports": ports }).to_string().into_bytes(),
+    )
+    .await
+}
+
+/// The port's entry in an answer: Some(Some(port)) present, Some(None) gone, None not named.
+fn port_in(changes: &HostChanges, id: &str) -> Option<Option<HostPort>> {
+    changes
+        .ports
+        .iter()
+        .find(|c| c.id == id)
+        .map(|c| c.port.clone())
+}
+
+fn id_of(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_string()
+}
+
+on_both_databases!(agents_need_their_token, |api: TestApi| async move {
+    for headers in [vec![], vec![("x-neutrino-agent-token", "a guess")]] {
+        let r = api
+            .request(
+                Method::GET,
+                "/internal/hosts/h1/changes?after=0&timeout=0",
+                &headers,
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+        assert_eq!(r.error_type(), "HTTPUnauthorized");
+        let r = api
+            .request(
+                Method::POST,
+                "/internal/hosts/h1/ports/status",
+                &headers,
+                br#"{"ports": []}"#.to_vec(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    }
+    let bad = poll_raw(&api, "h1", -1, 0).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    let bad = api
+        .request(
+            Method::GET,
+            "/internal/hosts/h1/changes?after=soon",
+            &[("x-neutrino-agent-token", &api.agent_token)],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+});
+
+on_both_databases!(
+    a_poll_answers_news_at_once_and_waits_out_its_timeout_otherwise,
+    |api: TestApi| async move {
+        node(&api, "h1", false).await;
+        let start = poll(&api, "h1", 0, 0).await;
+        assert!(start.full && start.ports.is_empty(), "{start:?}");
+        let net = network(&api).await;
+        subnet(&api, &net, "10.1.0.0/24", false).await;
+        let p = port(&api, json!({"network_id": net, "binding:host_id": "h1"})).await;
+
+        let t = Instant::now();
+        let news = poll(&api, "h1", start.revision, 10).await;
+        assert!(
+            t.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(!news.full);
+        assert!(news.revision > start.revision);
+        assert!(port_in(&news, &id_of(&p)).is_some_and(|p| p.is_some()));
+
+        let t = Instant::now();
+        let quiet = poll(&api, "h1", news.revision, 1).await;
+        let waited = t.elapsed();
+        assert!(
+            waited >= Duration::from_millis(950) && waited < Duration::from_secs(3),
+            "{waited:?}"
+        );
+        assert_eq!(
+            quiet,
+            HostChanges {
+                revision: news.revision,
+                ..HostChanges::default()
+            }
+        );
+        // Another host's news is not this host's.
+        port(&api, json!({"network_id": net, "binding:host_id": "h2"})).await;
+        let still = poll(&api, "h1", news.revision, 1).await;
+        assert!(still.ports.is_empty(), "{still:?}");
+    }
+);
+
+on_both_databases!(
+    a_waiting_poll_is_woken_by_a_port_bind,
+    |api: TestApi| async move {
+        node(&api, "h1", false).await;
+        let net = network(&api).await;
+        subnet(&api, &net, "10.2.0.0/24", false).await;
+        let p = port(&api, json!({"network_id": net})).await;
+        let after = poll(&api, "h1", 0, 0).await.revision;
+        let api = Arc::new(api);
+        let waiting = {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let t = Instant::now();
+                (poll(&api, "h1", after, 20).await, t.elapsed())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Timed from the commit: the first bind of a server also loads the drivers.
+        update_port(&api, &id_of(&p), json!({"binding:host_id": "h1"})).await;
+        let bound = Instant::now();
+        let (news, waited) = waiting.await.unwrap();
+        assert!(waited >= Duration::from_millis(300), "{waited:?}");
+        assert!(
+            bound.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            bound.elapsed()
+        );
+        let got = port_in(&news, &id_of(&p))
+            .flatten()
+            .expect("the bound port");
+        assert!(got.binding.is_some(), "{got:?}");
+    }
+);
+
+on_both_databases!(
+    a_bound_port_carries_its_driver_and_segment_and_unbinding_takes_it_away,
+    |api: TestApi| async move {
+        node(&api, "h1", false).await;
+        let net = network(&api).await;
+        subnet(&api, &net, "10.3.0.0/24", false).await;
+        let p = port(
+            &api,
+            json!({"network_id": net, "binding:host_id": "h1", "dns_name": "web1",
+                   "extra_dhcp_opts": [{"opt_name": "bootfile-name", "opt_value": "pxelinux.0"}]}),
+        )
+        .await;
+        assert_eq!(p["binding:vif_type"], "ovs", "{p}");
+        let full = poll(&api, "h1", 0, 0).await;
+        assert!(full.full);
+        let got = port_in(&full, &id_of(&p))
+            .flatten()
+            .expect("the bound port");
+        assert_eq!(got.mac_address, p["mac_address"]);
+        assert_eq!(got.fixed_ips[0].ip_address, p["fixed_ips"][0]["ip_address"]);
+        assert_eq!(got.hostname, "web1");
+        assert_eq!(got.status, "DOWN");
+        assert_eq!(got.extra_dhcp_opts.len(), 1);
+        assert_eq!(got.extra_dhcp_opts[0].opt_value, "pxelinux.0");
+        assert_eq!(got.extra_dhcp_opts[0].ip_version, 4);
+        let b = got.binding.expect("a binding");
+        assert_eq!(b.host, "h1");
+        assert_eq!(b.driver, "ovs-hybrid");
+        assert_eq!(b.vif_type, "ovs");
+        assert_eq!(Value::Object(b.vif_details), p["binding:vif_details"]);
+        assert_eq!(b.network.id, net);
+        assert_eq!(b.segment.id, net);
+        assert_eq!(
+            neutrino::plugins::bindings::network_type_name(b.segment.network_type),
+            "vxlan"
+        );
+        assert!(b.segment.segmentation_id.is_some());
+        assert_eq!(b.attachment, None, "no instance asked for it");
+
+        let unbound = update_port(&api, &id_of(&p), json!({"binding:host_id": null})).await;
+        assert_eq!(unbound["status"], "DOWN");
+        let news = poll(&api, "h1", full.revision, 5).await;
+        assert_eq!(port_in(&news, &id_of(&p)), Some(None), "{news:?}");
+        // A port that failed to bind is sent without a binding.
+        let failed = port(&api, json!({"network_id": net, "binding:host_id": "h9"})).await;
+        assert_eq!(failed["binding:vif_type"], "binding_failed");
+        let h9 = poll(&api, "h9", 0, 0).await;
+        let got = port_in(&h9, &id_of(&failed)).flatten().expect("listed");
+        assert_eq!(got.binding, None);
+        // Deleted: gone from the feed.
+        let r = api
+            .call(
+                Method::DELETE,
+                &format!("/v2.0/ports/{}", id_of(&failed)),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let news = poll(&api, "h9", h9.revision, 5).await;
+        assert_eq!(port_in(&news, &id_of(&failed)), Some(None));
+    }
+);
+
+on_both_databases!(
+    dhcp_is_scheduled_with_its_port_and_unscheduled_with_its_last_subnet,
+    |api: TestApi| async move {
+        node(&api, "net1", true).await;
+        node(&api, "c1", false).await;
+        let net = network(&api).await;
+        let s1 = subnet(&api, &net, "10.4.0.0/24", true).await;
+        let plain = subnet(&api, &net, "10.5.0.0/24", false).await;
+        let dhcp = dhcp_ports(&api, &net).await;
+        assert_eq!(dhcp.len(), 1, "{dhcp:?}");
+        let d = &dhcp[0];
+        assert_eq!(d["device_id"], dhcp_device_id("net1", &net));
+        assert_eq!(d["binding:host_id"], "net1");
+        assert_eq!(
+            d["binding:vif_type"], "ovs",
+            "bound with the host's L2 agent"
+        );
+        let on: Vec<&str> = d["fixed_ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["subnet_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(on, [s1.as_str()], "one address, on the DHCP subnet only");
+
+        // A new DHCP subnet gives the same DHCP port an address on it.
+        let s2 = subnet(&api, &net, "10.6.0.0/24", true).await;
+        let dhcp = dhcp_ports(&api, &net).await;
+        assert_eq!(dhcp.len(), 1);
+        assert_eq!(dhcp[0]["id"], d["id"]);
+        let mut on: Vec<&str> = dhcp[0]["fixed_ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["subnet_id"].as_str().unwrap())
+            .collect();
+        on.sort_unstable();
+        let mut want = [s1.as_str(), s2.as_str()];
+        want.sort_unstable();
+        assert_eq!(on, want);
+
+        let full = poll(&api, "net1", 0, 0).await;
+        assert_eq!(full.dhcp_networks.len(), 1, "{full:?}");
+        let served = full.dhcp_networks[0].network.clone().expect("served");
+        assert_eq!(served.network.id, net);
+        assert_eq!(served.dhcp_port_id, id_of(d));
+        assert_eq!(served.subnets.len(), 3, "DHCP-disabled subnets too");
+        assert!(
+            served
+                .subnets
+                .iter()
+                .any(|s| s.id == plain && !s.enable_dhcp)
+        );
+        let own = port_in(&full, &id_of(d)).flatten().expect("the DHCP port");
+        let attachment = own.binding.expect("bound here").attachment.expect("qdhcp");
+        assert_eq!(attachment.namespace, format!("qdhcp-{net}"));
+        assert_eq!(attachment.interface_name, format!("ns-{}", &id_of(d)[..11]));
+        assert_eq!(
+            attachment.kind,
+            neutrino::plugins::bindings::AttachmentKind::Dhcp
+        );
+        assert!(poll(&api, "c1", 0, 0).await.dhcp_networks.is_empty());
+
+        // A later port of the network reaches the DHCP host (and its own host).
+        let vm = port(&api, json!({"network_id": net, "binding:host_id": "c1"})).await;
+        let news = poll(&api, "net1", full.revision, 5).await;
+        let seen = port_in(&news, &id_of(&vm))
+            .flatten()
+            .expect("news for DHCP");
+        assert_eq!(seen.binding, None, "bound on c1, not here");
+        let c1 = poll(&api, "c1", 0, 0).await;
+        assert!(
+            port_in(&c1, &id_of(&vm))
+                .flatten()
+                .unwrap()
+                .binding
+                .is_some()
+        );
+        let r = api
+            .call(Method::DELETE, &format!("/v2.0/ports/{}", id_of(&vm)), None)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+
+        // Deleting a DHCP subnet keeps DHCP; deleting the last one unschedules it.
+        let before = poll(&api, "net1", 0, 0).await.revision;
+        for s in [&s1, &s2] {
+            let r = api
+                .call(Method::DELETE, &format!("/v2.0/subnets/{s}"), None)
+                .await;
+            assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+        }
+        assert!(dhcp_ports(&api, &net).await.is_empty());
+        let news = poll(&api, "net1", before, 5).await;
+        assert_eq!(news.dhcp_networks.len(), 1);
+        assert_eq!(news.dhcp_networks[0].id, net);
+        assert_eq!(news.dhcp_networks[0].network, None, "{news:?}");
+        assert_eq!(port_in(&news, &id_of(d)), Some(None));
+        let full = poll(&api, "net1", 0, 0).await;
+        assert!(
+            full.dhcp_networks.is_empty() && full.ports.is_empty(),
+            "{full:?}"
+        );
+    }
+);
+
+on_both_databases!(
+    a_waiting_network_goes_to_the_first_dhcp_agent_and_load_is_spread,
+    |api: TestApi| async move {
+        node(&api, "a", false).await;
+        let early = network(&api).await;
+        subnet(&api, &early, "10.7.0.0/24", true).await;
+        assert!(
+            dhcp_ports(&api, &early).await.is_empty(),
+            "no DHCP agent yet"
+        );
+        report(&api, dhcp_report("a")).await;
+        let dhcp = dhcp_ports(&api, &early).await;
+        assert_eq!(dhcp.len(), 1, "scheduled when the agent appeared");
+        assert_eq!(dhcp[0]["binding:host_id"], "a");
+        // A second agent: the next network goes to the one hosting fewer.
+        node(&api, "b", true).await;
+        let next = network(&api).await;
+        subnet(&api, &next, "10.8.0.0/24", true).await;
+        assert_eq!(dhcp_ports(&api, &next).await[0]["binding:host_id"], "b");
+        // Enabling DHCP on a subnet schedules its network; disabling it unschedules.
+        let later = network(&api).await;
+        let s = subnet(&api, &later, "10.9.0.0/24", false).await;
+        assert!(dhcp_ports(&api, &later).await.is_empty());
+        let set = |on: bool| json!({"subnet": {"enable_dhcp": on}});
+        let path = format!("/v2.0/subnets/{s}");
+        let r = api.call(Method::PUT, &path, Some(set(true))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(dhcp_ports(&api, &later).await.len(), 1);
+        let r = api.call(Method::PUT, &path, Some(set(false))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(dhcp_ports(&api, &later).await.is_empty());
+        // Deleting the network takes its DHCP with it.
+        let host = dhcp_ports(&api, &next).await[0]["binding:host_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let before = poll(&api, &host, 0, 0).await;
+        assert_eq!(before.dhcp_networks.len(), 1);
+        let r = api
+            .call(Method::DELETE, &format!("/v2.0/networks/{next}"), None)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+        let news = poll(&api, &host, before.revision, 5).await;
+        assert_eq!(news.dhcp_networks[0].network, None, "{news:?}");
+    }
+);
+
+on_both_databases!(
+    full_state_lists_ports_networks_and_instances_of_the_host,
+    |api: TestApi| async move {
+        node(&api, "h1", true).await;
+        let net = network(&api).await;
+        subnet(&api, &net, "10.10.0.0/24", true).await;
+        let elsewhere = port(&api, json!({"network_id": net})).await;
+        let nic = port(
+            &api,
+            json!({"network_id": net, "binding:host_id": "h1", "device_owner": "compute:nova"}),
+        )
+        .await;
+        // An instance on h1 with that port as eth0, written as the servers API writes it.
+        let server = uuid::Uuid::new_v4().to_string();
+        let now = neutrino::store::now();
+        sqlx::query(
+            "INSERT INTO servers (id, project_id, name, host, status, created_at, updated_at) \
+             VALUES ($1, 'p', 'vm1', 'h1', 'BUILD', $2, $2)",
+        )
+        .bind(&server)
+        .bind(&now)
+        .execute(&api.state.store.write)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO server_nics (server_id, position, port_id, interface_name, created_port) \
+             VALUES ($1, 0, $2, 'eth0', 0)",
+        )
+        .bind(&server)
+        .bind(id_of(&nic))
+        .execute(&api.state.store.write)
+        .await
+        .unwrap();
+        let full = poll(&api, "h1", 0, 0).await;
+        assert!(full.full);
+        let dhcp = dhcp_ports(&api, &net).await;
+        let mut listed: Vec<&str> = full.ports.iter().map(|c| c.id.as_str()).collect();
+        listed.sort_unstable();
+        let mut want = vec![id_of(&elsewhere), id_of(&nic), id_of(&dhcp[0])];
+        want.sort_unstable();
+        assert_eq!(listed, want, "bound here, or on a network served here");
+        assert_eq!(
+            full.dhcp_networks[0].network.as_ref().unwrap().ports.len(),
+            3
+        );
+        assert_eq!(full.instances.len(), 1);
+        let vm = full.instances[0].instance.clone().unwrap();
+        assert_eq!(vm.id, server);
+        assert_eq!(vm.nics[0].port_id, id_of(&nic));
+        let attachment = port_in(&full, &id_of(&nic))
+            .flatten()
+            .unwrap()
+            .binding
+            .unwrap()
+            .attachment
+            .expect("the instance's NIC");
+        assert_eq!(attachment.namespace, vm.namespace);
+        assert_eq!(attachment.interface_name, "eth0");
+
+        // Instance entries resolve to the instance, or to None once it is gone.
+        let mut conn = api.state.store.write.acquire().await.unwrap();
+        let r1 = feed::record(&mut conn, &["h1"], FeedKind::Instance, &server)
+            .await
+            .unwrap();
+        let news = poll(&api, "h1", full.revision, 5).await;
+        assert_eq!(news.revision, r1.unwrap());
+        assert_eq!(news.instances[0].instance.as_ref().unwrap().id, server);
+        sqlx::query("DELETE FROM servers WHERE id = $1")
+            .bind(&server)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        feed::record(&mut conn, &["h1"], FeedKind::Instance, &server)
+            .await
+            .unwrap();
+        let gone = poll(&api, "h1", news.revision, 5).await;
+        assert_eq!(gone.instances[0].instance, None);
+    }
+);
+
+on_both_databases!(
+    status_reports_move_a_port_down_build_active,
+    |api: TestApi| async move {
+        node(&api, "h1", false).await;
+        node(&api, "h2", false).await;
+        let net = network(&api).await;
+        subnet(&api, &net, "10.11.0.0/24", false).await;
+        let p = port(&api, json!({"network_id": net, "binding:host_id": "h1"})).await;
+        let other = port(&api, json!({"network_id": net, "binding:host_id": "h2"})).await;
+        let id = id_of(&p);
+        assert_eq!(get_port(&api, &id).await["status"], "DOWN");
+        let mut revision = p["revision_number"].as_i64().unwrap();
+        for status in ["BUILD", "ACTIVE"] {
+            let r = report_status(&api, "h1", &[(&id, status), (&id_of(&other), status)]).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            assert_eq!(r.body, json!({"updated": 1, "ignored": 1}));
+            let now = get_port(&api, &id).await;
+            assert_eq!(now["status"], status);
+            assert!(now["revision_number"].as_i64().unwrap() > revision);
+            revision = now["revision_number"].as_i64().unwrap();
+        }
+        assert_eq!(
+            get_port(&api, &id_of(&other)).await["status"],
+            "DOWN",
+            "another host's report does not touch it"
+        );
+        let r = report_status(&api, "h1", &[(&id, "UP")]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        let r = report_status(&api, "h1", &[("no-such-port", "ACTIVE")]).await;
+        assert_eq!(r.body, json!({"updated": 0, "ignored": 1}));
+        let r = api
+            .request(
+                Method::POST,
+                "/internal/hosts/h1/ports/status",
+                &[("x-neutrino-agent-token", &api.agent_token)],
+                b"{not json".to_vec(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        // Moved to another host: DOWN until that host wires it.
+        let moved = update_port(&api, &id, json!({"binding:host_id": "h2"})).await;
+        assert_eq!(moved["status"], "DOWN");
+    }
+);
+
+for_both_databases!(
+    a_change_on_one_server_wakes_a_poll_on_the_other_within_a_second,
+    |db: Db| async move {
+        let (a, b) = TestApi::two(db).await;
+        node(&a, "h1", false).await;
+        let net = network(&a).await;
+        subnet(&a, &net, "10.12.0.0/24", false).await;
+        let p = port(&a, json!({"network_id": net})).await;
+        let after = poll(&b, "h1", 0, 0).await.revision;
+        let b = Arc::new(b);
+        let waiting = {
+            let b = b.clone();
+            tokio::spawn(async move { poll(&b, "h1", after, 20).await })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        update_port(&a, &id_of(&p), json!({"binding:host_id": "h1"})).await;
+        let changed = Instant::now();
+        let news = waiting.await.unwrap();
+        let took = changed.elapsed();
+        // B's poll re-reads the feed once a second: A's commit is seen within about that.
+        assert!(took < Duration::from_millis(1200), "{took:?}");
+        eprintln!("cross-server wake-up: {took:?}");
+        assert!(port_in(&news, &id_of(&p)).flatten().is_some());
+    }
+);
