@@ -139,6 +139,8 @@ pub fn veth(a_ns: &Netns, a: &str, b_ns: &Netns, b: &str) {
     ]);
     ip(&["-n", &a_ns.name, "link", "set", a, "up"]);
     ip(&["-n", &b_ns.name, "link", "set", b, "up"]);
+}
+
 /// Runs `f` on a new thread inside the namespace (sockets it opens live there) and returns
 /// its result.
 pub fn in_namespace<T: Send + 'static>(

@@ -245,7 +245,7 @@ on_both_databases!(
         drop(conn);
         report_leases(&api, "compute1", &id, &[(port_id, Some(ip))]).await;
         assert_eq!(show(&api, &id).await["status"], "BUILD");
-        assert_eq!(ports_wired(&api, &[port_id]).await, [id.clone()]);
+        assert_eq!(ports_wired(&api, &[port_id]).await, vec![id.clone()]);
         let s = show(&api, &id).await;
         assert_eq!(s["status"], "ACTIVE");
         assert_eq!(s["OS-EXT-STS:vm_state"], "active");

@@ -27,7 +27,7 @@ pub const DEVICE_OWNER: &str = "compute:nova";
 pub enum PlannedNic {
     Create {
         body: Map<String, Value>,
-        draft: ports::Draft,
+        draft: Box<ports::Draft>,
     },
     Take {
         port_id: String,
@@ -63,7 +63,10 @@ pub async fn plan(
                 let draft = ports::draft(state, ctx, &body, ctx.project_id.clone())
                     .await
                     .map_err(nova_error)?;
-                PlannedNic::Create { body, draft }
+                PlannedNic::Create {
+                    body,
+                    draft: Box::new(draft),
+                }
             }
             NicRequest::Port { port_id } => {
                 let mut conn = state.store.read.acquire().await?;
@@ -100,7 +103,7 @@ pub async fn attach(
         let (port, created_port) = match nic {
             PlannedNic::Create { body, mut draft } => {
                 draft.set_binding_host(&server.host);
-                let (port, _) = ports::write_draft(state, ctx, &body, draft, tx).await?;
+                let (port, _) = ports::write_draft(state, ctx, &body, *draft, tx).await?;
                 if port.fixed_ips.is_empty() {
                     return Err(NeutronError::bad(
                         "NetworkRequiresSubnet",
