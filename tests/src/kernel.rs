@@ -65,3 +65,10 @@ pub fn veth(a_ns: &Netns, a: &str, b_ns: &Netns, b: &str) {
     ip(&["-n", &a_ns.name, "link", "set", a, "up"]);
     ip(&["-n", &b_ns.name, "link", "set", b, "up"]);
 }
+
+/// Prints `SKIP <binary>::<test>: <why>` straight to fd 2 in one write: the harness captures
+/// `eprintln!` of passing tests, and scripts/test.sh counts these lines as skips.
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("SKIP {test}: {why}\n").as_bytes());
+}
