@@ -7,6 +7,10 @@
 //! by udhcpc from another namespace (for a removal: until dnsmasq, reloaded, answers another
 //! port). A plain exchange with nothing changed is measured too, since it is part of every
 //! figure. Also: `configure` of the whole network once, and until its first answer.
+//!
+//! NEUTRINO_BENCH_DHCP_PORTS and NEUTRINO_BENCH_DHCP_REPEATS change the size and the number of
+//! repetitions (to see how dnsmasq's own costs grow with the network). `--profile dev` skips
+//! the release build of the whole workspace; the manager's calls are then a debug build's.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};

@@ -66,6 +66,8 @@ impl Node {
             .with_env_filter("warn,neutrino=info")
             .try_init();
         let dir = tempfile::tempdir()?;
+        // dnsmasq reads its files as nobody: every directory above them must be searchable.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
         let suffix = unique("");
         let host = format!("e2e-{suffix}");
         let ovs = match flavor {

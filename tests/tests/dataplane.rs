@@ -73,17 +73,17 @@ async fn wait_until(done: impl Fn() -> bool) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ovs_hybrid_end_to_end() {
-    two_instances_talk_and_others_do_not(Flavor::OvsHybrid, "dataplane::ovs_hybrid_end_to_end")
+    two_instances_talk_and_others_do_not(Flavor::OvsHybrid, "ovs_hybrid_end_to_end")
         .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn linuxbridge_end_to_end() {
-    two_instances_talk_and_others_do_not(Flavor::LinuxBridge, "dataplane::linuxbridge_end_to_end")
+    two_instances_talk_and_others_do_not(Flavor::LinuxBridge, "linuxbridge_end_to_end")
         .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flatdhcp_end_to_end() {
-    two_instances_talk_and_others_do_not(Flavor::FlatDhcp, "dataplane::flatdhcp_end_to_end").await;
+    two_instances_talk_and_others_do_not(Flavor::FlatDhcp, "flatdhcp_end_to_end").await;
 }

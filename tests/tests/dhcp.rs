@@ -68,7 +68,10 @@ impl Lab {
     /// None (after the SKIP line) when not root.
     fn new(test: &str) -> Option<Lab> {
         if !kernel::is_root() {
-            eprintln!("SKIP dhcp::{test}: needs root (network namespaces, dnsmasq)");
+            kernel::skip(
+                &format!("dhcp::{test}"),
+                "needs root (network namespaces, dnsmasq)",
+            );
             return None;
         }
         let network_id = id();
