@@ -121,6 +121,8 @@ impl Node {
             agent: None,
         };
         let (addr, server) = neutrino::server::spawn(options.clone()).await?;
+        // Installed by the server's agent client too; the test's own client needs it first.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let url = format!("http://{addr}");
         let token = std::fs::read_to_string(options.agent_token_path())?;
         let agent_options = AgentOptions {
@@ -134,7 +136,7 @@ impl Node {
             flavor,
             host,
             url,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder().build()?,
             agent_options,
             agent: None,
             _server: server,

@@ -24,6 +24,8 @@ pub struct ServerClient {
 
 impl ServerClient {
     pub fn new(server: &str, host: &str, token: &str) -> anyhow::Result<ServerClient> {
+        // reqwest is built without a TLS provider of its own; ring is ours (as for Keystone).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(POLL_SECONDS + 15))
