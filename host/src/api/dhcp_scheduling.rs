@@ -154,7 +154,7 @@ async fn create_dhcp_port(
         project_id: network.project_id.clone(),
         roles: vec!["admin".into()],
     };
-    let draft = ports::draft_in(&mut **tx, &ctx, &body, network.project_id.clone()).await?;
+    let draft = ports::draft_in(tx, &ctx, &body, network.project_id.clone()).await?;
     let (port, port_revision) = ports::write_draft(state, &ctx, &body, draft, tx).await?;
     if port.binding_vif_type == "binding_failed" {
         tracing::warn!(
@@ -164,7 +164,7 @@ async fn create_dhcp_port(
         );
     }
     dhcp_hosting::insert(
-        &mut **tx,
+        tx,
         &Hosting {
             network_id: network.id.clone(),
             host: host.to_string(),
@@ -172,19 +172,18 @@ async fn create_dhcp_port(
         },
     )
     .await?;
-    let revision = feed::record(&mut **tx, &[host], FeedKind::DhcpNetwork, &network.id).await?;
+    let revision = feed::record(tx, &[host], FeedKind::DhcpNetwork, &network.id).await?;
     Ok(port_revision.max(revision))
 }
 
 /// Takes the network from its DHCP host: the DHCP port deleted, the host told.
 async fn unschedule(state: &AppState, tx: &mut Tx<'_>, h: &Hosting) -> ApiResult<Option<i64>> {
     let mut newest = None;
-    if let Some(port) = store::ports::get(&mut **tx, &h.port_id).await? {
+    if let Some(port) = store::ports::get(tx, &h.port_id).await? {
         newest = ports::remove(state, tx, &port).await?;
     }
-    dhcp_hosting::delete(&mut **tx, &h.network_id).await?;
-    let revision =
-        feed::record(&mut **tx, &[&h.host], FeedKind::DhcpNetwork, &h.network_id).await?;
+    dhcp_hosting::delete(tx, &h.network_id).await?;
+    let revision = feed::record(tx, &[&h.host], FeedKind::DhcpNetwork, &h.network_id).await?;
     Ok(newest.max(revision))
 }
 
@@ -197,11 +196,10 @@ async fn align(
     h: &Hosting,
     dhcp_subnets: &[Subnet],
 ) -> ApiResult<Option<i64>> {
-    let Some(mut port) = store::ports::get(&mut **tx, &h.port_id).await? else {
+    let Some(mut port) = store::ports::get(tx, &h.port_id).await? else {
         // The DHCP port was deleted by hand: schedule the network afresh.
-        dhcp_hosting::delete(&mut **tx, &h.network_id).await?;
-        let gone =
-            feed::record(&mut **tx, &[&h.host], FeedKind::DhcpNetwork, &h.network_id).await?;
+        dhcp_hosting::delete(tx, &h.network_id).await?;
+        let gone = feed::record(tx, &[&h.host], FeedKind::DhcpNetwork, &h.network_id).await?;
         return Ok(gone.max(schedule(state, tx, network, dhcp_subnets).await?));
     };
     if ports::align_addresses(state, tx, network, &mut port, dhcp_subnets).await? {
@@ -212,6 +210,6 @@ async fn align(
     // Told even when its addresses stayed: a deleted subnet took one with it.
     let newest =
         dhcp_hosting::record_port(tx, &network.id, &port.id, &[&port.binding_host]).await?;
-    let revision = feed::record(&mut **tx, &[&h.host], FeedKind::DhcpNetwork, &network.id).await?;
+    let revision = feed::record(tx, &[&h.host], FeedKind::DhcpNetwork, &network.id).await?;
     Ok(newest.max(revision))
 }
