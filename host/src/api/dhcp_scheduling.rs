@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::RequestContext;
 use super::error::ApiResult;
-use super::ports;
+use super::{port_binding, ports};
 use crate::agent::protocol::dhcp_device_id;
 use crate::store::dhcp_hosting::{self, Hosting};
 use crate::store::feed::{self, FeedKind};
@@ -77,6 +77,37 @@ pub async fn schedule_waiting(state: &AppState) -> ApiResult<usize> {
     tx.commit().await?;
     state.feed.committed(newest);
     Ok(waiting.len())
+}
+
+/// When an L2 agent appears or revives on `host`: the DHCP ports there that failed to bind
+/// (their DHCP agent reported first) are bound again, in one transaction.
+pub async fn rebind_dhcp_ports(state: &AppState, host: &str) -> ApiResult<usize> {
+    let mut tx = state.store.begin_write().await?;
+    let mut newest = None;
+    let mut rebound = 0;
+    for h in dhcp_hosting::on_host(&mut *tx, host).await? {
+        let Some(mut port) = store::ports::get(&mut tx, &h.port_id).await? else {
+            continue;
+        };
+        let Some(network) = store::networks::get(&mut *tx, &h.network_id).await? else {
+            continue;
+        };
+        if port.binding_vif_type != "binding_failed" {
+            continue;
+        }
+        port_binding::bind(state, &mut port, &network, &mut tx).await?;
+        port.updated_at = store::now();
+        port.revision_number += 1;
+        store::ports::update(&mut tx, &port).await?;
+        newest = newest.max(
+            dhcp_hosting::record_port(&mut tx, &network.id, &port.id, &[&port.binding_host])
+                .await?,
+        );
+        rebound += 1;
+    }
+    tx.commit().await?;
+    state.feed.committed(newest);
+    Ok(rebound)
 }
 
 /// The host of the alive, enabled DHCP agent hosting the fewest networks (ties: by host name).
