@@ -455,6 +455,18 @@ on_both_databases!(
         let r = api.call(Method::PUT, &path, Some(set(false))).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert!(dhcp_ports(&api, &later).await.is_empty());
+        // A DHCP agent that reports before its host's L2 agent: the DHCP port fails to bind,
+        // and binds when the L2 agent appears.
+        report(&api, dhcp_report("late")).await;
+        let spare = network(&api).await;
+        subnet(&api, &spare, "10.13.0.0/24", true).await;
+        let d = dhcp_ports(&api, &spare).await;
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0]["binding:host_id"], "late", "it hosts no network yet");
+        assert_eq!(d[0]["binding:vif_type"], "binding_failed", "{}", d[0]);
+        report(&api, ovs_report("late")).await;
+        let again = get_port(&api, &id_of(&d[0])).await;
+        assert_eq!(again["binding:vif_type"], "ovs", "{again}");
         // Deleting the network takes its DHCP with it.
         let host = dhcp_ports(&api, &next).await[0]["binding:host_id"]
             .as_str()
@@ -616,7 +628,7 @@ for_both_databases!(
         let news = waiting.await.unwrap();
         let took = changed.elapsed();
         // B's poll re-reads the feed once a second: A's commit is seen within about that.
-        assert!(took < Duration::from_millis(1200), "{took:?}");
+        assert!(took < Duration::from_millis(1500), "{took:?}");
         eprintln!("cross-server wake-up: {took:?}");
         assert!(port_in(&news, &id_of(&p)).flatten().is_some());
     }

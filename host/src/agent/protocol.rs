@@ -7,7 +7,11 @@
 //!   entries newer than `after`, then answers with the current state of every object those
 //!   entries name. `after=0`, or a revision the feed no longer keeps, answers `full: true` with
 //!   every object of the host. On timeout: the same revision, no objects.
-//! - `POST /internal/hosts/{host}/ports/status` with [`PortStatusReport`] -> 204.
+//! - `POST /internal/hosts/{host}/ports/status` with [`PortStatusReport`] -> 200
+//!   `{"updated": n, "ignored": m}`: ports bound to `host` take the reported status (DOWN,
+//!   BUILD, ACTIVE or ERROR; anything else is a 400 for the whole report), their
+//!   `revision_number`/`updated_at` bumped when it changes; ports bound elsewhere or gone are
+//!   ignored and counted. A status report is no feed entry (the agent already knows).
 //! - `POST /internal/hosts/{host}/instances/status` with [`InstanceStatusReport`] -> 204.
 
 use serde::{Deserialize, Serialize};

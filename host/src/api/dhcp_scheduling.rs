@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::RequestContext;
 use super::error::ApiResult;
-use super::ports;
+use super::{port_binding, ports};
 use crate::agent::protocol::dhcp_device_id;
 use crate::store::dhcp_hosting::{self, Hosting};
 use crate::store::feed::{self, FeedKind};
@@ -77,6 +77,37 @@ pub async fn schedule_waiting(state: &AppState) -> ApiResult<usize> {
     tx.commit().await?;
     state.feed.committed(newest);
     Ok(waiting.len())
+}
+
+/// When an L2 agent appears or revives on `host`: the DHCP ports there that failed to bind
+/// (their DHCP agent reported first) are bound again, in one transaction.
+pub async fn rebind_dhcp_ports(state: &AppState, host: &str) -> ApiResult<usize> {
+    let mut tx = state.store.begin_write().await?;
+    let mut newest = None;
+    let mut rebound = 0;
+    for h in dhcp_hosting::on_host(&mut *tx, host).await? {
+        let Some(mut port) = store::ports::get(&mut tx, &h.port_id).await? else {
+            continue;
+        };
+        let Some(network) = store::networks::get(&mut *tx, &h.network_id).await? else {
+            continue;
+        };
+        if port.binding_vif_type != "binding_failed" {
+            continue;
+        }
+        port_binding::bind(state, &mut port, &network, &mut tx).await?;
+        port.updated_at = store::now();
+        port.revision_number += 1;
+        store::ports::update(&mut tx, &port).await?;
+        newest = newest.max(
+            dhcp_hosting::record_port(&mut tx, &network.id, &port.id, &[&port.binding_host])
+                .await?,
+        );
+        rebound += 1;
+    }
+    tx.commit().await?;
+    state.feed.committed(newest);
+    Ok(rebound)
 }
 
 /// The host of the alive, enabled DHCP agent hosting the fewest networks (ties: by host name).
@@ -155,7 +186,7 @@ async fn create_dhcp_port(
         user_id: network.project_id.clone(),
         roles: vec!["admin".into()],
     };
-    let draft = ports::draft_in(&mut **tx, &ctx, &body, network.project_id.clone()).await?;
+    let draft = ports::draft_in(tx, &ctx, &body, network.project_id.clone()).await?;
     let (port, port_revision) = ports::write_draft(state, &ctx, &body, draft, tx).await?;
     if port.binding_vif_type == "binding_failed" {
         tracing::warn!(
@@ -165,7 +196,7 @@ async fn create_dhcp_port(
         );
     }
     dhcp_hosting::insert(
-        &mut **tx,
+        tx,
         &Hosting {
             network_id: network.id.clone(),
             host: host.to_string(),
@@ -173,19 +204,18 @@ async fn create_dhcp_port(
         },
     )
     .await?;
-    let revision = feed::record(&mut **tx, &[host], FeedKind::DhcpNetwork, &network.id).await?;
+    let revision = feed::record(tx, &[host], FeedKind::DhcpNetwork, &network.id).await?;
     Ok(port_revision.max(revision))
 }
 
 /// Takes the network from its DHCP host: the DHCP port deleted, the host told.
 async fn unschedule(state: &AppState, tx: &mut Tx<'_>, h: &Hosting) -> ApiResult<Option<i64>> {
     let mut newest = None;
-    if let Some(port) = store::ports::get(&mut **tx, &h.port_id).await? {
+    if let Some(port) = store::ports::get(tx, &h.port_id).await? {
         newest = ports::remove(state, tx, &port).await?;
     }
-    dhcp_hosting::delete(&mut **tx, &h.network_id).await?;
-    let revision =
-        feed::record(&mut **tx, &[&h.host], FeedKind::DhcpNetwork, &h.network_id).await?;
+    dhcp_hosting::delete(tx, &h.network_id).await?;
+    let revision = feed::record(tx, &[&h.host], FeedKind::DhcpNetwork, &h.network_id).await?;
     Ok(newest.max(revision))
 }
 
@@ -198,11 +228,10 @@ async fn align(
     h: &Hosting,
     dhcp_subnets: &[Subnet],
 ) -> ApiResult<Option<i64>> {
-    let Some(mut port) = store::ports::get(&mut **tx, &h.port_id).await? else {
+    let Some(mut port) = store::ports::get(tx, &h.port_id).await? else {
         // The DHCP port was deleted by hand: schedule the network afresh.
-        dhcp_hosting::delete(&mut **tx, &h.network_id).await?;
-        let gone =
-            feed::record(&mut **tx, &[&h.host], FeedKind::DhcpNetwork, &h.network_id).await?;
+        dhcp_hosting::delete(tx, &h.network_id).await?;
+        let gone = feed::record(tx, &[&h.host], FeedKind::DhcpNetwork, &h.network_id).await?;
         return Ok(gone.max(schedule(state, tx, network, dhcp_subnets).await?));
     };
     if ports::align_addresses(state, tx, network, &mut port, dhcp_subnets).await? {
@@ -213,6 +242,6 @@ async fn align(
     // Told even when its addresses stayed: a deleted subnet took one with it.
     let newest =
         dhcp_hosting::record_port(tx, &network.id, &port.id, &[&port.binding_host]).await?;
-    let revision = feed::record(&mut **tx, &[&h.host], FeedKind::DhcpNetwork, &network.id).await?;
+    let revision = feed::record(tx, &[&h.host], FeedKind::DhcpNetwork, &network.id).await?;
     Ok(newest.max(revision))
 }

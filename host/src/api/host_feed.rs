@@ -88,13 +88,13 @@ pub async fn changes(
 async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<Option<HostChanges>> {
     let mut conn = state.store.read.acquire().await?;
     if after == 0 {
-        return Ok(Some(full_state(state, &mut conn, host).await?));
+        return Ok(Some(full_state(&mut conn, host).await?));
     }
     let (revision, changed) = feed::changes_since(&mut conn, host, after).await?;
     if changed.is_empty() {
         // A revision this feed never reached (a database started afresh): start over.
         if after > feed::revision(&mut conn).await? {
-            return Ok(Some(full_state(state, &mut conn, host).await?));
+            return Ok(Some(full_state(&mut conn, host).await?));
         }
         return Ok(None);
     }
@@ -114,7 +114,7 @@ async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<Option<Host
     let found = if port_ids.is_empty() {
         Vec::new()
     } else {
-        store::ports::list(&state.store.read, &[("p.id", port_ids.clone())], None).await?
+        store::ports::list(&mut *conn, &[("p.id", port_ids.clone())], None).await?
     };
     let mut concerned = Vec::new();
     for p in found {
@@ -132,7 +132,7 @@ async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<Option<Host
         .collect();
     let mut dhcp_networks = Vec::with_capacity(network_ids.len());
     for id in network_ids {
-        let network = view.dhcp_network(state, &mut conn, &id).await?;
+        let network = view.dhcp_network(&mut conn, &id).await?;
         dhcp_networks.push(DhcpNetworkChange { id, network });
     }
     let instances = if instance_ids.is_empty() {
@@ -163,11 +163,7 @@ async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<Option<Host
 
 /// Every object of the host: ports bound to it, networks whose DHCP it serves (and their
 /// ports), instances placed on it.
-async fn full_state(
-    state: &AppState,
-    conn: &mut sqlx::AnyConnection,
-    host: &str,
-) -> ApiResult<HostChanges> {
+async fn full_state(conn: &mut sqlx::AnyConnection, host: &str) -> ApiResult<HostChanges> {
     // Read first: whatever commits after this has a newer revision and is answered next time.
     let revision = feed::revision(&mut *conn).await?;
     let mut view = HostView::new(host);
@@ -176,15 +172,11 @@ async fn full_state(
     for h in hostings {
         view.dhcp.insert(h.network_id.clone(), Some(h));
     }
-    let mut ports = store::ports::list(
-        &state.store.read,
-        &[("p.binding_host", vec![host.into()])],
-        None,
-    )
-    .await?;
+    let mut ports =
+        store::ports::list(&mut *conn, &[("p.binding_host", vec![host.into()])], None).await?;
     let bound: HashSet<String> = ports.iter().map(|p| p.id.clone()).collect();
     ports.extend(
-        store::ports::on_networks(&state.store.read, &hosted)
+        store::ports::on_networks(&mut *conn, &hosted)
             .await?
             .into_iter()
             .filter(|p| !bound.contains(&p.id)),
@@ -192,7 +184,7 @@ async fn full_state(
     let mut built = view.ports(conn, &ports).await?;
     let mut dhcp_networks = Vec::with_capacity(hosted.len());
     for id in hosted {
-        let network = view.dhcp_network(state, conn, &id).await?;
+        let network = view.dhcp_network(conn, &id).await?;
         dhcp_networks.push(DhcpNetworkChange { id, network });
     }
     let ports = ports
@@ -311,7 +303,6 @@ impl<'a> HostView<'a> {
     /// The network's DHCP as its host needs it, or None when this host does not serve it.
     async fn dhcp_network(
         &mut self,
-        state: &AppState,
         conn: &mut sqlx::AnyConnection,
         network_id: &str,
     ) -> ApiResult<Option<DhcpNetwork>> {
@@ -322,7 +313,7 @@ impl<'a> HostView<'a> {
             return Ok(None);
         };
         let subnets = store::subnets::on_network(&mut *conn, network_id).await?;
-        let ports = store::ports::on_networks(&state.store.read, &[network_id.to_string()]).await?;
+        let ports = store::ports::on_networks(&mut *conn, &[network_id.to_string()]).await?;
         let mut built = self.ports(conn, &ports).await?;
         Ok(Some(DhcpNetwork {
             network: network_of(&network),

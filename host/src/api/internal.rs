@@ -141,6 +141,17 @@ pub async fn report(
             e.message
         );
     }
+    // An L2 agent that appears or revives may bind the DHCP ports that failed without it.
+    if report.agent_type != dhcp_scheduling::DHCP_AGENT_TYPE
+        && outcome != Outcome::Alive
+        && let Err(e) = dhcp_scheduling::rebind_dhcp_ports(&state, &report.host).await
+    {
+        tracing::warn!(
+            "binding the DHCP ports of {} again: {}",
+            report.host,
+            e.message
+        );
+    }
     Ok(Json(json!({"result": outcome.as_str()})))
 }
 

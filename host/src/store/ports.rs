@@ -1,7 +1,7 @@
 //! Ports and the addresses they hold.
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use sqlx::{Any, Executor, Row, Transaction};
 
 use super::flag;
 
@@ -208,8 +208,8 @@ pub const FILTER_COLUMNS: &[(&str, &str)] = &[
 
 /// Ports matching `filters` (column from [`FILTER_COLUMNS`], any of the values), with their
 /// addresses, in one query. `visible_to`: only that project's ports (None: all).
-pub async fn list(
-    pool: &AnyPool,
+pub async fn list<'e, E: Executor<'e, Database = Any>>(
+    e: E,
     filters: &[(&'static str, Vec<String>)],
     visible_to: Option<&str>,
 ) -> sqlx::Result<Vec<Port>> {
@@ -239,7 +239,7 @@ pub async fn list(
     for v in values {
         query = query.bind(v);
     }
-    let rows = query.fetch_all(pool).await?;
+    let rows = query.fetch_all(e).await?;
     let mut ports: Vec<Port> = Vec::new();
     for row in &rows {
         let id: String = row.try_get("id")?;
@@ -311,11 +311,14 @@ pub async fn set_status(
 }
 
 /// Ports of the given networks, with their addresses (one query, however many networks).
-pub async fn on_networks(pool: &AnyPool, network_ids: &[String]) -> sqlx::Result<Vec<Port>> {
+pub async fn on_networks<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    network_ids: &[String],
+) -> sqlx::Result<Vec<Port>> {
     if network_ids.is_empty() {
         return Ok(Vec::new());
     }
-    list(pool, &[("p.network_id", network_ids.to_vec())], None).await
+    list(e, &[("p.network_id", network_ids.to_vec())], None).await
 }
 
 /// Deletes the port row and its address rows (the caller gives addresses back to IPAM first).
