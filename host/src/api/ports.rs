@@ -19,7 +19,9 @@ use super::port_binding;
 use super::query::{CollectionSpec, ListQuery};
 use super::{AppState, base_url, networks, strip_json_suffix, subnets};
 use crate::ipam;
+use crate::store::ipam::Allocation;
 use crate::store::networks::Network;
+use crate::store::port_writes::PortWrites;
 use crate::store::ports::{FixedIp, Port};
 use crate::store::subnets::Subnet;
 use crate::store::{self, ipam as ipam_store, ports as repo, security_groups};
@@ -295,14 +297,16 @@ async fn draft(
     })
 }
 
-/// Writes a drafted port: security groups, addresses, binding, the row. The foreign keys catch
-/// a network or subnet deleted since the draft was made.
+/// Writes a drafted port: security groups, addresses, binding, the row (at once or held back
+/// in `writes`, which the caller finishes before commit). The foreign keys catch a network or
+/// subnet deleted since the draft was made.
 pub async fn write_draft(
     state: &AppState,
     ctx: &RequestContext,
     b: &Map<String, Value>,
     d: Draft,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    writes: &mut PortWrites,
 ) -> ApiResult<Port> {
     let Draft {
         network,
@@ -314,9 +318,19 @@ pub async fn write_draft(
     } = d;
     port.security_groups =
         security_groups_for(tx, ctx, b.get("security_groups"), &port, default_group).await?;
-    port.fixed_ips = allocate(state, tx, &network, &subnets, requested_ips, &port, 0).await?;
+    port.fixed_ips = allocate(
+        state,
+        tx,
+        writes,
+        &network,
+        &subnets,
+        requested_ips,
+        &port,
+        0,
+    )
+    .await?;
     port_binding::bind(state, &mut port, &network, tx).await?;
-    match repo::insert(tx, &port).await {
+    match writes.insert_port(tx, &port).await {
         Ok(true) => Ok(port),
         // The network has this MAC: the caller's choice is refused; a generated one (a
         // 1-in-16-million chance per port) makes the whole request run again with a new one.
@@ -390,9 +404,11 @@ async fn security_groups_for(
 /// Addresses for a new port: the requested ones, or Neutron's defaults (one IPv4 address from
 /// the first IPv4 subnet with room, one from the first stateful IPv6 subnet with room, and an
 /// EUI-64 address on every SLAAC / DHCPv6-stateless subnet).
+#[allow(clippy::too_many_arguments)]
 async fn allocate(
     state: &AppState,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    writes: &mut PortWrites,
     network: &Network,
     subnets: &[Subnet],
     requested: Option<Vec<attrs::IpRequest>>,
@@ -415,7 +431,7 @@ async fn allocate(
             }
             let mut got = None;
             for s in pooled {
-                if let Some(ip) = take_lowest(state, tx, s).await? {
+                if let Some(ip) = take_lowest(state, tx, writes, s).await? {
                     got = Some((s, ip));
                     break;
                 }
@@ -426,12 +442,12 @@ async fn allocate(
                     format!("No more IP addresses available on network {}.", network.id),
                 ));
             };
-            out.push(record(tx, s, ip, port, at(&out)).await?);
+            out.push(record(tx, writes, s, ip, port, at(&out)).await?);
         }
         if !port.device_owner.starts_with("network:router") {
             for s in subnets.iter().filter(|s| subnets::is_eui64(s)) {
                 let ip = ipam::eui64(&subnets::cidr_of(s), mac);
-                out.push(claim(state, tx, s, ip, port, at(&out)).await?);
+                out.push(claim(state, tx, writes, s, ip, port, at(&out)).await?);
             }
         }
         return Ok(out);
@@ -465,20 +481,22 @@ async fn allocate(
                         format!("IP address {ip} is not a valid IP for the specified subnet."),
                     ));
                 }
-                claim(state, tx, subnet, ip, port, at(&out)).await?
+                claim(state, tx, writes, subnet, ip, port, at(&out)).await?
             }
             None if subnets::is_eui64(subnet) => {
                 let ip = ipam::eui64(&subnets::cidr_of(subnet), mac);
-                claim(state, tx, subnet, ip, port, at(&out)).await?
+                claim(state, tx, writes, subnet, ip, port, at(&out)).await?
             }
             None => {
-                let ip = take_lowest(state, tx, subnet).await?.ok_or_else(|| {
-                    NeutronError::conflict(
-                        "IpAddressGenerationFailure",
-                        format!("No more IP addresses available for subnet {}.", subnet.id),
-                    )
-                })?;
-                record(tx, subnet, ip, port, at(&out)).await?
+                let ip = take_lowest(state, tx, writes, subnet)
+                    .await?
+                    .ok_or_else(|| {
+                        NeutronError::conflict(
+                            "IpAddressGenerationFailure",
+                            format!("No more IP addresses available for subnet {}.", subnet.id),
+                        )
+                    })?;
+                record(tx, writes, subnet, ip, port, at(&out)).await?
             }
         };
         out.push(fixed);
@@ -489,10 +507,13 @@ async fn allocate(
 async fn take_lowest(
     state: &AppState,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    writes: &mut PortWrites,
     s: &Subnet,
 ) -> ApiResult<Option<u128>> {
-    ipam_store::lock_subnet(tx, state.store.backend, &s.id).await?;
-    Ok(ipam_store::take_lowest(tx, &s.id).await?)
+    if !writes.lowest.holds(&s.id) {
+        ipam_store::lock_subnet(tx, state.store.backend, &s.id).await?;
+    }
+    Ok(writes.lowest.take(tx, &s.id).await?)
 }
 
 /// Claims a specific address: out of the free ranges if it is in a pool, and recorded for the
@@ -500,25 +521,36 @@ async fn take_lowest(
 async fn claim(
     state: &AppState,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    writes: &mut PortWrites,
     s: &Subnet,
     ip: IpAddr,
     port: &Port,
     position: usize,
 ) -> ApiResult<FixedIp> {
     ipam_store::lock_subnet(tx, state.store.backend, &s.id).await?;
+    // The free ranges as stored must show the addresses taken so far.
+    writes.lowest.flush_subnet(tx, &s.id).await?;
     ipam_store::take_specific(tx, &s.id, ipam::to_u128(ip)).await?;
-    record(tx, s, ipam::to_u128(ip), port, position).await
+    record(tx, writes, s, ipam::to_u128(ip), port, position).await
 }
 
 async fn record(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    writes: &mut PortWrites,
     s: &Subnet,
     ip: u128,
     port: &Port,
     position: usize,
 ) -> ApiResult<FixedIp> {
     let address = ipam::from_u128(ip, s.ip_version as u8).to_string();
-    if !ipam_store::record(tx, &s.id, ip, &address, &port.id, position as i64).await? {
+    let allocation = Allocation {
+        subnet_id: s.id.clone(),
+        ip,
+        ip_address: address.clone(),
+        port_id: port.id.clone(),
+        position: position as i64,
+    };
+    if !writes.record(tx, allocation).await? {
         return Err(NeutronError::conflict(
             "IpAddressAlreadyAllocated",
             format!("IP address {address} already allocated in subnet {}", s.id),
@@ -582,7 +614,7 @@ pub async fn list(
         .filter_map(|(attr, column)| Some((*column, query.filter_values(attr)?.to_vec())))
         .collect();
     let project = (!ctx.is_admin()).then_some(ctx.project_id.as_str());
-    let items = repo::list(&state.store.read, &filters, project)
+    let items = repo::list(&state.store, &filters, project)
         .await?
         .iter()
         .map(|p| to_json(p, ctx.is_admin()))
@@ -761,13 +793,14 @@ async fn reallocate(
         }
     }
     let subnets = store::subnets::on_network(&mut **tx, &network.id).await?;
+    let mut writes = PortWrites::alone();
     let mut all = Vec::new();
     for (position, f) in kept.iter().enumerate() {
         let Some(s) = subnets.iter().find(|s| s.id == f.subnet_id) else {
             continue;
         };
         if let Ok(ip) = f.ip_address.parse::<IpAddr>() {
-            all.push(record(tx, s, ipam::to_u128(ip), port, position).await?);
+            all.push(record(tx, &mut writes, s, ipam::to_u128(ip), port, position).await?);
         }
     }
     if !new_requests.is_empty() {
@@ -775,6 +808,7 @@ async fn reallocate(
         let fresh = allocate(
             state,
             tx,
+            &mut writes,
             network,
             &subnets,
             Some(new_requests),
@@ -783,6 +817,8 @@ async fn reallocate(
         );
         all.extend(fresh.await?);
     }
+    // Alone, nothing is held back but what was taken from the free ranges.
+    writes.finish(tx).await?;
     Ok(all)
 }
 
