@@ -187,7 +187,7 @@ async fn create_dhcp_port(
         roles: vec!["admin".into()],
     };
     let draft = ports::draft_in(tx, &ctx, &body, network.project_id.clone()).await?;
-    let (port, port_revision) = ports::write_draft(state, &ctx, &body, draft, tx).await?;
+    let (port, port_revision) = ports::write_one_draft(state, &ctx, &body, draft, tx).await?;
     if port.binding_vif_type == "binding_failed" {
         tracing::warn!(
             "network {}: the DHCP port {} on {host} failed to bind (is the host's L2 agent alive?)",

@@ -88,13 +88,13 @@ pub async fn changes(
 async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<Option<HostChanges>> {
     let mut conn = state.store.read.acquire().await?;
     if after == 0 {
-        return Ok(Some(full_state(&mut conn, host).await?));
+        return Ok(Some(full_state(&mut conn, &state.store, host).await?));
     }
     let (revision, changed) = feed::changes_since(&mut conn, host, after).await?;
     if changed.is_empty() {
         // A revision this feed never reached (a database started afresh): start over.
         if after > feed::revision(&mut conn).await? {
-            return Ok(Some(full_state(&mut conn, host).await?));
+            return Ok(Some(full_state(&mut conn, &state.store, host).await?));
         }
         return Ok(None);
     }
@@ -110,11 +110,11 @@ async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<Option<Host
         ids(FeedKind::DhcpNetwork),
         ids(FeedKind::Instance),
     );
-    let mut view = HostView::new(host);
+    let mut view = HostView::new(&state.store, host);
     let found = if port_ids.is_empty() {
         Vec::new()
     } else {
-        store::ports::list(&mut *conn, &[("p.id", port_ids.clone())], None).await?
+        store::ports::list(&state.store, &[("p.id", port_ids.clone())], None).await?
     };
     let mut concerned = Vec::new();
     for p in found {
@@ -163,20 +163,24 @@ async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<Option<Host
 
 /// Every object of the host: ports bound to it, networks whose DHCP it serves (and their
 /// ports), instances placed on it.
-async fn full_state(conn: &mut sqlx::AnyConnection, host: &str) -> ApiResult<HostChanges> {
+async fn full_state(
+    conn: &mut sqlx::AnyConnection,
+    store: &crate::store::Store,
+    host: &str,
+) -> ApiResult<HostChanges> {
     // Read first: whatever commits after this has a newer revision and is answered next time.
     let revision = feed::revision(&mut *conn).await?;
-    let mut view = HostView::new(host);
+    let mut view = HostView::new(store, host);
     let hostings = dhcp_hosting::on_host(&mut *conn, host).await?;
     let hosted: Vec<String> = hostings.iter().map(|h| h.network_id.clone()).collect();
     for h in hostings {
         view.dhcp.insert(h.network_id.clone(), Some(h));
     }
     let mut ports =
-        store::ports::list(&mut *conn, &[("p.binding_host", vec![host.into()])], None).await?;
+        store::ports::list(store, &[("p.binding_host", vec![host.into()])], None).await?;
     let bound: HashSet<String> = ports.iter().map(|p| p.id.clone()).collect();
     ports.extend(
-        store::ports::on_networks(&mut *conn, &hosted)
+        store::ports::on_networks(store, &hosted)
             .await?
             .into_iter()
             .filter(|p| !bound.contains(&p.id)),
@@ -215,14 +219,16 @@ async fn full_state(conn: &mut sqlx::AnyConnection, host: &str) -> ApiResult<Hos
 
 /// What one answer has looked up so far, so that each network and hosting is read once.
 struct HostView<'a> {
+    store: &'a crate::store::Store,
     host: &'a str,
     networks: HashMap<String, Option<Network>>,
     dhcp: HashMap<String, Option<Hosting>>,
 }
 
 impl<'a> HostView<'a> {
-    fn new(host: &'a str) -> Self {
+    fn new(store: &'a crate::store::Store, host: &'a str) -> Self {
         HostView {
+            store,
             host,
             networks: HashMap::new(),
             dhcp: HashMap::new(),
@@ -313,7 +319,7 @@ impl<'a> HostView<'a> {
             return Ok(None);
         };
         let subnets = store::subnets::on_network(&mut *conn, network_id).await?;
-        let ports = store::ports::on_networks(&mut *conn, &[network_id.to_string()]).await?;
+        let ports = store::ports::on_networks(self.store, &[network_id.to_string()]).await?;
         let mut built = self.ports(conn, &ports).await?;
         Ok(Some(DhcpNetwork {
             network: network_of(&network),

@@ -14,6 +14,7 @@ use super::AppState;
 use super::auth::RequestContext;
 use super::error::{ApiResult, NeutronError};
 use super::ports::{Draft, to_json, write_draft};
+use crate::store::port_writes::PortWrites;
 
 /// Creates written in one transaction at most (a bound on how long one commit holds others).
 const MAX_BATCH: usize = 64;
@@ -85,19 +86,32 @@ async fn run(state: AppState, mut queue: mpsc::Receiver<Job>) {
     }
 }
 
-/// Writes every job's ports in one transaction.
+/// Writes every job's ports in one transaction. Several jobs' rows are held back and written
+/// together at the end (a refused row fails the batch, which then runs one job at a time);
+/// one job's are written at once, so that each error is its own.
 async fn write(state: &AppState, jobs: &[Job]) -> ApiResult<Vec<Vec<Value>>> {
     let mut tx = state.store.begin_write().await?;
+    let mut writes = match jobs.len() {
+        1 => PortWrites::alone(),
+        _ => PortWrites::grouped(),
+    };
     let mut results = Vec::with_capacity(jobs.len());
     let mut newest = None;
     for job in jobs {
         let mut created = Vec::with_capacity(job.drafts.len());
         for (b, d) in job.bodies.iter().zip(&job.drafts) {
-            let (p, revision) = write_draft(state, &job.ctx, b, d.clone(), &mut tx).await?;
+            let (p, revision) =
+                write_draft(state, &job.ctx, b, d.clone(), &mut tx, &mut writes).await?;
             newest = newest.max(revision);
             created.push(Value::Object(to_json(&p, job.ctx.is_admin())));
         }
         results.push(created);
+    }
+    if !writes.finish(&mut tx).await? {
+        return Err(NeutronError::conflict(
+            "BatchConflict",
+            "a port of the batch conflicted; writing them one at a time",
+        ));
     }
     tx.commit().await?;
     state.feed.committed(newest);

@@ -7,7 +7,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::auth::RequestContext;
@@ -19,7 +20,9 @@ use super::port_binding;
 use super::query::{CollectionSpec, ListQuery};
 use super::{AppState, base_url, networks, strip_json_suffix, subnets};
 use crate::ipam;
+use crate::store::ipam::Allocation;
 use crate::store::networks::Network;
+use crate::store::port_writes::PortWrites;
 use crate::store::ports::{FixedIp, Port};
 use crate::store::subnets::Subnet;
 use crate::store::{self, dhcp_hosting, ipam as ipam_store, ports as repo, security_groups};
@@ -134,35 +137,108 @@ fn not_found(id: &str) -> NeutronError {
     NeutronError::not_found("PortNotFound", format!("Port {id} could not be found."))
 }
 
+/// A port's API dict, borrowed from the stored port. The fields are in the order a `Map` keeps
+/// its keys (sorted), so that a list serialised straight from these (see [`list`]) is byte for
+/// byte the one built from [`to_json`]'s maps.
+#[derive(Serialize)]
+struct PortDict<'a> {
+    admin_state_up: bool,
+    allowed_address_pairs: Value,
+    #[serde(rename = "binding:host_id", skip_serializing_if = "Option::is_none")]
+    binding_host_id: Option<&'a str>,
+    #[serde(rename = "binding:profile", skip_serializing_if = "Option::is_none")]
+    binding_profile: Option<Value>,
+    #[serde(
+        rename = "binding:vif_details",
+        skip_serializing_if = "Option::is_none"
+    )]
+    binding_vif_details: Option<Value>,
+    #[serde(rename = "binding:vif_type", skip_serializing_if = "Option::is_none")]
+    binding_vif_type: Option<&'a str>,
+    #[serde(rename = "binding:vnic_type")]
+    binding_vnic_type: &'a str,
+    created_at: &'a str,
+    description: &'a str,
+    device_id: &'a str,
+    device_owner: &'a str,
+    dns_assignment: Value,
+    dns_name: &'a str,
+    extra_dhcp_opts: Value,
+    fixed_ips: Vec<FixedIpDict<'a>>,
+    id: &'a str,
+    mac_address: &'a str,
+    name: &'a str,
+    network_id: &'a str,
+    port_security_enabled: bool,
+    project_id: &'a str,
+    revision_number: i64,
+    security_groups: Value,
+    status: &'a str,
+    tags: [&'a str; 0],
+    tenant_id: &'a str,
+    updated_at: &'a str,
+}
+
+/// `{"ports": [...]}`.
+#[derive(Serialize)]
+struct PortList<'a> {
+    ports: Vec<PortDict<'a>>,
+}
+
+#[derive(Serialize)]
+struct FixedIpDict<'a> {
+    ip_address: &'a str,
+    subnet_id: &'a str,
+}
+
+impl<'a> PortDict<'a> {
+    /// The binding details only for admins.
+    fn of(p: &'a Port, admin: bool) -> PortDict<'a> {
+        let parse = |t: &str| serde_json::from_str::<Value>(t).unwrap_or(Value::Null);
+        PortDict {
+            admin_state_up: p.admin_state_up,
+            allowed_address_pairs: parse(&p.allowed_address_pairs),
+            binding_host_id: admin.then_some(p.binding_host.as_str()),
+            binding_profile: admin.then(|| parse(&p.binding_profile)),
+            binding_vif_details: admin.then(|| parse(&p.binding_vif_details)),
+            binding_vif_type: admin.then_some(p.binding_vif_type.as_str()),
+            binding_vnic_type: &p.binding_vnic_type,
+            created_at: &p.created_at,
+            description: &p.description,
+            device_id: &p.device_id,
+            device_owner: &p.device_owner,
+            dns_assignment: attrs::dns_assignment(&p.dns_name, &p.fixed_ips),
+            dns_name: &p.dns_name,
+            extra_dhcp_opts: parse(&p.extra_dhcp_opts),
+            fixed_ips: p
+                .fixed_ips
+                .iter()
+                .map(|f| FixedIpDict {
+                    ip_address: &f.ip_address,
+                    subnet_id: &f.subnet_id,
+                })
+                .collect(),
+            id: &p.id,
+            mac_address: &p.mac_address,
+            name: &p.name,
+            network_id: &p.network_id,
+            port_security_enabled: p.port_security_enabled,
+            project_id: &p.project_id,
+            revision_number: p.revision_number,
+            security_groups: parse(&p.security_groups),
+            status: &p.status,
+            tags: [],
+            tenant_id: &p.project_id,
+            updated_at: &p.updated_at,
+        }
+    }
+}
+
 /// The API dict of a port; the binding details only for admins.
 pub fn to_json(p: &Port, admin: bool) -> Map<String, Value> {
-    let parse = |t: &str| serde_json::from_str::<Value>(t).unwrap_or(Value::Null);
-    let fixed_ips: Vec<Value> = p
-        .fixed_ips
-        .iter()
-        .map(|f| json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}))
-        .collect();
-    let mut m = json!({
-        "id": p.id, "name": p.name, "network_id": p.network_id, "project_id": p.project_id,
-        "mac_address": p.mac_address, "admin_state_up": p.admin_state_up, "status": p.status,
-        "device_id": p.device_id, "device_owner": p.device_owner, "fixed_ips": fixed_ips,
-        "allowed_address_pairs": parse(&p.allowed_address_pairs),
-        "extra_dhcp_opts": parse(&p.extra_dhcp_opts), "security_groups": parse(&p.security_groups),
-        "description": p.description, "binding:vnic_type": p.binding_vnic_type,
-        "port_security_enabled": p.port_security_enabled, "dns_name": p.dns_name,
-        "dns_assignment": attrs::dns_assignment(&p.dns_name, &p.fixed_ips), "tags": [],
-        "created_at": p.created_at, "updated_at": p.updated_at,
-        "revision_number": p.revision_number, "tenant_id": p.project_id,
-    });
-    if admin {
-        m["binding:profile"] = parse(&p.binding_profile);
-        m["binding:host_id"] = json!(p.binding_host);
-        m["binding:vif_type"] = json!(p.binding_vif_type);
-        m["binding:vif_details"] = parse(&p.binding_vif_details);
-    }
-    match m {
-        Value::Object(map) => map,
-        _ => unreachable!("a JSON object literal"),
+    match serde_json::to_value(PortDict::of(p, admin)) {
+        Ok(Value::Object(map)) => map,
+        _ => unreachable!("a struct of strings, numbers and JSON values is a JSON object"),
     }
 }
 
@@ -314,15 +390,17 @@ pub async fn draft_in(
     })
 }
 
-/// Writes a drafted port: security groups, addresses, binding, the row, and the change-feed
-/// entry for the hosts concerned (returned revision: pass it to `state.feed` after commit).
-/// The foreign keys catch a network or subnet deleted since the draft was made.
+/// Writes a drafted port: security groups, addresses, binding, the row (at once or held back
+/// in `writes`, which the caller finishes before commit), and the change-feed entry for the
+/// hosts concerned (returned revision: pass it to `state.feed` after commit). The foreign keys
+/// catch a network or subnet deleted since the draft was made.
 pub async fn write_draft(
     state: &AppState,
     ctx: &RequestContext,
     b: &Map<String, Value>,
     d: Draft,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    writes: &mut PortWrites,
 ) -> ApiResult<(Port, Option<i64>)> {
     let Draft {
         network,
@@ -334,9 +412,19 @@ pub async fn write_draft(
     } = d;
     port.security_groups =
         security_groups_for(tx, ctx, b.get("security_groups"), &port, default_group).await?;
-    port.fixed_ips = allocate(state, tx, &network, &subnets, requested_ips, &port, 0).await?;
+    port.fixed_ips = allocate(
+        state,
+        tx,
+        writes,
+        &network,
+        &subnets,
+        requested_ips,
+        &port,
+        0,
+    )
+    .await?;
     port_binding::bind(state, &mut port, &network, tx).await?;
-    match repo::insert(tx, &port).await {
+    match writes.insert_port(tx, &port).await {
         Ok(true) => {
             let revision =
                 dhcp_hosting::record_port(tx, &port.network_id, &port.id, &[&port.binding_host])
@@ -350,6 +438,22 @@ pub async fn write_draft(
         Err(e) if is_foreign_key_violation(&e) => Err(networks::not_found(&network.id)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// [`write_draft`] for one port written at once, in a transaction that does other work too
+/// (a server's NICs, a network's DHCP port).
+pub async fn write_one_draft(
+    state: &AppState,
+    ctx: &RequestContext,
+    b: &Map<String, Value>,
+    d: Draft,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+) -> ApiResult<(Port, Option<i64>)> {
+    let mut writes = PortWrites::alone();
+    let written = write_draft(state, ctx, b, d, tx, &mut writes).await?;
+    // Alone, rows are written at once; finishing gives the lowest free ranges back to IPAM.
+    writes.finish(tx).await?;
+    Ok(written)
 }
 
 /// An internal error asking the handler to run the whole request again.
@@ -415,9 +519,11 @@ async fn security_groups_for(
 /// Addresses for a new port: the requested ones, or Neutron's defaults (one IPv4 address from
 /// the first IPv4 subnet with room, one from the first stateful IPv6 subnet with room, and an
 /// EUI-64 address on every SLAAC / DHCPv6-stateless subnet).
+#[allow(clippy::too_many_arguments)]
 async fn allocate(
     state: &AppState,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    writes: &mut PortWrites,
     network: &Network,
     subnets: &[Subnet],
     requested: Option<Vec<attrs::IpRequest>>,
@@ -440,7 +546,7 @@ async fn allocate(
             }
             let mut got = None;
             for s in pooled {
-                if let Some(ip) = take_lowest(state, tx, s).await? {
+                if let Some(ip) = take_lowest(state, tx, writes, s).await? {
                     got = Some((s, ip));
                     break;
                 }
@@ -451,12 +557,12 @@ async fn allocate(
                     format!("No more IP addresses available on network {}.", network.id),
                 ));
             };
-            out.push(record(tx, s, ip, port, at(&out)).await?);
+            out.push(record(tx, writes, s, ip, port, at(&out)).await?);
         }
         if !port.device_owner.starts_with("network:router") {
             for s in subnets.iter().filter(|s| subnets::is_eui64(s)) {
                 let ip = ipam::eui64(&subnets::cidr_of(s), mac);
-                out.push(claim(state, tx, s, ip, port, at(&out)).await?);
+                out.push(claim(state, tx, writes, s, ip, port, at(&out)).await?);
             }
         }
         return Ok(out);
@@ -490,20 +596,22 @@ async fn allocate(
                         format!("IP address {ip} is not a valid IP for the specified subnet."),
                     ));
                 }
-                claim(state, tx, subnet, ip, port, at(&out)).await?
+                claim(state, tx, writes, subnet, ip, port, at(&out)).await?
             }
             None if subnets::is_eui64(subnet) => {
                 let ip = ipam::eui64(&subnets::cidr_of(subnet), mac);
-                claim(state, tx, subnet, ip, port, at(&out)).await?
+                claim(state, tx, writes, subnet, ip, port, at(&out)).await?
             }
             None => {
-                let ip = take_lowest(state, tx, subnet).await?.ok_or_else(|| {
-                    NeutronError::conflict(
-                        "IpAddressGenerationFailure",
-                        format!("No more IP addresses available for subnet {}.", subnet.id),
-                    )
-                })?;
-                record(tx, subnet, ip, port, at(&out)).await?
+                let ip = take_lowest(state, tx, writes, subnet)
+                    .await?
+                    .ok_or_else(|| {
+                        NeutronError::conflict(
+                            "IpAddressGenerationFailure",
+                            format!("No more IP addresses available for subnet {}.", subnet.id),
+                        )
+                    })?;
+                record(tx, writes, subnet, ip, port, at(&out)).await?
             }
         };
         out.push(fixed);
@@ -514,10 +622,13 @@ async fn allocate(
 async fn take_lowest(
     state: &AppState,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    writes: &mut PortWrites,
     s: &Subnet,
 ) -> ApiResult<Option<u128>> {
-    ipam_store::lock_subnet(tx, state.store.backend, &s.id).await?;
-    Ok(ipam_store::take_lowest(tx, &s.id).await?)
+    if !writes.lowest.holds(&s.id) {
+        ipam_store::lock_subnet(tx, state.store.backend, &s.id).await?;
+    }
+    Ok(writes.lowest.take(tx, &s.id).await?)
 }
 
 /// Claims a specific address: out of the free ranges if it is in a pool, and recorded for the
@@ -525,25 +636,36 @@ async fn take_lowest(
 async fn claim(
     state: &AppState,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    writes: &mut PortWrites,
     s: &Subnet,
     ip: IpAddr,
     port: &Port,
     position: usize,
 ) -> ApiResult<FixedIp> {
     ipam_store::lock_subnet(tx, state.store.backend, &s.id).await?;
+    // The free ranges as stored must show the addresses taken so far.
+    writes.lowest.flush_subnet(tx, &s.id).await?;
     ipam_store::take_specific(tx, &s.id, ipam::to_u128(ip)).await?;
-    record(tx, s, ipam::to_u128(ip), port, position).await
+    record(tx, writes, s, ipam::to_u128(ip), port, position).await
 }
 
 async fn record(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    writes: &mut PortWrites,
     s: &Subnet,
     ip: u128,
     port: &Port,
     position: usize,
 ) -> ApiResult<FixedIp> {
     let address = ipam::from_u128(ip, s.ip_version as u8).to_string();
-    if !ipam_store::record(tx, &s.id, ip, &address, &port.id, position as i64).await? {
+    let allocation = Allocation {
+        subnet_id: s.id.clone(),
+        ip,
+        ip_address: address.clone(),
+        port_id: port.id.clone(),
+        position: position as i64,
+    };
+    if !writes.record(tx, allocation).await? {
         return Err(NeutronError::conflict(
             "IpAddressAlreadyAllocated",
             format!("IP address {address} already allocated in subnet {}", s.id),
@@ -594,12 +716,25 @@ async fn visible(
     }
 }
 
+/// Filters that [`repo::list`] applies exactly as [`ListQuery::apply`] would, on attributes
+/// every caller sees: a list narrowed only by these needs nothing from `apply` but id order.
+const EXACT_IN_SQL: &[&str] = &[
+    "id",
+    "network_id",
+    "project_id",
+    "tenant_id",
+    "device_id",
+    "device_owner",
+    "name",
+    "status",
+];
+
 pub async fn list(
     State(state): State<AppState>,
     ctx: RequestContext,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let query = ListQuery::parse(q.as_deref(), &SPEC)?;
     // Plain column filters narrow the query in SQL; `apply` still checks every filter.
     let filters: Vec<(&'static str, Vec<String>)> = repo::FILTER_COLUMNS
@@ -607,15 +742,19 @@ pub async fn list(
         .filter_map(|(attr, column)| Some((*column, query.filter_values(attr)?.to_vec())))
         .collect();
     let project = (!ctx.is_admin()).then_some(ctx.project_id.as_str());
-    let items = repo::list(&state.store.read, &filters, project)
-        .await?
-        .iter()
-        .map(|p| to_json(p, ctx.is_admin()))
-        .collect();
-    Ok(Json(query.apply(
-        items,
-        &format!("{}/v2.0/ports", base_url(&headers)),
-    )))
+    let mut ports = repo::list(&state.store, &filters, project).await?;
+    if query.is_plain(EXACT_IN_SQL) {
+        // The common case (all ports, or a network's): the answer is serialised straight from
+        // the ports, without a `Map` per port.
+        ports.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let ports = ports
+            .iter()
+            .map(|p| PortDict::of(p, ctx.is_admin()))
+            .collect();
+        return Ok(Json(PortList { ports }).into_response());
+    }
+    let items = ports.iter().map(|p| to_json(p, ctx.is_admin())).collect();
+    Ok(Json(query.apply(items, &format!("{}/v2.0/ports", base_url(&headers)))).into_response())
 }
 
 pub async fn show(
@@ -795,13 +934,14 @@ async fn reallocate(
         }
     }
     let subnets = store::subnets::on_network(&mut **tx, &network.id).await?;
+    let mut writes = PortWrites::alone();
     let mut all = Vec::new();
     for (position, f) in kept.iter().enumerate() {
         let Some(s) = subnets.iter().find(|s| s.id == f.subnet_id) else {
             continue;
         };
         if let Ok(ip) = f.ip_address.parse::<IpAddr>() {
-            all.push(record(tx, s, ipam::to_u128(ip), port, position).await?);
+            all.push(record(tx, &mut writes, s, ipam::to_u128(ip), port, position).await?);
         }
     }
     if !new_requests.is_empty() {
@@ -809,6 +949,7 @@ async fn reallocate(
         let fresh = allocate(
             state,
             tx,
+            &mut writes,
             network,
             &subnets,
             Some(new_requests),
@@ -817,6 +958,8 @@ async fn reallocate(
         );
         all.extend(fresh.await?);
     }
+    // Alone, nothing is held back but what was taken from the free ranges.
+    writes.finish(tx).await?;
     Ok(all)
 }
 
@@ -875,9 +1018,11 @@ pub async fn align_addresses(
     }
     release(state, tx, &dropped).await?;
     let subnets = store::subnets::on_network(&mut **tx, &network.id).await?;
+    let mut writes = PortWrites::alone();
     let added = allocate(
         state,
         tx,
+        &mut writes,
         network,
         &subnets,
         Some(missing),
@@ -885,6 +1030,7 @@ pub async fn align_addresses(
         kept.len(),
     )
     .await?;
+    writes.finish(tx).await?;
     port.fixed_ips = kept;
     port.fixed_ips.extend(added);
     Ok(true)
@@ -893,4 +1039,81 @@ pub async fn align_addresses(
 /// `PUT` or `DELETE` on the collection.
 pub async fn no_collection_action() -> NeutronError {
     not_found("None")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(id: &str, ips: &[&str], host: &str) -> Port {
+        Port {
+            id: id.into(),
+            project_id: "p1".into(),
+            network_id: "n1".into(),
+            name: format!("port {id}"),
+            mac_address: "fa:16:3e:00:00:01".into(),
+            admin_state_up: true,
+            status: "DOWN".into(),
+            security_groups: r#"["sg1"]"#.into(),
+            allowed_address_pairs:
+                r#"[{"ip_address":"10.0.0.9","mac_address":"fa:16:3e:00:00:01"}]"#.into(),
+            extra_dhcp_opts: "[]".into(),
+            binding_host: host.into(),
+            binding_vnic_type: "normal".into(),
+            binding_profile: r#"{"k":"v"}"#.into(),
+            binding_vif_type: "ovs".into(),
+            binding_vif_details: r#"{"port_filter":true}"#.into(),
+            created_at: "2026-12-01T00:00:00Z".into(),
+            updated_at: "2026-12-01T00:00:00Z".into(),
+            revision_number: 3,
+            fixed_ips: ips
+                .iter()
+                .map(|ip| FixedIp {
+                    subnet_id: "s1".into(),
+                    ip_address: (*ip).into(),
+                })
+                .collect(),
+            ..Port::default()
+        }
+    }
+
+    #[test]
+    fn a_plain_list_serialised_from_the_ports_is_the_one_apply_builds() {
+        let ports = [
+            port("a", &["10.0.0.2", "fd00::2"], "compute1"),
+            port("b", &[], ""),
+        ];
+        let query = ListQuery::parse(Some("network_id=n1"), &SPEC).unwrap();
+        assert!(query.is_plain(EXACT_IN_SQL));
+        for admin in [true, false] {
+            let items = ports.iter().map(|p| to_json(p, admin)).collect();
+            let general = serde_json::to_string(&query.apply(items, "http://x/v2.0/ports"));
+            let plain = PortList {
+                ports: ports.iter().map(|p| PortDict::of(p, admin)).collect(),
+            };
+            assert_eq!(serde_json::to_string(&plain).unwrap(), general.unwrap());
+        }
+    }
+
+    #[test]
+    fn lists_that_need_apply_are_not_plain() {
+        for q in [
+            "fields=id",
+            "sort_key=name&sort_dir=asc",
+            "limit=1",
+            "page_reverse=True",
+            "mac_address=FA:16:3E:00:00:01",
+            "binding:host_id=compute1",
+            "fixed_ips=ip_address%3D10.0.0.2",
+            "admin_state_up=true",
+        ] {
+            let query = ListQuery::parse(Some(q), &SPEC).unwrap();
+            assert!(!query.is_plain(EXACT_IN_SQL), "{q}");
+        }
+        assert!(
+            ListQuery::parse(None, &SPEC)
+                .unwrap()
+                .is_plain(EXACT_IN_SQL)
+        );
+    }
 }

@@ -138,6 +138,20 @@ impl ListQuery {
         })
     }
 
+    /// True when [`ListQuery::apply`] would only put the items in id order: no fields, sorting
+    /// or paging, and only `Equals` filters on `exact` attributes, which the caller has applied
+    /// exactly (e.g. in SQL). A handler may then answer its items without building their dicts.
+    pub fn is_plain(&self, exact: &[&str]) -> bool {
+        self.fields.is_empty()
+            && self.sorts.is_empty()
+            && self.limit == 0
+            && !self.page_reverse
+            && self.filters.iter().all(|f| match f {
+                Filter::Equals { key, .. } => exact.contains(&key.as_str()),
+                _ => false,
+            })
+    }
+
     /// Filters, sorts, paginates and projects `items`. `base_url` is the absolute collection URL
     /// (`http://host:9696/v2.0/networks`) the page links start with. Returns
     /// `{"<collection>": [...]}` plus `"<collection>_links": [...]` when paginating.

@@ -6,9 +6,11 @@
 //! range row), on SQLite by the write transaction. The primary key of `ip_allocations` is the
 //! last line of defence against a duplicate.
 
+use std::collections::HashMap;
+
 use sqlx::{Any, Row, Transaction};
 
-use super::{Backend, lock_named};
+use super::{Backend, lock_named, value_rows};
 use crate::ipam::{Range, from_key, key};
 
 type Tx<'a> = Transaction<'a, Any>;
@@ -53,20 +55,91 @@ fn range_row(row: Option<sqlx::any::AnyRow>) -> sqlx::Result<Option<Range>> {
     }
 }
 
-/// Takes the lowest free address of the subnet's pools, or None when they are exhausted.
-/// The caller holds the subnet lock.
-pub async fn take_lowest(tx: &mut Tx<'_>, subnet_id: &str) -> sqlx::Result<Option<u128>> {
-    let row = sqlx::query(
-        "SELECT first_ip, last_ip FROM ip_free_ranges WHERE subnet_id = $1 ORDER BY first_ip LIMIT 1",
-    )
-    .bind(subnet_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(range) = range_row(row)? else {
-        return Ok(None);
-    };
-    shrink(tx, subnet_id, range, range.first).await?;
-    Ok(Some(range.first))
+/// The lowest free range of each subnet a transaction allocates from, kept in memory so that
+/// consecutive lowest-address allocations need no round trip. What was taken is written back by
+/// [`LowestFree::flush`] (or [`LowestFree::flush_subnet`] before anything else reads or changes
+/// that subnet's ranges), always before commit. The caller holds each subnet's lock from the
+/// first take on, as for any allocation.
+#[derive(Debug, Default)]
+pub struct LowestFree {
+    subnets: HashMap<String, Taking>,
+}
+
+/// A free range as stored, and the lowest address of it not yet taken.
+#[derive(Debug, Clone, Copy)]
+struct Taking {
+    stored: Range,
+    next: u128,
+}
+
+impl LowestFree {
+    /// True when the subnet's lowest range is already held (its lock is already taken).
+    pub fn holds(&self, subnet_id: &str) -> bool {
+        self.subnets.contains_key(subnet_id)
+    }
+
+    /// Takes the lowest free address of the subnet's pools, or None when they are exhausted.
+    pub async fn take(&mut self, tx: &mut Tx<'_>, subnet_id: &str) -> sqlx::Result<Option<u128>> {
+        loop {
+            if let Some(t) = self.subnets.get_mut(subnet_id) {
+                if t.next <= t.stored.last {
+                    t.next += 1;
+                    return Ok(Some(t.next - 1));
+                }
+                // Used up: its row goes, and the next range is read.
+                let stored = t.stored;
+                self.subnets.remove(subnet_id);
+                delete_range(tx, subnet_id, stored).await?;
+            }
+            let row = sqlx::query(
+                "SELECT first_ip, last_ip FROM ip_free_ranges WHERE subnet_id = $1 \
+                 ORDER BY first_ip LIMIT 1",
+            )
+            .bind(subnet_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            let Some(stored) = range_row(row)? else {
+                return Ok(None);
+            };
+            let next = stored.first;
+            self.subnets
+                .insert(subnet_id.to_string(), Taking { stored, next });
+        }
+    }
+
+    /// Writes back what was taken from one subnet.
+    pub async fn flush_subnet(&mut self, tx: &mut Tx<'_>, subnet_id: &str) -> sqlx::Result<()> {
+        match self.subnets.remove(subnet_id) {
+            Some(t) => write_back(tx, subnet_id, t).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Writes back what was taken from every subnet.
+    pub async fn flush(&mut self, tx: &mut Tx<'_>) -> sqlx::Result<()> {
+        for (subnet_id, t) in std::mem::take(&mut self.subnets) {
+            write_back(tx, &subnet_id, t).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The stored range shrinks from below by what was taken (one UPDATE), or goes.
+async fn write_back(tx: &mut Tx<'_>, subnet_id: &str, t: Taking) -> sqlx::Result<()> {
+    if t.next > t.stored.last {
+        return delete_range(tx, subnet_id, t.stored).await;
+    }
+    if t.next > t.stored.first {
+        sqlx::query(
+            "UPDATE ip_free_ranges SET first_ip = $3 WHERE subnet_id = $1 AND first_ip = $2",
+        )
+        .bind(subnet_id)
+        .bind(key(t.stored.first))
+        .bind(key(t.next))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Takes a specific address out of the free ranges. Returns false when no free range holds it
@@ -171,27 +244,38 @@ async fn delete_range(tx: &mut Tx<'_>, subnet_id: &str, r: Range) -> sqlx::Resul
     Ok(())
 }
 
-/// Records that `port_id` holds `ip_address` on the subnet. False when someone already does.
-pub async fn record(
-    tx: &mut Tx<'_>,
-    subnet_id: &str,
-    ip: u128,
-    ip_address: &str,
-    port_id: &str,
-    position: i64,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO ip_allocations (subnet_id, ip_key, ip_address, port_id, position) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-    )
-    .bind(subnet_id)
-    .bind(key(ip))
-    .bind(ip_address)
-    .bind(port_id)
-    .bind(position)
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+/// An address a port holds, as recorded in `ip_allocations`.
+#[derive(Debug, Clone)]
+pub struct Allocation {
+    pub subnet_id: String,
+    pub ip: u128,
+    pub ip_address: String,
+    pub port_id: String,
+    /// Position in the port's fixed_ips.
+    pub position: i64,
+}
+
+/// Records the allocations in one statement; returns how many were new (an address someone
+/// already holds is not recorded again).
+pub async fn record(tx: &mut Tx<'_>, allocations: &[Allocation]) -> sqlx::Result<u64> {
+    if allocations.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "INSERT INTO ip_allocations (subnet_id, ip_key, ip_address, port_id, position) VALUES {} \
+         ON CONFLICT DO NOTHING",
+        value_rows(allocations.len(), 5)
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for a in allocations {
+        query = query
+            .bind(&a.subnet_id)
+            .bind(key(a.ip))
+            .bind(&a.ip_address)
+            .bind(&a.port_id)
+            .bind(a.position);
+    }
+    Ok(query.execute(&mut **tx).await?.rows_affected())
 }
 
 /// Forgets one address of a port.

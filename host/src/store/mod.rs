@@ -1,13 +1,16 @@
 //! State in SQL through sqlx: SQLite (the embedded default) or PostgreSQL (many servers).
 //!
 //! Queries are written once, in SQL both engines accept, over sqlx's `Any` driver. Nothing here
-//! knows HTTP.
+//! knows HTTP. On SQLite, the hottest reads (port lists) also go through sqlx's typed SQLite
+//! driver: the same SQL and the same row decoding ([`StoredRow`]), without the `Any` driver's
+//! conversion of every value.
 
 pub mod agents;
 pub mod dhcp_hosting;
 pub mod feed;
 pub mod ipam;
 pub mod networks;
+pub mod port_writes;
 pub mod ports;
 pub mod security_groups;
 pub mod servers;
@@ -17,7 +20,8 @@ use std::str::FromStr;
 
 use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AnyPool, ColumnIndex, Decode, Executor, Row, Type};
 
 /// Schema versions, applied in order, each once.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -42,6 +46,9 @@ pub struct Store {
     pub backend: Backend,
     pub read: AnyPool,
     pub write: AnyPool,
+    /// On SQLite, read connections of the typed driver for the hottest reads (None on
+    /// PostgreSQL), which also hand rows over in large batches instead of 50 at a time.
+    pub sqlite_read: Option<SqlitePool>,
 }
 
 impl Store {
@@ -86,10 +93,15 @@ impl Store {
             Backend::Sqlite => pool(8).connect_with(options).await?,
             Backend::Postgres => write.clone(),
         };
+        let sqlite_read = match backend {
+            Backend::Sqlite => Some(sqlite_reads(&url).await?),
+            Backend::Postgres => None,
+        };
         let store = Store {
             backend,
             read,
             write,
+            sqlite_read,
         };
         store.migrate().await?;
         Ok(store)
@@ -135,6 +147,24 @@ impl Store {
     }
 }
 
+/// The typed SQLite read pool. The writing connection has already set WAL mode (it stays set
+/// in the file); these only read.
+async fn sqlite_reads(url: &str) -> anyhow::Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str(url)
+        .with_context(|| format!("database URL {url}"))?
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(std::time::Duration::from_secs(10))
+        // A 500-port list is about 500 rows: one hand-over from the worker thread, not ten.
+        .row_buffer_size(1024);
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot open {url} for reading"))
+}
+
 /// The statements of a migration file: comment lines dropped, split on `;`.
 fn statements(sql: &str) -> Vec<String> {
     let code: String = sql
@@ -147,6 +177,19 @@ fn statements(sql: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// The `VALUES` rows of a multi-row INSERT: `($1, $2), ($3, $4)` for 2 rows of 2 columns.
+pub fn value_rows(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let marks: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", marks.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// True when the error is a unique-constraint violation (a lost race, or a duplicate).
@@ -184,8 +227,33 @@ fn lock_key(name: &str) -> i64 {
     h as i64
 }
 
+/// A row of either driver (`Any`, or the typed SQLite driver), read by column name with the
+/// types the schema uses (TEXT, BIGINT), so that one decoding serves both.
+pub trait StoredRow {
+    fn text(&self, column: &str) -> sqlx::Result<String>;
+    fn text_or_null(&self, column: &str) -> sqlx::Result<Option<String>>;
+    fn int(&self, column: &str) -> sqlx::Result<i64>;
+}
+
+impl<R> StoredRow for R
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn text(&self, column: &str) -> sqlx::Result<String> {
+        self.try_get(column)
+    }
+    fn text_or_null(&self, column: &str) -> sqlx::Result<Option<String>> {
+        self.try_get(column)
+    }
+    fn int(&self, column: &str) -> sqlx::Result<i64> {
+        self.try_get(column)
+    }
+}
+
 /// Booleans are stored as 0/1.
-pub fn flag(r: &sqlx::any::AnyRow, column: &str) -> sqlx::Result<bool> {
-    use sqlx::Row as _;
-    Ok(r.try_get::<i64, _>(column)? != 0)
+pub fn flag(r: &impl StoredRow, column: &str) -> sqlx::Result<bool> {
+    Ok(r.int(column)? != 0)
 }

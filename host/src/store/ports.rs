@@ -1,9 +1,8 @@
 //! Ports and the addresses they hold.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, Row, Transaction};
+use sqlx::{Any, Executor, Transaction};
 
-use super::flag;
+use super::{Store, StoredRow, flag, value_rows};
 
 /// A port as stored; list and dict attributes are JSON text.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -53,73 +52,79 @@ macro_rules! columns {
     };
 }
 
-fn from_row(r: &AnyRow) -> sqlx::Result<Port> {
+fn from_row(r: &impl StoredRow) -> sqlx::Result<Port> {
     Ok(Port {
-        id: r.try_get("id")?,
-        project_id: r.try_get("project_id")?,
-        network_id: r.try_get("network_id")?,
-        name: r.try_get("name")?,
-        description: r.try_get("description")?,
-        mac_address: r.try_get("mac_address")?,
+        id: r.text("id")?,
+        project_id: r.text("project_id")?,
+        network_id: r.text("network_id")?,
+        name: r.text("name")?,
+        description: r.text("description")?,
+        mac_address: r.text("mac_address")?,
         admin_state_up: flag(r, "admin_state_up")?,
-        status: r.try_get("status")?,
-        device_id: r.try_get("device_id")?,
-        device_owner: r.try_get("device_owner")?,
+        status: r.text("status")?,
+        device_id: r.text("device_id")?,
+        device_owner: r.text("device_owner")?,
         port_security_enabled: flag(r, "port_security_enabled")?,
-        security_groups: r.try_get("security_groups")?,
-        allowed_address_pairs: r.try_get("allowed_address_pairs")?,
-        extra_dhcp_opts: r.try_get("extra_dhcp_opts")?,
-        dns_name: r.try_get("dns_name")?,
-        binding_host: r.try_get("binding_host")?,
-        binding_vnic_type: r.try_get("binding_vnic_type")?,
-        binding_profile: r.try_get("binding_profile")?,
-        binding_vif_type: r.try_get("binding_vif_type")?,
-        binding_vif_details: r.try_get("binding_vif_details")?,
-        binding_result: r.try_get("binding_result")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        revision_number: r.try_get("revision_number")?,
+        security_groups: r.text("security_groups")?,
+        allowed_address_pairs: r.text("allowed_address_pairs")?,
+        extra_dhcp_opts: r.text("extra_dhcp_opts")?,
+        dns_name: r.text("dns_name")?,
+        binding_host: r.text("binding_host")?,
+        binding_vnic_type: r.text("binding_vnic_type")?,
+        binding_profile: r.text("binding_profile")?,
+        binding_vif_type: r.text("binding_vif_type")?,
+        binding_vif_details: r.text("binding_vif_details")?,
+        binding_result: r.text_or_null("binding_result")?,
+        created_at: r.text("created_at")?,
+        updated_at: r.text("updated_at")?,
+        revision_number: r.int("revision_number")?,
         fixed_ips: Vec::new(),
     })
 }
 
-/// Inserts the port row (not its addresses). False when its MAC is already used on the network.
-pub async fn insert(tx: &mut Transaction<'_, Any>, p: &Port) -> sqlx::Result<bool> {
-    let done = sqlx::query(
+/// Inserts the port rows (not their addresses) in one statement; returns how many were new (a
+/// port whose MAC is already used on its network is not inserted).
+pub async fn insert(tx: &mut Transaction<'_, Any>, ports: &[Port]) -> sqlx::Result<u64> {
+    if ports.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
         "INSERT INTO ports (id, project_id, network_id, name, description, mac_address, admin_state_up, \
          status, device_id, device_owner, port_security_enabled, security_groups, allowed_address_pairs, \
          extra_dhcp_opts, dns_name, binding_host, binding_vnic_type, binding_profile, binding_vif_type, \
-         binding_vif_details, binding_result, created_at, updated_at, revision_number) VALUES ($1, $2, \
-         $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
-         $23, $24) ON CONFLICT DO NOTHING",
-    )
-    .bind(&p.id)
-    .bind(&p.project_id)
-    .bind(&p.network_id)
-    .bind(&p.name)
-    .bind(&p.description)
-    .bind(&p.mac_address)
-    .bind(i64::from(p.admin_state_up))
-    .bind(&p.status)
-    .bind(&p.device_id)
-    .bind(&p.device_owner)
-    .bind(i64::from(p.port_security_enabled))
-    .bind(&p.security_groups)
-    .bind(&p.allowed_address_pairs)
-    .bind(&p.extra_dhcp_opts)
-    .bind(&p.dns_name)
-    .bind(&p.binding_host)
-    .bind(&p.binding_vnic_type)
-    .bind(&p.binding_profile)
-    .bind(&p.binding_vif_type)
-    .bind(&p.binding_vif_details)
-    .bind(&p.binding_result)
-    .bind(&p.created_at)
-    .bind(&p.updated_at)
-    .bind(p.revision_number)
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+         binding_vif_details, binding_result, created_at, updated_at, revision_number) VALUES {} \
+         ON CONFLICT DO NOTHING",
+        value_rows(ports.len(), 24)
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for p in ports {
+        query = query
+            .bind(&p.id)
+            .bind(&p.project_id)
+            .bind(&p.network_id)
+            .bind(&p.name)
+            .bind(&p.description)
+            .bind(&p.mac_address)
+            .bind(i64::from(p.admin_state_up))
+            .bind(&p.status)
+            .bind(&p.device_id)
+            .bind(&p.device_owner)
+            .bind(i64::from(p.port_security_enabled))
+            .bind(&p.security_groups)
+            .bind(&p.allowed_address_pairs)
+            .bind(&p.extra_dhcp_opts)
+            .bind(&p.dns_name)
+            .bind(&p.binding_host)
+            .bind(&p.binding_vnic_type)
+            .bind(&p.binding_profile)
+            .bind(&p.binding_vif_type)
+            .bind(&p.binding_vif_details)
+            .bind(&p.binding_result)
+            .bind(&p.created_at)
+            .bind(&p.updated_at)
+            .bind(p.revision_number);
+    }
+    Ok(query.execute(&mut **tx).await?.rows_affected())
 }
 
 /// Writes every mutable column (not the addresses).
@@ -207,9 +212,10 @@ pub const FILTER_COLUMNS: &[(&str, &str)] = &[
 ];
 
 /// Ports matching `filters` (column from [`FILTER_COLUMNS`], any of the values), with their
-/// addresses, in one query. `visible_to`: only that project's ports (None: all).
-pub async fn list<'e, E: Executor<'e, Database = Any>>(
-    e: E,
+/// addresses, in one query. `visible_to`: only that project's ports (None: all). On SQLite
+/// through the typed driver, elsewhere through `Any`: the same SQL and the same decoding.
+pub async fn list(
+    store: &Store,
     filters: &[(&'static str, Vec<String>)],
     visible_to: Option<&str>,
 ) -> sqlx::Result<Vec<Port>> {
@@ -235,19 +241,35 @@ pub async fn list<'e, E: Executor<'e, Database = Any>>(
         sql.push_str(&format!(" AND p.project_id = ${}", values.len()));
     }
     sql.push_str(" ORDER BY p.id, a.position");
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for v in values {
-        query = query.bind(v);
+    match &store.sqlite_read {
+        Some(pool) => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for v in values {
+                query = query.bind(v);
+            }
+            with_addresses(&query.fetch_all(pool).await?)
+        }
+        None => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for v in values {
+                query = query.bind(v);
+            }
+            with_addresses(&query.fetch_all(&store.read).await?)
+        }
     }
-    let rows = query.fetch_all(e).await?;
+}
+
+/// Ports from the rows of a port-address join ordered by port: one row per address (or one
+/// with null address columns for a port without any).
+fn with_addresses(rows: &[impl StoredRow]) -> sqlx::Result<Vec<Port>> {
     let mut ports: Vec<Port> = Vec::new();
-    for row in &rows {
-        let id: String = row.try_get("id")?;
+    for row in rows {
+        let id = row.text("id")?;
         if ports.last().is_none_or(|p| p.id != id) {
             ports.push(from_row(row)?);
         }
-        let subnet: Option<String> = row.try_get("a_subnet")?;
-        let ip: Option<String> = row.try_get("a_ip")?;
+        let subnet = row.text_or_null("a_subnet")?;
+        let ip = row.text_or_null("a_ip")?;
         if let (Some(subnet_id), Some(ip_address), Some(port)) = (subnet, ip, ports.last_mut()) {
             port.fixed_ips.push(FixedIp {
                 subnet_id,
@@ -311,14 +333,11 @@ pub async fn set_status(
 }
 
 /// Ports of the given networks, with their addresses (one query, however many networks).
-pub async fn on_networks<'e, E: Executor<'e, Database = Any>>(
-    e: E,
-    network_ids: &[String],
-) -> sqlx::Result<Vec<Port>> {
+pub async fn on_networks(store: &Store, network_ids: &[String]) -> sqlx::Result<Vec<Port>> {
     if network_ids.is_empty() {
         return Ok(Vec::new());
     }
-    list(e, &[("p.network_id", network_ids.to_vec())], None).await
+    list(store, &[("p.network_id", network_ids.to_vec())], None).await
 }
 
 /// Deletes the port row and its address rows (the caller gives addresses back to IPAM first).

@@ -103,7 +103,7 @@ pub async fn attach(
         let (port, created_port) = match nic {
             PlannedNic::Create { body, mut draft } => {
                 draft.set_binding_host(&server.host);
-                let (port, _) = ports::write_draft(state, ctx, &body, *draft, tx).await?;
+                let (port, _) = ports::write_one_draft(state, ctx, &body, *draft, tx).await?;
                 if port.fixed_ips.is_empty() {
                     return Err(NeutronError::bad(
                         "NetworkRequiresSubnet",
