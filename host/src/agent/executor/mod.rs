@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use rtnetlink::LinkUnspec;
@@ -27,9 +26,6 @@ use crate::plugins::bindings::{LinkSpec, Op};
 use crate::plugins::render;
 use connections::Connections;
 use netlink::{Netlink, format_mac, parse_mac};
-
-/// How long (in 50 ms steps) an OVS internal port's device may take to appear.
-const INTERNAL_PORT_WAIT_STEPS: u32 = 40;
 
 #[derive(Debug, Clone, Default)]
 pub struct ExecutorConfig {

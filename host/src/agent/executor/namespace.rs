@@ -118,7 +118,7 @@ fn create(name: &str) -> Result<()> {
     match OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0)
+        .mode(0o0)
         .open(&path)
     {
         Ok(_) => {}
