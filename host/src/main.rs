@@ -2,13 +2,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use neutrino::agent::AgentOptions;
+use neutrino::agent::config::NodeConfig;
 use neutrino::api::ApiConfig;
 use neutrino::api::auth::AuthStrategy;
 use neutrino::bench;
 use neutrino::conformance::{self, KitConfig};
 use neutrino::plugins::registry::{DriversConfig, Registry};
-use neutrino::agent::AgentOptions;
-use neutrino::agent::config::NodeConfig;
 use neutrino::server::{EmbeddedAgent, ServeOptions, serve};
 
 /// Neutrino: OpenStack Networking API v2.0 with WebAssembly mechanism drivers.

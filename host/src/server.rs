@@ -148,8 +148,8 @@ fn start_embedded_agent(
         server.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     let path = options.agent_token_path();
-    let token = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let token =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let agent_options = crate::agent::AgentOptions {
         server: format!("http://{server}"),
         host: agent.host.clone(),

@@ -67,7 +67,10 @@ impl Node {
             .try_init();
         let dir = tempfile::tempdir()?;
         // dnsmasq reads its files as nobody: every directory above them must be searchable.
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
         let suffix = unique("");
         let host = format!("e2e-{suffix}");
         let ovs = match flavor {
@@ -220,14 +223,21 @@ impl Node {
 
     /// A network with one DHCP-enabled IPv4 subnet; returns (network id, subnet id). On
     /// flatdhcp the network is flat on the `physnet`-th physical network (0 or 1).
-    pub async fn network(&self, name: &str, cidr: &str, physnet: usize) -> anyhow::Result<(String, String)> {
+    pub async fn network(
+        &self,
+        name: &str,
+        cidr: &str,
+        physnet: usize,
+    ) -> anyhow::Result<(String, String)> {
         let mut network = json!({"name": name});
         if self.flavor == Flavor::FlatDhcp {
             let physnet = self.physnets.keys().nth(physnet).expect("two physnets");
             network["provider:network_type"] = json!("flat");
             network["provider:physical_network"] = json!(physnet);
         }
-        let network = self.create("/v2.0/networks", json!({"network": network})).await?;
+        let network = self
+            .create("/v2.0/networks", json!({"network": network}))
+            .await?;
         let network_id = network["network"]["id"].as_str().unwrap().to_string();
         self.leftovers.lock().unwrap().extend([
             Leftover::Namespace(format!("qdhcp-{network_id}")),
@@ -258,7 +268,9 @@ impl Node {
             .lock()
             .unwrap()
             .push(Leftover::Namespace(namespace.clone()));
-        let server = self.wait_for_status(&id, "ACTIVE", Duration::from_secs(30)).await?;
+        let server = self
+            .wait_for_status(&id, "ACTIVE", Duration::from_secs(30))
+            .await?;
         let (_, ports) = self
             .call("GET", &format!("/v2.0/ports?device_id={id}"), None)
             .await?;
@@ -273,7 +285,10 @@ impl Node {
             id,
             namespace,
             port_id,
-            ip: port["fixed_ips"][0]["ip_address"].as_str().unwrap().to_string(),
+            ip: port["fixed_ips"][0]["ip_address"]
+                .as_str()
+                .unwrap()
+                .to_string(),
             mac: port["mac_address"].as_str().unwrap().to_string(),
             detail: server,
         })
@@ -287,9 +302,14 @@ impl Node {
     ) -> anyhow::Result<Value> {
         let deadline = Instant::now() + timeout;
         loop {
-            let (code, body) = self.call("GET", &format!("/v2.1/servers/{id}"), None).await?;
+            let (code, body) = self
+                .call("GET", &format!("/v2.1/servers/{id}"), None)
+                .await?;
             anyhow::ensure!(code == 200, "GET server {id}: {code} {body}");
-            let now = body["server"]["status"].as_str().unwrap_or_default().to_string();
+            let now = body["server"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             if now == status {
                 return Ok(body["server"].clone());
             }
@@ -303,7 +323,9 @@ impl Node {
     }
 
     pub async fn delete_server(&self, id: &str) -> anyhow::Result<()> {
-        let (code, body) = self.call("DELETE", &format!("/v2.1/servers/{id}"), None).await?;
+        let (code, body) = self
+            .call("DELETE", &format!("/v2.1/servers/{id}"), None)
+            .await?;
         anyhow::ensure!(code == 204, "DELETE server {id}: {code} {body}");
         Ok(())
     }
@@ -315,9 +337,17 @@ impl Node {
 
     /// A device the sweep of a restarted agent must remove: named like a port's tap.
     pub fn plant_stale_device(&self) -> String {
-        let name = format!("tap{:04x}{:04x}-{:02x}", rand_u16(), rand_u16(), rand_u16() % 256);
+        let name = format!(
+            "tap{:04x}{:04x}-{:02x}",
+            rand_u16(),
+            rand_u16(),
+            rand_u16() % 256
+        );
         run(&["ip", "link", "add", &name, "type", "bridge"]);
-        self.leftovers.lock().unwrap().push(Leftover::Link(name.clone()));
+        self.leftovers
+            .lock()
+            .unwrap()
+            .push(Leftover::Link(name.clone()));
         name
     }
 }
@@ -368,7 +398,9 @@ pub fn run(args: &[&str]) -> bool {
 
 /// One ping from `namespace` to `ip`.
 pub fn ping(namespace: &str, ip: &str) -> bool {
-    run(&["ip", "netns", "exec", namespace, "ping", "-c", "1", "-W", "1", ip])
+    run(&[
+        "ip", "netns", "exec", namespace, "ping", "-c", "1", "-W", "1", ip,
+    ])
 }
 
 /// Pings until one answer comes, for up to `tries` seconds (the first packets may be lost to
@@ -393,7 +425,12 @@ pub fn tcp_echo(server: &str, client: &str, ip: &str) -> bool {
     };
     std::thread::sleep(Duration::from_millis(300));
     let ok = run(&[
-        "ip", "netns", "exec", client, "python3", "-c",
+        "ip",
+        "netns",
+        "exec",
+        client,
+        "python3",
+        "-c",
         &format!(
             "import socket\nc=socket.create_connection(('{ip}',{port}),timeout=5)\n\
              c.sendall(b'neutrino')\nassert c.recv(64)==b'neutrino'"
@@ -407,11 +444,15 @@ pub fn tcp_echo(server: &str, client: &str, ip: &str) -> bool {
 /// The IPv4 address `interface` holds in `namespace`.
 pub fn address_in(namespace: &str, interface: &str) -> Option<String> {
     let out = Command::new("ip")
-        .args(["-n", namespace, "-j", "-4", "addr", "show", "dev", interface])
+        .args([
+            "-n", namespace, "-j", "-4", "addr", "show", "dev", interface,
+        ])
         .output()
         .ok()?;
     let links: Value = serde_json::from_slice(&out.stdout).ok()?;
-    links[0]["addr_info"][0]["local"].as_str().map(str::to_string)
+    links[0]["addr_info"][0]["local"]
+        .as_str()
+        .map(str::to_string)
 }
 
 pub fn namespace_exists(name: &str) -> bool {

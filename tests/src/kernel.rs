@@ -1,7 +1,6 @@
 //! Helpers of the kernel tests: the root check (with the SKIP line the suite counts), unique
 //! names, and guards that remove what a test made even when it fails or panics.
 
-use std::io::Write;
 use std::process::Command;
 
 use nix::sched::{CloneFlags, setns};

@@ -39,8 +39,14 @@ async fn two_instances_talk_and_others_do_not(flavor: Flavor, test: &str) {
     }
     assert!(ping_eventually(&a.namespace, &b.ip, 5), "a cannot ping b");
     assert!(ping(&b.namespace, &a.ip), "b cannot ping a");
-    assert!(tcp_echo(&b.namespace, &a.namespace, &b.ip), "no TCP from a to b");
-    assert!(!ping_eventually(&c.namespace, &a.ip, 2), "another network reaches a");
+    assert!(
+        tcp_echo(&b.namespace, &a.namespace, &b.ip),
+        "no TCP from a to b"
+    );
+    assert!(
+        !ping_eventually(&c.namespace, &a.ip, 2),
+        "another network reaches a"
+    );
     assert!(!ping(&a.namespace, &c.ip), "a reaches another network");
 
     // Restart the agent with a stale device of ours lying about: instances keep working, the
@@ -49,8 +55,14 @@ async fn two_instances_talk_and_others_do_not(flavor: Flavor, test: &str) {
     node.restart_agent().await.unwrap();
     let swept = wait_until(|| !link_exists(&stale)).await;
     assert!(swept, "stale {stale} survived the agent restart");
-    assert!(ping_eventually(&a.namespace, &b.ip, 3), "a lost b after the restart");
-    assert!(tcp_echo(&a.namespace, &b.namespace, &a.ip), "no TCP after the restart");
+    assert!(
+        ping_eventually(&a.namespace, &b.ip, 3),
+        "a lost b after the restart"
+    );
+    assert!(
+        tcp_echo(&a.namespace, &b.namespace, &a.ip),
+        "no TCP after the restart"
+    );
 
     // Delete removes the instance's namespace and devices.
     node.delete_server(&b.id).await.unwrap();
@@ -61,7 +73,8 @@ async fn two_instances_talk_and_others_do_not(flavor: Flavor, test: &str) {
     for server in [&a, &c] {
         node.delete_server(&server.id).await.unwrap();
     }
-    let gone = wait_until(|| !namespace_exists(&a.namespace) && !namespace_exists(&c.namespace)).await;
+    let gone =
+        wait_until(|| !namespace_exists(&a.namespace) && !namespace_exists(&c.namespace)).await;
     assert!(gone, "instances left behind");
 }
 
@@ -78,14 +91,12 @@ async fn wait_until(done: impl Fn() -> bool) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ovs_hybrid_end_to_end() {
-    two_instances_talk_and_others_do_not(Flavor::OvsHybrid, "ovs_hybrid_end_to_end")
-        .await;
+    two_instances_talk_and_others_do_not(Flavor::OvsHybrid, "ovs_hybrid_end_to_end").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn linuxbridge_end_to_end() {
-    two_instances_talk_and_others_do_not(Flavor::LinuxBridge, "linuxbridge_end_to_end")
-        .await;
+    two_instances_talk_and_others_do_not(Flavor::LinuxBridge, "linuxbridge_end_to_end").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -89,9 +89,7 @@ impl AgentSettings {
             host: host.into(),
             alive: true,
             admin_state_up: true,
-            configurations: wit::AgentConfigurations::from_reported(
-                &self.configurations(drivers),
-            ),
+            configurations: wit::AgentConfigurations::from_reported(&self.configurations(drivers)),
         }
     }
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use super::client::ServerClient;
 use super::instances::Leases;
 use super::protocol::{
-    DhcpNetwork, HostChanges, HostInstance, HostPort, PortStatus, PortStatusReport,
-    dhcp_interface, dhcp_namespace,
+    DhcpNetwork, HostChanges, HostInstance, HostPort, PortStatus, PortStatusReport, dhcp_interface,
+    dhcp_namespace,
 };
 use super::stale;
 use super::wiring::Wiring;
@@ -97,8 +97,11 @@ impl Engine {
                     .filter(|id| !listed.contains(id.as_str()))
                     .cloned(),
             );
-            let listed: BTreeSet<&str> =
-                changes.dhcp_networks.iter().map(|n| n.id.as_str()).collect();
+            let listed: BTreeSet<&str> = changes
+                .dhcp_networks
+                .iter()
+                .map(|n| n.id.as_str())
+                .collect();
             gone_networks.extend(
                 self.dhcp_networks
                     .keys()
@@ -313,7 +316,10 @@ impl Engine {
             return;
         };
         if !self.wiring.plugged().contains_key(&port.id) {
-            tracing::warn!("network {network_id}: its DHCP port {} is not plugged", port.id);
+            tracing::warn!(
+                "network {network_id}: its DHCP port {} is not plugged",
+                port.id
+            );
             return;
         }
         let interface = dhcp_interface(&port.id);

@@ -116,7 +116,9 @@ async fn lease_all(
 /// The IPv4 address `interface` holds in `namespace`, if any (`ip -j addr`).
 fn held_ipv4(namespace: &str, interface: &str) -> Option<String> {
     let out = std::process::Command::new("ip")
-        .args(["-n", namespace, "-j", "-4", "addr", "show", "dev", interface])
+        .args([
+            "-n", namespace, "-j", "-4", "addr", "show", "dev", interface,
+        ])
         .output()
         .ok()?;
     let links: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;

@@ -72,7 +72,11 @@ mod tests {
     fn jitter_stays_within_ten_percent_and_varies() {
         let base = Duration::from_secs(30);
         let samples: Vec<Duration> = (0..64).map(|_| jittered(base)).collect();
-        assert!(samples.iter().all(|d| *d >= base.mul_f64(0.9) && *d <= base.mul_f64(1.1)));
+        assert!(
+            samples
+                .iter()
+                .all(|d| *d >= base.mul_f64(0.9) && *d <= base.mul_f64(1.1))
+        );
         assert!(samples.iter().any(|d| *d != samples[0]), "not random");
     }
 }

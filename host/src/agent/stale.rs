@@ -33,17 +33,18 @@ pub async fn sweep(executor: &Executor, keep: &Keep) -> anyhow::Result<()> {
         })
         .collect();
     for link in &links {
-        let port_device = PORT_PREFIXES.iter().find_map(|p| {
-            link.name
-                .strip_prefix(p)
-                .filter(|id| is_short_id(id))
-        });
+        let port_device = PORT_PREFIXES
+            .iter()
+            .find_map(|p| link.name.strip_prefix(p).filter(|id| is_short_id(id)));
         let stale = match port_device {
             Some(id) => !keep.ports.iter().any(|p| p.starts_with(id)),
             // A VXLAN device of a network bridge that goes.
             None => {
                 link.name.starts_with("vxlan-")
-                    && link.controller.as_ref().is_some_and(|c| stale_bridges.contains(c))
+                    && link
+                        .controller
+                        .as_ref()
+                        .is_some_and(|c| stale_bridges.contains(c))
             }
         };
         if stale {

@@ -57,7 +57,9 @@ impl Wiring {
 
     /// True when `port` is plugged exactly as it now asks to be.
     pub fn is_current(&self, port: &HostPort) -> bool {
-        self.plugged.get(&port.id).is_some_and(|p| same_wiring(p, port))
+        self.plugged
+            .get(&port.id)
+            .is_some_and(|p| same_wiring(p, port))
     }
 
     /// Plugs `port` (bound here, with an attachment), replacing an older wiring of it.
@@ -75,19 +77,28 @@ impl Wiring {
         let local_vlan = self.local_vlan(&port.network_id)?;
         if !self.networks.contains_key(&key) {
             let ctx = self.network_context(binding, local_vlan)?;
-            let plan = driver.setup_network(&ctx).map_err(|e| {
-                format!("{} setup-network: {e}", binding.driver)
-            })?;
-            self.executor.apply(&plan).await.map_err(|e| e.to_string())?;
+            let plan = driver
+                .setup_network(&ctx)
+                .map_err(|e| format!("{} setup-network: {e}", binding.driver))?;
+            self.executor
+                .apply(&plan)
+                .await
+                .map_err(|e| e.to_string())?;
             self.networks.insert(key.clone(), BTreeSet::new());
         }
         let ctx = self.port_context(port, binding, local_vlan)?;
         let plan = driver
             .plug_port(&ctx)
             .map_err(|e| format!("{} plug-port: {e}", binding.driver))?;
-        self.executor.apply(&plan).await.map_err(|e| e.to_string())?;
+        self.executor
+            .apply(&plan)
+            .await
+            .map_err(|e| e.to_string())?;
         self.plugged.insert(port.id.clone(), port.clone());
-        self.networks.entry(key).or_default().insert(port.id.clone());
+        self.networks
+            .entry(key)
+            .or_default()
+            .insert(port.id.clone());
         Ok(())
     }
 
@@ -104,7 +115,10 @@ impl Wiring {
         let plan = driver
             .unplug_port(&ctx)
             .map_err(|e| format!("{} unplug-port: {e}", binding.driver))?;
-        self.executor.apply(&plan).await.map_err(|e| e.to_string())?;
+        self.executor
+            .apply(&plan)
+            .await
+            .map_err(|e| e.to_string())?;
         self.plugged.remove(port_id);
         let key = (port.network_id.clone(), binding.driver.clone());
         let last = self.networks.get_mut(&key).is_some_and(|ports| {
@@ -116,7 +130,10 @@ impl Wiring {
             let plan = driver
                 .teardown_network(&ctx)
                 .map_err(|e| format!("{} teardown-network: {e}", binding.driver))?;
-            self.executor.apply(&plan).await.map_err(|e| e.to_string())?;
+            self.executor
+                .apply(&plan)
+                .await
+                .map_err(|e| e.to_string())?;
             self.networks.remove(&key);
             if !self.networks.keys().any(|(n, _)| *n == port.network_id) {
                 self.local_vlans
@@ -201,7 +218,9 @@ fn same_wiring(a: &HostPort, b: &HostPort) -> bool {
 }
 
 fn json_pairs(map: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
-    map.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()
+    map.iter()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect()
 }
 
 fn driver_port(port: &HostPort, binding: &HostBinding) -> wit::Port {

@@ -437,6 +437,7 @@ pub async fn port_status(
     let mut tx = state.store.begin_write().await?;
     let (mut updated, mut ignored) = (0, 0);
     let now = store::now();
+    let mut activated_ports = Vec::new();
     for PortStatus { id, status, error } in &report.ports {
         match store::ports::host_and_status(&mut tx, id).await? {
             Some((bound_to, current)) if bound_to == host => {
@@ -446,11 +447,16 @@ pub async fn port_status(
                 if &current != status {
                     store::ports::set_status(&mut tx, id, status, &now).await?;
                 }
+                if status == "ACTIVE" {
+                    activated_ports.push(id.clone());
+                }
                 updated += 1;
             }
             _ => ignored += 1,
         }
     }
+    // A server whose NICs already hold their leases becomes ACTIVE with its last port.
+    store::servers::refresh_status(&mut tx, &activated_ports).await?;
     tx.commit().await?;
     Ok(Json(json!({"updated": updated, "ignored": ignored})))
 }
