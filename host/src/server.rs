@@ -85,10 +85,6 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("listen on {}", options.listen))?;
-    let _agent = match &options.agent {
-        Some(agent) => start_embedded_agent(&options, agent, listener.local_addr()?)?,
-        None => None,
-    };
     tracing::info!(
         "neutrino serving the Networking API v2.0 on http://{}",
         listener.local_addr()?
@@ -98,6 +94,11 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         listener.local_addr()?,
         options.database_url()
     );
+    // After the line above, which scripts and tests read for the address.
+    let _agent = match &options.agent {
+        Some(agent) => start_embedded_agent(&options, agent, listener.local_addr()?)?,
+        None => None,
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let ctrl_c = tokio::signal::ctrl_c();

@@ -110,7 +110,7 @@ fn http(
 fn spawn_serve(dir: &std::path::Path, args: &[&str]) -> (std::process::Child, String) {
     use std::io::BufRead as _;
     let mut child = Command::new(env!("CARGO_BIN_EXE_neutrino"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-agent"])
         .args(args)
         .arg("--data-dir")
         .arg(dir)
