@@ -61,7 +61,13 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_neutrino"))
-            .args(["serve", "--no-agent", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--no-agent",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(dir.path().join("data"))
             .args(["--default-project", PROJECT])
             .env("RUST_LOG", "warn")
