@@ -44,7 +44,7 @@ fi
 
 log=$(mktemp)
 trap 'rm -f "$log"; [ -z "${pgdir:-}" ] || bash scripts/postgres.sh stop "$pgdir"' EXIT
-cargo test --workspace -- "${filters[@]}" 2>&1 | tee "$log"
+cargo test --workspace --no-fail-fast -- "${filters[@]}" 2>&1 | tee "$log"
 
 # Tests that could not run print `SKIP <binary>::<test>: <why>` (past the harness's capture) and
 # return; the harness counts them as passed, so they are taken out of the passed count here. The

@@ -499,8 +499,8 @@ on_both_databases!(
         let server = uuid::Uuid::new_v4().to_string();
         let now = neutrino::store::now();
         sqlx::query(
-            "INSERT INTO servers (id, project_id, name, host, status, created_at, updated_at) \
-             VALUES ($1, 'p', 'vm1', 'h1', 'BUILD', $2, $2)",
+            "INSERT INTO servers (id, project_id, user_id, name, host, status, created_at, \
+             updated_at, build_deadline) VALUES ($1, 'p', 'u', 'vm1', 'h1', 'BUILD', $2, $2, $2)",
         )
         .bind(&server)
         .bind(&now)
