@@ -6,11 +6,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use super::executor::Executor;
 use super::local_vlans::LocalVlans;
 use super::protocol::{HostBinding, HostPort};
+use crate::api::port_binding::json_pairs;
 use crate::plugins::Driver;
 use crate::plugins::bindings as wit;
 use crate::plugins::registry::Registry;
@@ -215,12 +214,6 @@ fn same_wiring(a: &HostPort, b: &HostPort) -> bool {
         && x.attachment == y.attachment
         && x.vif_details == y.vif_details
         && x.network.mtu == y.network.mtu
-}
-
-fn json_pairs(map: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
-    map.iter()
-        .map(|(k, v)| (k.clone(), v.to_string()))
-        .collect()
 }
 
 fn driver_port(port: &HostPort, binding: &HostBinding) -> wit::Port {

@@ -25,7 +25,7 @@ use crate::agent::protocol::{
 };
 use crate::agent::protocol::{HostPort, PortStatus};
 use crate::binding::{BindingOutcome, BindingResult};
-use crate::plugins::bindings::{self as wit, Attachment, AttachmentKind};
+use crate::plugins::bindings::{Attachment, AttachmentKind};
 use crate::store::dhcp_hosting::{self, Hosting};
 use crate::store::feed::{self, FeedKind};
 use crate::store::networks::Network;
@@ -370,14 +370,7 @@ fn host_port(p: &Port, host: &str, network: &Network, attachment: Option<Attachm
         id: p.id.clone(),
         network_id: p.network_id.clone(),
         mac_address: p.mac_address.clone(),
-        fixed_ips: p
-            .fixed_ips
-            .iter()
-            .map(|f| wit::FixedIp {
-                subnet_id: f.subnet_id.clone(),
-                ip_address: f.ip_address.clone(),
-            })
-            .collect(),
+        fixed_ips: super::port_binding::driver_fixed_ips(&p.fixed_ips),
         device_owner: p.device_owner.clone(),
         device_id: p.device_id.clone(),
         admin_state_up: p.admin_state_up,

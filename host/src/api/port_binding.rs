@@ -58,20 +58,10 @@ fn port_of(p: &Port) -> wit::Port {
         network_id: p.network_id.clone(),
         name: p.name.clone(),
         mac_address: p.mac_address.clone(),
-        fixed_ips: p
-            .fixed_ips
-            .iter()
-            .map(|f| wit::FixedIp {
-                subnet_id: f.subnet_id.clone(),
-                ip_address: f.ip_address.clone(),
-            })
-            .collect(),
+        fixed_ips: driver_fixed_ips(&p.fixed_ips),
         vnic_type: wit::vnic_type_named(&p.binding_vnic_type).unwrap_or(wit::VnicType::Normal),
         binding_host: p.binding_host.clone(),
-        binding_profile: profile
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect(),
+        binding_profile: json_pairs(&profile),
         device_owner: p.device_owner.clone(),
         device_id: p.device_id.clone(),
         admin_state_up: p.admin_state_up,
@@ -102,4 +92,21 @@ pub fn network_of(n: &Network) -> wit::Network {
         external: n.external,
         segments,
     }
+}
+
+/// A port's addresses in the drivers' terms.
+pub fn driver_fixed_ips(ips: &[crate::store::ports::FixedIp]) -> Vec<wit::FixedIp> {
+    ips.iter()
+        .map(|f| wit::FixedIp {
+            subnet_id: f.subnet_id.clone(),
+            ip_address: f.ip_address.clone(),
+        })
+        .collect()
+}
+
+/// A JSON dict as the contract's pairs: top-level keys, JSON-encoded values.
+pub fn json_pairs(map: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
+    map.iter()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect()
 }
