@@ -14,7 +14,7 @@ use super::AppState;
 use super::auth::RequestContext;
 use super::error::{ApiResult, NeutronError};
 use super::ports::{Draft, to_json, write_draft};
-use crate::store::port_writes::PortWrites;
+use crate::store::port_writes::{Finished, PortWrites};
 
 /// Creates written in one transaction at most (a bound on how long one commit holds others).
 const MAX_BATCH: usize = 64;
@@ -96,24 +96,21 @@ async fn write(state: &AppState, jobs: &[Job]) -> ApiResult<Vec<Vec<Value>>> {
         _ => PortWrites::grouped(),
     };
     let mut results = Vec::with_capacity(jobs.len());
-    let mut newest = None;
     for job in jobs {
         let mut created = Vec::with_capacity(job.drafts.len());
         for (b, d) in job.bodies.iter().zip(&job.drafts) {
-            let (p, revision) =
-                write_draft(state, &job.ctx, b, d.clone(), &mut tx, &mut writes).await?;
-            newest = newest.max(revision);
+            let p = write_draft(state, &job.ctx, b, d.clone(), &mut tx, &mut writes).await?;
             created.push(Value::Object(to_json(&p, job.ctx.is_admin())));
         }
         results.push(created);
     }
-    if !writes.finish(&mut tx).await? {
+    let Finished::Written { revision } = writes.finish(&mut tx).await? else {
         return Err(NeutronError::conflict(
             "BatchConflict",
             "a port of the batch conflicted; writing them one at a time",
         ));
-    }
+    };
     tx.commit().await?;
-    state.feed.committed(newest);
+    state.feed.committed(revision);
     Ok(results)
 }

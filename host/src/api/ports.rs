@@ -22,7 +22,7 @@ use super::{AppState, base_url, networks, strip_json_suffix, subnets};
 use crate::ipam;
 use crate::store::ipam::Allocation;
 use crate::store::networks::Network;
-use crate::store::port_writes::PortWrites;
+use crate::store::port_writes::{Finished, PortWrites};
 use crate::store::ports::{FixedIp, Port};
 use crate::store::subnets::Subnet;
 use crate::store::{self, dhcp_hosting, ipam as ipam_store, ports as repo, security_groups};
@@ -391,8 +391,9 @@ pub async fn draft_in(
 }
 
 /// Writes a drafted port: security groups, addresses, binding, the row (at once or held back
-/// in `writes`, which the caller finishes before commit), and the change-feed entry for the
-/// hosts concerned (returned revision: pass it to `state.feed` after commit). The foreign keys
+/// in `writes`, which the caller finishes before commit) and the change-feed entry for the
+/// hosts concerned (written by that finish, which returns the revision to pass to
+/// `state.feed` after commit). The foreign keys
 /// catch a network or subnet deleted since the draft was made.
 pub async fn write_draft(
     state: &AppState,
@@ -401,7 +402,7 @@ pub async fn write_draft(
     d: Draft,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     writes: &mut PortWrites,
-) -> ApiResult<(Port, Option<i64>)> {
+) -> ApiResult<Port> {
     let Draft {
         network,
         subnets,
@@ -426,10 +427,10 @@ pub async fn write_draft(
     port_binding::bind(state, &mut port, &network, tx).await?;
     match writes.insert_port(tx, &port).await {
         Ok(true) => {
-            let revision =
-                dhcp_hosting::record_port(tx, &port.network_id, &port.id, &[&port.binding_host])
-                    .await?;
-            Ok((port, revision))
+            writes
+                .port_changed(tx, &port, &[&port.binding_host])
+                .await?;
+            Ok(port)
         }
         // The network has this MAC: the caller's choice is refused; a generated one (a
         // 1-in-16-million chance per port) makes the whole request run again with a new one.
@@ -450,10 +451,15 @@ pub async fn write_one_draft(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
 ) -> ApiResult<(Port, Option<i64>)> {
     let mut writes = PortWrites::alone();
-    let written = write_draft(state, ctx, b, d, tx, &mut writes).await?;
-    // Alone, rows are written at once; finishing gives the lowest free ranges back to IPAM.
-    writes.finish(tx).await?;
-    Ok(written)
+    let port = write_draft(state, ctx, b, d, tx, &mut writes).await?;
+    // Alone, rows are written at once (refusals are known already); finishing gives the
+    // lowest free ranges back to IPAM and writes the feed entry.
+    match writes.finish(tx).await? {
+        Finished::Written { revision } => Ok((port, revision)),
+        Finished::Refused => Err(NeutronError::internal(
+            "a port written alone was refused only at the end of its transaction",
+        )),
+    }
 }
 
 /// An internal error asking the handler to run the whole request again.

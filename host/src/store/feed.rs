@@ -1,10 +1,14 @@
 //! The per-host change feed agents long-poll (see `agent::protocol`). Writers call [`record`]
 //! inside the transaction that makes the change; readers ask what changed after a revision.
 
+use std::collections::BTreeSet;
+
 use sqlx::{AnyConnection, Row as _};
 
+use super::value_rows;
+
 /// What a feed entry names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FeedKind {
     Port,
     DhcpNetwork,
@@ -38,30 +42,62 @@ pub async fn record(
     kind: FeedKind,
     object_id: &str,
 ) -> sqlx::Result<Option<i64>> {
-    let mut hosts: Vec<&str> = hosts.iter().copied().filter(|h| !h.is_empty()).collect();
-    hosts.sort_unstable();
-    hosts.dedup();
-    if hosts.is_empty() {
-        return Ok(None);
+    let mut entries = FeedEntries::default();
+    entries.add(hosts, kind, object_id);
+    entries.write(conn).await
+}
+
+/// Feed entries gathered over a transaction and written together at its end: one counter
+/// `UPDATE` and multi-row upserts, however many objects changed (a batch of port creates).
+#[derive(Debug, Default)]
+pub struct FeedEntries {
+    entries: BTreeSet<(String, FeedKind, String)>,
+}
+
+/// Rows per upsert statement (4 parameters each, well under SQLite's and PostgreSQL's limits).
+const UPSERT_ROWS: usize = 1000;
+
+impl FeedEntries {
+    /// `object_id` changed for each of `hosts` (empty host names are skipped).
+    pub fn add(&mut self, hosts: &[&str], kind: FeedKind, object_id: &str) {
+        for host in hosts.iter().filter(|h| !h.is_empty()) {
+            self.entries
+                .insert((host.to_string(), kind, object_id.to_string()));
+        }
     }
-    let revision: i64 = sqlx::query_scalar(
-        "UPDATE feed_revision SET revision = revision + 1 WHERE id = 1 RETURNING revision",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    for host in hosts {
-        sqlx::query(
-            "INSERT INTO host_feed (host, kind, object_id, revision) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (host, kind, object_id) DO UPDATE SET revision = excluded.revision",
+
+    /// Writes what was added (and forgets it). Returns the new revision, or None when there
+    /// was nothing to write.
+    pub async fn write(&mut self, conn: &mut AnyConnection) -> sqlx::Result<Option<i64>> {
+        if self.entries.is_empty() {
+            return Ok(None);
+        }
+        let entries: Vec<_> = std::mem::take(&mut self.entries).into_iter().collect();
+        let revision: i64 = sqlx::query_scalar(
+            "UPDATE feed_revision SET revision = revision + 1 WHERE id = 1 RETURNING revision",
         )
-        .bind(host)
-        .bind(kind.as_str())
-        .bind(object_id)
-        .bind(revision)
-        .execute(&mut *conn)
+        .fetch_one(&mut *conn)
         .await?;
+        // The set has each (host, kind, object) once: PostgreSQL refuses an upsert that would
+        // touch a row twice.
+        for chunk in entries.chunks(UPSERT_ROWS) {
+            let sql = format!(
+                "INSERT INTO host_feed (host, kind, object_id, revision) VALUES {} \
+                 ON CONFLICT (host, kind, object_id) DO UPDATE SET revision = excluded.revision",
+                value_rows(chunk.len(), 4)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (host, kind, object_id) in chunk {
+                query = query
+                    .bind(host)
+                    .bind(kind.as_str())
+                    .bind(object_id)
+                    .bind(revision);
+            }
+            query.execute(&mut *conn).await?;
+        }
+        Ok(Some(revision))
     }
-    Ok(Some(revision))
 }
 
 /// The newest revision of the whole feed.

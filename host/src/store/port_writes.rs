@@ -2,10 +2,15 @@
 //! transaction, see `api::port_writer`), the row inserts are held back and written as
 //! multi-row INSERTs at the end; alone, every row is written at once, so that a conflict is
 //! known for the port that caused it. Either way lowest-address allocations come from ranges
-//! kept in memory ([`LowestFree`]) and are written back at the end.
+//! kept in memory ([`LowestFree`]) and are written back at the end, and so are the change-feed
+//! entries of the ports (one revision for the whole transaction).
+
+use std::collections::HashMap;
 
 use sqlx::{Any, Transaction};
 
+use super::dhcp_hosting;
+use super::feed::{FeedEntries, FeedKind};
 use super::ipam::{self, Allocation, LowestFree};
 use super::ports::{self, Port};
 
@@ -17,6 +22,18 @@ pub struct PortWrites {
     pub lowest: LowestFree,
     ports: Vec<Port>,
     allocations: Vec<Allocation>,
+    feed: FeedEntries,
+    /// The DHCP host of each network written to (None: not served), looked up once.
+    dhcp_hosts: HashMap<String, Option<String>>,
+}
+
+/// How [`PortWrites::finish`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Finished {
+    /// Everything is written; pass the feed revision (if any) to `state.feed` after commit.
+    Written { revision: Option<i64> },
+    /// A held-back row was refused (an address or MAC already used): do not commit.
+    Refused,
 }
 
 impl PortWrites {
@@ -53,17 +70,41 @@ impl PortWrites {
         Ok(ports::insert(tx, std::slice::from_ref(p)).await? == 1)
     }
 
-    /// Writes everything held back and the free ranges taken from. False when a held-back row
-    /// was refused (an address or MAC already used): the caller does not commit, and writes
-    /// the ports again alone to find out whose it was.
-    pub async fn finish(&mut self, tx: &mut Tx<'_>) -> sqlx::Result<bool> {
+    /// The port changed: news for `hosts` (its binding host, before and after) and for its
+    /// network's DHCP host, written at [`PortWrites::finish`].
+    pub async fn port_changed(
+        &mut self,
+        tx: &mut Tx<'_>,
+        p: &Port,
+        hosts: &[&str],
+    ) -> sqlx::Result<()> {
+        if !self.dhcp_hosts.contains_key(&p.network_id) {
+            let hosting = dhcp_hosting::of_network(&mut **tx, &p.network_id).await?;
+            self.dhcp_hosts
+                .insert(p.network_id.clone(), hosting.map(|h| h.host));
+        }
+        let dhcp_host = self.dhcp_hosts[&p.network_id].as_deref().unwrap_or("");
+        let mut all = hosts.to_vec();
+        all.push(dhcp_host);
+        self.feed.add(&all, FeedKind::Port, &p.id);
+        Ok(())
+    }
+
+    /// Writes everything held back, the free ranges taken from and the feed entries. Refused
+    /// when a held-back row was: the caller does not commit, and writes the ports again alone
+    /// to find out whose it was.
+    pub async fn finish(&mut self, tx: &mut Tx<'_>) -> sqlx::Result<Finished> {
         self.lowest.flush(tx).await?;
         let ports = std::mem::take(&mut self.ports);
         let allocations = std::mem::take(&mut self.allocations);
         // Ports first: the addresses' foreign key is deferred, but this order needs no deferral.
         let ports_ok = ports::insert(tx, &ports).await? == ports.len() as u64;
         let addresses_ok = ipam::record(tx, &allocations).await? == allocations.len() as u64;
-        Ok(ports_ok && addresses_ok)
+        if !(ports_ok && addresses_ok) {
+            return Ok(Finished::Refused);
+        }
+        let revision = self.feed.write(tx).await?;
+        Ok(Finished::Written { revision })
     }
 }
 
@@ -184,13 +225,16 @@ mod tests {
         let mut grouped = PortWrites::grouped();
         assert!(grouped.record(&mut tx, allocation(5, "a")).await.unwrap());
         assert!(grouped.record(&mut tx, allocation(5, "b")).await.unwrap());
-        assert!(!grouped.finish(&mut tx).await.unwrap());
+        assert_eq!(grouped.finish(&mut tx).await.unwrap(), Finished::Refused);
         drop(tx);
 
         let mut tx = store.begin_write().await.unwrap();
         let mut alone = PortWrites::alone();
         assert!(alone.record(&mut tx, allocation(5, "a")).await.unwrap());
         assert!(!alone.record(&mut tx, allocation(5, "b")).await.unwrap());
-        assert!(alone.finish(&mut tx).await.unwrap());
+        assert_eq!(
+            alone.finish(&mut tx).await.unwrap(),
+            Finished::Written { revision: None }
+        );
     }
 }
