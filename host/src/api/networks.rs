@@ -370,7 +370,7 @@ async fn segment(
 }
 
 /// Callers see their own networks, shared ones and external ones.
-fn visible_to(ctx: &RequestContext, n: &Network) -> bool {
+pub fn visible_to(ctx: &RequestContext, n: &Network) -> bool {
     ctx.owns(&n.project_id) || n.shared || n.external
 }
 

@@ -1,6 +1,8 @@
 //! Group commit for port creates. On SQLite one connection writes at a time, so the cost of a
 //! create is mostly its round trips to that connection; taking the creates that are waiting
-//! and writing them in one transaction saves the BEGIN, COMMIT and hand-over of each.
+//! and writing them in one transaction saves the BEGIN, COMMIT and hand-over of each. The
+//! ports are drafted in that transaction too, so the network, its subnets and the default
+//! security group are read once per batch (`DraftLookups`), not once per port.
 //!
 //! One task per server writes. It takes every create waiting (up to [`MAX_BATCH`]), writes
 //! them in one transaction and answers each. If any of them fails (an address taken, a pool
@@ -13,18 +15,19 @@ use tokio::sync::{mpsc, oneshot};
 use super::AppState;
 use super::auth::RequestContext;
 use super::error::{ApiResult, NeutronError};
-use super::ports::{Draft, to_json, write_draft};
+use super::ports::{DraftLookups, draft_with, to_json, write_draft};
 use crate::store::port_writes::{Finished, PortWrites};
+use crate::store::ports::Port;
 
 /// Creates written in one transaction at most (a bound on how long one commit holds others).
 const MAX_BATCH: usize = 64;
 
-/// One create request: its bodies and drafted ports, written all or nothing.
+/// One create request: its bodies and the project of each, written all or nothing.
 struct Job {
     ctx: RequestContext,
     bodies: Vec<Map<String, Value>>,
-    drafts: Vec<Draft>,
-    reply: oneshot::Sender<ApiResult<Vec<Value>>>,
+    projects: Vec<String>,
+    reply: oneshot::Sender<ApiResult<Vec<Port>>>,
 }
 
 /// The handle requests queue their creates on.
@@ -40,23 +43,29 @@ impl PortWriter {
         PortWriter { jobs }
     }
 
-    /// Writes the drafted ports of one request; answers their API dicts.
+    /// Creates the ports of one request (bodies checked for attributes and policy, with the
+    /// project of each); answers their API dicts.
     pub async fn create(
         &self,
         ctx: &RequestContext,
         bodies: &[Map<String, Value>],
-        drafts: Vec<Draft>,
+        projects: &[String],
     ) -> ApiResult<Vec<Value>> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             ctx: ctx.clone(),
             bodies: bodies.to_vec(),
-            drafts,
+            projects: projects.to_vec(),
             reply,
         };
         let gone = || NeutronError::internal("the port writer has stopped");
         self.jobs.send(job).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        // The API dicts are made here, in the request's task, not in the one writing task.
+        let created = answer.await.map_err(|_| gone())??;
+        Ok(created
+            .iter()
+            .map(|p| Value::Object(to_json(p, ctx.is_admin())))
+            .collect())
     }
 }
 
@@ -86,21 +95,22 @@ async fn run(state: AppState, mut queue: mpsc::Receiver<Job>) {
     }
 }
 
-/// Writes every job's ports in one transaction. Several jobs' rows are held back and written
+/// Drafts and writes every job's ports in one transaction. Several jobs' rows are held back and written
 /// together at the end (a refused row fails the batch, which then runs one job at a time);
 /// one job's are written at once, so that each error is its own.
-async fn write(state: &AppState, jobs: &[Job]) -> ApiResult<Vec<Vec<Value>>> {
+async fn write(state: &AppState, jobs: &[Job]) -> ApiResult<Vec<Vec<Port>>> {
     let mut tx = state.store.begin_write().await?;
     let mut writes = match jobs.len() {
         1 => PortWrites::alone(),
         _ => PortWrites::grouped(),
     };
+    let mut lookups = DraftLookups::default();
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let mut created = Vec::with_capacity(job.drafts.len());
-        for (b, d) in job.bodies.iter().zip(&job.drafts) {
-            let p = write_draft(state, &job.ctx, b, d.clone(), &mut tx, &mut writes).await?;
-            created.push(Value::Object(to_json(&p, job.ctx.is_admin())));
+        let mut created = Vec::with_capacity(job.bodies.len());
+        for (b, project) in job.bodies.iter().zip(&job.projects) {
+            let d = draft_with(&mut tx, &mut lookups, &job.ctx, b, project.clone()).await?;
+            created.push(write_draft(state, &job.ctx, b, d, &mut tx, &mut writes).await?);
         }
         results.push(created);
     }

@@ -1,6 +1,7 @@
 //! `/v2.0/ports`: create (one or bulk), list, show, update, delete, with addresses (IPAM), MACs,
 //! security groups, allowed address pairs, extra DHCP options, DNS names and port binding.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use axum::Json;
@@ -267,21 +268,15 @@ pub async fn create(
     Ok(body::created("port", "ports", bulk, created))
 }
 
-/// Creates every port of the request (all or nothing).
+/// Creates every port of the request (all or nothing). The ports are drafted and written in
+/// the port writer's transaction, group-committed with other requests' (see port_writer).
 async fn create_all(
     state: &AppState,
     ctx: &RequestContext,
     bodies: &[Map<String, Value>],
     projects: &[String],
 ) -> ApiResult<Vec<Value>> {
-    // Lookups first, through the read pool: the write transaction (serialised on SQLite) is
-    // held only for the writes, and never waits for a second connection. The writes are
-    // group-committed with other requests' (see port_writer).
-    let mut drafts = Vec::with_capacity(bodies.len());
-    for (b, project_id) in bodies.iter().zip(projects) {
-        drafts.push(draft(state, ctx, b, project_id.clone()).await?);
-    }
-    state.port_writer().create(ctx, bodies, drafts).await
+    state.port_writer().create(ctx, bodies, projects).await
 }
 
 /// Attribute and policy checks of one create body; returns the project the port is for.
@@ -302,8 +297,8 @@ fn check_create(ctx: &RequestContext, b: &Map<String, Value>) -> ApiResult<Strin
     ctx.project_for_create(b)
 }
 
-/// A port about to be created: everything that needs no write lock. [`draft`] makes one from a
-/// create body (the caller checked its attributes and policy), [`write_draft`] writes it.
+/// A port about to be created: what was read and decided before its rows are written.
+/// [`draft_with`] makes one from a create body, [`write_draft`] writes it.
 #[derive(Clone)]
 pub struct Draft {
     network: Network,
@@ -323,6 +318,8 @@ impl Draft {
     }
 }
 
+/// Drafts a port with the lookups on the read pool (the compute API drafts a server's ports
+/// before it takes the write lock).
 pub async fn draft(
     state: &AppState,
     ctx: &RequestContext,
@@ -333,21 +330,77 @@ pub async fn draft(
     draft_in(&mut read, ctx, b, project_id).await
 }
 
-/// Drafts a port with the lookups on `conn`: the read pool for API creates, the write
-/// transaction itself for ports the server makes (a DHCP port for a subnet being created).
+/// Drafts a port with the lookups on `conn` (a write transaction, for ports the server makes
+/// itself, such as a network's DHCP port).
 pub async fn draft_in(
     conn: &mut sqlx::AnyConnection,
     ctx: &RequestContext,
     b: &Map<String, Value>,
     project_id: String,
 ) -> ApiResult<Draft> {
+    draft_with(conn, &mut DraftLookups::default(), ctx, b, project_id).await
+}
+
+/// The rows drafts read (a network with its subnets, a project's default security group),
+/// read once per transaction however many of its ports are drafted: a batch of creates on
+/// one network reads them once instead of once a port.
+#[derive(Default)]
+pub struct DraftLookups {
+    networks: HashMap<String, Option<(Network, Vec<Subnet>)>>,
+    default_groups: HashMap<String, Option<String>>,
+}
+
+impl DraftLookups {
+    async fn network(
+        &mut self,
+        conn: &mut sqlx::AnyConnection,
+        ctx: &RequestContext,
+        id: &str,
+    ) -> ApiResult<(Network, Vec<Subnet>)> {
+        if !self.networks.contains_key(id) {
+            let found = match store::networks::get(&mut *conn, id).await? {
+                Some(n) => {
+                    let subnets = store::subnets::on_network(&mut *conn, &n.id).await?;
+                    Some((n, subnets))
+                }
+                None => None,
+            };
+            self.networks.insert(id.to_string(), found);
+        }
+        match &self.networks[id] {
+            Some((n, subnets)) if networks::visible_to(ctx, n) => Ok((n.clone(), subnets.clone())),
+            _ => Err(networks::not_found(id)),
+        }
+    }
+
+    async fn default_group(
+        &mut self,
+        conn: &mut sqlx::AnyConnection,
+        project_id: &str,
+    ) -> ApiResult<Option<String>> {
+        if !self.default_groups.contains_key(project_id) {
+            let found = security_groups::find_default(&mut *conn, project_id).await?;
+            self.default_groups.insert(project_id.to_string(), found);
+        }
+        Ok(self.default_groups[project_id].clone())
+    }
+}
+
+/// Drafts a port from a create body (the caller checked its attributes and policy) with the
+/// lookups on `conn`, through `lookups`.
+pub async fn draft_with(
+    conn: &mut sqlx::AnyConnection,
+    lookups: &mut DraftLookups,
+    ctx: &RequestContext,
+    b: &Map<String, Value>,
+    project_id: String,
+) -> ApiResult<Draft> {
     let network_id = body::string(b, "network_id", 255)?.unwrap_or_default();
-    let network = networks::visible_in(&mut *conn, ctx, &network_id).await?;
+    let (network, subnets) = lookups.network(conn, ctx, &network_id).await?;
     if !ctx.owns(&network.project_id) && !network.shared {
         return Err(NeutronError::forbidden("create_port"));
     }
-    let subnets = store::subnets::on_network(&mut *conn, &network.id).await?;
-    let default_group = security_groups::find_default(&mut *conn, &project_id).await?;
+    let default_group = lookups.default_group(conn, &project_id).await?;
     let requested_ips = attrs::fixed_ips(b)?;
     let device_owner = body::string_or_empty(b, "device_owner", 255)?.unwrap_or_default();
     let port_security =
