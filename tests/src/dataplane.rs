@@ -239,10 +239,16 @@ impl Node {
             .create("/v2.0/networks", json!({"network": network}))
             .await?;
         let network_id = network["network"]["id"].as_str().unwrap().to_string();
-        self.leftovers.lock().unwrap().extend([
+        let mut leftovers = vec![
             Leftover::Namespace(format!("qdhcp-{network_id}")),
             Leftover::Link(format!("brq{}", &network_id[..11])),
-        ]);
+        ];
+        // Linux bridge's VXLAN device, named by the segment.
+        if network["network"]["provider:network_type"] == "vxlan" {
+            let vni = &network["network"]["provider:segmentation_id"];
+            leftovers.push(Leftover::Link(format!("vxlan-{vni}")));
+        }
+        self.leftovers.lock().unwrap().extend(leftovers);
         let subnet = self
             .create(
                 "/v2.0/subnets",
