@@ -98,28 +98,7 @@ pub async fn insert(tx: &mut Transaction<'_, Any>, ports: &[Port]) -> sqlx::Resu
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for p in ports {
-        query = query
-            .bind(&p.id)
-            .bind(&p.project_id)
-            .bind(&p.network_id)
-            .bind(&p.name)
-            .bind(&p.description)
-            .bind(&p.mac_address)
-            .bind(i64::from(p.admin_state_up))
-            .bind(&p.status)
-            .bind(&p.device_id)
-            .bind(&p.device_owner)
-            .bind(i64::from(p.port_security_enabled))
-            .bind(&p.security_groups)
-            .bind(&p.allowed_address_pairs)
-            .bind(&p.extra_dhcp_opts)
-            .bind(&p.dns_name)
-            .bind(&p.binding_host)
-            .bind(&p.binding_vnic_type)
-            .bind(&p.binding_profile)
-            .bind(&p.binding_vif_type)
-            .bind(&p.binding_vif_details)
-            .bind(&p.binding_result)
+        query = bind_attributes(query.bind(&p.id).bind(&p.project_id).bind(&p.network_id), p)
             .bind(&p.created_at)
             .bind(&p.updated_at)
             .bind(p.revision_number);
@@ -127,38 +106,46 @@ pub async fn insert(tx: &mut Transaction<'_, Any>, ports: &[Port]) -> sqlx::Resu
     Ok(query.execute(&mut **tx).await?.rows_affected())
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+
+/// Binds the 18 columns a port's insert and update share, `name` to `binding_result`, in the
+/// table's order.
+fn bind_attributes<'q>(query: AnyQuery<'q>, p: &'q Port) -> AnyQuery<'q> {
+    query
+        .bind(&p.name)
+        .bind(&p.description)
+        .bind(&p.mac_address)
+        .bind(i64::from(p.admin_state_up))
+        .bind(&p.status)
+        .bind(&p.device_id)
+        .bind(&p.device_owner)
+        .bind(i64::from(p.port_security_enabled))
+        .bind(&p.security_groups)
+        .bind(&p.allowed_address_pairs)
+        .bind(&p.extra_dhcp_opts)
+        .bind(&p.dns_name)
+        .bind(&p.binding_host)
+        .bind(&p.binding_vnic_type)
+        .bind(&p.binding_profile)
+        .bind(&p.binding_vif_type)
+        .bind(&p.binding_vif_details)
+        .bind(&p.binding_result)
+}
+
 /// Writes every mutable column (not the addresses).
 pub async fn update(tx: &mut Transaction<'_, Any>, p: &Port) -> sqlx::Result<()> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE ports SET name = $2, description = $3, mac_address = $4, admin_state_up = $5, status = $6, \
          device_id = $7, device_owner = $8, port_security_enabled = $9, security_groups = $10, \
          allowed_address_pairs = $11, extra_dhcp_opts = $12, dns_name = $13, binding_host = $14, \
          binding_vnic_type = $15, binding_profile = $16, binding_vif_type = $17, binding_vif_details = $18, \
          binding_result = $19, updated_at = $20, revision_number = $21 WHERE id = $1",
-    )
-    .bind(&p.id)
-    .bind(&p.name)
-    .bind(&p.description)
-    .bind(&p.mac_address)
-    .bind(i64::from(p.admin_state_up))
-    .bind(&p.status)
-    .bind(&p.device_id)
-    .bind(&p.device_owner)
-    .bind(i64::from(p.port_security_enabled))
-    .bind(&p.security_groups)
-    .bind(&p.allowed_address_pairs)
-    .bind(&p.extra_dhcp_opts)
-    .bind(&p.dns_name)
-    .bind(&p.binding_host)
-    .bind(&p.binding_vnic_type)
-    .bind(&p.binding_profile)
-    .bind(&p.binding_vif_type)
-    .bind(&p.binding_vif_details)
-    .bind(&p.binding_result)
-    .bind(&p.updated_at)
-    .bind(p.revision_number)
-    .execute(&mut **tx)
-    .await?;
+    );
+    bind_attributes(query.bind(&p.id), p)
+        .bind(&p.updated_at)
+        .bind(p.revision_number)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
