@@ -342,15 +342,44 @@ pub async fn draft_in(
 }
 
 /// The rows drafts read (a network with its subnets, a project's default security group),
-/// read once per transaction however many of its ports are drafted: a batch of creates on
-/// one network reads them once instead of once a port.
+/// read once however many of its ports are drafted: a batch of creates on one network reads
+/// them once instead of once a port.
 #[derive(Default)]
 pub struct DraftLookups {
     networks: HashMap<String, Option<(Network, Vec<Subnet>)>>,
     default_groups: HashMap<String, Option<String>>,
+    /// SQLite's `data_version` when they were read.
+    read_at: Option<i64>,
 }
 
 impl DraftLookups {
+    /// Call at the start of each write transaction on the connection the lookups were made
+    /// on: forgets them unless nothing can have changed since. On SQLite that is when no other
+    /// connection (another server sharing the file) has committed since, which
+    /// `PRAGMA data_version` tells (the connection's own commits leave it alone, and the
+    /// transaction holds the write lock from here on). On PostgreSQL they are always forgotten.
+    pub async fn revalidate(
+        &mut self,
+        conn: &mut sqlx::AnyConnection,
+        backend: store::Backend,
+    ) -> sqlx::Result<()> {
+        let version = match backend {
+            store::Backend::Sqlite => Some(
+                sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+                    .fetch_one(conn)
+                    .await?,
+            ),
+            store::Backend::Postgres => None,
+        };
+        if version.is_none() || version != self.read_at {
+            *self = DraftLookups {
+                read_at: version,
+                ..DraftLookups::default()
+            };
+        }
+        Ok(())
+    }
+
     async fn network(
         &mut self,
         conn: &mut sqlx::AnyConnection,
@@ -1174,5 +1203,49 @@ mod tests {
                 .unwrap()
                 .is_plain(EXACT_IN_SQL)
         );
+    }
+
+    /// Lookups survive the connection's own commits and are forgotten once another server
+    /// sharing the SQLite file has committed.
+    #[tokio::test]
+    async fn lookups_last_until_another_connection_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("shared.db").display());
+        let ours = store::Store::connect(&url).await.unwrap();
+        let theirs = store::Store::connect(&url).await.unwrap();
+        let mut conn = ours.write.acquire().await.unwrap();
+        let mut lookups = DraftLookups::default();
+        assert!(
+            kept_after(&ours, &mut conn, &mut lookups, None).await,
+            "our own commit forgot the lookups"
+        );
+        assert!(
+            !kept_after(&ours, &mut conn, &mut lookups, Some(&theirs)).await,
+            "another server's commit left them"
+        );
+    }
+
+    /// Reads something into `lookups` in a transaction of ours that commits a change, lets
+    /// `others` commit one too, and says whether the next transaction still has it.
+    async fn kept_after(
+        ours: &store::Store,
+        conn: &mut sqlx::AnyConnection,
+        lookups: &mut DraftLookups,
+        others: Option<&store::Store>,
+    ) -> bool {
+        let bump = "UPDATE feed_revision SET revision = revision + 1";
+        let mut tx = ours.begin_write_on(conn).await.unwrap();
+        lookups.revalidate(&mut tx, ours.backend).await.unwrap();
+        lookups.default_groups.insert("p".into(), Some("sg".into()));
+        sqlx::query(bump).execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+        if let Some(others) = others {
+            let mut tx = others.begin_write().await.unwrap();
+            sqlx::query(bump).execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let mut tx = ours.begin_write_on(conn).await.unwrap();
+        lookups.revalidate(&mut tx, ours.backend).await.unwrap();
+        lookups.default_groups.contains_key("p")
     }
 }

@@ -117,6 +117,18 @@ impl Store {
         }
     }
 
+    /// [`Store::begin_write`] on a connection of the write pool the caller holds.
+    pub async fn begin_write_on<'c>(
+        &self,
+        conn: &'c mut sqlx::AnyConnection,
+    ) -> sqlx::Result<sqlx::Transaction<'c, sqlx::Any>> {
+        use sqlx::Connection as _;
+        match self.backend {
+            Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => conn.begin().await,
+        }
+    }
+
     async fn migrate(&self) -> anyhow::Result<()> {
         let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
