@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::{Any, AnyConnection, Executor, Row as _};
 
-use super::feed::{self, FeedKind};
+use super::feed::{self, FeedEntries, FeedKind};
 
 /// A network's DHCP: the host whose agent serves it, and the DHCP port it serves it with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,11 +105,22 @@ pub async fn record_port(
     hosts: &[&str],
 ) -> sqlx::Result<Option<i64>> {
     let dhcp = of_network(&mut *conn, network_id).await?;
-    let mut all: Vec<&str> = hosts.to_vec();
-    if let Some(h) = &dhcp {
-        all.push(&h.host);
-    }
-    feed::record(conn, &all, FeedKind::Port, port_id).await
+    let mut entries = FeedEntries::default();
+    add_port(
+        &mut entries,
+        port_id,
+        hosts,
+        dhcp.as_ref().map(|h| h.host.as_str()),
+    );
+    entries.write(conn).await
+}
+
+/// Who hears of a port change: `hosts` (its binding host, before and after) and the host
+/// serving its network's DHCP, if any.
+pub fn add_port(entries: &mut FeedEntries, port_id: &str, hosts: &[&str], dhcp_host: Option<&str>) {
+    let mut all = hosts.to_vec();
+    all.extend(dhcp_host);
+    entries.add(&all, FeedKind::Port, port_id);
 }
 
 /// Records that the DHCP of a network changed (its subnets, its network, its hosting) for the

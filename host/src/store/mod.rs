@@ -111,10 +111,7 @@ impl Store {
     /// that two servers sharing a file queue on the lock instead of failing when a read
     /// transaction tries to become a writer.
     pub async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
-        match self.backend {
-            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.write.begin().await,
-        }
+        self.write.begin_with(self.begin_statement()).await
     }
 
     /// [`Store::begin_write`] on a connection of the write pool the caller holds.
@@ -123,9 +120,13 @@ impl Store {
         conn: &'c mut sqlx::AnyConnection,
     ) -> sqlx::Result<sqlx::Transaction<'c, sqlx::Any>> {
         use sqlx::Connection as _;
+        conn.begin_with(self.begin_statement()).await
+    }
+
+    fn begin_statement(&self) -> &'static str {
         match self.backend {
-            Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => conn.begin().await,
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
         }
     }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use sqlx::{Any, Transaction};
 
 use super::dhcp_hosting;
-use super::feed::{FeedEntries, FeedKind};
+use super::feed::FeedEntries;
 use super::ipam::{self, Allocation, LowestFree};
 use super::ports::{self, Port};
 
@@ -83,10 +83,8 @@ impl PortWrites {
             self.dhcp_hosts
                 .insert(p.network_id.clone(), hosting.map(|h| h.host));
         }
-        let dhcp_host = self.dhcp_hosts[&p.network_id].as_deref().unwrap_or("");
-        let mut all = hosts.to_vec();
-        all.push(dhcp_host);
-        self.feed.add(&all, FeedKind::Port, &p.id);
+        let dhcp_host = self.dhcp_hosts[&p.network_id].as_deref();
+        dhcp_hosting::add_port(&mut self.feed, &p.id, hosts, dhcp_host);
         Ok(())
     }
 
