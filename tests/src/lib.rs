@@ -36,6 +36,7 @@ pub fn test_driver(runtime: &Arc<Runtime>, name: &str) -> Driver {
 }
 pub mod api;
 pub mod dataplane;
+pub mod dhcp_probe;
 pub mod kernel;
 pub mod keystone;
 pub mod ovs;

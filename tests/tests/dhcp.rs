@@ -2,8 +2,11 @@
 //! client in another, joined by a veth pair; the DHCP port's address is added with `ip`, as the
 //! executor does in production.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
+
+use dhcproto::v4::{DhcpOption, OptionCode};
 
 use neutrino::agent::protocol::{
     DhcpNetwork, DhcpSubnet, HostPort, dhcp_interface, dhcp_namespace,
@@ -11,6 +14,7 @@ use neutrino::agent::protocol::{
 use neutrino::dhcp::client::{DhcpClient, Lease};
 use neutrino::dhcp::{DhcpAction, DhcpManager, DhcpOptions};
 use neutrino::plugins::bindings::{FixedIp, Network, NetworkType, Segment};
+use neutrino_tests::dhcp_probe::Probe;
 use neutrino_tests::kernel::{self, Netns};
 
 const CLIENT_IF: &str = "eth0";
@@ -67,6 +71,10 @@ fn port(network_id: &str, subnet_id: &str, mac: &str, ip: &str, owner: &str) -> 
 impl Lab {
     /// None (after the SKIP line) when not root.
     fn new(test: &str) -> Option<Lab> {
+        Lab::with_options(test, DhcpOptions::default())
+    }
+
+    fn with_options(test: &str, options: DhcpOptions) -> Option<Lab> {
         if !kernel::is_root() {
             kernel::skip(
                 &format!("dhcp::{test}"),
@@ -105,7 +113,7 @@ impl Lab {
         ]);
         let state = tempfile::tempdir().unwrap();
         open_to_dnsmasq(state.path());
-        let manager = DhcpManager::new(state.path().to_path_buf(), DhcpOptions::default()).unwrap();
+        let manager = DhcpManager::new(state.path().to_path_buf(), options).unwrap();
         let client = DhcpClient::new(&state.path().join("client")).unwrap();
         let net = DhcpNetwork {
             network: Network {
@@ -362,7 +370,7 @@ fn disable_leaves_no_process_and_no_files() {
     lab.configure();
     let pid = lab.manager.pid(lab.id()).unwrap();
     let dir = lab.manager.network_dir(lab.id());
-    assert!(dir.join("host").read_dir().unwrap().count() == 1);
+    assert!(dir.join("shard-0/host").read_dir().unwrap().count() == 1);
     let id = lab.id().to_string();
     assert!(lab.manager.disable(&id).unwrap());
     assert!(!process_exists(pid), "dnsmasq {pid} is gone");
@@ -389,4 +397,101 @@ fn dropping_the_manager_stops_its_dnsmasqs() {
     let Lab { manager, .. } = lab;
     drop(manager);
     assert!(!process_exists(pid));
+}
+
+#[test]
+fn a_large_network_is_split_among_dnsmasq_shards() {
+    let options = DhcpOptions {
+        ports_per_dnsmasq: 2,
+        ..DhcpOptions::default()
+    };
+    let Some(mut lab) = Lab::with_options("a_large_network_is_split_among_dnsmasq_shards", options)
+    else {
+        return;
+    };
+    let id = lab.id().to_string();
+    let mac = |n: u8| format!("fa:16:3e:00:00:{:02x}", 0x20 + n);
+    let ip = |n: u8| format!("10.0.0.{}", 20 + n);
+    for n in 0..4 {
+        let p = lab.new_port(&mac(n), &ip(n));
+        lab.net.ports.push(p);
+    }
+    // Five ports at two a process: four shards, and one process for DNS.
+    assert_eq!(lab.configure(), DhcpAction::Started);
+    assert_eq!(lab.manager.shards(&id), 4);
+    assert_eq!(lab.manager.pids(&id).len(), 5);
+    let server: Ipv4Addr = "10.0.0.2".parse().unwrap();
+    let mut macs: Vec<(String, String)> = (0..4).map(|n| (mac(n), ip(n))).collect();
+    macs.push(("fa:16:3e:00:00:10".into(), "10.0.0.10".into()));
+    for (mac, ip) in &macs {
+        // Each port gets its address (a real client, a broadcast every shard sees)...
+        let lease = lab.lease(mac, WAIT).unwrap();
+        assert_eq!(lease.ip.to_string(), *ip);
+        assert_eq!(lease.hostname.as_deref(), Some(generated(ip).as_str()));
+        // ...and its renewal, unicast to the server, is answered by its own shard, whichever
+        // socket of the shards' the kernel would have picked.
+        let probe = Probe::new(&lab.client_ns.name, CLIENT_IF, lease.ip);
+        let ack = probe
+            .renew(mac, lease.ip, server, WAIT)
+            .expect("renewal answered");
+        assert_eq!(ack.yiaddr(), lease.ip);
+        // The DNS server announced is the namespace's, where the DNS process listens.
+        assert_eq!(
+            ack.opts().get(OptionCode::DomainNameServer),
+            Some(&DhcpOption::DomainNameServer(vec![server]))
+        );
+    }
+
+    // Growing past twice the split: split anew, every port still served.
+    for n in 4..8 {
+        let p = lab.new_port(&mac(n), &ip(n));
+        let outcome = lab.manager.upsert_port(&id, &p).unwrap();
+        lab.net.ports.push(p);
+        let expected = if n == 7 {
+            DhcpAction::Restarted
+        } else {
+            DhcpAction::Added
+        };
+        assert_eq!(outcome.action, expected, "port {n}");
+    }
+    assert_eq!(lab.manager.shards(&id), 8);
+    for n in [0, 7] {
+        assert_eq!(lab.lease(&mac(n), WAIT).unwrap().ip.to_string(), ip(n));
+    }
+
+    // A removal reaches the port's shard: it gets nothing any more; the others still do.
+    let removed = lab
+        .net
+        .ports
+        .iter()
+        .position(|p| p.mac_address == mac(3))
+        .unwrap();
+    let removed = lab.net.ports.remove(removed);
+    let outcome = lab.manager.remove_port(&id, &removed.id).unwrap();
+    assert_eq!(outcome.action, DhcpAction::Reloaded);
+    assert!(lab.lease(&mac(3), Duration::from_secs(2)).is_err());
+    assert_eq!(lab.lease(&mac(4), WAIT).unwrap().ip.to_string(), ip(4));
+
+    // Shrunk to one port: one process again, the shards' files and rules gone.
+    lab.net
+        .ports
+        .retain(|p| p.mac_address == "fa:16:3e:00:00:10" || p.id == lab.net.dhcp_port_id);
+    assert_eq!(lab.configure(), DhcpAction::Restarted);
+    assert_eq!(lab.manager.shards(&id), 1);
+    assert_eq!(lab.manager.pids(&id).len(), 1);
+    let dir = lab.manager.network_dir(&id);
+    assert!(dir.join("shard-0").exists());
+    assert!(!dir.join("shard-1").exists() && !dir.join("dns").exists());
+    let (_, nat) = kernel::netns_exec(&dhcp_namespace(&id), &["iptables-save", "-t", "nat"]);
+    assert!(!nat.contains("DNAT"), "{nat}");
+    assert_eq!(
+        lab.lease("fa:16:3e:00:00:10", WAIT).unwrap().ip.to_string(),
+        "10.0.0.10"
+    );
+    assert!(lab.lease(&mac(0), Duration::from_secs(2)).is_err());
+}
+
+/// The host name made from an address, as the server makes it.
+fn generated(ip: &str) -> String {
+    format!("host-{}", ip.replace('.', "-"))
 }

@@ -1,8 +1,11 @@
-//! The files of one network's dnsmasq, in `<state_dir>/dhcp/<network id>/`:
+//! The files of one network's dnsmasq processes, in `<state_dir>/dhcp/<network id>/`:
 //!
-//! - `host/<port id>`, `addn_hosts/<port id>`, `port_opts/<port id>`: one port each;
-//! - `opts` (the subnets' options), `leases` (dnsmasq's, seeded at first start), `interface`
-//!   (the device dnsmasq serves), `pid`, `dnsmasq.log` (its standard error).
+//! - `addn_hosts/<port id>`: every port's DNS names;
+//! - `opts` (the subnets' options) and `interface` (the device dnsmasq serves);
+//! - `shard-<k>/`, one per DHCP process ([`ProcessDir`]): `host/<port id>` and
+//!   `port_opts/<port id>` of the ports it serves, `leases` (dnsmasq's, seeded at first
+//!   start), `pid` and `dnsmasq.log` (its standard error);
+//! - `dns/` (`pid`, `dnsmasq.log`), the DNS process of a network served by several shards.
 //!
 //! Files are replaced by rename, through a temporary name beginning with a dot, which dnsmasq's
 //! inotify reader ignores, so it never reads half a file.
@@ -13,6 +16,9 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{Result, invalid, io_error};
+
+/// The prefix of the shards' directories.
+const SHARD_PREFIX: &str = "shard-";
 
 #[derive(Debug, Clone)]
 pub struct NetworkDir {
@@ -29,53 +35,96 @@ impl NetworkDir {
     pub fn root(&self) -> &Path {
         &self.root
     }
-    pub fn hosts(&self) -> PathBuf {
-        self.root.join("host")
-    }
     pub fn names(&self) -> PathBuf {
         self.root.join("addn_hosts")
-    }
-    pub fn port_opts(&self) -> PathBuf {
-        self.root.join("port_opts")
     }
     pub fn opts(&self) -> PathBuf {
         self.root.join("opts")
     }
-    pub fn leases(&self) -> PathBuf {
-        self.root.join("leases")
-    }
     pub fn interface(&self) -> PathBuf {
         self.root.join("interface")
     }
-    pub fn pid(&self) -> PathBuf {
-        self.root.join("pid")
+    pub fn shard(&self, k: usize) -> ProcessDir {
+        ProcessDir(self.root.join(format!("{SHARD_PREFIX}{k}")))
     }
-    pub fn log(&self) -> PathBuf {
-        self.root.join("dnsmasq.log")
-    }
-
-    /// The directories of one port file each.
-    pub fn port_dirs(&self) -> [PathBuf; 3] {
-        [self.hosts(), self.names(), self.port_opts()]
+    pub fn dns(&self) -> ProcessDir {
+        ProcessDir(self.root.join("dns"))
     }
 
-    /// Creates the directories, readable by dnsmasq once it has dropped its privileges.
-    pub fn create(&self) -> Result<()> {
-        for dir in [self.root.clone()].into_iter().chain(self.port_dirs()) {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(&dir)
-                .map_err(io_error(&dir))?;
+    /// Creates the directories of a network of `shards` shards, readable by dnsmasq once it
+    /// has dropped its privileges.
+    pub fn create(&self, shards: usize) -> Result<()> {
+        create_dirs(&[self.root.clone(), self.names()])?;
+        for k in 0..shards {
+            let shard = self.shard(k);
+            create_dirs(&[shard.0.clone(), shard.hosts(), shard.port_opts()])?;
+        }
+        if shards > 1 {
+            create_dirs(&[self.dns().0])?;
         }
         Ok(())
     }
 
     pub fn remove(&self) -> Result<()> {
-        match fs::remove_dir_all(&self.root) {
-            Err(e) if e.kind() != ErrorKind::NotFound => Err(io_error(&self.root)(e)),
-            _ => Ok(()),
+        remove_dir(&self.root)
+    }
+
+    /// Removes the directories of shards `k >= shards`, and of the DNS process when there is
+    /// only one shard (it then serves DNS itself).
+    pub fn remove_unused(&self, shards: usize) -> Result<()> {
+        for name in file_names(&self.root)? {
+            let unused = match name.strip_prefix(SHARD_PREFIX) {
+                Some(k) => k.parse::<usize>().is_ok_and(|k| k >= shards),
+                None => name == "dns" && shards == 1,
+            };
+            if unused {
+                remove_dir(&self.root.join(name))?;
+            }
         }
+        Ok(())
+    }
+}
+
+/// The directory of one dnsmasq process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessDir(PathBuf);
+
+impl ProcessDir {
+    pub fn root(&self) -> &Path {
+        &self.0
+    }
+    pub fn hosts(&self) -> PathBuf {
+        self.0.join("host")
+    }
+    pub fn port_opts(&self) -> PathBuf {
+        self.0.join("port_opts")
+    }
+    pub fn leases(&self) -> PathBuf {
+        self.0.join("leases")
+    }
+    pub fn pid(&self) -> PathBuf {
+        self.0.join("pid")
+    }
+    pub fn log(&self) -> PathBuf {
+        self.0.join("dnsmasq.log")
+    }
+}
+
+fn create_dirs(dirs: &[PathBuf]) -> Result<()> {
+    for dir in dirs {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(io_error(dir))?;
+    }
+    Ok(())
+}
+
+fn remove_dir(dir: &Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(io_error(dir)(e)),
+        _ => Ok(()),
     }
 }
 

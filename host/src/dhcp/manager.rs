@@ -1,27 +1,32 @@
-//! `DhcpManager`: one dnsmasq per network, its files kept in step with the network, and the
-//! cheapest correct way to make dnsmasq see a change (Neutron's reload vs restart, 4.3):
+//! `DhcpManager`: the dnsmasq processes of each network, their files kept in step with the
+//! network, and the cheapest correct way to make dnsmasq see a change (Neutron's reload vs
+//! restart, 4.3):
 //!
 //! - a new port file: nothing, dnsmasq reads it by inotify;
-//! - a changed or removed port file, or changed subnet options: SIGHUP, since dnsmasq keeps
-//!   every record it once read from its directories until it re-reads them all;
+//! - a changed or removed port file, or changed subnet options: SIGHUP to the processes that
+//!   read it, since dnsmasq keeps every record it once read from its directories until it
+//!   re-reads them all;
 //! - a different command line (subnets, MTU, interface) or DHCP port addresses: restart, since
 //!   dnsmasq reads its ranges and binds its addresses only at start.
 //!
-//! The manager remembers what it wrote, so a change is found without reading files back, and
-//! one port change touches that port's files only.
+//! A network of more than `ports_per_dnsmasq` ports is served by several DHCP processes, each
+//! for a share of the ports, and one for DNS ([`super::shards`]); the split changes (every
+//! process restarted, every file written again) only when the network doubles or shrinks by
+//! four. The manager remembers what it wrote, so a change is found without reading files back,
+//! and one port change touches that port's files only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::cmdline::dnsmasq_args;
+use super::cmdline::{Role, dnsmasq_args};
 use super::entries::{self, PortFiles, ROUTER_INTERFACE_OWNERS};
-use super::layout::{self, NetworkDir};
+use super::layout::{self, NetworkDir, ProcessDir};
 use super::network::{self, Port, Subnets};
 use super::options::subnet_options;
 use super::process::Dnsmasq;
-use super::{DhcpError, DhcpOptions, Result, invalid, io_error};
+use super::{DhcpError, DhcpOptions, Result, invalid, io_error, shards};
 use crate::agent::protocol::{DhcpNetwork, HostPort, dhcp_namespace};
 
 /// What a call did to dnsmasq.
@@ -31,11 +36,12 @@ pub enum DhcpAction {
     Unchanged,
     /// Only new port files were written: dnsmasq reads them by inotify, no signal was sent.
     Added,
-    /// Files changed or were removed: dnsmasq was sent SIGHUP.
+    /// Files changed or were removed: the processes that read them were sent SIGHUP.
     Reloaded,
     /// dnsmasq was not running and was started.
     Started,
-    /// dnsmasq's command line (or the DHCP port's addresses) changed: it was started anew.
+    /// dnsmasq's command line (or the DHCP port's addresses, or the network's split into
+    /// shards) changed: it was started anew.
     Restarted,
 }
 
@@ -56,23 +62,42 @@ struct PortState {
     router_ips: Vec<(String, IpAddr)>,
 }
 
-/// Whether dnsmasq must be restarted: its command line and the DHCP port's addresses.
+/// Whether dnsmasq must be restarted: the command line of each process and the DHCP port's
+/// addresses.
 #[derive(Debug, Clone, PartialEq)]
 struct StartKey {
-    args: Vec<String>,
+    args: Vec<Vec<String>>,
     dhcp_ips: Vec<String>,
+}
+
+/// One dnsmasq of a network.
+struct Process {
+    dir: ProcessDir,
+    dnsmasq: Option<Dnsmasq>,
+}
+
+impl Process {
+    fn running(&mut self) -> bool {
+        self.dnsmasq.as_mut().is_some_and(Dnsmasq::running)
+    }
 }
 
 struct NetworkState {
     dir: NetworkDir,
     namespace: String,
     interface: String,
+    mtu: u32,
     subnets: Subnets,
     dhcp_port_id: String,
+    /// How many DHCP processes share the ports.
+    shards: usize,
     key: StartKey,
     opts: String,
     ports: HashMap<String, PortState>,
-    process: Option<Dnsmasq>,
+    /// The shards (index = shard), then the DNS process when there are several.
+    processes: Vec<Process>,
+    /// Whether this namespace's tables turn unicast DHCP into broadcast.
+    broadcast_rules: bool,
 }
 
 /// What applying changes to files found.
@@ -80,8 +105,8 @@ struct NetworkState {
 struct Diff {
     written: usize,
     removed: usize,
-    /// An existing file was replaced or removed: dnsmasq must re-read.
-    stale: bool,
+    /// Processes that read an existing file that was replaced or removed: they must re-read.
+    stale: BTreeSet<usize>,
     /// Leases to release: of removed ports, or addresses a port no longer has.
     releases: Vec<(String, Ipv4Addr)>,
 }
@@ -96,6 +121,43 @@ impl Diff {
     }
 }
 
+/// The three files of a port: which directory holds each, and which process reads it.
+#[derive(Debug, Clone, Copy)]
+enum PortFile {
+    Host,
+    Names,
+    Opts,
+}
+
+impl PortFile {
+    const ALL: [PortFile; 3] = [PortFile::Host, PortFile::Names, PortFile::Opts];
+
+    fn text(self, files: &PortFiles) -> &str {
+        match self {
+            PortFile::Host => &files.host,
+            PortFile::Names => &files.names,
+            PortFile::Opts => &files.opts,
+        }
+    }
+
+    fn dir(self, net: &NetworkDir, shard: usize) -> PathBuf {
+        match self {
+            PortFile::Host => net.shard(shard).hosts(),
+            PortFile::Names => net.names(),
+            PortFile::Opts => net.shard(shard).port_opts(),
+        }
+    }
+
+    /// The process that reads it: the port's shard, or the one serving DNS.
+    fn reader(self, shard: usize, shards: usize) -> usize {
+        match self {
+            PortFile::Names if shards > 1 => shards,
+            PortFile::Names => 0,
+            _ => shard,
+        }
+    }
+}
+
 pub struct DhcpManager {
     state_dir: PathBuf,
     options: DhcpOptions,
@@ -103,10 +165,15 @@ pub struct DhcpManager {
 }
 
 impl DhcpManager {
-    /// Files go to `<state_dir>/dhcp/<network id>/`. Fails when dnsmasq or dhcp_release is
-    /// missing, or when dnsmasq could not read the state directory once unprivileged.
+    /// Files go to `<state_dir>/dhcp/<network id>/`. Fails when dnsmasq, dhcp_release or
+    /// iptables-restore is missing, or when dnsmasq could not read the state directory once
+    /// unprivileged.
     pub fn new(state_dir: PathBuf, options: DhcpOptions) -> Result<DhcpManager> {
-        for binary in [&options.dnsmasq, &options.dhcp_release] {
+        for binary in [
+            &options.dnsmasq,
+            &options.dhcp_release,
+            &options.iptables_restore,
+        ] {
             find_program(binary)?;
         }
         let dhcp_dir = state_dir.join("dhcp");
@@ -127,13 +194,27 @@ impl DhcpManager {
         self.networks.keys().cloned().collect()
     }
 
-    /// The pid of a network's dnsmasq, if it runs.
+    /// The pid of a network's (first) dnsmasq, if it runs.
     pub fn pid(&self, network_id: &str) -> Option<u32> {
+        self.pids(network_id).first().copied()
+    }
+
+    /// The pids of a network's running dnsmasq processes: its shards, then its DNS process.
+    pub fn pids(&self, network_id: &str) -> Vec<u32> {
         self.networks
-            .get(network_id)?
-            .process
-            .as_ref()
-            .map(Dnsmasq::pid)
+            .get(network_id)
+            .map(|n| {
+                n.processes
+                    .iter()
+                    .filter_map(|p| p.dnsmasq.as_ref().map(Dnsmasq::pid))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// How many DHCP processes share a network's ports (0: not here).
+    pub fn shards(&self, network_id: &str) -> usize {
+        self.networks.get(network_id).map_or(0, |n| n.shards)
     }
 
     /// The directory of a network's files.
@@ -164,58 +245,42 @@ impl DhcpManager {
                 ports.insert(port.id.clone(), state);
             }
         }
-        let dir = NetworkDir::new(&self.state_dir, &network_id);
-        let key = StartKey {
-            args: dnsmasq_args(net.network.mtu, &subnets, interface, &dir, &self.options),
-            dhcp_ips: dhcp_ips(net.ports.iter().find(|p| p.id == net.dhcp_port_id)),
-        };
-        let opts = subnet_options(&subnets, router_ips(&ports), &self.options.domain);
+        let wanted = shards::wanted(ports.len(), self.options.ports_per_dnsmasq);
+        let dhcp_ips = dhcp_ips(net.ports.iter().find(|p| p.id == net.dhcp_port_id));
 
-        let Some(state) = self.networks.get_mut(&network_id) else {
-            // First time here (perhaps not on this disk): write everything, then start.
-            dir.create()?;
-            let mut diff = Diff::default();
-            for (id, port) in &ports {
-                write_port(&dir, id, &PortFiles::default(), &port.files, &mut diff)?;
-            }
-            for port_dir in dir.port_dirs() {
-                for name in layout::file_names(&port_dir)? {
-                    let wanted = ports
-                        .get(&name)
-                        .is_some_and(|p| !file_of(&dir, &p.files, &port_dir).is_empty());
-                    if !wanted && layout::remove_file(&port_dir.join(&name))? {
-                        diff.removed += 1;
-                    }
-                }
-            }
-            layout::write_file(&dir.opts(), &opts)?;
-            layout::write_file(&dir.interface(), &format!("{interface}\n"))?;
-            diff.written += 2;
-            if !dir.leases().exists() {
-                // Existing clients keep their address when a network moves here (timestamp 0
-                // is an infinite lease); dnsmasq owns the file from now on.
-                let leases: String = ports
-                    .values()
-                    .flat_map(|p| &p.leases)
-                    .map(|(mac, ip)| format!("0 {mac} {ip} * *\n"))
-                    .collect();
-                layout::write_file(&dir.leases(), &leases)?;
-                diff.written += 1;
-            }
+        let existing = self.networks.remove(&network_id);
+        let (existed, broadcast_rules) = existing
+            .as_ref()
+            .map_or((false, false), |s| (true, s.broadcast_rules));
+        // A state dropped here stops its processes.
+        let Some(mut state) = existing.filter(|s| shards::keep(s.shards, wanted)) else {
+            // First time here (perhaps not on this disk), or split anew: every process
+            // stopped, every file written, then every process started.
             let mut state = NetworkState {
-                dir,
+                dir: NetworkDir::new(&self.state_dir, &network_id),
                 namespace: dhcp_namespace(&network_id),
                 interface: interface.to_string(),
+                mtu: net.network.mtu,
                 subnets,
                 dhcp_port_id: net.dhcp_port_id.clone(),
-                key,
-                opts,
+                shards: wanted,
+                key: StartKey {
+                    args: Vec::new(),
+                    dhcp_ips,
+                },
+                opts: String::new(),
                 ports,
-                process: None,
+                processes: Vec::new(),
+                broadcast_rules,
             };
-            state.start(&self.options)?;
+            let diff = state.lay_out(&self.options)?;
             self.networks.insert(network_id, state);
-            return Ok(diff.outcome(DhcpAction::Started));
+            let action = if existed {
+                DhcpAction::Restarted
+            } else {
+                DhcpAction::Started
+            };
+            return Ok(diff.outcome(action));
         };
 
         let mut diff = Diff::default();
@@ -229,27 +294,33 @@ impl DhcpManager {
         }
         state.ports = ports;
         state.subnets = subnets;
+        state.mtu = net.network.mtu;
         state.dhcp_port_id = net.dhcp_port_id.clone();
         if state.interface != interface {
             layout::write_file(&state.dir.interface(), &format!("{interface}\n"))?;
             state.interface = interface.to_string();
             diff.written += 1;
         }
-        state.set_opts(opts, &mut diff)?;
+        state.set_opts(state.subnet_options(&self.options), &mut diff)?;
+        let key = StartKey {
+            args: state.command_lines(&self.options),
+            dhcp_ips,
+        };
         let restart = state.key != key;
         state.key = key;
         let action = if restart {
-            state.stop()?;
-            state.start(&self.options)?;
+            state.restart(&self.options)?;
             DhcpAction::Restarted
         } else {
             state.notify(&diff, &self.options)?
         };
         state.release(&diff.releases, &self.options);
+        self.networks.insert(network_id, state);
         Ok(diff.outcome(action))
     }
 
-    /// Writes one port's files only (never another port's) and makes dnsmasq see them.
+    /// Writes one port's files only (never another port's) and makes dnsmasq see them; a
+    /// port that makes the network twice as large as its split allows splits it anew.
     pub fn upsert_port(&mut self, network_id: &str, port: &HostPort) -> Result<DhcpOutcome> {
         let options = &self.options;
         let state = self
@@ -269,11 +340,18 @@ impl DhcpManager {
                 return Ok(Diff::default().outcome(DhcpAction::Unchanged));
             }
             state.key.dhcp_ips = dhcp_ips;
-            state.stop()?;
-            state.start(options)?;
+            state.restart(options)?;
             return Ok(Diff::default().outcome(DhcpAction::Restarted));
         }
         let new = port_state(port, &state.subnets, &options.domain)?.unwrap_or_default();
+        let grows = !state.ports.contains_key(&port.id) && new != PortState::default();
+        let wanted = shards::wanted(state.ports.len() + 1, options.ports_per_dnsmasq);
+        if grows && wanted > state.shards {
+            state.ports.insert(port.id.clone(), new);
+            state.shards = wanted;
+            let diff = state.lay_out(options)?;
+            return Ok(diff.outcome(DhcpAction::Restarted));
+        }
         state.update_port(&port.id, new, options)
     }
 
@@ -286,7 +364,8 @@ impl DhcpManager {
         state.update_port(port_id, PortState::default(), &self.options)
     }
 
-    /// Stops the network's dnsmasq and removes its directory. False when it was not here.
+    /// Stops the network's dnsmasq processes and removes its directory. False when it was not
+    /// here.
     pub fn disable(&mut self, network_id: &str) -> Result<bool> {
         let Some(mut state) = self.networks.remove(network_id) else {
             return Ok(false);
@@ -301,13 +380,19 @@ impl DhcpManager {
     pub fn supervise(&mut self) -> Vec<String> {
         let mut restarted = Vec::new();
         for (id, state) in &mut self.networks {
-            if state.process.as_mut().is_some_and(Dnsmasq::running) {
-                continue;
+            let mut any = false;
+            for k in 0..state.processes.len() {
+                if state.processes[k].running() {
+                    continue;
+                }
+                tracing::warn!("dnsmasq {k} of network {id} is not running: starting it");
+                match state.start(k, &self.options) {
+                    Ok(()) => any = true,
+                    Err(e) => tracing::error!("dnsmasq {k} of network {id}: {e}"),
+                }
             }
-            tracing::warn!("dnsmasq of network {id} is not running: starting it");
-            match state.start(&self.options) {
-                Ok(()) => restarted.push(id.clone()),
-                Err(e) => tracing::error!("dnsmasq of network {id}: {e}"),
+            if any {
+                restarted.push(id.clone());
             }
         }
         restarted
@@ -315,24 +400,175 @@ impl DhcpManager {
 }
 
 impl NetworkState {
-    fn start(&mut self, options: &DhcpOptions) -> Result<()> {
-        self.process = None;
-        self.process = Some(Dnsmasq::start(
+    /// The processes for the current split: the only one, or the shards and the DNS one.
+    fn roles(&self) -> Vec<(Role, ProcessDir)> {
+        if self.shards == 1 {
+            return vec![(Role::All, self.dir.shard(0))];
+        }
+        (0..self.shards)
+            .map(|k| (Role::Shard, self.dir.shard(k)))
+            .chain([(Role::Dns, self.dir.dns())])
+            .collect()
+    }
+
+    fn command_lines(&self, options: &DhcpOptions) -> Vec<Vec<String>> {
+        self.roles()
+            .iter()
+            .map(|(role, dir)| {
+                dnsmasq_args(
+                    self.mtu,
+                    &self.subnets,
+                    &self.interface,
+                    &self.dir,
+                    (*role, dir),
+                    options,
+                )
+            })
+            .collect()
+    }
+
+    fn subnet_options(&self, options: &DhcpOptions) -> String {
+        subnet_options(
+            &self.subnets,
+            router_ips(&self.ports),
+            &options.domain,
+            self.shards > 1,
+        )
+    }
+
+    fn shard_of(&self, port_id: &str) -> usize {
+        shards::of(port_id, self.shards)
+    }
+
+    /// Stops every process, writes every file for the current split (removing those of other
+    /// ports or other shards), and starts every process.
+    fn lay_out(&mut self, options: &DhcpOptions) -> Result<Diff> {
+        self.stop()?;
+        let dir = self.dir.clone();
+        // Leases dnsmasq wrote for another split are of other shards' ports: every shard's
+        // leases are seeded again.
+        let reseed = (0..self.shards).any(|k| !dir.shard(k).leases().exists())
+            || dir.shard(self.shards).root().exists();
+        dir.create(self.shards)?;
+        dir.remove_unused(self.shards)?;
+        let mut diff = Diff::default();
+        if reseed {
+            for k in 0..self.shards {
+                layout::remove_file(&dir.shard(k).leases())?;
+            }
+        }
+        for (id, port) in &self.ports {
+            write_port(
+                &dir,
+                self.shard_of(id),
+                self.shards,
+                id,
+                &PortFiles::default(),
+                &port.files,
+                &mut diff,
+            )?;
+        }
+        for file in PortFile::ALL {
+            let dirs: Vec<(usize, PathBuf)> = match file {
+                PortFile::Names => vec![(0, dir.names())],
+                _ => (0..self.shards).map(|k| (k, file.dir(&dir, k))).collect(),
+            };
+            for (k, file_dir) in dirs {
+                for name in layout::file_names(&file_dir)? {
+                    let wanted = self.ports.get(&name).is_some_and(|p| {
+                        !file.text(&p.files).is_empty()
+                            && (matches!(file, PortFile::Names) || self.shard_of(&name) == k)
+                    });
+                    if !wanted && layout::remove_file(&file_dir.join(&name))? {
+                        diff.removed += 1;
+                    }
+                }
+            }
+        }
+        self.opts = self.subnet_options(options);
+        layout::write_file(&dir.opts(), &self.opts)?;
+        layout::write_file(&dir.interface(), &format!("{}\n", self.interface))?;
+        diff.written += 2;
+        for k in 0..self.shards {
+            let leases = dir.shard(k).leases();
+            if leases.exists() {
+                continue;
+            }
+            // Existing clients keep their address when a network moves here (timestamp 0
+            // is an infinite lease); dnsmasq owns the file from now on.
+            let text: String = self
+                .ports
+                .iter()
+                .filter(|(id, _)| self.shard_of(id) == k)
+                .flat_map(|(_, p)| &p.leases)
+                .map(|(mac, ip)| format!("0 {mac} {ip} * *\n"))
+                .collect();
+            layout::write_file(&leases, &text)?;
+            diff.written += 1;
+        }
+        self.key.args = self.command_lines(options);
+        self.start_all(options)?;
+        Ok(diff)
+    }
+
+    fn start(&mut self, k: usize, options: &DhcpOptions) -> Result<()> {
+        let process = &mut self.processes[k];
+        process.dnsmasq = None;
+        process.dnsmasq = Some(Dnsmasq::start(
             &self.namespace,
             &options.dnsmasq,
-            &self.key.args,
-            &self.dir,
+            &self.key.args[k],
+            &process.dir,
             options.start_timeout,
             options.stop_timeout,
         )?);
         Ok(())
     }
 
-    fn stop(&mut self) -> Result<()> {
-        match self.process.take() {
-            Some(mut p) => p.stop(),
-            None => Ok(()),
+    /// Starts a process for every role, and sets the namespace's broadcast rules when the
+    /// network is split (clears them when it no longer is).
+    fn start_all(&mut self, options: &DhcpOptions) -> Result<()> {
+        self.processes = self
+            .roles()
+            .into_iter()
+            .map(|(_, dir)| Process { dir, dnsmasq: None })
+            .collect();
+        for k in 0..self.processes.len() {
+            self.start(k, options)?;
         }
+        let split = self.shards > 1;
+        if split || self.broadcast_rules {
+            let ips: Vec<Ipv4Addr> = if split {
+                self.key
+                    .dhcp_ips
+                    .iter()
+                    .filter_map(|ip| ip.parse().ok())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            shards::apply_tables(
+                &self.namespace,
+                &options.iptables_restore,
+                &shards::tables(&ips),
+            )?;
+            self.broadcast_rules = split;
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self, options: &DhcpOptions) -> Result<()> {
+        self.stop()?;
+        self.start_all(options)
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        for process in &mut self.processes {
+            if let Some(mut p) = process.dnsmasq.take() {
+                p.stop()?;
+            }
+        }
+        Ok(())
     }
 
     fn update_port(
@@ -349,8 +585,7 @@ impl NetworkState {
             self.ports.insert(id.to_string(), new);
         }
         if router_changed {
-            let opts = subnet_options(&self.subnets, router_ips(&self.ports), &options.domain);
-            self.set_opts(opts, &mut diff)?;
+            self.set_opts(self.subnet_options(options), &mut diff)?;
         }
         let action = self.notify(&diff, options)?;
         self.release(&diff.releases, options);
@@ -359,7 +594,15 @@ impl NetworkState {
 
     /// Brings one port's files from `old` to `new`.
     fn sync_port(&self, id: &str, old: &PortState, new: &PortState, diff: &mut Diff) -> Result<()> {
-        write_port(&self.dir, id, &old.files, &new.files, diff)?;
+        write_port(
+            &self.dir,
+            self.shard_of(id),
+            self.shards,
+            id,
+            &old.files,
+            &new.files,
+            diff,
+        )?;
         diff.releases.extend(
             old.leases
                 .iter()
@@ -369,31 +612,40 @@ impl NetworkState {
         Ok(())
     }
 
+    /// The options file is read by every DHCP process.
     fn set_opts(&mut self, opts: String, diff: &mut Diff) -> Result<()> {
         if opts != self.opts {
             layout::write_file(&self.dir.opts(), &opts)?;
             self.opts = opts;
             diff.written += 1;
-            diff.stale = true;
+            diff.stale.extend(0..self.shards);
         }
         Ok(())
     }
 
-    /// Makes a running dnsmasq see the files as they now are; starts one that is not running.
+    /// Makes every running dnsmasq see the files as they now are; starts those not running.
     fn notify(&mut self, diff: &Diff, options: &DhcpOptions) -> Result<DhcpAction> {
-        let running = self.process.as_mut().is_some_and(Dnsmasq::running);
-        let Some(process) = self.process.as_mut().filter(|_| running) else {
-            self.start(options)?;
-            return Ok(DhcpAction::Started);
-        };
-        if diff.stale {
-            process.reload()?;
-            Ok(DhcpAction::Reloaded)
-        } else if diff.written > 0 {
-            Ok(DhcpAction::Added)
-        } else {
-            Ok(DhcpAction::Unchanged)
+        let (mut started, mut reloaded) = (false, false);
+        for k in 0..self.processes.len() {
+            if !self.processes[k].running() {
+                self.start(k, options)?;
+                started = true;
+            } else if diff.stale.contains(&k)
+                && let Some(dnsmasq) = self.processes[k].dnsmasq.as_mut()
+            {
+                dnsmasq.reload()?;
+                reloaded = true;
+            }
         }
+        Ok(if started {
+            DhcpAction::Started
+        } else if reloaded {
+            DhcpAction::Reloaded
+        } else if diff.written > 0 {
+            DhcpAction::Added
+        } else {
+            DhcpAction::Unchanged
+        })
     }
 
     /// Frees leases dnsmasq holds for addresses no longer theirs, so they can go to another
@@ -452,31 +704,23 @@ fn dhcp_ips(port: Option<&HostPort>) -> Vec<String> {
     ips
 }
 
-/// The text of one of a port's files, by its directory.
-fn file_of<'a>(dir: &NetworkDir, files: &'a PortFiles, port_dir: &Path) -> &'a str {
-    if port_dir == dir.hosts() {
-        &files.host
-    } else if port_dir == dir.names() {
-        &files.names
-    } else {
-        &files.opts
-    }
-}
-
-/// Brings a port's three files from `old` to `new` (an empty text is no file).
+/// Brings a port's three files from `old` to `new` (an empty text is no file); `shard` is the
+/// port's, of `shards`.
 fn write_port(
     dir: &NetworkDir,
+    shard: usize,
+    shards: usize,
     id: &str,
     old: &PortFiles,
     new: &PortFiles,
     diff: &mut Diff,
 ) -> Result<()> {
-    for port_dir in dir.port_dirs() {
-        let (old, new) = (file_of(dir, old, &port_dir), file_of(dir, new, &port_dir));
+    for file in PortFile::ALL {
+        let (old, new) = (file.text(old), file.text(new));
         if old == new {
             continue;
         }
-        let path = port_dir.join(id);
+        let path = file.dir(dir, shard).join(id);
         if new.is_empty() {
             layout::remove_file(&path)?;
             diff.removed += 1;
@@ -484,7 +728,9 @@ fn write_port(
             layout::write_file(&path, new)?;
             diff.written += 1;
         }
-        diff.stale |= !old.is_empty();
+        if !old.is_empty() {
+            diff.stale.insert(file.reader(shard, shards));
+        }
     }
     Ok(())
 }

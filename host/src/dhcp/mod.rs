@@ -1,6 +1,6 @@
-//! DHCP with real dnsmasq, as Neutron's DHCP agent does it: one dnsmasq per network, inside the
-//! network's `qdhcp-<network id>` namespace, configured from files in
-//! `<state_dir>/dhcp/<network id>/`.
+//! DHCP with real dnsmasq, as Neutron's DHCP agent does it: one dnsmasq per network (several
+//! for a large one, see [`shards`]), inside the network's `qdhcp-<network id>` namespace,
+//! configured from files in `<state_dir>/dhcp/<network id>/`.
 //!
 //! Unlike Neutron, which rewrites one hosts file of every port on each port change (its
 //! pain point 6.3), every port has its own files: a DHCP host entry in `host/` (dnsmasq's
@@ -22,6 +22,7 @@ mod manager;
 mod network;
 mod options;
 mod process;
+mod shards;
 
 pub use manager::{DhcpAction, DhcpManager, DhcpOutcome};
 
@@ -36,6 +37,12 @@ pub struct DhcpOptions {
     /// dnsmasq-utils' `dhcp_release`: frees the lease of a removed or readdressed port, so
     /// that its address can go to another MAC at once (IPAM hands out the lowest free one).
     pub dhcp_release: PathBuf,
+    /// iptables' `iptables-restore`: a network served by several dnsmasq processes needs a
+    /// rule in its namespace (see `shards`).
+    pub iptables_restore: PathBuf,
+    /// Most ports one dnsmasq serves: a larger network is split among several (a power of
+    /// two of them), since dnsmasq's cost for one change grows with hosts x leases.
+    pub ports_per_dnsmasq: usize,
     /// `dhcp_lease_duration`; None is `infinite`.
     pub lease_time: Option<Duration>,
     /// `dns_domain` of the host names.
@@ -52,6 +59,8 @@ impl Default for DhcpOptions {
         DhcpOptions {
             dnsmasq: PathBuf::from("dnsmasq"),
             dhcp_release: PathBuf::from("dhcp_release"),
+            iptables_restore: PathBuf::from("iptables-restore"),
+            ports_per_dnsmasq: 512,
             lease_time: Some(Duration::from_secs(86_400)),
             domain: "openstacklocal".to_string(),
             stop_timeout: Duration::from_secs(5),

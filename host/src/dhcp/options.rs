@@ -36,10 +36,14 @@ pub fn format_option(ip_version: u8, tag: &str, option: &str, args: &[&str]) -> 
 /// The `opts` file. `router_ips` are the addresses of the network's router interfaces, as
 /// (subnet id, address): a subnet whose gateway is among them is routed, the others are
 /// isolated (and get no metadata route, since we run no metadata proxy in the namespace).
+/// `dns_beside`: DNS is served by another dnsmasq than the DHCP ones (a sharded network), so
+/// a subnet without DNS servers announces this namespace's address explicitly (dnsmasq's
+/// `0.0.0.0` / `[::]`), which a DHCP-only dnsmasq would not do by itself.
 pub fn subnet_options<'a>(
     subnets: &Subnets,
     router_ips: impl Iterator<Item = (&'a str, IpAddr)> + Clone,
     domain: &str,
+    dns_beside: bool,
 ) -> String {
     let mut lines = Vec::new();
     for subnet in subnets
@@ -68,6 +72,9 @@ pub fn subnet_options<'a>(
                 })
                 .collect();
             lines.push(format_option(v, &tag, "dns-server", &[&servers.join(",")]));
+        } else if dns_beside {
+            let this_host = if v == 6 { "[::]" } else { "0.0.0.0" };
+            lines.push(format_option(v, &tag, "dns-server", &[this_host]));
         }
         if v == 6 {
             lines.push(format_option(v, &tag, "domain-search", &[domain]));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
 
-use super::layout::NetworkDir;
+use super::layout::ProcessDir;
 use super::{DhcpError, Result, io_error};
 
 const POLL: Duration = Duration::from_millis(2);
@@ -26,7 +26,7 @@ impl Dnsmasq {
         namespace: &str,
         binary: &Path,
         args: &[String],
-        dir: &NetworkDir,
+        dir: &ProcessDir,
         start_timeout: Duration,
         stop_timeout: Duration,
     ) -> Result<Dnsmasq> {
@@ -122,7 +122,7 @@ impl Drop for Dnsmasq {
 /// process whose command line has our pid file) would hold the DHCP socket of the interface:
 /// it is stopped before ours starts. It is not our child, so it is polled until it is gone or
 /// a zombie.
-fn stop_orphan(dir: &NetworkDir, timeout: Duration) -> Result<()> {
+fn stop_orphan(dir: &ProcessDir, timeout: Duration) -> Result<()> {
     let Ok(text) = fs::read_to_string(dir.pid()) else {
         return Ok(());
     };

@@ -1,11 +1,12 @@
 //! The file formats and the command line, from protocol values (no root, no dnsmasq).
 
 use super::DhcpOptions;
-use super::cmdline::dnsmasq_args;
+use super::cmdline::{Role, dnsmasq_args};
 use super::entries::{has_entries, port_files, v4_leases};
 use super::layout::NetworkDir;
 use super::network::{Port, Subnets, check_id, check_interface};
 use super::options::{format_option, subnet_options};
+use super::shards;
 use crate::agent::protocol::{DhcpSubnet, ExtraDhcpOpt, HostPort};
 use crate::plugins::bindings::FixedIp;
 
@@ -192,6 +193,7 @@ fn subnet_options_follow_neutron() {
         &subnets,
         router.iter().map(|(s, ip)| (*s, *ip)),
         "openstacklocal",
+        false,
     );
     let routes_a =
         "10.0.1.0/24,0.0.0.0,10.1.0.0/24,10.0.0.254,169.254.169.254/32,10.0.0.1,0.0.0.0/0,10.0.0.1";
@@ -216,7 +218,7 @@ fn isolated_subnet_without_routes_says_only_its_router() {
     let mut s = v4(V4, "10.0.0.0/24", Some("10.0.0.1"));
     s.dns_nameservers = vec!["0.0.0.0".into()];
     let subnets = Subnets::parse(&[s.clone()]).unwrap();
-    let opts = subnet_options(&subnets, std::iter::empty(), "openstacklocal");
+    let opts = subnet_options(&subnets, std::iter::empty(), "openstacklocal", false);
     assert_eq!(
         opts,
         format!("tag:subnet-{V4},option:dns-server\ntag:subnet-{V4},option:router,10.0.0.1\n")
@@ -225,8 +227,17 @@ fn isolated_subnet_without_routes_says_only_its_router() {
     s.gateway_ip = None;
     s.dns_nameservers = vec![];
     s.host_routes = vec![("0.0.0.0/0".into(), "10.0.0.254".into())];
-    let opts = subnet_options(&Subnets::parse(&[s]).unwrap(), std::iter::empty(), "x");
+    let subnets = Subnets::parse(&[s]).unwrap();
+    let opts = subnet_options(&subnets, std::iter::empty(), "x", false);
     assert_eq!(opts, format!("tag:subnet-{V4},option:router,10.0.0.254\n"));
+    // With DNS served beside the DHCP processes, the namespace's address is said explicitly.
+    let opts = subnet_options(&subnets, std::iter::empty(), "x", true);
+    assert_eq!(
+        opts,
+        format!(
+            "tag:subnet-{V4},option:dns-server,0.0.0.0\ntag:subnet-{V4},option:router,10.0.0.254\n"
+        )
+    );
 }
 
 #[test]
@@ -263,6 +274,7 @@ fn command_line_per_network() {
         &subnets,
         "ns-3f1c2a9e-7b",
         &dir,
+        (Role::All, &dir.shard(0)),
         &DhcpOptions::default(),
     );
     let d = "/var/lib/neutrino/dhcp/n1";
@@ -271,12 +283,12 @@ fn command_line_per_network() {
         "--keep-in-foreground",
         "--no-hosts",
         "--no-resolv",
-        &format!("--pid-file={d}/pid"),
-        &format!("--dhcp-hostsdir={d}/host"),
+        &format!("--pid-file={d}/shard-0/pid"),
         &format!("--hostsdir={d}/addn_hosts"),
+        &format!("--dhcp-hostsdir={d}/shard-0/host"),
         &format!("--dhcp-optsfile={d}/opts"),
-        &format!("--dhcp-optsdir={d}/port_opts"),
-        &format!("--dhcp-leasefile={d}/leases"),
+        &format!("--dhcp-optsdir={d}/shard-0/port_opts"),
+        &format!("--dhcp-leasefile={d}/shard-0/leases"),
         "--dhcp-match=set:ipxe,175",
         "--dhcp-userclass=set:ipxe6,iPXE",
         "--bind-interfaces",
@@ -298,13 +310,79 @@ fn command_line_per_network() {
         lease_time: None,
         ..DhcpOptions::default()
     };
-    let args = dnsmasq_args(0, &one, "ns-x", &dir, &options);
+    let args = dnsmasq_args(0, &one, "ns-x", &dir, (Role::All, &dir.shard(0)), &options);
     assert!(args.contains(&"--dhcp-lease-max=1024".to_string()));
     assert!(
         args.iter()
             .any(|a| a.ends_with(",static,255.255.252.0,infinite"))
     );
     assert!(!args.iter().any(|a| a.contains("option:mtu")));
+}
+
+#[test]
+fn a_split_network_has_dhcp_shards_and_one_dns_process() {
+    let subnets = Subnets::parse(&[v4(V4, "10.0.0.0/24", Some("10.0.0.1"))]).unwrap();
+    let dir = NetworkDir::new(std::path::Path::new("/s"), "n1");
+    let options = DhcpOptions::default();
+    let shard = dnsmasq_args(
+        0,
+        &subnets,
+        "ns-x",
+        &dir,
+        (Role::Shard, &dir.shard(3)),
+        &options,
+    );
+    let has = |args: &[String], a: &str| args.iter().any(|x| x == a);
+    // A shard: its own hosts, options and leases, silent for MACs it does not know, no DNS.
+    assert!(has(&shard, "--port=0"));
+    assert!(has(&shard, "--dhcp-ignore=tag:!known"));
+    assert!(has(&shard, "--dhcp-hostsdir=/s/dhcp/n1/shard-3/host"));
+    assert!(has(&shard, "--dhcp-leasefile=/s/dhcp/n1/shard-3/leases"));
+    assert!(has(&shard, "--dhcp-optsfile=/s/dhcp/n1/opts"));
+    assert!(!shard.iter().any(|a| a.starts_with("--hostsdir")));
+    // The DNS process: every port's names, no DHCP at all.
+    let dns = dnsmasq_args(0, &subnets, "ns-x", &dir, (Role::Dns, &dir.dns()), &options);
+    assert!(has(&dns, "--hostsdir=/s/dhcp/n1/addn_hosts"));
+    assert!(has(&dns, "--pid-file=/s/dhcp/n1/dns/pid"));
+    assert!(
+        !dns.iter()
+            .any(|a| a.starts_with("--dhcp") || a == "--port=0")
+    );
+}
+
+#[test]
+fn shards_double_and_merge_late() {
+    assert_eq!(shards::wanted(0, 512), 1);
+    assert_eq!(shards::wanted(512, 512), 1);
+    assert_eq!(shards::wanted(513, 512), 2);
+    assert_eq!(shards::wanted(10_000, 512), 32);
+    assert_eq!(shards::wanted(1_000_000, 512), shards::MAX_SHARDS);
+    assert!(shards::keep(32, 32) && shards::keep(32, 16));
+    assert!(!shards::keep(32, 8) && !shards::keep(16, 32));
+    // Stable and spread: 1,000 ids over 8 shards, each shard gets a fair share.
+    let mut counts = [0usize; 8];
+    for n in 0..1000 {
+        let id = format!("{n:08x}-7b44-4f7e-9a51-0c8d2b6f1e11");
+        assert_eq!(shards::of(&id, 8), shards::of(&id, 8));
+        counts[shards::of(&id, 8)] += 1;
+    }
+    assert!(counts.iter().all(|c| (80..170).contains(c)), "{counts:?}");
+    assert_eq!(shards::of(PORT, 1), 0);
+}
+
+#[test]
+fn unicast_dhcp_becomes_broadcast_in_a_split_network() {
+    let tables = shards::tables(&["10.0.0.2".parse().unwrap()]);
+    assert!(tables.starts_with("*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"));
+    assert!(tables.contains("-A OUTPUT -p udp -m udp --sport 67 -j CT --notrack\nCOMMIT\n*nat\n"));
+    for chain in ["PREROUTING", "OUTPUT"] {
+        assert!(tables.contains(&format!(
+            "-A {chain} -d 10.0.0.2/32 -p udp -m udp --dport 67 -j DNAT --to-destination 255.255.255.255\n"
+        )));
+    }
+    assert!(tables.ends_with("COMMIT\n"));
+    // No address: both tables are emptied.
+    assert!(!shards::tables(&[]).contains("-A "));
 }
 
 #[test]
