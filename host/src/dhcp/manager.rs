@@ -217,6 +217,15 @@ impl DhcpManager {
         self.networks.get(network_id).map_or(0, |n| n.shards)
     }
 
+    /// The shard that serves a port of a network, when the port has entries there.
+    pub fn shard_of(&self, network_id: &str, port_id: &str) -> Option<usize> {
+        let state = self.networks.get(network_id)?;
+        state
+            .ports
+            .contains_key(port_id)
+            .then(|| state.shard_of(port_id))
+    }
+
     /// The directory of a network's files.
     pub fn network_dir(&self, network_id: &str) -> PathBuf {
         NetworkDir::new(&self.state_dir, network_id)
