@@ -282,50 +282,19 @@ impl DhcpManager {
                 processes: Vec::new(),
                 broadcast_rules,
             };
-            let diff = state.lay_out(&self.options)?;
+            // Kept even when it failed, so that supervise and the next call can retry.
+            let laid_out = state.lay_out(&self.options);
             self.networks.insert(network_id, state);
             let action = if existed {
                 DhcpAction::Restarted
             } else {
                 DhcpAction::Started
             };
-            return Ok(diff.outcome(action));
+            return laid_out.map(|diff| diff.outcome(action));
         };
-
-        let mut diff = Diff::default();
-        let mut old_ports = std::mem::take(&mut state.ports);
-        for (id, new) in &ports {
-            let old = old_ports.remove(id).unwrap_or_default();
-            state.sync_port(id, &old, new, &mut diff)?;
-        }
-        for (id, old) in old_ports {
-            state.sync_port(&id, &old, &PortState::default(), &mut diff)?;
-        }
-        state.ports = ports;
-        state.subnets = subnets;
-        state.mtu = net.network.mtu;
-        state.dhcp_port_id = net.dhcp_port_id.clone();
-        if state.interface != interface {
-            layout::write_file(&state.dir.interface(), &format!("{interface}\n"))?;
-            state.interface = interface.to_string();
-            diff.written += 1;
-        }
-        state.set_opts(state.subnet_options(&self.options), &mut diff)?;
-        let key = StartKey {
-            args: state.command_lines(&self.options),
-            dhcp_ips,
-        };
-        let restart = state.key != key;
-        state.key = key;
-        let action = if restart {
-            state.restart(&self.options)?;
-            DhcpAction::Restarted
-        } else {
-            state.notify(&diff, &self.options)?
-        };
-        state.release(&diff.releases, &self.options);
+        let done = state.reconfigure(net, interface, subnets, ports, dhcp_ips, &self.options);
         self.networks.insert(network_id, state);
-        Ok(diff.outcome(action))
+        done
     }
 
     /// Writes one port's files only (never another port's) and makes dnsmasq see them; a
@@ -447,6 +416,51 @@ impl NetworkState {
 
     fn shard_of(&self, port_id: &str) -> usize {
         shards::of(port_id, self.shards)
+    }
+
+    /// Brings a running network to `net` by the cheapest correct means.
+    fn reconfigure(
+        &mut self,
+        net: &DhcpNetwork,
+        interface: &str,
+        subnets: Subnets,
+        ports: HashMap<String, PortState>,
+        dhcp_ips: Vec<String>,
+        options: &DhcpOptions,
+    ) -> Result<DhcpOutcome> {
+        let mut diff = Diff::default();
+        let mut old_ports = std::mem::take(&mut self.ports);
+        for (id, new) in &ports {
+            let old = old_ports.remove(id).unwrap_or_default();
+            self.sync_port(id, &old, new, &mut diff)?;
+        }
+        for (id, old) in old_ports {
+            self.sync_port(&id, &old, &PortState::default(), &mut diff)?;
+        }
+        self.ports = ports;
+        self.subnets = subnets;
+        self.mtu = net.network.mtu;
+        self.dhcp_port_id = net.dhcp_port_id.clone();
+        if self.interface != interface {
+            layout::write_file(&self.dir.interface(), &format!("{interface}\n"))?;
+            self.interface = interface.to_string();
+            diff.written += 1;
+        }
+        self.set_opts(self.subnet_options(options), &mut diff)?;
+        let key = StartKey {
+            args: self.command_lines(options),
+            dhcp_ips,
+        };
+        let restart = self.key != key;
+        self.key = key;
+        let action = if restart {
+            self.restart(options)?;
+            DhcpAction::Restarted
+        } else {
+            self.notify(&diff, options)?
+        };
+        self.release(&diff.releases, options);
+        Ok(diff.outcome(action))
     }
 
     /// Stops every process, writes every file for the current split (removing those of other
