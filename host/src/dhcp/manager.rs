@@ -11,8 +11,8 @@
 //!
 //! A network of more than `ports_per_dnsmasq` ports is served by several DHCP processes, each
 //! for a share of the ports, and one for DNS ([`super::shards`]); the split changes (every
-//! process restarted, every file written again) only when the network doubles or shrinks by
-//! four. The manager remembers what it wrote, so a change is found without reading files back,
+//! process restarted, every file written again) only when the network outgrows it, or
+//! shrinks to a quarter of what it holds. The manager remembers what it wrote, so a change is found without reading files back,
 //! and one port change touches that port's files only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -254,7 +254,8 @@ impl DhcpManager {
                 ports.insert(port.id.clone(), state);
             }
         }
-        let wanted = shards::wanted(ports.len(), self.options.ports_per_dnsmasq);
+        let per_shard = self.options.ports_per_dnsmasq;
+        let wanted = shards::wanted(ports.len(), per_shard);
         let dhcp_ips = dhcp_ips(net.ports.iter().find(|p| p.id == net.dhcp_port_id));
 
         let existing = self.networks.remove(&network_id);
@@ -262,7 +263,8 @@ impl DhcpManager {
             .as_ref()
             .map_or((false, false), |s| (true, s.broadcast_rules));
         // A state dropped here stops its processes.
-        let Some(mut state) = existing.filter(|s| shards::keep(s.shards, wanted)) else {
+        let Some(mut state) = existing.filter(|s| shards::keep(s.shards, ports.len(), per_shard))
+        else {
             // First time here (perhaps not on this disk), or split anew: every process
             // stopped, every file written, then every process started.
             let mut state = NetworkState {
@@ -298,7 +300,7 @@ impl DhcpManager {
     }
 
     /// Writes one port's files only (never another port's) and makes dnsmasq see them; a
-    /// port that makes the network twice as large as its split allows splits it anew.
+    /// port beyond what the split holds splits the network anew.
     pub fn upsert_port(&mut self, network_id: &str, port: &HostPort) -> Result<DhcpOutcome> {
         let options = &self.options;
         let state = self
@@ -323,10 +325,10 @@ impl DhcpManager {
         }
         let new = port_state(port, &state.subnets, &options.domain)?.unwrap_or_default();
         let grows = !state.ports.contains_key(&port.id) && new != PortState::default();
-        let wanted = shards::wanted(state.ports.len() + 1, options.ports_per_dnsmasq);
-        if grows && wanted > state.shards {
+        let (count, per_shard) = (state.ports.len() + 1, options.ports_per_dnsmasq);
+        if grows && !shards::keep(state.shards, count, per_shard) {
             state.ports.insert(port.id.clone(), new);
-            state.shards = wanted;
+            state.shards = shards::wanted(count, per_shard);
             let diff = state.lay_out(options)?;
             return Ok(diff.outcome(DhcpAction::Restarted));
         }

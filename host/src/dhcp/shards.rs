@@ -30,11 +30,13 @@ pub fn wanted(ports: usize, per_shard: usize) -> usize {
         .min(MAX_SHARDS)
 }
 
-/// Whether `current` shards may stay for a network that wants `wanted`: a shrinking network
-/// is merged only when it has shrunk by four, so that one removal at a boundary does not
-/// restart every process.
-pub fn keep(current: usize, wanted: usize) -> bool {
-    current == wanted || current == 2 * wanted
+/// Whether `current` shards may stay for `ports` ports: until they hold more than
+/// `per_shard` each, or, shrinking, until the network is down to a quarter of what they may
+/// hold, so that a network near a boundary does not restart every process back and forth.
+pub fn keep(current: usize, ports: usize, per_shard: usize) -> bool {
+    let capacity = current * per_shard.max(1);
+    wanted(ports, per_shard) == current
+        || (ports <= capacity && (current == 1 || ports > capacity / 4))
 }
 
 /// The shard of a port: a hash of its id (FNV-1a, stable across runs, since the files on

@@ -357,8 +357,15 @@ fn shards_double_and_merge_late() {
     assert_eq!(shards::wanted(513, 512), 2);
     assert_eq!(shards::wanted(10_000, 512), 32);
     assert_eq!(shards::wanted(1_000_000, 512), shards::MAX_SHARDS);
-    assert!(shards::keep(32, 32) && shards::keep(32, 16));
-    assert!(!shards::keep(32, 8) && !shards::keep(16, 32));
+    // 32 shards of 512 hold 16,384 ports; they merge below a quarter of that.
+    assert!(shards::keep(32, 10_000, 512) && shards::keep(32, 16_384, 512));
+    assert!(shards::keep(32, 4_097, 512) && !shards::keep(32, 4_096, 512));
+    assert!(!shards::keep(32, 16_385, 512) && !shards::keep(16, 10_000, 512));
+    // One process stays one until it outgrows 512; two merge back only at 256.
+    assert!(shards::keep(1, 0, 512) && shards::keep(1, 512, 512) && !shards::keep(1, 513, 512));
+    assert!(shards::keep(2, 257, 512) && !shards::keep(2, 256, 512));
+    // At the most shards there are, a larger network keeps them.
+    assert!(shards::keep(shards::MAX_SHARDS, 1_000_000, 512));
     // Stable and spread: 1,000 ids over 8 shards, each shard gets a fair share.
     let mut counts = [0usize; 8];
     for n in 0..1000 {
