@@ -442,7 +442,31 @@ fn a_large_network_is_split_among_dnsmasq_shards() {
         );
     }
 
-    // Growing past twice the split: split anew, every port still served.
+    // An agent restarted on the same state: the same split, the leases dnsmasq wrote kept
+    // (a granted lease has its expiry time, a seeded one 0), every port still served.
+    let options = DhcpOptions {
+        ports_per_dnsmasq: 2,
+        ..DhcpOptions::default()
+    };
+    let state_dir = lab._state.path().to_path_buf();
+    lab.manager = DhcpManager::new(state_dir, options).unwrap();
+    let granted = |lab: &Lab| -> usize {
+        let dir = lab.manager.network_dir(&id);
+        (0..4)
+            .map(|k| std::fs::read_to_string(dir.join(format!("shard-{k}/leases"))).unwrap())
+            .flat_map(|text| text.lines().map(str::to_string).collect::<Vec<_>>())
+            .filter(|line| !line.starts_with("0 "))
+            .count()
+    };
+    assert_eq!(granted(&lab), macs.len());
+    assert_eq!(lab.configure(), DhcpAction::Started);
+    assert_eq!(lab.manager.shards(&id), 4);
+    assert_eq!(granted(&lab), macs.len());
+    for (mac, ip) in &macs {
+        assert_eq!(lab.lease(mac, WAIT).unwrap().ip.to_string(), *ip);
+    }
+
+    // Growing past what the split holds: split anew, every port still served.
     for n in 4..8 {
         let p = lab.new_port(&mac(n), &ip(n));
         let outcome = lab.manager.upsert_port(&id, &p).unwrap();
