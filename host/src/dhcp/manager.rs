@@ -10,10 +10,10 @@
 //!   dnsmasq reads its ranges and binds its addresses only at start.
 //!
 //! A network of more than `ports_per_dnsmasq` ports is served by several DHCP processes, each
-//! for a share of the ports, and one for DNS ([`super::shards`]); the split changes (every
+//! for a share of the ports, and one for DNS (see `shards`); the split changes (every
 //! process restarted, every file written again) only when the network outgrows it, or
-//! shrinks to a quarter of what it holds. The manager remembers what it wrote, so a change is found without reading files back,
-//! and one port change touches that port's files only.
+//! shrinks to a quarter of what it holds. The manager remembers what it wrote, so a change is
+//! found without reading files back, and one port change touches that port's files only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};

@@ -1,13 +1,14 @@
 //! DHCP with real dnsmasq, as Neutron's DHCP agent does it: one dnsmasq per network (several
-//! for a large one, see [`shards`]), inside the network's `qdhcp-<network id>` namespace,
+//! for a large one, see `shards`), inside the network's `qdhcp-<network id>` namespace,
 //! configured from files in `<state_dir>/dhcp/<network id>/`.
 //!
 //! Unlike Neutron, which rewrites one hosts file of every port on each port change (its
-//! pain point 6.3), every port has its own files: a DHCP host entry in `host/` (dnsmasq's
-//! `--dhcp-hostsdir`), its DNS names in `addn_hosts/` (`--hostsdir`) and its `extra_dhcp_opts`
-//! in `port_opts/` (`--dhcp-optsdir`). dnsmasq reads new files in those directories by inotify,
-//! so adding a port writes one or two files and sends no signal; a changed or removed entry
-//! needs SIGHUP, because dnsmasq only ever adds records it read from those directories.
+//! pain point 6.3), every port has its own files: a DHCP host entry in its shard's `host/`
+//! (dnsmasq's `--dhcp-hostsdir`), its DNS names in `addn_hosts/` (`--hostsdir`) and its
+//! `extra_dhcp_opts` in its shard's `port_opts/` (`--dhcp-optsdir`), see `layout`. dnsmasq
+//! reads new files in those directories by inotify, so adding a port writes one or two files
+//! and sends no signal; a changed or removed entry needs SIGHUP, because dnsmasq only ever adds
+//! records it read from those directories.
 //!
 //! - [`DhcpManager`]: the server side (files, dnsmasq processes, reload vs restart).
 //! - [`client`]: the instance side, a udhcpc run with a client script of our own.
