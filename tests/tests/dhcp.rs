@@ -405,8 +405,8 @@ fn a_large_network_is_split_among_dnsmasq_shards() {
         ports_per_dnsmasq: 2,
         ..DhcpOptions::default()
     };
-    let Some(mut lab) = Lab::with_options("a_large_network_is_split_among_dnsmasq_shards", options)
-    else {
+    let test = "a_large_network_is_split_among_dnsmasq_shards";
+    let Some(mut lab) = Lab::with_options(test, options.clone()) else {
         return;
     };
     let id = lab.id().to_string();
@@ -444,10 +444,6 @@ fn a_large_network_is_split_among_dnsmasq_shards() {
 
     // An agent restarted on the same state: the same split, the leases dnsmasq wrote kept
     // (a granted lease has its expiry time, a seeded one 0), every port still served.
-    let options = DhcpOptions {
-        ports_per_dnsmasq: 2,
-        ..DhcpOptions::default()
-    };
     let state_dir = lab._state.path().to_path_buf();
     lab.manager = DhcpManager::new(state_dir, options).unwrap();
     let granted = |lab: &Lab| -> usize {

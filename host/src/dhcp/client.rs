@@ -7,7 +7,7 @@
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -75,9 +75,7 @@ impl DhcpClient {
     /// and configures the interface with it.
     pub fn lease(&self, namespace: &str, interface: &str, timeout: Duration) -> Result<Lease> {
         let tries = timeout.as_secs().max(1).to_string();
-        let child = Command::new("ip")
-            .args(["netns", "exec", namespace])
-            .arg(&self.udhcpc)
+        let child = super::in_namespace(namespace, &self.udhcpc)
             .args([
                 "-i", interface, "-f", "-q", "-n", "-t", &tries, "-T", "1", "-s",
             ])

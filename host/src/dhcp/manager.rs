@@ -18,7 +18,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use super::cmdline::{Role, dnsmasq_args};
 use super::entries::{self, PortFiles, ROUTER_INTERFACE_OWNERS};
@@ -493,16 +492,15 @@ impl NetworkState {
                 &mut diff,
             )?;
         }
+        // Any other file in a port directory is of a port gone, or of another shard's.
         for file in PortFile::ALL {
-            let dirs: Vec<(usize, PathBuf)> = match file {
-                PortFile::Names => vec![(0, dir.names())],
-                _ => (0..self.shards).map(|k| (k, file.dir(&dir, k))).collect(),
-            };
-            for (k, file_dir) in dirs {
+            let mut dirs: Vec<PathBuf> = (0..self.shards).map(|k| file.dir(&dir, k)).collect();
+            dirs.dedup(); // the names' one directory
+            for file_dir in dirs {
                 for name in layout::file_names(&file_dir)? {
                     let wanted = self.ports.get(&name).is_some_and(|p| {
                         !file.text(&p.files).is_empty()
-                            && (matches!(file, PortFile::Names) || self.shard_of(&name) == k)
+                            && file.dir(&dir, self.shard_of(&name)) == file_dir
                     });
                     if !wanted && layout::remove_file(&file_dir.join(&name))? {
                         diff.removed += 1;
@@ -678,9 +676,7 @@ impl NetworkState {
     /// effort, as in Neutron: a failure only delays the address's reuse.
     fn release(&self, releases: &[(String, Ipv4Addr)], options: &DhcpOptions) {
         for (mac, ip) in releases {
-            let status = Command::new("ip")
-                .args(["netns", "exec", &self.namespace])
-                .arg(&options.dhcp_release)
+            let status = super::in_namespace(&self.namespace, &options.dhcp_release)
                 .args([&self.interface, &ip.to_string(), mac])
                 .status();
             match status {

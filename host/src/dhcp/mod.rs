@@ -94,6 +94,14 @@ fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> DhcpErro
     move |source| DhcpError::Io { path, source }
 }
 
+/// `program` run inside `namespace` (`ip netns exec` execs it in place, so the child is the
+/// program itself).
+fn in_namespace(namespace: &str, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut command = std::process::Command::new("ip");
+    command.args(["netns", "exec", namespace]).arg(program);
+    command
+}
+
 fn invalid(text: impl Into<String>) -> DhcpError {
     DhcpError::Invalid(text.into())
 }

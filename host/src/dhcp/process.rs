@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
@@ -34,9 +34,7 @@ impl Dnsmasq {
         super::layout::remove_file(&dir.pid())?;
         let log_path = dir.log();
         let log = fs::File::create(&log_path).map_err(io_error(&log_path))?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", namespace])
-            .arg(binary)
+        let child = super::in_namespace(namespace, binary)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

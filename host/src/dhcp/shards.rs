@@ -13,7 +13,7 @@
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use super::{DhcpError, Result};
 
@@ -80,9 +80,7 @@ pub fn apply_tables(namespace: &str, iptables_restore: &Path, table: &str) -> Re
             iptables_restore.display()
         ))
     };
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", namespace])
-        .arg(iptables_restore)
+    let mut child = super::in_namespace(namespace, iptables_restore)
         .arg("-w")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
