@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use neutrino::conformance::{AgentFixture, fixtures};
-use neutrino::plugins::bindings::{NetworkType, VnicType};
+use neutrino_model::{NetworkType, VnicType};
 use neutrino::plugins::{DriverSettings, Limits, Runtime, bundled};
 use neutrino_sdk::Driver as _;
 use neutrino_sdk::testing as sdk;
@@ -132,7 +132,7 @@ fn main() {
 
 /// The SDK's types are the guest's; map the host's network type onto them.
 mod sdk_ctx {
-    use neutrino::plugins::bindings::NetworkType as H;
+    use neutrino_model::NetworkType as H;
     use neutrino_sdk::types::NetworkType as G;
 
     pub type Ctx = neutrino_sdk::types::BindContext;

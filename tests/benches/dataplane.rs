@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use neutrino::agent::executor::{Executor, ExecutorConfig};
 use neutrino::conformance::AgentFixture;
-use neutrino::plugins::bindings::{NetworkType, Op};
+use neutrino_model::{NetworkType, Op};
 use neutrino_tests::dataplane::{Flavor, Node, address_in};
 use neutrino_tests::kernel::{NetnsGuard, is_root, unique};
 use neutrino_tests::ovs::OvsDaemon;

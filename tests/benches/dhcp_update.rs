@@ -24,7 +24,7 @@ use neutrino::agent::protocol::{
 };
 use neutrino::dhcp::client::DhcpClient;
 use neutrino::dhcp::{DhcpManager, DhcpOptions, DhcpOutcome};
-use neutrino::plugins::bindings::{FixedIp, Network, NetworkType, Segment};
+use neutrino_model::{FixedIp, Network, NetworkType, Segment};
 use neutrino_tests::dhcp_probe::Probe;
 use neutrino_tests::kernel::{self, Netns};
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use neutrino::agent::protocol::instance_namespace;
 use neutrino::conformance::{AgentFixture, fixtures};
-use neutrino::plugins::bindings::{
+use neutrino_model::{
     Agent, Attachment, AttachmentKind, BindDecision, Network, NetworkType, Op, PortContext,
     VnicType,
 };
@@ -102,7 +102,7 @@ impl NetworkStory {
         }
     }
 
-    fn network_ctx(&self) -> neutrino::plugins::bindings::NetworkContext {
+    fn network_ctx(&self) -> neutrino_model::NetworkContext {
         fixtures::network_context(&self.network, &self.network.segments[0], &self.agent)
     }
 

@@ -289,7 +289,7 @@ on_both_databases!(
         assert_eq!(b.network.id, net);
         assert_eq!(b.segment.id, net);
         assert_eq!(
-            neutrino::plugins::bindings::network_type_name(b.segment.network_type),
+            neutrino_model::network_type_name(b.segment.network_type),
             "vxlan"
         );
         assert!(b.segment.segmentation_id.is_some());
@@ -378,7 +378,7 @@ on_both_databases!(
         assert_eq!(attachment.interface_name, format!("ns-{}", &id_of(d)[..11]));
         assert_eq!(
             attachment.kind,
-            neutrino::plugins::bindings::AttachmentKind::Dhcp
+            neutrino_model::AttachmentKind::Dhcp
         );
         assert!(poll(&api, "c1", 0, 0).await.dhcp_networks.is_empty());
 

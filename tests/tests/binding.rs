@@ -9,7 +9,7 @@ use neutrino::binding::{
     agent_alive,
 };
 use neutrino::conformance::{AgentFixture, fixtures};
-use neutrino::plugins::bindings::{Agent, NetworkType, VnicType};
+use neutrino_model::{Agent, NetworkType, VnicType};
 use neutrino::plugins::{Driver, Runtime};
 use neutrino_tests::{bundled_driver, runtime, test_driver};
 

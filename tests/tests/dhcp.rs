@@ -13,7 +13,7 @@ use neutrino::agent::protocol::{
 };
 use neutrino::dhcp::client::{DhcpClient, Lease};
 use neutrino::dhcp::{DhcpAction, DhcpManager, DhcpOptions};
-use neutrino::plugins::bindings::{FixedIp, Network, NetworkType, Segment};
+use neutrino_model::{FixedIp, Network, NetworkType, Segment};
 use neutrino_tests::dhcp_probe::Probe;
 use neutrino_tests::kernel::{self, Netns};
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use neutrino::agent::executor::{ApplyError, Executor, ExecutorConfig, LinkInfo};
 use neutrino::conformance::AgentFixture;
-use neutrino::plugins::bindings::{
+use neutrino_model::{
     AddressSpec, AttachSpec, BridgeSpec, LinkRef, LinkSpec, MacvlanMode, MacvlanSpec, NetworkType,
     Op, VethSpec,
 };
@@ -413,7 +413,7 @@ async fn ovs_internal_port_moves_into_its_namespace() {
     let _ns_guards: Vec<NetnsGuard> = spaces.iter().map(NetnsGuard::new).collect();
     let _link_guards: Vec<LinkGuard> = names.iter().map(LinkGuard::new).collect();
     let mut plan = vec![Op::EnsureOvsBridge(
-        neutrino::plugins::bindings::OvsBridgeSpec {
+        neutrino_model::OvsBridgeSpec {
             name: bridge.clone(),
             datapath_type: "netdev".into(),
         },
@@ -421,10 +421,10 @@ async fn ovs_internal_port_moves_into_its_namespace() {
     for (i, (name, ns)) in names.iter().zip(&spaces).enumerate() {
         plan.extend([
             Op::EnsureNamespace(ns.clone()),
-            Op::EnsureOvsPort(neutrino::plugins::bindings::OvsPortSpec {
+            Op::EnsureOvsPort(neutrino_model::OvsPortSpec {
                 bridge: bridge.clone(),
                 name: name.clone(),
-                port_type: neutrino::plugins::bindings::OvsPortType::Internal,
+                port_type: neutrino_model::OvsPortType::Internal,
                 tag: Some(3),
                 external_ids: vec![("iface-id".into(), format!("port-{i}"))],
             }),

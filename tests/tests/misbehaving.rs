@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use neutrino::conformance::{AgentFixture, fixtures};
-use neutrino::plugins::bindings::{BindContext, BindDecision, NetworkType, PortContext, VnicType};
+use neutrino_model::{BindContext, BindDecision, NetworkType, PortContext, VnicType};
 use neutrino::plugins::{CallError, Driver, DriverSettings, Limits, LoadFailure, Runtime};
 use neutrino_tests::{bundled_driver, component, runtime, test_driver};
 

@@ -3,7 +3,7 @@
 //! After an intended change: `INSTA_UPDATE=always cargo test -p neutrino-tests --test plan_snapshots`.
 
 use neutrino::conformance::{AgentFixture, fixtures};
-use neutrino::plugins::bindings::{AttachmentKind, BindDecision, NetworkType, Port, VnicType};
+use neutrino_model::{AttachmentKind, BindDecision, NetworkType, Port, VnicType};
 use neutrino::plugins::{Driver, render};
 use neutrino_tests::{bundled_driver, runtime};
 
@@ -84,7 +84,7 @@ fn snapshot_driver(name: &str, agent_type: &str, types: &[NetworkType]) {
     for &nt in types {
         let snapshot = format!(
             "{name}-{}",
-            neutrino::plugins::bindings::network_type_name(nt)
+            neutrino_model::network_type_name(nt)
         );
         insta::assert_snapshot!(snapshot, story(&driver, agent_type, nt));
     }

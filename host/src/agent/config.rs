@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::plugins::bindings as wit;
+use neutrino_model as model;
 use crate::plugins::registry::DriversConfig;
 
 /// The agent type the agent reports for the DHCP it serves, as Neutron's DHCP agent does.
@@ -81,15 +81,15 @@ impl AgentSettings {
     }
 
     /// This agent as drivers see it in plug and setup calls.
-    pub fn as_driver_agent(&self, host: &str, agent_type: &str, drivers: &[String]) -> wit::Agent {
-        wit::Agent {
+    pub fn as_driver_agent(&self, host: &str, agent_type: &str, drivers: &[String]) -> model::Agent {
+        model::Agent {
             id: String::new(),
             agent_type: agent_type.into(),
             binary: "neutrino-agent".into(),
             host: host.into(),
             alive: true,
             admin_state_up: true,
-            configurations: wit::AgentConfigurations::from_reported(&self.configurations(drivers)),
+            configurations: model::AgentConfigurations::from_reported(&self.configurations(drivers)),
         }
     }
 }

@@ -17,7 +17,7 @@ use super::stale;
 use super::wiring::Wiring;
 use crate::dhcp::DhcpManager;
 use crate::dhcp::client::DhcpClient;
-use crate::plugins::bindings::{AddressSpec, Op};
+use neutrino_model::{AddressSpec, Op};
 
 /// Owners whose ports have no DHCP host entry (Neutron's DHCP agent skips them).
 const NO_DHCP_ENTRY: [&str; 4] = [

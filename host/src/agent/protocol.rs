@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::plugins::bindings as wit;
+use neutrino_model as model;
 
 /// Query of `GET /internal/hosts/{host}/changes`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -57,7 +57,7 @@ pub struct HostPort {
     pub id: String,
     pub network_id: String,
     pub mac_address: String,
-    pub fixed_ips: Vec<wit::FixedIp>,
+    pub fixed_ips: Vec<model::FixedIp>,
     pub device_owner: String,
     pub device_id: String,
     pub admin_state_up: bool,
@@ -87,11 +87,11 @@ pub struct HostBinding {
     pub vif_details: Map<String, Value>,
     pub vnic_type: String,
     pub profile: Map<String, Value>,
-    pub network: wit::Network,
-    pub segment: wit::Segment,
+    pub network: model::Network,
+    pub segment: model::Segment,
     /// Where the device goes: an instance's namespace or a `qdhcp-` namespace. None: nothing
     /// on this host asked for a device yet (a port bound before its instance exists).
-    pub attachment: Option<wit::Attachment>,
+    pub attachment: Option<model::Attachment>,
 }
 
 /// A network whose DHCP this host serves; `network: None` means it no longer does.
@@ -103,7 +103,7 @@ pub struct DhcpNetworkChange {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DhcpNetwork {
-    pub network: wit::Network,
+    pub network: model::Network,
     /// Every subnet of the network (DHCP-disabled ones included: their routes still matter).
     pub subnets: Vec<DhcpSubnet>,
     /// The network's DHCP port on this host (owner `network:dhcp`); its binding's attachment is

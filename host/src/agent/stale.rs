@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::executor::Executor;
-use crate::plugins::bindings::{LinkRef, Op, OvsPortRef};
+use neutrino_model::{LinkRef, Op, OvsPortRef};
 
 /// What must stay.
 pub struct Keep {

@@ -11,7 +11,7 @@ use super::local_vlans::LocalVlans;
 use super::protocol::{HostBinding, HostPort};
 use crate::api::port_binding::json_pairs;
 use crate::plugins::Driver;
-use crate::plugins::bindings as wit;
+use neutrino_model as model;
 use crate::plugins::registry::Registry;
 
 pub struct Wiring {
@@ -19,7 +19,7 @@ pub struct Wiring {
     executor: Executor,
     drivers: Arc<Registry>,
     /// This agent as each driver's agent type (what plug and setup contexts carry).
-    agents: HashMap<String, wit::Agent>,
+    agents: HashMap<String, model::Agent>,
     local_vlans: LocalVlans,
     /// Plugged ports as they were plugged.
     plugged: HashMap<String, HostPort>,
@@ -32,7 +32,7 @@ impl Wiring {
         host: String,
         executor: Executor,
         drivers: Arc<Registry>,
-        agents: HashMap<String, wit::Agent>,
+        agents: HashMap<String, model::Agent>,
         local_vlans: LocalVlans,
     ) -> Wiring {
         Wiring {
@@ -156,7 +156,7 @@ impl Wiring {
             .map_err(|e| format!("{e:#}"))
     }
 
-    fn agent_for(&self, driver: &str) -> Result<wit::Agent, String> {
+    fn agent_for(&self, driver: &str) -> Result<model::Agent, String> {
         let agent_type = self.driver(driver)?.description().agent_type.clone();
         self.agents
             .get(&agent_type)
@@ -168,8 +168,8 @@ impl Wiring {
         &self,
         binding: &HostBinding,
         local_vlan: u16,
-    ) -> Result<wit::NetworkContext, String> {
-        Ok(wit::NetworkContext {
+    ) -> Result<model::NetworkContext, String> {
+        Ok(model::NetworkContext {
             host: self.host.clone(),
             network: binding.network.clone(),
             segment: binding.segment.clone(),
@@ -183,12 +183,12 @@ impl Wiring {
         port: &HostPort,
         binding: &HostBinding,
         local_vlan: u16,
-    ) -> Result<wit::PortContext, String> {
+    ) -> Result<model::PortContext, String> {
         let attachment = binding
             .attachment
             .clone()
             .ok_or_else(|| format!("port {} has no attachment", port.id))?;
-        Ok(wit::PortContext {
+        Ok(model::PortContext {
             host: self.host.clone(),
             port: driver_port(port, binding),
             network: binding.network.clone(),
@@ -216,14 +216,14 @@ fn same_wiring(a: &HostPort, b: &HostPort) -> bool {
         && x.network.mtu == y.network.mtu
 }
 
-fn driver_port(port: &HostPort, binding: &HostBinding) -> wit::Port {
-    wit::Port {
+fn driver_port(port: &HostPort, binding: &HostBinding) -> model::Port {
+    model::Port {
         id: port.id.clone(),
         network_id: port.network_id.clone(),
         name: String::new(),
         mac_address: port.mac_address.clone(),
         fixed_ips: port.fixed_ips.clone(),
-        vnic_type: wit::vnic_type_named(&binding.vnic_type).unwrap_or(wit::VnicType::Normal),
+        vnic_type: model::vnic_type_named(&binding.vnic_type).unwrap_or(model::VnicType::Normal),
         binding_host: binding.host.clone(),
         binding_profile: json_pairs(&binding.profile),
         device_owner: port.device_owner.clone(),

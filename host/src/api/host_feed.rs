@@ -25,7 +25,7 @@ use crate::agent::protocol::{
 };
 use crate::agent::protocol::{HostPort, PortStatus};
 use crate::binding::{BindingOutcome, BindingResult};
-use crate::plugins::bindings::{Attachment, AttachmentKind};
+use neutrino_model::{Attachment, AttachmentKind};
 use crate::store::dhcp_hosting::{self, Hosting};
 use crate::store::feed::{self, FeedKind};
 use crate::store::networks::Network;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::AppState;
 use super::error::{ApiResult, NeutronError};
 use crate::binding::BindingOutcome;
-use crate::plugins::bindings as wit;
+use neutrino_model as model;
 use crate::store::networks::Network;
 use crate::store::ports::Port;
 
@@ -30,7 +30,7 @@ pub async fn bind(
     let mut agents = crate::store::agents::on_host(&mut *conn, &port.binding_host).await?;
     state.heartbeats.overlay(&mut agents);
     let now = SystemTime::now();
-    let agents: Vec<wit::Agent> = agents
+    let agents: Vec<model::Agent> = agents
         .iter()
         .map(|a| a.to_binding(now, state.config.agent_down_time))
         .collect();
@@ -50,16 +50,16 @@ pub async fn bind(
     Ok(())
 }
 
-fn port_of(p: &Port) -> wit::Port {
+fn port_of(p: &Port) -> model::Port {
     let profile: serde_json::Map<String, Value> =
         serde_json::from_str(&p.binding_profile).unwrap_or_default();
-    wit::Port {
+    model::Port {
         id: p.id.clone(),
         network_id: p.network_id.clone(),
         name: p.name.clone(),
         mac_address: p.mac_address.clone(),
         fixed_ips: driver_fixed_ips(&p.fixed_ips),
-        vnic_type: wit::vnic_type_named(&p.binding_vnic_type).unwrap_or(wit::VnicType::Normal),
+        vnic_type: model::vnic_type_named(&p.binding_vnic_type).unwrap_or(model::VnicType::Normal),
         binding_host: p.binding_host.clone(),
         binding_profile: json_pairs(&profile),
         device_owner: p.device_owner.clone(),
@@ -70,10 +70,10 @@ fn port_of(p: &Port) -> wit::Port {
 
 /// The network with its one segment (the provider attributes); the segment's id is the
 /// network's.
-pub fn network_of(n: &Network) -> wit::Network {
+pub fn network_of(n: &Network) -> model::Network {
     let mtu = u32::try_from(n.mtu).unwrap_or(1500);
-    let segments = wit::network_type_named(&n.network_type)
-        .map(|network_type| wit::Segment {
+    let segments = model::network_type_named(&n.network_type)
+        .map(|network_type| model::Segment {
             id: n.id.clone(),
             network_type,
             physical_network: n.physical_network.clone(),
@@ -82,7 +82,7 @@ pub fn network_of(n: &Network) -> wit::Network {
         })
         .into_iter()
         .collect();
-    wit::Network {
+    model::Network {
         id: n.id.clone(),
         name: n.name.clone(),
         project_id: n.project_id.clone(),
@@ -95,9 +95,9 @@ pub fn network_of(n: &Network) -> wit::Network {
 }
 
 /// A port's addresses in the drivers' terms.
-pub fn driver_fixed_ips(ips: &[crate::store::ports::FixedIp]) -> Vec<wit::FixedIp> {
+pub fn driver_fixed_ips(ips: &[crate::store::ports::FixedIp]) -> Vec<model::FixedIp> {
     ips.iter()
-        .map(|f| wit::FixedIp {
+        .map(|f| model::FixedIp {
             subnet_id: f.subnet_id.clone(),
             ip_address: f.ip_address.clone(),
         })

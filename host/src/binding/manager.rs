@@ -3,7 +3,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::plugins::Driver;
-use crate::plugins::bindings::{
+use neutrino_model::{
     Agent, BindContext, BindDecision, BindingLevel, Network, Port, Segment,
 };
 
@@ -287,7 +287,7 @@ fn failure_summary(port: &Port, host: &str, decisions: &[DriverDecision]) -> Str
     format!(
         "failed to bind port {} on host {host} for vnic_type {}: {}",
         port.id,
-        crate::plugins::bindings::vnic_type_name(port.vnic_type),
+        neutrino_model::vnic_type_name(port.vnic_type),
         reasons.join("; ")
     )
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::fixtures::{self, ALL_NETWORK_TYPES, ALL_VNIC_TYPES, AgentFixture};
 use super::report::{Outcome, Report};
-use crate::plugins::bindings::{
+use neutrino_model::{
     Agent, BindDecision, Bound, NetworkType, Op, Plan, VnicType, network_type_name as type_name,
     vnic_type_name,
 };
@@ -309,7 +309,7 @@ fn faults_contained(driver: &Driver, fx: &AgentFixture, report: &mut Report) {
     let mut many = fx.network(nt);
     let template = many.segments[0].clone();
     many.segments = (0..2000)
-        .map(|i| crate::plugins::bindings::Segment {
+        .map(|i| neutrino_model::Segment {
             id: format!("s{i}"),
             ..template.clone()
         })

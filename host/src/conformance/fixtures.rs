@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plugins::bindings::{
+use neutrino_model::{
     Agent, AgentConfigurations, Attachment, AttachmentKind, BindContext, FixedIp, Network,
     NetworkContext, NetworkType, Port, PortContext, Segment, VnicType, network_type_name,
 };

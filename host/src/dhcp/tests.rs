@@ -8,7 +8,7 @@ use super::network::{Port, Subnets, check_id, check_interface};
 use super::options::{format_option, subnet_options};
 use super::shards;
 use crate::agent::protocol::{DhcpSubnet, ExtraDhcpOpt, HostPort};
-use crate::plugins::bindings::FixedIp;
+use neutrino_model::FixedIp;
 
 const V4: &str = "5e7b3c1a-0000-4000-8000-000000000004";
 const V4B: &str = "5e7b3c1a-0000-4000-8000-00000000000b";

@@ -6,11 +6,34 @@ use semver::{Version, VersionReq};
 pub const PACKAGE: &str = "neutrino:driver";
 /// The interface a driver exports.
 pub const DRIVER_INTERFACE: &str = "neutrino:driver/driver";
-/// The contract versions this host runs: minor versions only add, so any 0.1.x.
+/// The contract versions this host runs: minor versions only add, so any 0.1.x. The union of
+/// the ranges in [`ADAPTERS`], shown in errors.
 pub const SUPPORTED: &str = ">=0.1.0, <0.2.0";
 
 pub fn supported() -> VersionReq {
     VersionReq::parse(SUPPORTED).expect("valid requirement")
+}
+
+/// The adapter that runs components of one contract version: the frozen snapshot's bindings
+/// and their conversions to and from the model (`plugins::v0_1`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adapter {
+    /// `wit/since_v0.1.0`, for every 0.1.x component.
+    V0_1,
+}
+
+/// Which adapter runs which versions. A new contract version adds a line here, a snapshot in
+/// `wit/since_v*/` and a module beside `plugins::v0_1`; the lines already here never change.
+pub const ADAPTERS: &[(&str, Adapter)] = &[(">=0.1.0, <0.2.0", Adapter::V0_1)];
+
+/// The adapter for a component exporting contract `version`, if this host runs it.
+pub fn adapter_for(version: &Version) -> Option<Adapter> {
+    ADAPTERS.iter().find_map(|(range, adapter)| {
+        VersionReq::parse(range)
+            .expect("valid requirement")
+            .matches(version)
+            .then_some(*adapter)
+    })
 }
 
 /// Interfaces a driver may import, without versions. Ours (types, log, config), and the few
@@ -54,7 +77,7 @@ pub fn import_allowed(name: &str) -> bool {
     if base.starts_with(PACKAGE) {
         return version
             .and_then(|v| Version::parse(v).ok())
-            .is_some_and(|v| supported().matches(&v));
+            .is_some_and(|v| adapter_for(&v).is_some());
     }
     true
 }
@@ -74,5 +97,23 @@ mod tests {
         assert!(!import_allowed("wasi:filesystem/preopens@0.2.6"));
         assert!(!import_allowed("wasi:random/insecure-seed@0.2.6"));
         assert!(!import_allowed("wasi:sockets/tcp@0.2.6"));
+    }
+
+    #[test]
+    fn versions_pick_their_adapter() {
+        let v = |s: &str| Version::parse(s).unwrap();
+        assert_eq!(adapter_for(&v("0.1.0")), Some(Adapter::V0_1));
+        assert_eq!(adapter_for(&v("0.1.9")), Some(Adapter::V0_1));
+        assert_eq!(adapter_for(&v("0.2.0")), None);
+        assert_eq!(adapter_for(&v("0.0.9")), None);
+        assert_eq!(adapter_for(&v("1.0.0")), None);
+        // SUPPORTED, shown in errors, is what the adapters cover.
+        for s in ["0.0.1", "0.1.0", "0.1.5", "0.2.0", "0.3.1", "1.0.0", "9.0.0"] {
+            assert_eq!(
+                supported().matches(&v(s)),
+                adapter_for(&v(s)).is_some(),
+                "{s}"
+            );
+        }
     }
 }

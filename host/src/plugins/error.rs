@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::bindings::DriverError;
+use neutrino_model::DriverError;
 
 /// Why a component was refused at load time. Always names the file.
 #[derive(Debug, thiserror::Error)]

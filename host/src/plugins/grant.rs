@@ -7,7 +7,7 @@
 use neutrino_sdk::names;
 use serde::{Deserialize, Serialize};
 
-use super::bindings::{self as wit, Op};
+use neutrino_model::{self as model, Op};
 
 /// The effective grant of a loaded driver.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,8 +32,8 @@ pub struct GrantNarrowing {
     pub physical_interfaces: Option<Vec<String>>,
 }
 
-impl From<&wit::Grant> for Grant {
-    fn from(g: &wit::Grant) -> Self {
+impl From<&model::Grant> for Grant {
+    fn from(g: &model::Grant) -> Self {
         Grant {
             link_prefixes: g.link_prefixes.clone(),
             ovs_bridges: g.ovs_bridges.clone(),
@@ -255,7 +255,7 @@ fn check_link(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::bindings::{AttachSpec, LinkRef};
+    use neutrino_model::{AttachSpec, LinkRef};
 
     fn grant() -> Grant {
         Grant {

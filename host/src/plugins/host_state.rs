@@ -4,14 +4,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use wasmtime::component::{HasData, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime::{ResourceLimiter, Result};
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::MechanismDriver;
-use super::bindings::neutrino::driver::{config, log, types};
+use super::adapters;
 
 /// Most log lines and bytes of output one instance may produce; the rest is dropped, so a
 /// chatty driver cannot flood the host's log.
@@ -90,31 +89,35 @@ impl ResourceLimiter for CallState {
     }
 }
 
-impl log::Host for CallState {
-    fn log(&mut self, level: log::Level, message: String) {
+/// What the contract's `log` and `config` imports do, whatever the contract version.
+impl CallState {
+    /// A line of the driver's log, tagged with its name; past `MAX_LOG_LINES`, dropped.
+    pub(crate) fn driver_log(&mut self, level: tracing::Level, message: String) {
         self.log_lines += 1;
         if self.log_lines > MAX_LOG_LINES {
             return;
         }
         let driver = &*self.driver;
         match level {
-            log::Level::Trace => tracing::trace!(target: "neutrino::driver", driver, "{message}"),
-            log::Level::Debug => tracing::debug!(target: "neutrino::driver", driver, "{message}"),
-            log::Level::Info => tracing::info!(target: "neutrino::driver", driver, "{message}"),
-            log::Level::Warn => tracing::warn!(target: "neutrino::driver", driver, "{message}"),
-            log::Level::Error => tracing::error!(target: "neutrino::driver", driver, "{message}"),
+            tracing::Level::TRACE => {
+                tracing::trace!(target: "neutrino::driver", driver, "{message}")
+            }
+            tracing::Level::DEBUG => {
+                tracing::debug!(target: "neutrino::driver", driver, "{message}")
+            }
+            tracing::Level::INFO => tracing::info!(target: "neutrino::driver", driver, "{message}"),
+            tracing::Level::WARN => tracing::warn!(target: "neutrino::driver", driver, "{message}"),
+            tracing::Level::ERROR => {
+                tracing::error!(target: "neutrino::driver", driver, "{message}")
+            }
         }
     }
-}
 
-impl types::Host for CallState {}
-
-impl config::Host for CallState {
-    fn get(&mut self, key: String) -> Option<String> {
-        self.config.get(&key).cloned()
+    pub(crate) fn config_get(&self, key: &str) -> Option<String> {
+        self.config.get(key).cloned()
     }
 
-    fn keys(&mut self) -> Vec<String> {
+    pub(crate) fn config_keys(&self) -> Vec<String> {
         self.config.keys().cloned().collect()
     }
 }
@@ -125,11 +128,12 @@ impl HasData for HasTable {
     type Data<'a> = &'a mut ResourceTable;
 }
 
-/// A linker with exactly the allowed imports (see `contract::ALLOWED_IMPORTS`).
+/// A linker with exactly the allowed imports (see `contract::ALLOWED_IMPORTS`), ours in every
+/// contract version the host runs.
 pub fn linker(engine: &wasmtime::Engine) -> Result<Linker<CallState>> {
     use wasmtime_wasi::p2::bindings::{cli, sync::io};
     let mut l = Linker::new(engine);
-    MechanismDriver::add_to_linker::<CallState, HasSelf<CallState>>(&mut l, |s| s)?;
+    adapters::add_to_linker(&mut l)?;
     wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<CallState, HasTable>(
         &mut l,
         |s| &mut s.table,

@@ -1,6 +1,9 @@
 //! The WebAssembly driver runtime: contract, loading, limits, host imports, grants.
+//!
+//! Its API takes and returns `neutrino_model` types. Each contract version the host runs has a
+//! module (`v0_1`, for the frozen `wit/since_v0.1.0`) whose generated types never leave it.
 
-pub mod bindings;
+mod adapters;
 pub mod bundled;
 pub mod contract;
 pub mod error;
@@ -11,6 +14,7 @@ pub mod registry;
 pub mod render;
 mod runtime;
 pub mod validate;
+mod v0_1;
 
 pub use error::{CallError, LoadError, LoadFailure};
 pub use grant::{Grant, GrantNarrowing};

@@ -1,6 +1,6 @@
 //! Plans as text, one operation a line: for dry runs, logs, the API and snapshot tests.
 
-use super::bindings::{MacvlanMode, Op, OvsPortType};
+use neutrino_model::{MacvlanMode, Op, OvsPortType};
 
 fn ns(namespace: &Option<String>) -> String {
     namespace

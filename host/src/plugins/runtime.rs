@@ -13,10 +13,11 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
-use super::bindings::{
-    BindContext, BindDecision, Description, MechanismDriver, MechanismDriverPre, NetworkContext,
-    Plan, PortContext,
+use neutrino_model::{
+    BindContext, BindDecision, Description, DriverError, NetworkContext, Plan, PortContext,
 };
+
+use super::adapters::{DriverInstance, DriverPre};
 use super::contract;
 use super::error::{CallError, LoadError, LoadFailure};
 use super::grant::{Grant, GrantNarrowing, Scope, check_plan};
@@ -106,11 +107,11 @@ impl Runtime {
         let component = self
             .compile(bytes)
             .map_err(|e| fail(LoadFailure::NotAComponent(format!("{e:#}"))))?;
-        let contract = self.check_contract(&component).map_err(fail)?;
+        let (contract, adapter) = self.check_contract(&component).map_err(fail)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .and_then(MechanismDriverPre::new)
+            .and_then(|pre| DriverPre::new(adapter, pre))
             .map_err(|e| fail(LoadFailure::Other(format!("cannot link: {e:#}"))))?;
         let mut driver = Driver {
             runtime: self.clone(),
@@ -165,8 +166,12 @@ impl Runtime {
         Ok(component)
     }
 
-    /// The exported contract version must be supported, and every import allowed.
-    fn check_contract(&self, component: &Component) -> Result<semver::Version, LoadFailure> {
+    /// The exported contract version must be supported, and every import allowed. The version
+    /// picks the adapter between the component's types and the model.
+    fn check_contract(
+        &self,
+        component: &Component,
+    ) -> Result<(semver::Version, contract::Adapter), LoadFailure> {
         let ty = component.component_type();
         let export = ty
             .exports(&self.engine)
@@ -179,9 +184,9 @@ impl Runtime {
             .1
             .unwrap_or("(none)")
             .to_string();
-        let version = semver::Version::parse(&found)
+        let (version, adapter) = semver::Version::parse(&found)
             .ok()
-            .filter(|v| contract::supported().matches(v))
+            .and_then(|v| contract::adapter_for(&v).map(|a| (v, a)))
             .ok_or_else(|| LoadFailure::UnsupportedVersion {
                 found,
                 supported: contract::SUPPORTED.into(),
@@ -194,7 +199,7 @@ impl Runtime {
         if !forbidden.is_empty() {
             return Err(LoadFailure::ForbiddenImports(forbidden));
         }
-        Ok(version)
+        Ok((version, adapter))
     }
 }
 
@@ -216,7 +221,7 @@ fn spawn_epoch_ticker(engine: &Engine) {
 /// A loaded, checked driver component.
 pub struct Driver {
     runtime: Arc<Runtime>,
-    pre: MechanismDriverPre<CallState>,
+    pre: DriverPre,
     name: Arc<str>,
     source: String,
     contract: semver::Version,
@@ -257,7 +262,7 @@ impl Driver {
         );
         store.limiter(|s| s);
         arm(&mut store, limits)?;
-        let bindings =
+        let instance =
             self.pre
                 .instantiate(&mut store)
                 .map_err(|e| match e.downcast_ref::<Trap>() {
@@ -269,7 +274,7 @@ impl Driver {
         Ok(Session {
             driver: self,
             store,
-            bindings,
+            bindings: instance,
             poisoned: false,
         })
     }
@@ -332,14 +337,14 @@ fn classify(err: wasmtime::Error, store: &Store<CallState>, limits: &Limits) -> 
 pub struct Session<'d> {
     driver: &'d Driver,
     store: Store<CallState>,
-    bindings: MechanismDriver,
+    bindings: DriverInstance,
     poisoned: bool,
 }
 
 impl Session<'_> {
     fn call<R>(
         &mut self,
-        f: impl FnOnce(&MechanismDriver, &mut Store<CallState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&DriverInstance, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         if self.poisoned {
             return Err(CallError::Host(
@@ -357,41 +362,41 @@ impl Session<'_> {
     }
 
     pub fn describe(&mut self) -> Result<Description, CallError> {
-        self.call(|b, s| b.neutrino_driver_driver().call_describe(s))
+        self.call(|b, s| b.describe(s))
     }
 
     pub fn bind_port(&mut self, ctx: &BindContext) -> Result<BindDecision, CallError> {
         let decision = self
-            .call(|b, s| b.neutrino_driver_driver().call_bind_port(s, ctx))?
+            .call(|b, s| b.bind_port(s, ctx))?
             .map_err(CallError::Driver)?;
         validate::bind_decision(ctx, &decision).map_err(CallError::Malformed)?;
         Ok(decision)
     }
 
     pub fn setup_network(&mut self, ctx: &NetworkContext) -> Result<Plan, CallError> {
-        let plan = self.call(|b, s| b.neutrino_driver_driver().call_setup_network(s, ctx))?;
+        let plan = self.call(|b, s| b.setup_network(s, ctx))?;
         self.checked(plan, Scope::NONE)
     }
 
     pub fn teardown_network(&mut self, ctx: &NetworkContext) -> Result<Plan, CallError> {
-        let plan = self.call(|b, s| b.neutrino_driver_driver().call_teardown_network(s, ctx))?;
+        let plan = self.call(|b, s| b.teardown_network(s, ctx))?;
         self.checked(plan, Scope::NONE)
     }
 
     pub fn plug_port(&mut self, ctx: &PortContext) -> Result<Plan, CallError> {
-        let plan = self.call(|b, s| b.neutrino_driver_driver().call_plug_port(s, ctx))?;
+        let plan = self.call(|b, s| b.plug_port(s, ctx))?;
         self.checked(plan, attachment_scope(ctx))
     }
 
     pub fn unplug_port(&mut self, ctx: &PortContext) -> Result<Plan, CallError> {
-        let plan = self.call(|b, s| b.neutrino_driver_driver().call_unplug_port(s, ctx))?;
+        let plan = self.call(|b, s| b.unplug_port(s, ctx))?;
         self.checked(plan, attachment_scope(ctx))
     }
 
     /// A plan runs only when it is well-formed and entirely inside the grant.
     fn checked(
         &self,
-        plan: Result<Plan, super::bindings::DriverError>,
+        plan: Result<Plan, DriverError>,
         scope: Scope,
     ) -> Result<Plan, CallError> {
         let plan = plan.map_err(CallError::Driver)?;

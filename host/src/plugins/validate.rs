@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::bindings::{BindContext, BindDecision, Description, Op};
+use neutrino_model::{BindContext, BindDecision, Description, Op};
 
 use neutrino_sdk::names::{IFNAMSIZ_MAX as MAX_IFNAME, is_valid_ifname as ifname_ok};
 use neutrino_sdk::{valid_mac as mac_ok, valid_mtu};

@@ -12,7 +12,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::is_unique_violation;
 use crate::binding::agent_alive;
-use crate::plugins::bindings::{self, AgentConfigurations};
+use neutrino_model::{self as model, AgentConfigurations};
 
 /// An agent as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,9 +39,9 @@ impl Agent {
         agent_alive(self.heartbeat_at.into(), now, down_time)
     }
 
-    /// The agent as mechanism drivers see it (`wit/driver.wit` `agent`).
-    pub fn to_binding(&self, now: SystemTime, down_time: Duration) -> bindings::Agent {
-        bindings::Agent {
+    /// The agent as mechanism drivers see it (the model's `Agent`).
+    pub fn to_binding(&self, now: SystemTime, down_time: Duration) -> model::Agent {
+        model::Agent {
             id: self.id.clone(),
             agent_type: self.agent_type.clone(),
             binary: self.binary.clone(),

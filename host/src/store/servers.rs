@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, Row as _};
 
 use crate::agent::protocol::{HostInstance, HostNic, instance_namespace};
-use crate::plugins::bindings::{Attachment, AttachmentKind};
+use neutrino_model::{Attachment, AttachmentKind};
 
 pub const BUILD: &str = "BUILD";
 pub const ACTIVE: &str = "ACTIVE";

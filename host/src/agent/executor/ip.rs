@@ -8,7 +8,7 @@ use rtnetlink::RouteMessageBuilder;
 
 use super::connections::Connections;
 use super::links::parse_ip;
-use crate::plugins::bindings::{AddressSpec, RouteSpec};
+use neutrino_model::{AddressSpec, RouteSpec};
 
 /// The address on the link, unless it is there already.
 pub async fn ensure_address(c: &mut Connections, spec: &AddressSpec) -> Result<()> {

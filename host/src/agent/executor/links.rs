@@ -14,7 +14,7 @@ use rtnetlink::{LinkBridge, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVet
 use super::connections::Connections;
 use super::netlink::{Link, Netlink, parse_mac};
 use super::{namespace, offload};
-use crate::plugins::bindings::{
+use neutrino_model::{
     AttachSpec, BridgeSpec, LinkRef, MacvlanMode, MacvlanSpec, VethSpec, VlanSpec, VxlanSpec,
 };
 

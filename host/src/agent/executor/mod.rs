@@ -22,7 +22,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use rtnetlink::LinkUnspec;
 
-use crate::plugins::bindings::{LinkSpec, Op};
+use neutrino_model::{LinkSpec, Op};
 use crate::plugins::render;
 use connections::Connections;
 use netlink::{Netlink, format_mac, parse_mac};

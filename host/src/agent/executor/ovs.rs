@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::process::Command;
 
 use super::OvsPortInfo;
-use crate::plugins::bindings::{OvsBridgeSpec, OvsPortRef, OvsPortSpec, OvsPortType};
+use neutrino_model::{OvsBridgeSpec, OvsPortRef, OvsPortSpec, OvsPortType};
 
 /// How long ovs-vsctl may wait for the database and for ovs-vswitchd.
 const TIMEOUT: Duration = Duration::from_secs(10);
