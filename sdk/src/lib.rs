@@ -14,10 +14,29 @@
 //!
 //! A driver is a pure function of its inputs: no clock, no randomness, no files, no network.
 //! Use `BTreeMap` rather than `HashMap` (whose seed needs randomness, an import the host refuses).
+//!
+//! ## Contract versions
+//!
+//! The SDK builds against `wit/driver.wit`, contract [`CONTRACT_VERSION`]. Released versions
+//! are frozen (`wit/since_v0.1.0/`) and hosts keep running them, so a driver built today keeps
+//! loading on later hosts of the same contract line and beyond.
+//!
+//! Hosts check a driver's function types for equality at load (records with exactly the
+//! expected fields, variants and enums with exactly the expected cases; the component model
+//! has no subtyping of value types), while a component may export more, and a host may offer
+//! more imports, than the other side uses. A 0.1.x release therefore only adds what old
+//! drivers and old hosts can ignore: a new interface with functions a driver *may* export
+//! (the host probes for it), a new function or interface the host offers for import (a driver
+//! that uses it needs a host that has it), new types no existing function uses, new config
+//! keys, new keys in the JSON-valued pairs. It never adds a field to an existing record or a
+//! case to an existing variant or enum (a new plan `op`, a new `network-type`, ...), and never
+//! changes an existing function: those, and any new function every driver must export, make
+//! contract 0.2.
 
 mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        // The development contract; frozen released snapshots live in `wit/since_v*/`.
+        path: "../wit/driver.wit",
         world: "mechanism-driver",
         pub_export_macro: true,
         export_macro_name: "export_driver_component",

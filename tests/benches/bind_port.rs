@@ -8,8 +8,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use neutrino::conformance::{AgentFixture, fixtures};
-use neutrino_model::{NetworkType, VnicType};
 use neutrino::plugins::{DriverSettings, Limits, Runtime, bundled};
+use neutrino_model::{NetworkType, VnicType};
 use neutrino_sdk::Driver as _;
 use neutrino_sdk::testing as sdk;
 

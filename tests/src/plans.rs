@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use neutrino::agent::protocol::instance_namespace;
 use neutrino::conformance::{AgentFixture, fixtures};
+use neutrino::plugins::{Driver, DriverSettings, Runtime, bundled};
 use neutrino_model::{
     Agent, Attachment, AttachmentKind, BindDecision, Network, NetworkType, Op, PortContext,
     VnicType,
 };
-use neutrino::plugins::{Driver, DriverSettings, Runtime, bundled};
 
 /// One driver, one network on one host.
 pub struct NetworkStory {

@@ -376,10 +376,7 @@ on_both_databases!(
         let attachment = own.binding.expect("bound here").attachment.expect("qdhcp");
         assert_eq!(attachment.namespace, format!("qdhcp-{net}"));
         assert_eq!(attachment.interface_name, format!("ns-{}", &id_of(d)[..11]));
-        assert_eq!(
-            attachment.kind,
-            neutrino_model::AttachmentKind::Dhcp
-        );
+        assert_eq!(attachment.kind, neutrino_model::AttachmentKind::Dhcp);
         assert!(poll(&api, "c1", 0, 0).await.dhcp_networks.is_empty());
 
         // A later port of the network reaches the DHCP host (and its own host).

@@ -9,8 +9,8 @@ use neutrino::binding::{
     agent_alive,
 };
 use neutrino::conformance::{AgentFixture, fixtures};
-use neutrino_model::{Agent, NetworkType, VnicType};
 use neutrino::plugins::{Driver, Runtime};
+use neutrino_model::{Agent, NetworkType, VnicType};
 use neutrino_tests::{bundled_driver, runtime, test_driver};
 
 const OVS: &str = "Open vSwitch agent";

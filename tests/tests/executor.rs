@@ -412,12 +412,10 @@ async fn ovs_internal_port_moves_into_its_namespace() {
     let spaces = [unique("qdhcp-t"), unique("qdhcp-u")];
     let _ns_guards: Vec<NetnsGuard> = spaces.iter().map(NetnsGuard::new).collect();
     let _link_guards: Vec<LinkGuard> = names.iter().map(LinkGuard::new).collect();
-    let mut plan = vec![Op::EnsureOvsBridge(
-        neutrino_model::OvsBridgeSpec {
-            name: bridge.clone(),
-            datapath_type: "netdev".into(),
-        },
-    )];
+    let mut plan = vec![Op::EnsureOvsBridge(neutrino_model::OvsBridgeSpec {
+        name: bridge.clone(),
+        datapath_type: "netdev".into(),
+    })];
     for (i, (name, ns)) in names.iter().zip(&spaces).enumerate() {
         plan.extend([
             Op::EnsureNamespace(ns.clone()),

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use neutrino::conformance::{AgentFixture, fixtures};
-use neutrino_model::{BindContext, BindDecision, NetworkType, PortContext, VnicType};
 use neutrino::plugins::{CallError, Driver, DriverSettings, Limits, LoadFailure, Runtime};
+use neutrino_model::{BindContext, BindDecision, NetworkType, PortContext, VnicType};
 use neutrino_tests::{bundled_driver, component, runtime, test_driver};
 
 const OVS: &str = "Open vSwitch agent";

@@ -3,8 +3,8 @@
 //! After an intended change: `INSTA_UPDATE=always cargo test -p neutrino-tests --test plan_snapshots`.
 
 use neutrino::conformance::{AgentFixture, fixtures};
-use neutrino_model::{AttachmentKind, BindDecision, NetworkType, Port, VnicType};
 use neutrino::plugins::{Driver, render};
+use neutrino_model::{AttachmentKind, BindDecision, NetworkType, Port, VnicType};
 use neutrino_tests::{bundled_driver, runtime};
 
 const DHCP_PORT_ID: &str = "d4c0a1b2-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
@@ -82,10 +82,7 @@ fn snapshot_driver(name: &str, agent_type: &str, types: &[NetworkType]) {
     let runtime = runtime();
     let driver = bundled_driver(&runtime, name);
     for &nt in types {
-        let snapshot = format!(
-            "{name}-{}",
-            neutrino_model::network_type_name(nt)
-        );
+        let snapshot = format!("{name}-{}", neutrino_model::network_type_name(nt));
         insta::assert_snapshot!(snapshot, story(&driver, agent_type, nt));
     }
 }

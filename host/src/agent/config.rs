@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use neutrino_model as model;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use neutrino_model as model;
 use crate::plugins::registry::DriversConfig;
 
 /// The agent type the agent reports for the DHCP it serves, as Neutron's DHCP agent does.
@@ -81,7 +81,12 @@ impl AgentSettings {
     }
 
     /// This agent as drivers see it in plug and setup calls.
-    pub fn as_driver_agent(&self, host: &str, agent_type: &str, drivers: &[String]) -> model::Agent {
+    pub fn as_driver_agent(
+        &self,
+        host: &str,
+        agent_type: &str,
+        drivers: &[String],
+    ) -> model::Agent {
         model::Agent {
             id: String::new(),
             agent_type: agent_type.into(),
@@ -89,7 +94,9 @@ impl AgentSettings {
             host: host.into(),
             alive: true,
             admin_state_up: true,
-            configurations: model::AgentConfigurations::from_reported(&self.configurations(drivers)),
+            configurations: model::AgentConfigurations::from_reported(
+                &self.configurations(drivers),
+            ),
         }
     }
 }

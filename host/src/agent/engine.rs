@@ -7,6 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use neutrino_model::{AddressSpec, Op};
+
 use super::client::ServerClient;
 use super::instances::Leases;
 use super::protocol::{
@@ -17,7 +19,6 @@ use super::stale;
 use super::wiring::Wiring;
 use crate::dhcp::DhcpManager;
 use crate::dhcp::client::DhcpClient;
-use neutrino_model::{AddressSpec, Op};
 
 /// Owners whose ports have no DHCP host entry (Neutron's DHCP agent skips them).
 const NO_DHCP_ENTRY: [&str; 4] = [

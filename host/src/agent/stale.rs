@@ -4,8 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use super::executor::Executor;
 use neutrino_model::{LinkRef, Op, OvsPortRef};
+
+use super::executor::Executor;
 
 /// What must stay.
 pub struct Keep {

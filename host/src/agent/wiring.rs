@@ -6,12 +6,13 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use neutrino_model as model;
+
 use super::executor::Executor;
 use super::local_vlans::LocalVlans;
 use super::protocol::{HostBinding, HostPort};
 use crate::api::port_binding::json_pairs;
 use crate::plugins::Driver;
-use neutrino_model as model;
 use crate::plugins::registry::Registry;
 
 pub struct Wiring {

@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
+use neutrino_model::{Attachment, AttachmentKind};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
@@ -25,7 +26,6 @@ use crate::agent::protocol::{
 };
 use crate::agent::protocol::{HostPort, PortStatus};
 use crate::binding::{BindingOutcome, BindingResult};
-use neutrino_model::{Attachment, AttachmentKind};
 use crate::store::dhcp_hosting::{self, Hosting};
 use crate::store::feed::{self, FeedKind};
 use crate::store::networks::Network;

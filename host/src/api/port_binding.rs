@@ -3,12 +3,12 @@
 
 use std::time::SystemTime;
 
+use neutrino_model as model;
 use serde_json::Value;
 
 use super::AppState;
 use super::error::{ApiResult, NeutronError};
 use crate::binding::BindingOutcome;
-use neutrino_model as model;
 use crate::store::networks::Network;
 use crate::store::ports::Port;
 

@@ -1,11 +1,9 @@
 use std::sync::Arc;
 
+use neutrino_model::{Agent, BindContext, BindDecision, BindingLevel, Network, Port, Segment};
 use serde::{Deserialize, Serialize};
 
 use crate::plugins::Driver;
-use neutrino_model::{
-    Agent, BindContext, BindDecision, BindingLevel, Network, Port, Segment,
-};
 
 /// Neutron's `MAX_BINDING_LEVELS`.
 pub const MAX_BINDING_LEVELS: u8 = 10;

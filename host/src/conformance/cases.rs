@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use super::fixtures::{self, ALL_NETWORK_TYPES, ALL_VNIC_TYPES, AgentFixture};
-use super::report::{Outcome, Report};
 use neutrino_model::{
     Agent, BindDecision, Bound, NetworkType, Op, Plan, VnicType, network_type_name as type_name,
     vnic_type_name,
 };
+
+use super::fixtures::{self, ALL_NETWORK_TYPES, ALL_VNIC_TYPES, AgentFixture};
+use super::report::{Outcome, Report};
 use crate::plugins::{CallError, Driver, DriverSettings, LoadFailure, Runtime};
 
 pub fn run(

@@ -1,5 +1,7 @@
 //! The file formats and the command line, from protocol values (no root, no dnsmasq).
 
+use neutrino_model::FixedIp;
+
 use super::DhcpOptions;
 use super::cmdline::{Role, dnsmasq_args};
 use super::entries::{has_entries, port_files, v4_leases};
@@ -8,7 +10,6 @@ use super::network::{Port, Subnets, check_id, check_interface};
 use super::options::{format_option, subnet_options};
 use super::shards;
 use crate::agent::protocol::{DhcpSubnet, ExtraDhcpOpt, HostPort};
-use neutrino_model::FixedIp;
 
 const V4: &str = "5e7b3c1a-0000-4000-8000-000000000004";
 const V4B: &str = "5e7b3c1a-0000-4000-8000-00000000000b";

@@ -2,8 +2,9 @@
 //! component is prepared and instantiated through the adapter its contract version picks
 //! (`contract::adapter_for`). A new version is a new case in each enum here.
 
-use neutrino_model::{BindContext, BindDecision, Description, DriverError, NetworkContext, Plan};
-use neutrino_model::PortContext;
+use neutrino_model::{
+    BindContext, BindDecision, Description, DriverError, NetworkContext, Plan, PortContext,
+};
 use wasmtime::Store;
 use wasmtime::component::{InstancePre, Linker};
 
@@ -82,7 +83,11 @@ impl DriverInstance {
         }
     }
 
-    pub(super) fn plug_port(&self, store: &mut Store<CallState>, ctx: &PortContext) -> Answer<Plan> {
+    pub(super) fn plug_port(
+        &self,
+        store: &mut Store<CallState>,
+        ctx: &PortContext,
+    ) -> Answer<Plan> {
         match self {
             DriverInstance::V0_1(b) => b.plug_port_model(store, ctx),
         }

@@ -108,7 +108,9 @@ mod tests {
         assert_eq!(adapter_for(&v("0.0.9")), None);
         assert_eq!(adapter_for(&v("1.0.0")), None);
         // SUPPORTED, shown in errors, is what the adapters cover.
-        for s in ["0.0.1", "0.1.0", "0.1.5", "0.2.0", "0.3.1", "1.0.0", "9.0.0"] {
+        for s in [
+            "0.0.1", "0.1.0", "0.1.5", "0.2.0", "0.3.1", "1.0.0", "9.0.0",
+        ] {
             assert_eq!(
                 supported().matches(&v(s)),
                 adapter_for(&v(s)).is_some(),

@@ -13,8 +13,8 @@ pub mod limits;
 pub mod registry;
 pub mod render;
 mod runtime;
-pub mod validate;
 mod v0_1;
+pub mod validate;
 
 pub use error::{CallError, LoadError, LoadFailure};
 pub use grant::{Grant, GrantNarrowing};

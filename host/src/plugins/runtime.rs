@@ -394,11 +394,7 @@ impl Session<'_> {
     }
 
     /// A plan runs only when it is well-formed and entirely inside the grant.
-    fn checked(
-        &self,
-        plan: Result<Plan, DriverError>,
-        scope: Scope,
-    ) -> Result<Plan, CallError> {
+    fn checked(&self, plan: Result<Plan, DriverError>, scope: Scope) -> Result<Plan, CallError> {
         let plan = plan.map_err(CallError::Driver)?;
         validate::plan(&plan).map_err(CallError::Malformed)?;
         let violations = check_plan(&self.driver.grant, scope, &plan);

@@ -6,13 +6,13 @@
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use neutrino_model::{self as model, AgentConfigurations};
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::is_unique_violation;
 use crate::binding::agent_alive;
-use neutrino_model::{self as model, AgentConfigurations};
 
 /// An agent as stored.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,11 +2,11 @@
 
 use std::collections::HashMap;
 
+use neutrino_model::{Attachment, AttachmentKind};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, Row as _};
 
 use crate::agent::protocol::{HostInstance, HostNic, instance_namespace};
-use neutrino_model::{Attachment, AttachmentKind};
 
 pub const BUILD: &str = "BUILD";
 pub const ACTIVE: &str = "ACTIVE";

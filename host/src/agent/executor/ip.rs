@@ -4,11 +4,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::{Context, Result};
 use ipnet::IpNet;
+use neutrino_model::{AddressSpec, RouteSpec};
 use rtnetlink::RouteMessageBuilder;
 
 use super::connections::Connections;
 use super::links::parse_ip;
-use neutrino_model::{AddressSpec, RouteSpec};
 
 /// The address on the link, unless it is there already.
 pub async fn ensure_address(c: &mut Connections, spec: &AddressSpec) -> Result<()> {

@@ -5,6 +5,9 @@ use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
 use anyhow::{Context, Result, bail};
+use neutrino_model::{
+    AttachSpec, BridgeSpec, LinkRef, MacvlanMode, MacvlanSpec, VethSpec, VlanSpec, VxlanSpec,
+};
 use rtnetlink::packet_route::link::{
     BridgeStpState, InfoBridge, InfoData, InfoKind, InfoMacVlan, InfoVeth, InfoVlan, InfoVxlan,
     MacVlanMode as NlMacvlanMode,
@@ -14,9 +17,6 @@ use rtnetlink::{LinkBridge, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVet
 use super::connections::Connections;
 use super::netlink::{Link, Netlink, parse_mac};
 use super::{namespace, offload};
-use neutrino_model::{
-    AttachSpec, BridgeSpec, LinkRef, MacvlanMode, MacvlanSpec, VethSpec, VlanSpec, VxlanSpec,
-};
 
 /// A Linux bridge as os-vif makes one: forward delay 0, STP off.
 pub async fn ensure_bridge(c: &mut Connections, spec: &BridgeSpec) -> Result<()> {

@@ -20,9 +20,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use neutrino_model::{LinkSpec, Op};
 use rtnetlink::LinkUnspec;
 
-use neutrino_model::{LinkSpec, Op};
 use crate::plugins::render;
 use connections::Connections;
 use netlink::{Netlink, format_mac, parse_mac};

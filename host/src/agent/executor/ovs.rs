@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use neutrino_model::{OvsBridgeSpec, OvsPortRef, OvsPortSpec, OvsPortType};
 use serde_json::Value;
 use tokio::process::Command;
 
 use super::OvsPortInfo;
-use neutrino_model::{OvsBridgeSpec, OvsPortRef, OvsPortSpec, OvsPortType};
 
 /// How long ovs-vsctl may wait for the database and for ovs-vswitchd.
 const TIMEOUT: Duration = Duration::from_secs(10);

@@ -86,7 +86,10 @@ impl MechanismDriver {
         ctx: &model::NetworkContext,
     ) -> Answer<model::Plan> {
         let ctx: types::NetworkContext = ctx.adapt();
-        plan(self.neutrino_driver_driver().call_setup_network(store, &ctx))
+        plan(
+            self.neutrino_driver_driver()
+                .call_setup_network(store, &ctx),
+        )
     }
 
     pub(super) fn teardown_network_model(
@@ -95,7 +98,10 @@ impl MechanismDriver {
         ctx: &model::NetworkContext,
     ) -> Answer<model::Plan> {
         let ctx: types::NetworkContext = ctx.adapt();
-        plan(self.neutrino_driver_driver().call_teardown_network(store, &ctx))
+        plan(
+            self.neutrino_driver_driver()
+                .call_teardown_network(store, &ctx),
+        )
     }
 
     pub(super) fn plug_port_model(
