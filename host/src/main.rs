@@ -235,12 +235,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     boot_timeout: std::time::Duration::from_secs(boot_timeout),
                     ..ApiConfig::default()
                 },
-                agent: (!no_agent).then(|| EmbeddedAgent {
-                    host: host.unwrap_or_else(neutrino::agent::local_host_name),
-                    config: node,
-                }),
             };
-            tokio::runtime::Runtime::new()?.block_on(serve(options))?;
+            let agent = (!no_agent).then(|| EmbeddedAgent {
+                host: host.unwrap_or_else(neutrino::agent::local_host_name),
+                config: node,
+            });
+            tokio::runtime::Runtime::new()?.block_on(serve(options, agent))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {

@@ -101,7 +101,6 @@ impl TestApi {
             data_dir: dir.path().to_path_buf(),
             agent_token_file: Some(token_file.to_path_buf()),
             api: config.clone(),
-            agent: None,
         };
         let state = state(&options).await.expect("app state");
         TestApi {

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use neutrino::agent::AgentOptions;
 use neutrino::agent::config::{AgentSettings, NodeConfig};
-use neutrino::agent::{AbortOnDrop, AgentOptions};
 use neutrino::api::ApiConfig;
 use neutrino::plugins::registry::DriversConfig;
 use neutrino::server::ServeOptions;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::kernel::unique;
 use crate::ovs::OvsDaemon;
@@ -44,8 +45,8 @@ pub struct Node {
     pub url: String,
     http: reqwest::Client,
     agent_options: AgentOptions,
-    agent: Option<AbortOnDrop>,
-    _server: AbortOnDrop,
+    agent: Option<AbortOnDropHandle<()>>,
+    _server: AbortOnDropHandle<()>,
     /// Flat physical networks and their bridges (flatdhcp).
     pub physnets: BTreeMap<String, String>,
     /// Devices and namespaces to remove at the end, whatever happened.
@@ -121,7 +122,6 @@ impl Node {
                 boot_timeout: Duration::from_secs(30),
                 ..ApiConfig::default()
             },
-            agent: None,
         };
         let (addr, server) = neutrino::server::spawn(options.clone()).await?;
         // Installed by the server's agent client too; the test's own client needs it first.
@@ -155,7 +155,7 @@ impl Node {
 
     fn start_agent(&mut self) {
         let options = self.agent_options.clone();
-        self.agent = Some(AbortOnDrop(tokio::spawn(async move {
+        self.agent = Some(AbortOnDropHandle::new(tokio::spawn(async move {
             if let Err(e) = neutrino::agent::run(options).await {
                 eprintln!("agent stopped: {e:#}");
             }

@@ -18,6 +18,7 @@
 
 mod agent;
 mod binding;
+mod liveness;
 mod network;
 mod plan;
 
@@ -26,6 +27,7 @@ pub use binding::{
     Attachment, AttachmentKind, BindContext, BindDecision, BindingLevel, Bound, ContinueWith,
     Description, DriverError, Grant, NetworkContext, PortContext,
 };
+pub use liveness::{DEFAULT_AGENT_DOWN_TIME, agent_alive};
 pub use network::{
     FixedIp, Network, NetworkType, Port, Segment, VnicType, network_type_name, network_type_named,
     vnic_type_name, vnic_type_named,
@@ -39,6 +41,19 @@ pub use plan::{
 /// Key/value pairs. In `binding_profile`, `vif_details` and `AgentConfigurations::extra` the
 /// values are JSON texts (`"true"`, `"\"br-int\""`, `"1500"`).
 pub type Pairs = Vec<(String, String)>;
+
+/// The network namespace of an instance: `inst-` and the first 11 characters of its id, the
+/// same truncation Neutron uses for device names.
+pub fn instance_namespace(instance_id: &str) -> String {
+    format!("inst-{}", &instance_id[..instance_id.len().min(11)])
+}
+
+/// A JSON dict as [`Pairs`]: its top-level keys, their values JSON-encoded.
+pub fn json_pairs(map: &serde_json::Map<String, serde_json::Value>) -> Pairs {
+    map.iter()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect()
+}
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,231 @@
+//! The node agent: it reports heartbeats, watches the server's change feed for its own host,
+//! computes plans with the same driver components the server binds with, applies them to the
+//! kernel, serves DHCP for the networks given to it, and reports ports and instances up.
+
+pub mod client;
+pub mod config;
+pub mod dhcp;
+pub mod engine;
+pub mod executor;
+pub mod instances;
+pub mod local_vlans;
+pub mod report;
+pub mod stale;
+pub mod wiring;
+
+/// The wire types the agent speaks with the server.
+pub use neutrino_proto as protocol;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::json;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::task::AbortOnDropHandle;
+
+use client::ServerClient;
+use config::{DHCP_AGENT_TYPE, NodeConfig};
+use engine::Engine;
+use executor::{Executor, ExecutorConfig};
+use local_vlans::LocalVlans;
+use neutrino_runtime::plugins::registry::Registry;
+use protocol::HostChanges;
+use report::ReportedAgent;
+use wiring::Wiring;
+
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// The server's URL, e.g. `http://controller:9696`.
+    pub server: String,
+    /// This host's name, as ports' `binding:host_id` names it.
+    pub host: String,
+    /// The agents' shared secret.
+    pub token: String,
+    /// Local VLANs, DHCP files, the DHCP client script.
+    pub state_dir: PathBuf,
+    pub config: NodeConfig,
+}
+
+/// How often dead dnsmasq processes are looked for.
+const SUPERVISE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Runs the agent until the task is dropped.
+pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
+    let settings = options.config.agent.clone();
+    std::fs::create_dir_all(&options.state_dir)
+        .with_context(|| format!("agent state directory {}", options.state_dir.display()))?;
+    let drivers_config = options.config.drivers.clone();
+    let registry = tokio::task::spawn_blocking(move || Registry::load(&drivers_config))
+        .await
+        .context("loading drivers")??;
+    let registry = Arc::new(registry);
+    let driver_names: Vec<String> = registry
+        .drivers()
+        .iter()
+        .map(|d| d.name().to_string())
+        .collect();
+    let agent_types: BTreeSet<String> = registry
+        .drivers()
+        .iter()
+        .map(|d| d.description().agent_type.clone())
+        .collect();
+    let driver_agents: HashMap<String, _> = agent_types
+        .iter()
+        .map(|t| {
+            let agent = settings.as_driver_agent(&options.host, t, &driver_names);
+            (t.clone(), agent)
+        })
+        .collect();
+    let executor = Executor::new(ExecutorConfig {
+        ovs_db: settings.ovs_db.clone(),
+    });
+    let local_vlans = LocalVlans::open(options.state_dir.join("local-vlans.json"))?;
+    let wiring = Wiring::new(
+        options.host.clone(),
+        executor,
+        registry.clone(),
+        driver_agents,
+        local_vlans,
+    );
+    let dhcp = match settings.dhcp {
+        true => Some(crate::dhcp::DhcpManager::new(
+            options.state_dir.clone(),
+            Default::default(),
+        )?),
+        false => None,
+    };
+    let dhcp_client = crate::dhcp::client::DhcpClient::new(&options.state_dir)?;
+    let client = ServerClient::new(&options.server, &options.host, &options.token)?;
+    let integration_bridge = registry
+        .drivers()
+        .iter()
+        .any(|d| d.description().agent_type == "Open vSwitch agent")
+        .then(|| settings.integration_bridge.clone());
+    let mut engine = Engine::new(
+        client.clone(),
+        wiring,
+        dhcp,
+        dhcp_client,
+        Duration::from_secs(settings.lease_timeout),
+        integration_bridge,
+    );
+
+    let mut reported: Vec<ReportedAgent> = agent_types
+        .iter()
+        .map(|t| ReportedAgent {
+            agent_type: t.clone(),
+            binary: "neutrino-agent".into(),
+            topic: "N/A".into(),
+            configurations: settings.configurations(&driver_names),
+        })
+        .collect();
+    if settings.dhcp {
+        reported.push(ReportedAgent {
+            agent_type: DHCP_AGENT_TYPE.into(),
+            binary: "neutrino-dhcp-agent".into(),
+            topic: "dhcp_agent".into(),
+            configurations: serde_json::Map::from_iter([(
+                "dhcp_driver".to_string(),
+                json!("dnsmasq"),
+            )]),
+        });
+    }
+    let resync = Arc::new(Notify::new());
+    let heartbeats = tokio::spawn(report::heartbeat_loop(
+        client.clone(),
+        reported,
+        settings.report_interval(),
+        resync.clone(),
+    ));
+    let _stop_heartbeats = AbortOnDropHandle::new(heartbeats);
+
+    let (changes_tx, mut changes_rx) = mpsc::channel::<HostChanges>(4);
+    let poller = tokio::spawn(poll_loop(
+        client,
+        changes_tx,
+        resync.clone(),
+        Duration::from_secs(settings.resync_interval.max(1)),
+    ));
+    let _stop_poller = AbortOnDropHandle::new(poller);
+    let mut supervise = tokio::time::interval(SUPERVISE_INTERVAL);
+    tracing::info!(
+        "agent for host {} with drivers {driver_names:?} watching {}",
+        options.host,
+        options.server
+    );
+    loop {
+        tokio::select! {
+            changes = changes_rx.recv() => match changes {
+                Some(changes) => engine.apply(changes).await,
+                None => anyhow::bail!("the change feed poller stopped"),
+            },
+            _ = supervise.tick() => engine.supervise().await,
+        }
+    }
+}
+
+/// Long-polls the feed and hands every answer with news to the engine. A full resync (after=0)
+/// happens at start, every `resync_interval`, and when a heartbeat was answered `revived`.
+async fn poll_loop(
+    client: ServerClient,
+    tx: mpsc::Sender<HostChanges>,
+    resync: Arc<Notify>,
+    resync_interval: Duration,
+) {
+    let mut revision = 0;
+    let mut last_full = tokio::time::Instant::now();
+    loop {
+        let full_due = last_full.elapsed() >= resync_interval;
+        if full_due {
+            revision = 0;
+        }
+        let poll = tokio::select! {
+            answer = client.changes(revision) => answer,
+            _ = resync.notified() => { revision = 0; continue; }
+        };
+        match poll {
+            Ok(changes) => {
+                if changes.full {
+                    last_full = tokio::time::Instant::now();
+                }
+                let news = changes.full
+                    || !changes.ports.is_empty()
+                    || !changes.instances.is_empty()
+                    || !changes.dhcp_networks.is_empty();
+                revision = changes.revision;
+                if news && tx.send(changes).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!("change feed: {e:#}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// This machine's host name, the default `--host` (what Nova would put in `binding:host_id`).
+pub fn local_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The agent changes the kernel: it needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for namespaces).
+pub fn can_run_here() -> bool {
+    // The effective uid, from /proc (no libc call needed).
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}

@@ -1,0 +1,219 @@
+//! `/v2.1/servers`: boot, list, list with details, show, delete.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::error::{NovaError, NovaResult};
+use super::nics::{self, FeedEntries, PlannedNic};
+use super::scheduler::{self, NO_VALID_HOST};
+use super::{request, view};
+use crate::auth::RequestContext;
+use crate::{AppState, base_url, strip_json_suffix};
+use neutrino_store as store;
+use neutrino_store::agents::stored_time;
+use neutrino_store::servers::{self as repo, Address, BUILD, ERROR, Server, Servers};
+
+/// How often a boot is tried again after a generated value (a MAC) collided.
+const RETRIES: usize = 3;
+
+/// `POST /v2.1/servers` -> 202. A boot that cannot be placed or whose ports cannot be bound
+/// is still accepted, as in Nova, and shows ERROR with the reason; a request that names what
+/// does not exist or is in use is refused, with nothing left behind.
+pub async fn create(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> NovaResult<(StatusCode, Json<Value>)> {
+    if !ctx.can_write() {
+        return Err(NovaError::forbidden("os_compute_api:servers:create"));
+    }
+    let boot = request::parse(&bytes)?;
+    if boot.forced_host.is_some() && !ctx.is_admin() {
+        return Err(NovaError::forbidden(
+            "os_compute_api:servers:create:forced_host",
+        ));
+    }
+    let now = Utc::now();
+    let mut server = Server {
+        id: uuid::Uuid::new_v4().to_string(),
+        project_id: ctx.project_id.clone(),
+        user_id: ctx.user_id.clone(),
+        name: boot.name.clone(),
+        host: String::new(),
+        status: BUILD.into(),
+        fault: None,
+        created_at: store::now(),
+        updated_at: store::now(),
+        build_deadline: stored_time(now + state.config.boot_timeout),
+    };
+    let planned = nics::plan(&state, &ctx, &server.id, &boot.nics).await?;
+    match scheduler::pick_host(&state, boot.forced_host.as_deref()).await? {
+        Some(host) => {
+            server.host = host;
+            place(&state, &ctx, &mut server, planned).await?;
+        }
+        None => fail_unplaced(&state, &mut server, NO_VALID_HOST).await?,
+    }
+    tracing::info!(
+        "server {} ({}) on {:?}: {}",
+        server.id,
+        server.name,
+        server.host,
+        server.status
+    );
+    let base = base_url(&headers);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"server": view::created(&server, &base)})),
+    ))
+}
+
+/// Writes the server, its ports and NICs and the host's feed entries in one transaction.
+async fn place(
+    state: &AppState,
+    ctx: &RequestContext,
+    server: &mut Server,
+    planned: Vec<PlannedNic>,
+) -> NovaResult<()> {
+    let mut attempt = 0;
+    loop {
+        let mut tx = state.store.begin_write().await?;
+        let attached = match nics::attach(state, ctx, &mut tx, server, planned.clone()).await {
+            Ok(attached) => attached,
+            // Dropping the transaction rolls back whatever was created or taken.
+            Err(e) if e.kind == "RetryRequest" && attempt < RETRIES => {
+                attempt += 1;
+                continue;
+            }
+            Err(e) => return Err(nics::nova_error(e)),
+        };
+        if let Some(fault) = nics::binding_failure(&attached) {
+            tx.rollback().await?;
+            return fail_unplaced(state, server, &fault).await;
+        }
+        let nics: Vec<repo::Nic> = attached.iter().map(|a| a.nic.clone()).collect();
+        repo::insert(&mut tx, server, &nics).await?;
+        let mut feed = FeedEntries::default();
+        let port_ids: Vec<&str> = nics.iter().map(|n| n.port_id.as_str()).collect();
+        feed.server(server, &port_ids);
+        let revision = feed.record(&mut tx).await?;
+        tx.commit().await?;
+        state.feed.committed(revision);
+        return Ok(());
+    }
+}
+
+/// Writes the server in ERROR, with no ports, and `fault`.
+async fn fail_unplaced(state: &AppState, server: &mut Server, fault: &str) -> NovaResult<()> {
+    server.status = ERROR.into();
+    server.fault = Some(fault.to_string());
+    let mut tx = state.store.begin_write().await?;
+    repo::insert(&mut tx, server, &[]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Servers the caller may see: its project's; an admin's, every project's.
+fn visible_to(ctx: &RequestContext) -> Option<&str> {
+    (!ctx.is_admin()).then_some(ctx.project_id.as_str())
+}
+
+/// `GET /v2.1/servers`: id, name and links.
+pub async fn list(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+) -> NovaResult<Json<Value>> {
+    let base = base_url(&headers);
+    let servers: Vec<Value> = repo::list(&state.store.read, visible_to(&ctx))
+        .await?
+        .iter()
+        .map(|s| view::summary(s, &base))
+        .collect();
+    Ok(Json(json!({ "servers": servers })))
+}
+
+/// `GET /v2.1/servers/detail`.
+pub async fn list_detail(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+) -> NovaResult<Json<Value>> {
+    let base = base_url(&headers);
+    let project = visible_to(&ctx);
+    let servers = repo::list(&state.store.read, project).await?;
+    let which = match project {
+        Some(p) => Servers::OfProject(p),
+        None => Servers::All,
+    };
+    let addresses = repo::addresses(&state.store.read, which).await?;
+    let details: Vec<Value> = servers
+        .iter()
+        .map(|s| {
+            let mine: Vec<&Address> = addresses.iter().filter(|a| a.server_id == s.id).collect();
+            view::detail(s, &mine, &base, ctx.is_admin())
+        })
+        .collect();
+    Ok(Json(json!({ "servers": details })))
+}
+
+/// `GET /v2.1/servers/{id}`.
+pub async fn show(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> NovaResult<Json<Value>> {
+    let id = strip_json_suffix(&id);
+    let mut conn = state.store.read.acquire().await?;
+    let server = visible(&mut conn, &ctx, id).await?;
+    drop(conn);
+    let addresses = repo::addresses(&state.store.read, Servers::One(id)).await?;
+    let addresses: Vec<&Address> = addresses.iter().collect();
+    let base = base_url(&headers);
+    Ok(Json(
+        json!({"server": view::detail(&server, &addresses, &base, ctx.is_admin())}),
+    ))
+}
+
+/// `DELETE /v2.1/servers/{id}` -> 204: the ports it created are deleted, given ones cleared
+/// and unbound, its host's feed told.
+pub async fn delete(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> NovaResult<StatusCode> {
+    let id = strip_json_suffix(&id);
+    let mut tx = state.store.begin_write().await?;
+    nics::lock_server(&state, &mut tx, id).await?;
+    let server = visible(&mut tx, &ctx, id).await?;
+    if !ctx.can_write() {
+        return Err(NovaError::forbidden("os_compute_api:servers:delete"));
+    }
+    let mut feed = FeedEntries::default();
+    nics::release(&state, &mut tx, &server, &mut feed)
+        .await
+        .map_err(NovaError::from)?;
+    repo::delete(&mut tx, id).await?;
+    let revision = feed.record(&mut tx).await?;
+    tx.commit().await?;
+    state.feed.committed(revision);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A server the caller may see, or 404.
+async fn visible(
+    conn: &mut sqlx::AnyConnection,
+    ctx: &RequestContext,
+    id: &str,
+) -> NovaResult<Server> {
+    match repo::get(conn, id).await? {
+        Some(s) if ctx.owns(&s.project_id) => Ok(s),
+        _ => Err(NovaError::instance_not_found(id)),
+    }
+}

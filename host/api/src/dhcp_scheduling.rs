@@ -1,0 +1,247 @@
+//! DHCP scheduling, as Neutron's DHCP agent scheduler: a network with a DHCP-enabled subnet is
+//! served by one DHCP agent, the alive one hosting the fewest networks, through a DHCP port
+//! (owner `network:dhcp`, device_id `dhcp<uuid5(host)>-<network>`, bound to that host, one
+//! address per DHCP-enabled subnet). Every change runs in the caller's transaction and records
+//! the feed entries the hosts need; the revision returned goes to `state.feed` after commit.
+
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::RequestContext;
+use super::error::ApiResult;
+use super::{port_binding, ports};
+use neutrino_proto::dhcp_device_id;
+use neutrino_store::dhcp_hosting::{self, Hosting};
+use neutrino_store::feed::{self, FeedKind};
+use neutrino_store::networks::Network;
+use neutrino_store::subnets::Subnet;
+use neutrino_store::{self as store, agents};
+
+/// The agent type DHCP is scheduled to (Neutron's).
+pub const DHCP_AGENT_TYPE: &str = "DHCP agent";
+/// The owner of DHCP ports.
+pub const DHCP_OWNER: &str = super::subnets::AUTO_DELETE_OWNER;
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+/// After a change of a network's subnets (or of their `enable_dhcp`): schedules a network that
+/// now needs DHCP, unschedules one that no longer does, and otherwise keeps the DHCP port's
+/// addresses on the DHCP subnets and tells the DHCP host its subnets changed.
+pub async fn subnets_changed(
+    state: &AppState,
+    tx: &mut Tx<'_>,
+    network_id: &str,
+) -> ApiResult<Option<i64>> {
+    // Two servers scheduling the same network queue here instead of both creating a port.
+    store::lock_named(tx, state.store.backend, &format!("dhcp/{network_id}")).await?;
+    let Some(network) = store::networks::get(&mut **tx, network_id).await? else {
+        return Ok(None);
+    };
+    let dhcp_subnets: Vec<Subnet> = store::subnets::on_network(&mut **tx, network_id)
+        .await?
+        .into_iter()
+        .filter(|s| s.enable_dhcp)
+        .collect();
+    let hosting = dhcp_hosting::of_network(&mut **tx, network_id).await?;
+    match (dhcp_subnets.is_empty(), hosting) {
+        (true, None) => Ok(None),
+        (true, Some(h)) => unschedule(state, tx, &h).await,
+        (false, None) => schedule(state, tx, &network, &dhcp_subnets).await,
+        (false, Some(h)) => align(state, tx, &network, &h, &dhcp_subnets).await,
+    }
+}
+
+/// Before a network is deleted: its DHCP is unscheduled (the DHCP port goes with it).
+pub async fn network_deleted(
+    state: &AppState,
+    tx: &mut Tx<'_>,
+    network_id: &str,
+) -> ApiResult<Option<i64>> {
+    match dhcp_hosting::of_network(&mut **tx, network_id).await? {
+        Some(h) => unschedule(state, tx, &h).await,
+        None => Ok(None),
+    }
+}
+
+/// Schedules every network waiting for a DHCP agent (when one reports for the first time or
+/// revives), in one transaction.
+pub async fn schedule_waiting(state: &AppState) -> ApiResult<usize> {
+    let mut tx = state.store.begin_write().await?;
+    let waiting = dhcp_hosting::waiting(&mut *tx).await?;
+    let mut newest = None;
+    for network_id in &waiting {
+        newest = newest.max(subnets_changed(state, &mut tx, network_id).await?);
+    }
+    tx.commit().await?;
+    state.feed.committed(newest);
+    Ok(waiting.len())
+}
+
+/// When an L2 agent appears or revives on `host`: the DHCP ports there that failed to bind
+/// (their DHCP agent reported first) are bound again, in one transaction.
+pub async fn rebind_dhcp_ports(state: &AppState, host: &str) -> ApiResult<usize> {
+    let mut tx = state.store.begin_write().await?;
+    let mut newest = None;
+    let mut rebound = 0;
+    for h in dhcp_hosting::on_host(&mut *tx, host).await? {
+        let Some(mut port) = store::ports::get(&mut tx, &h.port_id).await? else {
+            continue;
+        };
+        let Some(network) = store::networks::get(&mut *tx, &h.network_id).await? else {
+            continue;
+        };
+        if port.binding_vif_type != "binding_failed" {
+            continue;
+        }
+        port_binding::bind(state, &mut port, &network, &mut tx).await?;
+        port.updated_at = store::now();
+        port.revision_number += 1;
+        store::ports::update(&mut tx, &port).await?;
+        newest = newest.max(
+            dhcp_hosting::record_port(&mut tx, &network.id, &port.id, &[&port.binding_host])
+                .await?,
+        );
+        rebound += 1;
+    }
+    tx.commit().await?;
+    state.feed.committed(newest);
+    Ok(rebound)
+}
+
+/// The host of the alive, enabled DHCP agent hosting the fewest networks (ties: by host name).
+async fn choose_host(state: &AppState, tx: &mut Tx<'_>) -> ApiResult<Option<String>> {
+    let mut candidates = agents::of_type(&mut **tx, DHCP_AGENT_TYPE).await?;
+    state.heartbeats.overlay(&mut candidates);
+    let load = dhcp_hosting::networks_per_host(&mut **tx).await?;
+    let now = SystemTime::now();
+    Ok(candidates
+        .into_iter()
+        .filter(|a| a.admin_state_up && a.alive(now, state.config.agent_down_time))
+        .min_by(|a, b| {
+            let load_of = |h: &str| load.get(h).copied().unwrap_or(0);
+            (load_of(&a.host), &a.host).cmp(&(load_of(&b.host), &b.host))
+        })
+        .map(|a| a.host))
+}
+
+/// Gives the network to a DHCP agent with a new DHCP port. With no live agent the network
+/// waits; if the port cannot be made (no address left, ...), the network waits too and the
+/// caller's change still commits, as in Neutron, where the agent's port create fails alone.
+async fn schedule(
+    state: &AppState,
+    tx: &mut Tx<'_>,
+    network: &Network,
+    dhcp_subnets: &[Subnet],
+) -> ApiResult<Option<i64>> {
+    let Some(host) = choose_host(state, tx).await? else {
+        tracing::info!("network {}: no live DHCP agent, DHCP waits", network.id);
+        return Ok(None);
+    };
+    // A savepoint: a failed port create leaves nothing behind in the caller's transaction.
+    let mut attempt = sqlx::Acquire::begin(&mut *tx).await?;
+    match create_dhcp_port(state, &mut attempt, network, dhcp_subnets, &host).await {
+        Ok(revision) => {
+            attempt.commit().await?;
+            Ok(revision)
+        }
+        Err(e) => {
+            attempt.rollback().await?;
+            tracing::warn!(
+                "network {}: no DHCP port on {host}, DHCP waits: {}",
+                network.id,
+                e.message
+            );
+            Ok(None)
+        }
+    }
+}
+
+async fn create_dhcp_port(
+    state: &AppState,
+    tx: &mut Tx<'_>,
+    network: &Network,
+    dhcp_subnets: &[Subnet],
+    host: &str,
+) -> ApiResult<Option<i64>> {
+    let fixed_ips: Vec<Value> = dhcp_subnets
+        .iter()
+        .map(|s| json!({"subnet_id": s.id}))
+        .collect();
+    let body = json!({
+        "network_id": network.id,
+        "device_owner": DHCP_OWNER,
+        "device_id": dhcp_device_id(host, &network.id),
+        "binding:host_id": host,
+        "fixed_ips": fixed_ips,
+    });
+    let Value::Object(body) = body else {
+        unreachable!("a JSON object literal")
+    };
+    // The server acts for the network's project, as Neutron's DHCP agent does with its
+    // admin context.
+    let ctx = RequestContext {
+        project_id: network.project_id.clone(),
+        user_id: network.project_id.clone(),
+        roles: vec!["admin".into()],
+    };
+    let draft = ports::draft_in(tx, &ctx, &body, network.project_id.clone()).await?;
+    let (port, port_revision) = ports::write_one_draft(state, &ctx, &body, draft, tx).await?;
+    if port.binding_vif_type == "binding_failed" {
+        tracing::warn!(
+            "network {}: the DHCP port {} on {host} failed to bind (is the host's L2 agent alive?)",
+            network.id,
+            port.id
+        );
+    }
+    dhcp_hosting::insert(
+        tx,
+        &Hosting {
+            network_id: network.id.clone(),
+            host: host.to_string(),
+            port_id: port.id.clone(),
+        },
+    )
+    .await?;
+    let revision = feed::record(tx, &[host], FeedKind::DhcpNetwork, &network.id).await?;
+    Ok(port_revision.max(revision))
+}
+
+/// Takes the network from its DHCP host: the DHCP port deleted, the host told.
+async fn unschedule(state: &AppState, tx: &mut Tx<'_>, h: &Hosting) -> ApiResult<Option<i64>> {
+    let mut newest = None;
+    if let Some(port) = store::ports::get(tx, &h.port_id).await? {
+        newest = ports::remove(state, tx, &port).await?;
+    }
+    dhcp_hosting::delete(tx, &h.network_id).await?;
+    let revision = feed::record(tx, &[&h.host], FeedKind::DhcpNetwork, &h.network_id).await?;
+    Ok(newest.max(revision))
+}
+
+/// The network stays where it is: its DHCP port gets an address on each DHCP subnet (and
+/// none on others), and the host hears of the new subnet set.
+async fn align(
+    state: &AppState,
+    tx: &mut Tx<'_>,
+    network: &Network,
+    h: &Hosting,
+    dhcp_subnets: &[Subnet],
+) -> ApiResult<Option<i64>> {
+    let Some(mut port) = store::ports::get(tx, &h.port_id).await? else {
+        // The DHCP port was deleted by hand: schedule the network afresh.
+        dhcp_hosting::delete(tx, &h.network_id).await?;
+        let gone = feed::record(tx, &[&h.host], FeedKind::DhcpNetwork, &h.network_id).await?;
+        return Ok(gone.max(schedule(state, tx, network, dhcp_subnets).await?));
+    };
+    if ports::align_addresses(state, tx, network, &mut port, dhcp_subnets).await? {
+        port.updated_at = store::now();
+        port.revision_number += 1;
+        store::ports::update(tx, &port).await?;
+    }
+    // Told even when its addresses stayed: a deleted subnet took one with it.
+    let newest =
+        dhcp_hosting::record_port(tx, &network.id, &port.id, &[&port.binding_host]).await?;
+    let revision = feed::record(tx, &[&h.host], FeedKind::DhcpNetwork, &network.id).await?;
+    Ok(newest.max(revision))
+}

@@ -1,0 +1,236 @@
+//! The Networking API v2.0 over HTTP (axum): one module per resource, plus errors, bodies,
+//! query features and auth. Data flows API -> store; nothing here writes SQL.
+
+pub mod agents;
+pub mod auth;
+pub mod body;
+pub mod compute;
+pub mod dhcp_scheduling;
+pub mod discovery;
+pub mod error;
+pub mod heartbeat;
+pub mod host_feed;
+pub mod internal;
+pub mod keystone;
+pub mod networks;
+pub mod openapi;
+pub mod port_attributes;
+pub mod port_binding;
+pub mod port_writer;
+pub mod ports;
+pub mod query;
+pub mod server;
+pub mod subnets;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::middleware;
+use axum::routing::{MethodRouter, get, post};
+
+use tokio::sync::OnceCell;
+
+use crate::heartbeat::Heartbeats;
+use error::NeutronError;
+use neutrino_runtime::binding::MechanismManager;
+use neutrino_runtime::plugins::registry::{DriversConfig, Registry};
+use neutrino_store::Store;
+
+/// Settings of `neutrino serve` that the API uses.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Project of requests that carry no identity headers (noauth).
+    pub default_project: String,
+    /// Type of networks created without provider attributes.
+    pub tenant_network_type: String,
+    /// VNIs handed to tenant VXLAN networks.
+    pub vni_range: (i64, i64),
+    /// MTU of the physical network; VXLAN networks get 50 less.
+    pub global_physnet_mtu: i64,
+    /// Neutron's `agent_down_time`: an agent whose last heartbeat is older is dead.
+    pub agent_down_time: Duration,
+    /// The mechanism drivers ports are bound with.
+    pub drivers: DriversConfig,
+    /// How often buffered agent heartbeats are written to the database.
+    pub heartbeat_flush_interval: Duration,
+    pub auth: auth::AuthStrategy,
+    /// A server not ACTIVE this long after its boot goes to ERROR (Nova's
+    /// `vif_plugging_timeout`, shorter: namespaces boot in well under a second).
+    pub boot_timeout: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            default_project: "admin".into(),
+            tenant_network_type: "vxlan".into(),
+            vni_range: (1, 65535),
+            global_physnet_mtu: 1500,
+            agent_down_time: neutrino_runtime::binding::DEFAULT_AGENT_DOWN_TIME,
+            drivers: DriversConfig::default(),
+            heartbeat_flush_interval: Duration::from_secs(1),
+            auth: auth::AuthStrategy::NoAuth,
+            boot_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<ApiConfig>,
+    pub heartbeats: Arc<Heartbeats>,
+    /// The secret agents present to `/internal/agents/report`.
+    pub agent_token: Arc<internal::AgentToken>,
+    /// Loaded on first use (compiling drivers takes a moment; many requests never bind).
+    pub mechanism: Arc<OnceCell<Arc<MechanismManager>>>,
+    /// Set with `--auth keystone`.
+    pub keystone: Option<Arc<keystone::Keystone>>,
+    /// Wakes agents' long polls after a commit that recorded change-feed entries.
+    pub feed: Arc<neutrino_store::feed::FeedSignal>,
+    /// Started on first use, in the server's runtime.
+    port_writer: Arc<std::sync::OnceLock<port_writer::PortWriter>>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        config: ApiConfig,
+        heartbeats: Arc<Heartbeats>,
+        agent_token: internal::AgentToken,
+        keystone: Option<Arc<keystone::Keystone>>,
+    ) -> AppState {
+        AppState {
+            store,
+            config: Arc::new(config),
+            heartbeats,
+            agent_token: Arc::new(agent_token),
+            keystone,
+            mechanism: Arc::new(OnceCell::new()),
+            feed: Arc::new(neutrino_store::feed::FeedSignal::default()),
+            port_writer: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
+    /// The task that group-commits port creates.
+    pub fn port_writer(&self) -> &port_writer::PortWriter {
+        self.port_writer
+            .get_or_init(|| port_writer::PortWriter::start(self.clone()))
+    }
+
+    /// The mechanism manager, loading the configured drivers the first time.
+    pub async fn mechanism_manager(&self) -> Result<Arc<MechanismManager>, NeutronError> {
+        let drivers = self.config.drivers.clone();
+        self.mechanism
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || {
+                    let registry = Registry::load(&drivers)?;
+                    anyhow::Ok(Arc::new(MechanismManager::new(registry.drivers().to_vec())))
+                })
+                .await
+                .map_err(|e| NeutronError::internal(format!("loading drivers: {e}")))?
+                .map_err(|e| NeutronError::internal(format!("loading drivers: {e:#}")))
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// Every route; anything else is a Neutron-shaped 404 or 405.
+pub fn router(state: AppState) -> Router {
+    fn neutron_405(m: MethodRouter<AppState>) -> MethodRouter<AppState> {
+        m.fallback(|| async { NeutronError::method_not_allowed() })
+    }
+    Router::new()
+        .route("/", neutron_405(get(discovery::versions)))
+        .route("/v2.0/", neutron_405(get(discovery::resources)))
+        .route(
+            "/v2.0/extensions",
+            get(discovery::extensions).fallback(|| async { NeutronError::no_such_path() }),
+        )
+        .route(
+            "/v2.0/extensions/{alias}",
+            get(discovery::show_extension).fallback(|| async { NeutronError::no_such_path() }),
+        )
+        .route(
+            "/v2.0/networks",
+            get(networks::list)
+                .post(networks::create)
+                .put(networks::no_collection_action)
+                .delete(networks::no_collection_action),
+        )
+        .route(
+            "/v2.0/networks/{id}",
+            neutron_405(
+                get(networks::show)
+                    .put(networks::update)
+                    .delete(networks::delete),
+            ),
+        )
+        .route("/openapi.json", neutron_405(get(openapi::serve)))
+        .route(
+            "/v2.0/subnets",
+            get(subnets::list)
+                .post(subnets::create)
+                .put(subnets::no_collection_action)
+                .delete(subnets::no_collection_action),
+        )
+        .route(
+            "/v2.0/subnets/{id}",
+            neutron_405(
+                get(subnets::show)
+                    .put(subnets::update)
+                    .delete(subnets::delete),
+            ),
+        )
+        .route(
+            "/v2.0/ports",
+            get(ports::list)
+                .post(ports::create)
+                .put(ports::no_collection_action)
+                .delete(ports::no_collection_action),
+        )
+        .route(
+            "/v2.0/ports/{id}",
+            neutron_405(get(ports::show).put(ports::update).delete(ports::delete)),
+        )
+        .route(
+            "/v2.0/ports/{id}/binding",
+            neutron_405(get(ports::show_binding)),
+        )
+        .merge(agents::routes())
+        .merge(compute::routes())
+        .route(
+            "/internal/agents/report",
+            neutron_405(post(internal::report)),
+        )
+        .route(
+            "/internal/hosts/{host}/changes",
+            neutron_405(get(host_feed::changes)),
+        )
+        .route(
+            "/internal/hosts/{host}/ports/status",
+            neutron_405(post(host_feed::port_status)),
+        )
+        .fallback(|| async { NeutronError::no_such_path() })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .with_state(state)
+}
+
+/// `scheme://host` of the request, for absolute links (honours `X-Forwarded-Proto`).
+pub fn base_url(headers: &HeaderMap) -> String {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let proto = header("x-forwarded-proto").unwrap_or("http");
+    let host = header("host").unwrap_or("127.0.0.1:9696");
+    format!("{proto}://{host}")
+}
+
+/// Neutron accepts `/v2.0/networks/<id>.json`.
+pub fn strip_json_suffix(id: &str) -> &str {
+    id.strip_suffix(".json").unwrap_or(id)
+}

@@ -1,0 +1,556 @@
+//! `/v2.0/networks`: create (one or bulk), list, show, update, delete.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+
+use super::auth::RequestContext;
+use super::body::{self, CreateBody};
+use super::error::{ApiResult, NeutronError};
+use super::openapi::ResourceDoc;
+use super::query::{CollectionSpec, ListQuery};
+use super::{AppState, base_url, dhcp_scheduling, ports, strip_json_suffix, subnets};
+use neutrino_store::{self as store, networks as repo, networks::Network, networks::SegmentError};
+
+pub const SPEC: CollectionSpec = CollectionSpec {
+    collection: "networks",
+    filterable: &[
+        "id",
+        "name",
+        "tenant_id",
+        "project_id",
+        "admin_state_up",
+        "status",
+        "shared",
+        "router:external",
+        "mtu",
+        "port_security_enabled",
+        "provider:network_type",
+        "provider:physical_network",
+        "provider:segmentation_id",
+        "is_default",
+        "description",
+        "revision_number",
+        "subnets",
+        "tags",
+    ],
+    sortable: &[
+        "id",
+        "name",
+        "tenant_id",
+        "project_id",
+        "admin_state_up",
+        "status",
+        "shared",
+        "router:external",
+        "mtu",
+        "created_at",
+        "updated_at",
+        "revision_number",
+        "description",
+    ],
+};
+
+const CREATE_ATTRS: &[&str] = &[
+    "name",
+    "description",
+    "tenant_id",
+    "project_id",
+    "admin_state_up",
+    "shared",
+    "router:external",
+    "port_security_enabled",
+    "mtu",
+    "is_default",
+    "availability_zone_hints",
+    "provider:network_type",
+    "provider:physical_network",
+    "provider:segmentation_id",
+];
+const UPDATE_ATTRS: &[&str] = &[
+    "name",
+    "description",
+    "admin_state_up",
+    "shared",
+    "router:external",
+    "port_security_enabled",
+    "mtu",
+    "is_default",
+];
+const READ_ONLY: &[&str] = &[
+    "id",
+    "status",
+    "subnets",
+    "tenant_id",
+    "project_id",
+    "created_at",
+    "updated_at",
+    "revision_number",
+    "availability_zones",
+    "availability_zone_hints",
+    "provider:network_type",
+    "provider:physical_network",
+    "ipv4_address_scope",
+    "ipv6_address_scope",
+    "l2_adjacency",
+    "tags",
+];
+
+/// VXLAN adds 50 bytes of headers (outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14).
+const VXLAN_OVERHEAD: i64 = 50;
+const MIN_MTU: i64 = 68;
+
+pub const DOC: ResourceDoc = ResourceDoc {
+    resource: "network",
+    spec: &SPEC,
+    create: CREATE_ATTRS,
+    update: UPDATE_ATTRS,
+    read_only: READ_ONLY,
+    delete: true,
+};
+
+pub fn not_found(id: &str) -> NeutronError {
+    NeutronError::not_found(
+        "NetworkNotFound",
+        format!("Network {id} could not be found."),
+    )
+}
+
+/// The API dict of a network; provider attributes only for admins.
+pub fn to_json(n: &Network, subnets: Vec<String>, admin: bool) -> Map<String, Value> {
+    let hints: Value =
+        serde_json::from_str(&n.availability_zone_hints).unwrap_or_else(|_| json!([]));
+    let mut m = json!({
+        "id": n.id, "name": n.name, "tenant_id": n.project_id, "project_id": n.project_id,
+        "admin_state_up": n.admin_state_up, "mtu": n.mtu, "status": n.status, "subnets": subnets,
+        "shared": n.shared, "port_security_enabled": n.port_security_enabled, "router:external": n.external,
+        "is_default": n.is_default, "availability_zone_hints": hints, "availability_zones": [],
+        "ipv4_address_scope": null, "ipv6_address_scope": null, "l2_adjacency": true,
+        "description": n.description, "tags": [], "created_at": n.created_at, "updated_at": n.updated_at,
+        "revision_number": n.revision_number,
+    });
+    if admin {
+        m["provider:network_type"] = json!(n.network_type);
+        m["provider:physical_network"] = json!(n.physical_network);
+        m["provider:segmentation_id"] = json!(n.segmentation_id);
+    }
+    match m {
+        Value::Object(map) => map,
+        _ => unreachable!("a JSON object literal"),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    ctx.require_write("create_network")?;
+    let (bodies, bulk) = match body::create_body(&bytes, "network", "networks")? {
+        CreateBody::One(b) => (vec![b], false),
+        CreateBody::Bulk(v) => (v, true),
+    };
+    // All or nothing: one transaction for the whole request.
+    let mut tx = state.store.begin_write().await?;
+    let mut created = Vec::with_capacity(bodies.len());
+    for b in &bodies {
+        let n = create_one(&state, &ctx, b, &mut tx).await?;
+        created.push(Value::Object(to_json(&n, vec![], ctx.is_admin())));
+    }
+    tx.commit().await?;
+    Ok(body::created("network", "networks", bulk, created))
+}
+
+async fn create_one(
+    state: &AppState,
+    ctx: &RequestContext,
+    b: &Map<String, Value>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+) -> ApiResult<Network> {
+    body::check_create_attributes(b, CREATE_ATTRS, READ_ONLY)?;
+    let project_id = ctx.project_for_create(b)?;
+    for admin_only in [
+        "shared",
+        "router:external",
+        "is_default",
+        "provider:network_type",
+        "provider:physical_network",
+        "provider:segmentation_id",
+    ] {
+        if b.contains_key(admin_only) && !ctx.is_admin() {
+            return Err(NeutronError::forbidden(&format!(
+                "create_network:{admin_only}"
+            )));
+        }
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let (network_type, physical_network, segmentation_id) = segment(state, b, tx, &id).await?;
+    let max_mtu = state.config.global_physnet_mtu
+        - if network_type == "vxlan" {
+            VXLAN_OVERHEAD
+        } else {
+            0
+        };
+    let mtu = match body::integer(b, "mtu")? {
+        None => max_mtu,
+        Some(m) if m < MIN_MTU => {
+            return Err(NeutronError::invalid_input(format!(
+                "MTU {m} is below the minimum of {MIN_MTU}"
+            )));
+        }
+        Some(m) if m > max_mtu => {
+            return Err(NeutronError::invalid_input(format!(
+                "Requested MTU is too big, maximum is {max_mtu}"
+            )));
+        }
+        Some(m) => m,
+    };
+    let external = body::boolean(b, "router:external")?.unwrap_or(false);
+    let is_default = body::boolean(b, "is_default")?.unwrap_or(false);
+    if is_default && !external {
+        return Err(NeutronError::invalid_input(
+            "is_default can only be set on an external network",
+        ));
+    }
+    let hints = match b.get("availability_zone_hints") {
+        None => "[]".to_string(),
+        Some(v @ Value::Array(items)) if items.iter().all(Value::is_string) => v.to_string(),
+        Some(other) => {
+            return Err(NeutronError::invalid_input(format!(
+                "'{other}' is not a list of availability zones"
+            )));
+        }
+    };
+    let now = store::now();
+    let n = Network {
+        id,
+        project_id,
+        name: body::string(b, "name", 255)?.unwrap_or_default(),
+        description: body::string(b, "description", 255)?.unwrap_or_default(),
+        admin_state_up: body::boolean(b, "admin_state_up")?.unwrap_or(true),
+        status: "ACTIVE".into(),
+        shared: body::boolean(b, "shared")?.unwrap_or(false),
+        external,
+        is_default,
+        port_security_enabled: body::boolean(b, "port_security_enabled")?.unwrap_or(true),
+        mtu,
+        network_type,
+        physical_network,
+        segmentation_id,
+        availability_zone_hints: hints,
+        created_at: now.clone(),
+        updated_at: now,
+        revision_number: 1,
+    };
+    repo::insert(tx, &n).await?;
+    Ok(n)
+}
+
+/// Validates the provider attributes and claims the segment, or a tenant VXLAN segment.
+async fn segment(
+    state: &AppState,
+    b: &Map<String, Value>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    network_id: &str,
+) -> ApiResult<(String, Option<String>, Option<i64>)> {
+    let requested_type = match b.get("provider:network_type") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(other) => {
+            return Err(NeutronError::invalid_input(format!(
+                "network_type value '{other}' not supported"
+            )));
+        }
+    };
+    let physnet = body::string(b, "provider:physical_network", 64)?.filter(|p| !p.is_empty());
+    let seg_id = body::integer(b, "provider:segmentation_id")?;
+    let network_type = requested_type
+        .unwrap_or(&state.config.tenant_network_type)
+        .to_string();
+    let (range, needs_physnet) = match network_type.as_str() {
+        "flat" => ((0, 0), true),
+        "vlan" => ((1, 4094), true),
+        "vxlan" => (state.config.vni_range, false),
+        "local" => ((0, 0), false),
+        other => {
+            return Err(NeutronError::invalid_input(format!(
+                "network_type value '{other}' not supported"
+            )));
+        }
+    };
+    match (needs_physnet, &physnet) {
+        (true, None) => {
+            return Err(NeutronError::invalid_input(format!(
+                "physical_network required for {network_type} provider network"
+            )));
+        }
+        (false, Some(_)) => {
+            return Err(NeutronError::invalid_input(format!(
+                "physical_network not allowed for {network_type} provider network"
+            )));
+        }
+        _ => {}
+    }
+    if matches!(network_type.as_str(), "flat" | "local") {
+        if seg_id.is_some() {
+            return Err(NeutronError::invalid_input(format!(
+                "segmentation_id not allowed for {network_type} provider network"
+            )));
+        }
+        if network_type == "local" {
+            return Ok((network_type, None, None));
+        }
+    }
+    let limits = match network_type.as_str() {
+        "vlan" => (1, 4094),
+        "vxlan" => (1, (1 << 24) - 1),
+        _ => (0, 0),
+    };
+    if seg_id.is_some_and(|id| id < limits.0 || id > limits.1) {
+        return Err(NeutronError::invalid_input(format!(
+            "segmentation_id out of range ({} through {}).",
+            limits.0, limits.1
+        )));
+    }
+    let requested = if network_type == "flat" {
+        Some(0)
+    } else {
+        seg_id
+    };
+    match repo::allocate_segment(
+        tx,
+        state.store.backend,
+        &network_type,
+        physnet.as_deref(),
+        requested,
+        range,
+        network_id,
+    )
+    .await
+    {
+        Ok(id) => Ok((
+            network_type.clone(),
+            physnet,
+            (network_type != "flat").then_some(id),
+        )),
+        Err(SegmentError::InUse) => Err(match network_type.as_str() {
+            "flat" => NeutronError::conflict(
+                "FlatNetworkInUse",
+                format!(
+                    "Unable to create the flat network. Physical network {} is in use.",
+                    physnet.unwrap_or_default()
+                ),
+            ),
+            "vlan" => NeutronError::conflict(
+                "VlanIdInUse",
+                format!(
+                    "Unable to create the network. The VLAN {} on physical network {} is in use.",
+                    seg_id.unwrap_or_default(),
+                    physnet.unwrap_or_default()
+                ),
+            ),
+            _ => NeutronError::conflict(
+                "TunnelIdInUse",
+                format!(
+                    "Unable to create the network. The tunnel ID {} is in use.",
+                    seg_id.unwrap_or_default()
+                ),
+            ),
+        }),
+        Err(SegmentError::Exhausted) => Err(NeutronError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NoNetworkAvailable",
+            "Unable to create the network. No tenant network is available for allocation.",
+        )),
+        Err(SegmentError::Db(e)) => Err(e.into()),
+    }
+}
+
+/// Callers see their own networks, shared ones and external ones.
+pub fn visible_to(ctx: &RequestContext, n: &Network) -> bool {
+    ctx.owns(&n.project_id) || n.shared || n.external
+}
+
+/// A network the caller may see, or 404.
+pub async fn visible_in(
+    conn: &mut sqlx::AnyConnection,
+    ctx: &RequestContext,
+    id: &str,
+) -> ApiResult<Network> {
+    match repo::get(conn, id).await? {
+        Some(n) if visible_to(ctx, &n) => Ok(n),
+        _ => Err(not_found(id)),
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let query = ListQuery::parse(q.as_deref(), &SPEC)?;
+    let project = (!ctx.is_admin()).then_some(ctx.project_id.as_str());
+    let mut subnets = subnets::ids_by_network(&state.store.read).await?;
+    let items = repo::list(&state.store.read, project)
+        .await?
+        .iter()
+        .map(|n| to_json(n, subnets.remove(&n.id).unwrap_or_default(), ctx.is_admin()))
+        .collect();
+    Ok(Json(query.apply(
+        items,
+        &format!("{}/v2.0/networks", base_url(&headers)),
+    )))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let id = strip_json_suffix(&id);
+    let query = ListQuery::parse_fields(q.as_deref(), &SPEC);
+    let mut conn = state.store.read.acquire().await?;
+    let n = visible_in(&mut conn, &ctx, id).await?;
+    let subnets = subnet_ids(&mut conn, id).await?;
+    Ok(Json(
+        json!({"network": query.project(to_json(&n, subnets, ctx.is_admin()))}),
+    ))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Json<Value>> {
+    let id = strip_json_suffix(&id);
+    let b = body::update_body(&bytes, "network")?;
+    if b.contains_key("provider:segmentation_id") {
+        return Err(NeutronError::invalid_input(
+            "updating provider:segmentation_id is not supported",
+        ));
+    }
+    body::check_attributes(&b, UPDATE_ATTRS, READ_ONLY)?;
+    let mut tx = state.store.begin_write().await?;
+    let mut n = match repo::get(&mut *tx, id).await? {
+        Some(n) if visible_to(&ctx, &n) => n,
+        _ => return Err(not_found(id)),
+    };
+    if !ctx.owns(&n.project_id) {
+        return Err(NeutronError::forbidden("update_network"));
+    }
+    ctx.require_write("update_network")?;
+    for admin_only in ["shared", "router:external", "is_default"] {
+        if b.contains_key(admin_only) && !ctx.is_admin() {
+            return Err(NeutronError::forbidden(&format!(
+                "update_network:{admin_only}"
+            )));
+        }
+    }
+    if let Some(name) = body::string(&b, "name", 255)? {
+        n.name = name;
+    }
+    if let Some(d) = body::string(&b, "description", 255)? {
+        n.description = d;
+    }
+    n.admin_state_up = body::boolean(&b, "admin_state_up")?.unwrap_or(n.admin_state_up);
+    n.shared = body::boolean(&b, "shared")?.unwrap_or(n.shared);
+    n.external = body::boolean(&b, "router:external")?.unwrap_or(n.external);
+    n.is_default = body::boolean(&b, "is_default")?.unwrap_or(n.is_default);
+    if n.is_default && !n.external {
+        return Err(NeutronError::invalid_input(
+            "is_default can only be set on an external network",
+        ));
+    }
+    n.port_security_enabled =
+        body::boolean(&b, "port_security_enabled")?.unwrap_or(n.port_security_enabled);
+    if let Some(mtu) = body::integer(&b, "mtu")? {
+        let max = state.config.global_physnet_mtu
+            - if n.network_type == "vxlan" {
+                VXLAN_OVERHEAD
+            } else {
+                0
+            };
+        if !(MIN_MTU..=max).contains(&mtu) {
+            return Err(NeutronError::invalid_input(format!(
+                "MTU {mtu} is outside {MIN_MTU}-{max}"
+            )));
+        }
+        n.mtu = mtu;
+    }
+    n.updated_at = store::now();
+    n.revision_number += 1;
+    repo::update(&mut tx, &n).await?;
+    let subnets = subnet_ids(&mut tx, id).await?;
+    // Every bound port carries its network to its host's agent (MTU, admin state).
+    let mut newest = store::dhcp_hosting::record_network(&mut tx, id).await?;
+    for (port, host) in store::ports::hosts_on_network(&mut tx, id).await? {
+        newest = newest.max(store::dhcp_hosting::record_port(&mut tx, id, &port, &[&host]).await?);
+    }
+    tx.commit().await?;
+    state.feed.committed(newest);
+    Ok(Json(
+        json!({"network": to_json(&n, subnets, ctx.is_admin())}),
+    ))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = strip_json_suffix(&id);
+    let mut tx = state.store.begin_write().await?;
+    match repo::get(&mut *tx, id).await? {
+        Some(n) if ctx.owns(&n.project_id) => ctx.require_write("delete_network")?,
+        Some(n) if n.shared || n.external => return Err(NeutronError::forbidden("delete_network")),
+        _ => return Err(not_found(id)),
+    }
+    // Ports other than DHCP ports keep the network; DHCP ports go with it.
+    let ports = store::ports::on_network(&mut tx, id).await?;
+    let in_use: Vec<&str> = ports
+        .iter()
+        .filter(|(_, owner)| owner != subnets::AUTO_DELETE_OWNER)
+        .map(|(port, _)| port.as_str())
+        .collect();
+    if !in_use.is_empty() {
+        return Err(NeutronError::conflict(
+            "NetworkInUse",
+            format!(
+                "Unable to complete operation on network {id}. There are one or more ports still in use on the network, id for these ports is: {}.",
+                in_use.join(",")
+            ),
+        ));
+    }
+    let mut newest = dhcp_scheduling::network_deleted(&state, &mut tx, id).await?;
+    for (port, _) in &ports {
+        if let Some(p) = store::ports::get(&mut tx, port).await? {
+            newest = newest.max(ports::remove(&state, &mut tx, &p).await?);
+        }
+    }
+    for subnet in subnet_ids(&mut tx, id).await? {
+        store::subnets::delete(&mut tx, &subnet).await?;
+    }
+    repo::delete(&mut tx, id).await?;
+    tx.commit().await?;
+    state.feed.committed(newest);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn subnet_ids(conn: &mut sqlx::AnyConnection, network_id: &str) -> sqlx::Result<Vec<String>> {
+    Ok(store::subnets::on_network(conn, network_id)
+        .await?
+        .into_iter()
+        .map(|s| s.id)
+        .collect())
+}
+
+/// `PUT` or `DELETE` on the collection: Neutron answers 404 for the network "None".
+pub async fn no_collection_action() -> NeutronError {
+    not_found("None")
+}

@@ -1,0 +1,167 @@
+//! Group commit for port creates. On SQLite one connection writes at a time, so the cost of a
+//! create is mostly its round trips to that connection; taking the creates that are waiting
+//! and writing them in one transaction saves the BEGIN, COMMIT and hand-over of each. The
+//! ports are drafted in that transaction too, so the network, its subnets and the default
+//! security group are read once per batch (`DraftLookups`), not once per port.
+//!
+//! One task per server writes. It takes every create waiting (up to [`MAX_BATCH`]), writes
+//! them in one transaction and answers each, keeping the connection for the next batch while
+//! creates keep coming (up to [`HOLD`] batches). If any of them fails (an address taken, a pool
+//! exhausted, ...), the batch is rolled back and each create runs again alone, so one
+//! request's error never becomes another's.
+
+use serde_json::{Map, Value};
+use sqlx::AnyConnection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::AppState;
+use super::auth::RequestContext;
+use super::error::{ApiResult, NeutronError};
+use super::ports::{DraftLookups, draft_with, to_json, write_draft};
+use neutrino_store::port_writes::{Finished, PortWrites};
+use neutrino_store::ports::Port;
+
+/// Creates written in one transaction at most (a bound on how long one commit holds others).
+const MAX_BATCH: usize = 64;
+/// Batches written one after the other on one connection at most, before other writers may
+/// have it.
+const HOLD: usize = 8;
+
+/// One create request: its bodies and the project of each, written all or nothing.
+struct Job {
+    ctx: RequestContext,
+    bodies: Vec<Map<String, Value>>,
+    projects: Vec<String>,
+    reply: oneshot::Sender<ApiResult<Vec<Port>>>,
+}
+
+/// The handle requests queue their creates on.
+pub struct PortWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl PortWriter {
+    /// Starts the writing task of `state`'s server.
+    pub fn start(state: AppState) -> PortWriter {
+        let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run(state, queue));
+        PortWriter { jobs }
+    }
+
+    /// Creates the ports of one request (bodies checked for attributes and policy, with the
+    /// project of each); answers their API dicts.
+    pub async fn create(
+        &self,
+        ctx: &RequestContext,
+        bodies: &[Map<String, Value>],
+        projects: &[String],
+    ) -> ApiResult<Vec<Value>> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            ctx: ctx.clone(),
+            bodies: bodies.to_vec(),
+            projects: projects.to_vec(),
+            reply,
+        };
+        let gone = || NeutronError::internal("the port writer has stopped");
+        self.jobs.send(job).await.map_err(|_| gone())?;
+        // The API dicts are made here, in the request's task, not in the one writing task.
+        let created = answer.await.map_err(|_| gone())??;
+        Ok(created
+            .iter()
+            .map(|p| Value::Object(to_json(p, ctx.is_admin())))
+            .collect())
+    }
+}
+
+async fn run(state: AppState, mut queue: mpsc::Receiver<Job>) {
+    while let Some(first) = queue.recv().await {
+        let mut conn = match state.store.write.acquire().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                let _ = first.reply.send(Err(e.into()));
+                continue;
+            }
+        };
+        // The connection is kept for the batches that follow while creates keep coming (up to
+        // HOLD of them), instead of going back to the pool and being taken again between
+        // them; other writers get it when the queue runs dry. What the drafts read is kept
+        // over the hold as long as it stays valid (see `DraftLookups::revalidate`).
+        let mut lookups = DraftLookups::default();
+        let mut next = Some(first);
+        let mut held = 0;
+        while let Some(first) = next.take() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            write_batch(&state, &mut conn, &mut lookups, batch).await;
+            held += 1;
+            if held < HOLD {
+                next = queue.try_recv().ok();
+            }
+        }
+    }
+}
+
+/// Writes a batch in one transaction; if that fails, each job alone, so that one request's
+/// error never becomes another's.
+async fn write_batch(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    lookups: &mut DraftLookups,
+    batch: Vec<Job>,
+) {
+    if batch.len() > 1
+        && let Ok(results) = write(state, conn, lookups, &batch).await
+    {
+        for (job, created) in batch.into_iter().zip(results) {
+            let _ = job.reply.send(Ok(created));
+        }
+        return;
+    }
+    for job in batch {
+        let result = write(state, conn, lookups, std::slice::from_ref(&job))
+            .await
+            .map(|mut r| r.remove(0));
+        let _ = job.reply.send(result);
+    }
+}
+
+/// Drafts and writes every job's ports in one transaction. Several jobs' rows are held back and written
+/// together at the end (a refused row fails the batch, which then runs one job at a time);
+/// one job's are written at once, so that each error is its own.
+async fn write(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    lookups: &mut DraftLookups,
+    jobs: &[Job],
+) -> ApiResult<Vec<Vec<Port>>> {
+    let mut tx = state.store.begin_write_on(conn).await?;
+    lookups.revalidate(&mut tx, state.store.backend).await?;
+    let mut writes = match jobs.len() {
+        1 => PortWrites::alone(),
+        _ => PortWrites::grouped(),
+    };
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let mut created = Vec::with_capacity(job.bodies.len());
+        for (b, project) in job.bodies.iter().zip(&job.projects) {
+            let d = draft_with(&mut tx, lookups, &job.ctx, b, project.clone()).await?;
+            created.push(write_draft(state, &job.ctx, b, d, &mut tx, &mut writes).await?);
+        }
+        results.push(created);
+    }
+    let Finished::Written { revision } = writes.finish(&mut tx).await? else {
+        return Err(NeutronError::conflict(
+            "BatchConflict",
+            "a port of the batch conflicted; writing them one at a time",
+        ));
+    };
+    tx.commit().await?;
+    state.feed.committed(revision);
+    Ok(results)
+}

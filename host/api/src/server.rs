@@ -1,0 +1,133 @@
+//! `neutrino serve`: the API on a socket, state in SQLite (default) or PostgreSQL.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use tokio_util::task::AbortOnDropHandle;
+
+use crate::auth::AuthStrategy;
+use crate::heartbeat::Heartbeats;
+use crate::internal::AgentToken;
+use crate::keystone::Keystone;
+use crate::{ApiConfig, AppState};
+use neutrino_store::Store;
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// `sqlite://...` or `postgres://...`; None: an SQLite file in `data_dir`.
+    pub database: Option<String>,
+    pub data_dir: PathBuf,
+    /// The agents' shared secret; None: `<data_dir>/agent-token`. Created if absent.
+    pub agent_token_file: Option<PathBuf>,
+    pub api: ApiConfig,
+}
+
+impl ServeOptions {
+    pub fn database_url(&self) -> String {
+        self.database
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("neutrino.db").display()))
+    }
+
+    pub fn agent_token_path(&self) -> PathBuf {
+        self.agent_token_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("agent-token"))
+    }
+}
+
+/// Opens the store, loads the agent token and starts the heartbeat writer and the sweep that
+/// fails boots past their timeout.
+pub async fn state(options: &ServeOptions) -> anyhow::Result<AppState> {
+    std::fs::create_dir_all(&options.data_dir)
+        .with_context(|| format!("data directory {}", options.data_dir.display()))?;
+    let agent_token = AgentToken::load_or_create(&options.agent_token_path())?;
+    let store = Store::connect(&options.database_url()).await?;
+    let keystone = match &options.api.auth {
+        AuthStrategy::NoAuth => None,
+        AuthStrategy::Keystone { url } => Some(Arc::new(Keystone::new(url)?)),
+    };
+    let heartbeats = Heartbeats::new(store.clone(), options.api.agent_down_time);
+    heartbeats.spawn_flusher(options.api.heartbeat_flush_interval);
+    let state = AppState::new(
+        store,
+        options.api.clone(),
+        heartbeats,
+        agent_token,
+        keystone,
+    );
+    crate::compute::build_timeout::spawn(state.clone());
+    Ok(state)
+}
+
+/// The app (also used by tests, which bind their own socket).
+pub async fn app(options: &ServeOptions) -> anyhow::Result<axum::Router> {
+    Ok(crate::router(state(options).await?))
+}
+
+/// A server bound to its socket, not serving yet: what runs beside it (the embedded agent)
+/// can be started between [`bind`] and [`Bound::serve_until_signal`].
+pub struct Bound {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+}
+
+/// Opens the state and binds the socket; prints the address (scripts and tests read the line).
+pub async fn bind(options: &ServeOptions) -> anyhow::Result<Bound> {
+    let state = state(options).await?;
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listen on {}", options.listen))?;
+    tracing::info!(
+        "neutrino serving the Networking API v2.0 on http://{}",
+        listener.local_addr()?
+    );
+    println!(
+        "neutrino: listening on http://{} (database {})",
+        listener.local_addr()?,
+        options.database_url()
+    );
+    Ok(Bound { listener, state })
+}
+
+impl Bound {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until Ctrl-C / SIGTERM, then writes the heartbeats still buffered.
+    pub async fn serve_until_signal(self) -> anyhow::Result<()> {
+        let heartbeats = self.state.heartbeats.clone();
+        axum::serve(self.listener, crate::router(self.state))
+            .with_graceful_shutdown(async {
+                let ctrl_c = tokio::signal::ctrl_c();
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("SIGTERM handler");
+                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+            })
+            .await?;
+        heartbeats.flush().await?;
+        Ok(())
+    }
+}
+
+/// Serves in a task of the current runtime until the handle is dropped (tests, benches):
+/// the address bound (give port 0 for a free one) and the handle.
+pub async fn spawn(options: ServeOptions) -> anyhow::Result<(SocketAddr, AbortOnDropHandle<()>)> {
+    let app = crate::router(state(&options).await?);
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listen on {}", options.listen))?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("server stopped: {e}");
+        }
+    });
+    Ok((addr, AbortOnDropHandle::new(task)))
+}

@@ -1,0 +1,225 @@
+//! What the server and a node agent say to each other over the internal API (outside `/v2.0`,
+//! authenticated by `X-Neutrino-Agent-Token`, as `/internal/agents/report` is). An agent never
+//! reaches the database: it sees only its own host's work, through these messages.
+//!
+//! - `GET /internal/hosts/{host}/changes?after=<revision>&timeout=<seconds>` -> [`HostChanges`].
+//!   Waits (long poll, `timeout` default 30, at most 60 s) until the host's change feed has
+//!   entries newer than `after`, then answers with the current state of every object those
+//!   entries name. `after=0`, or a revision the feed no longer keeps, answers `full: true` with
+//!   every object of the host. On timeout: the same revision, no objects.
+//! - `POST /internal/hosts/{host}/ports/status` with [`PortStatusReport`] -> 200
+//!   `{"updated": n, "ignored": m}`: ports bound to `host` take the reported status (DOWN,
+//!   BUILD, ACTIVE or ERROR; anything else is a 400 for the whole report), their
+//!   `revision_number`/`updated_at` bumped when it changes; ports bound elsewhere or gone are
+//!   ignored and counted. A status report is no feed entry (the agent already knows).
+//! - `POST /internal/hosts/{host}/instances/status` with [`InstanceStatusReport`] -> 204.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use neutrino_model as model;
+
+/// The header every internal request carries the agents' shared secret in.
+pub const TOKEN_HEADER: &str = "x-neutrino-agent-token";
+
+/// Query of `GET /internal/hosts/{host}/changes`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ChangesQuery {
+    #[serde(default)]
+    pub after: i64,
+    /// Seconds to wait for a change.
+    #[serde(default)]
+    pub timeout: Option<u64>,
+}
+
+/// Answer of `GET /internal/hosts/{host}/changes`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostChanges {
+    /// Pass this as `after` next time.
+    pub revision: i64,
+    /// Every object of the host is listed; what is not listed does not belong on the host.
+    pub full: bool,
+    /// Ports bound to this host, and ports of networks whose DHCP this host serves.
+    #[serde(default)]
+    pub ports: Vec<PortChange>,
+    #[serde(default)]
+    pub dhcp_networks: Vec<DhcpNetworkChange>,
+    #[serde(default)]
+    pub instances: Vec<InstanceChange>,
+}
+
+/// A port's current state; `port: None` means it is gone (deleted, or no longer this host's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortChange {
+    pub id: String,
+    pub port: Option<HostPort>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostPort {
+    pub id: String,
+    pub network_id: String,
+    pub mac_address: String,
+    pub fixed_ips: Vec<model::FixedIp>,
+    pub device_owner: String,
+    pub device_id: String,
+    pub admin_state_up: bool,
+    /// DOWN, BUILD, ACTIVE or ERROR, as the API shows it.
+    pub status: String,
+    /// The port's DNS name (`dns_assignment` hostname), for the DHCP host entry.
+    pub hostname: String,
+    pub extra_dhcp_opts: Vec<ExtraDhcpOpt>,
+    /// Present when the port is bound (not `unbound`/`binding_failed`) to this host.
+    pub binding: Option<HostBinding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraDhcpOpt {
+    pub opt_name: String,
+    pub opt_value: String,
+    pub ip_version: u8,
+}
+
+/// What plugging a bound port needs: the bottom bound level's driver and segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostBinding {
+    pub host: String,
+    /// The mechanism driver that bound the bottom level: its `plug-port` wires the port.
+    pub driver: String,
+    pub vif_type: String,
+    pub vif_details: Map<String, Value>,
+    pub vnic_type: String,
+    pub profile: Map<String, Value>,
+    pub network: model::Network,
+    pub segment: model::Segment,
+    /// Where the device goes: an instance's namespace or a `qdhcp-` namespace. None: nothing
+    /// on this host asked for a device yet (a port bound before its instance exists).
+    pub attachment: Option<model::Attachment>,
+}
+
+/// A network whose DHCP this host serves; `network: None` means it no longer does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DhcpNetworkChange {
+    pub id: String,
+    pub network: Option<DhcpNetwork>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DhcpNetwork {
+    pub network: model::Network,
+    /// Every subnet of the network (DHCP-disabled ones included: their routes still matter).
+    pub subnets: Vec<DhcpSubnet>,
+    /// The network's DHCP port on this host (owner `network:dhcp`); its binding's attachment is
+    /// `qdhcp-<network id>`. It also arrives in `ports`, where it is plugged like any port.
+    pub dhcp_port_id: String,
+    /// With `full` or a changed subnet set: every port of the network (the DHCP host entries).
+    /// Later port changes arrive one by one in [`HostChanges::ports`].
+    pub ports: Vec<HostPort>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DhcpSubnet {
+    pub id: String,
+    pub ip_version: u8,
+    pub cidr: String,
+    pub gateway_ip: Option<String>,
+    pub enable_dhcp: bool,
+    pub dns_nameservers: Vec<String>,
+    /// (destination CIDR, nexthop)
+    pub host_routes: Vec<(String, String)>,
+    pub ipv6_address_mode: Option<String>,
+}
+
+/// An instance placed on this host; `instance: None` means it is gone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceChange {
+    pub id: String,
+    pub instance: Option<HostInstance>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInstance {
+    pub id: String,
+    pub name: String,
+    /// The instance's network namespace, [`instance_namespace`].
+    pub namespace: String,
+    pub nics: Vec<HostNic>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostNic {
+    pub port_id: String,
+    /// `eth0`, `eth1`, ... in the order the instance's networks were given.
+    pub interface_name: String,
+    pub mac_address: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatusReport {
+    pub ports: Vec<PortStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatus {
+    pub id: String,
+    /// BUILD (wiring started), ACTIVE (wired), DOWN (unplugged), ERROR (wiring failed).
+    pub status: String,
+    /// Why wiring failed (a plan step and its error), for ERROR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceStatusReport {
+    pub instances: Vec<InstanceStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub id: String,
+    pub nics: Vec<NicLease>,
+    /// Set when the agent gave up on the instance (a plug failed, no lease in time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NicLease {
+    pub port_id: String,
+    /// The IPv4 address the NIC's DHCP client holds, if it got one.
+    pub leased_ip: Option<String>,
+}
+
+pub use neutrino_model::instance_namespace;
+
+/// The DHCP namespace of a network, as in Neutron.
+pub fn dhcp_namespace(network_id: &str) -> String {
+    format!("qdhcp-{network_id}")
+}
+
+/// The DHCP port's interface inside `qdhcp-<network>`: `ns-` + 11 characters of the port id
+/// (Neutron's `ovs_use_veth` name; the host side is the driver's `tap`).
+pub fn dhcp_interface(port_id: &str) -> String {
+    format!("ns-{}", &port_id[..port_id.len().min(11)])
+}
+
+/// Neutron's DHCP port `device_id`: `dhcp` + uuid5(DNS namespace, host) + `-` + network id.
+pub fn dhcp_device_id(host: &str, network_id: &str) -> String {
+    let host_uuid = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_DNS, host.as_bytes());
+    format!("dhcp{host_uuid}-{network_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_neutron() {
+        let port = "3f1c2a9e-7b44-4f7e-9a51-0c8d2b6f1e11";
+        assert_eq!(dhcp_interface(port), "ns-3f1c2a9e-7b");
+        assert_eq!(instance_namespace(port), "inst-3f1c2a9e-7b");
+        assert_eq!(dhcp_namespace("n1"), "qdhcp-n1");
+        let id = dhcp_device_id("compute-1", "net");
+        assert!(id.starts_with("dhcp") && id.ends_with("-net") && id.len() == 4 + 36 + 4);
+    }
+}

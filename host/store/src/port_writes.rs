@@ -1,0 +1,238 @@
+//! The writes of one port-create transaction. Grouped (several requests' creates in one
+//! transaction, see `api::port_writer`), the row inserts are held back and written as
+//! multi-row INSERTs at the end; alone, every row is written at once, so that a conflict is
+//! known for the port that caused it. Either way lowest-address allocations come from ranges
+//! kept in memory ([`LowestFree`]) and are written back at the end, and so are the change-feed
+//! entries of the ports (one revision for the whole transaction).
+
+use std::collections::HashMap;
+
+use sqlx::{Any, Transaction};
+
+use super::dhcp_hosting;
+use super::feed::FeedEntries;
+use super::ipam::{self, Allocation, LowestFree};
+use super::ports::{self, Port};
+
+type Tx<'a> = Transaction<'a, Any>;
+
+#[derive(Debug, Default)]
+pub struct PortWrites {
+    held_back: bool,
+    pub lowest: LowestFree,
+    ports: Vec<Port>,
+    allocations: Vec<Allocation>,
+    feed: FeedEntries,
+    /// The DHCP host of each network written to (None: not served), looked up once.
+    dhcp_hosts: HashMap<String, Option<String>>,
+}
+
+/// How [`PortWrites::finish`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Finished {
+    /// Everything is written; pass the feed revision (if any) to `state.feed` after commit.
+    Written { revision: Option<i64> },
+    /// A held-back row was refused (an address or MAC already used): do not commit.
+    Refused,
+}
+
+impl PortWrites {
+    /// Rows held back until [`PortWrites::finish`].
+    pub fn grouped() -> PortWrites {
+        PortWrites {
+            held_back: true,
+            ..PortWrites::default()
+        }
+    }
+
+    /// Rows written at once.
+    pub fn alone() -> PortWrites {
+        PortWrites::default()
+    }
+
+    /// Records an address of a port. False when someone already holds it; held back, that is
+    /// only known at [`PortWrites::finish`].
+    pub async fn record(&mut self, tx: &mut Tx<'_>, a: Allocation) -> sqlx::Result<bool> {
+        if self.held_back {
+            self.allocations.push(a);
+            return Ok(true);
+        }
+        Ok(ipam::record(tx, std::slice::from_ref(&a)).await? == 1)
+    }
+
+    /// Inserts the port row. False when its MAC is already used on the network; held back,
+    /// that is only known at [`PortWrites::finish`].
+    pub async fn insert_port(&mut self, tx: &mut Tx<'_>, p: &Port) -> sqlx::Result<bool> {
+        if self.held_back {
+            self.ports.push(p.clone());
+            return Ok(true);
+        }
+        Ok(ports::insert(tx, std::slice::from_ref(p)).await? == 1)
+    }
+
+    /// The port changed: news for `hosts` (its binding host, before and after) and for its
+    /// network's DHCP host, written at [`PortWrites::finish`].
+    pub async fn port_changed(
+        &mut self,
+        tx: &mut Tx<'_>,
+        p: &Port,
+        hosts: &[&str],
+    ) -> sqlx::Result<()> {
+        if !self.dhcp_hosts.contains_key(&p.network_id) {
+            let hosting = dhcp_hosting::of_network(&mut **tx, &p.network_id).await?;
+            self.dhcp_hosts
+                .insert(p.network_id.clone(), hosting.map(|h| h.host));
+        }
+        let dhcp_host = self.dhcp_hosts[&p.network_id].as_deref();
+        dhcp_hosting::add_port(&mut self.feed, &p.id, hosts, dhcp_host);
+        Ok(())
+    }
+
+    /// Writes everything held back, the free ranges taken from and the feed entries. Refused
+    /// when a held-back row was: the caller does not commit, and writes the ports again alone
+    /// to find out whose it was.
+    pub async fn finish(&mut self, tx: &mut Tx<'_>) -> sqlx::Result<Finished> {
+        self.lowest.flush(tx).await?;
+        let ports = std::mem::take(&mut self.ports);
+        let allocations = std::mem::take(&mut self.allocations);
+        // Ports first: the addresses' foreign key is deferred, but this order needs no deferral.
+        let ports_ok = ports::insert(tx, &ports).await? == ports.len() as u64;
+        let addresses_ok = ipam::record(tx, &allocations).await? == allocations.len() as u64;
+        if !(ports_ok && addresses_ok) {
+            return Ok(Finished::Refused);
+        }
+        let revision = self.feed.write(tx).await?;
+        Ok(Finished::Written { revision })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::networks::{self, Network};
+    use crate::subnets::{self, Subnet};
+    use crate::{Store, now};
+    use neutrino_ipam::{Range, key};
+
+    /// A real SQLite database with one subnet whose free ranges are `ranges`.
+    async fn subnet_with(ranges: &[Range]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        let mut tx = store.begin_write().await.unwrap();
+        let network = Network {
+            id: "n1".into(),
+            project_id: "p".into(),
+            name: String::new(),
+            description: String::new(),
+            admin_state_up: true,
+            status: "ACTIVE".into(),
+            shared: false,
+            external: false,
+            is_default: false,
+            port_security_enabled: true,
+            mtu: 1500,
+            network_type: "local".into(),
+            physical_network: None,
+            segmentation_id: None,
+            availability_zone_hints: "[]".into(),
+            created_at: now(),
+            updated_at: now(),
+            revision_number: 1,
+        };
+        networks::insert(&mut tx, &network).await.unwrap();
+        let subnet = Subnet {
+            id: "s1".into(),
+            project_id: "p".into(),
+            network_id: "n1".into(),
+            name: String::new(),
+            description: String::new(),
+            ip_version: 4,
+            cidr: "10.0.0.0/24".into(),
+            gateway_ip: None,
+            enable_dhcp: false,
+            ipv6_ra_mode: None,
+            ipv6_address_mode: None,
+            allocation_pools: "[]".into(),
+            dns_nameservers: "[]".into(),
+            host_routes: "[]".into(),
+            created_at: now(),
+            updated_at: now(),
+            revision_number: 1,
+        };
+        subnets::insert(&mut tx, &subnet).await.unwrap();
+        ipam::add_ranges(&mut tx, "s1", ranges).await.unwrap();
+        tx.commit().await.unwrap();
+        (dir, store)
+    }
+
+    async fn stored_ranges(tx: &mut Tx<'_>) -> Vec<(String, String)> {
+        sqlx::query_as("SELECT first_ip, last_ip FROM ip_free_ranges ORDER BY first_ip")
+            .fetch_all(&mut **tx)
+            .await
+            .unwrap()
+    }
+
+    fn allocation(ip: u128, port_id: &str) -> Allocation {
+        Allocation {
+            subnet_id: "s1".into(),
+            ip,
+            ip_address: format!("10.0.0.{ip}"),
+            port_id: port_id.into(),
+            position: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn lowest_addresses_cross_ranges_and_are_written_back() {
+        let ranges = [
+            Range {
+                first: 10,
+                last: 11,
+            },
+            Range {
+                first: 20,
+                last: 22,
+            },
+        ];
+        let (_dir, store) = subnet_with(&ranges).await;
+        let mut tx = store.begin_write().await.unwrap();
+        let mut lowest = LowestFree::default();
+        let mut taken = Vec::new();
+        for _ in 0..3 {
+            taken.push(lowest.take(&mut tx, "s1").await.unwrap());
+        }
+        assert_eq!(taken, [Some(10), Some(11), Some(20)]);
+        // Nothing of the range in use is written before the flush; the used-up one is gone.
+        assert_eq!(stored_ranges(&mut tx).await, [(key(20), key(22))]);
+        lowest.flush(&mut tx).await.unwrap();
+        assert_eq!(stored_ranges(&mut tx).await, [(key(21), key(22))]);
+        for _ in 0..2 {
+            lowest.take(&mut tx, "s1").await.unwrap();
+        }
+        assert_eq!(lowest.take(&mut tx, "s1").await.unwrap(), None);
+        lowest.flush(&mut tx).await.unwrap();
+        assert!(stored_ranges(&mut tx).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_held_back_duplicate_fails_the_batch_and_alone_it_is_known_at_once() {
+        let (_dir, store) = subnet_with(&[Range { first: 1, last: 9 }]).await;
+        let mut tx = store.begin_write().await.unwrap();
+        let mut grouped = PortWrites::grouped();
+        assert!(grouped.record(&mut tx, allocation(5, "a")).await.unwrap());
+        assert!(grouped.record(&mut tx, allocation(5, "b")).await.unwrap());
+        assert_eq!(grouped.finish(&mut tx).await.unwrap(), Finished::Refused);
+        drop(tx);
+
+        let mut tx = store.begin_write().await.unwrap();
+        let mut alone = PortWrites::alone();
+        assert!(alone.record(&mut tx, allocation(5, "a")).await.unwrap());
+        assert!(!alone.record(&mut tx, allocation(5, "b")).await.unwrap());
+        assert_eq!(
+            alone.finish(&mut tx).await.unwrap(),
+            Finished::Written { revision: None }
+        );
+    }
+}
