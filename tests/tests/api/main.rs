@@ -1,0 +1,11 @@
+//! The API's integration tests, one binary (as wasmtime's `tests/all`): a change relinks this
+//! binary once instead of one per file. Each module is one resource or concern; most tests run
+//! on SQLite and on PostgreSQL (`neutrino_tests::api::both_backends!`).
+
+mod agents;
+mod host_feed;
+mod keystone;
+mod networks;
+mod openapi;
+mod servers;
+mod subnets_ports;
