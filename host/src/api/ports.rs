@@ -442,7 +442,8 @@ pub async fn draft_with(
         network_id: network.id.clone(),
         name: body::string(b, "name", 255)?.unwrap_or_default(),
         description: body::string(b, "description", 255)?.unwrap_or_default(),
-        mac_address: mac_given.clone().unwrap_or_else(ipam::random_mac).0,
+        // A generated MAC is chosen when the port is written (see `write_draft`).
+        mac_address: mac_given.clone().map(|m| m.0).unwrap_or_default(),
         admin_state_up: body::boolean(b, "admin_state_up")?.unwrap_or(true),
         status: "DOWN".into(),
         device_id: body::string_or_empty(b, "device_id", 255)?.unwrap_or_default(),
@@ -493,6 +494,13 @@ pub async fn write_draft(
         mac_given,
         default_group,
     } = d;
+    if !mac_given {
+        port.mac_address = state.config.mac_generator.next_mac().0;
+        // Pairs without a MAC of their own take the port's.
+        if let Some(pairs) = attrs::address_pairs(b.get("allowed_address_pairs"), &port)? {
+            port.allowed_address_pairs = pairs;
+        }
+    }
     port.security_groups =
         security_groups_for(tx, ctx, b.get("security_groups"), &port, default_group).await?;
     port.fixed_ips = allocate(
