@@ -300,6 +300,10 @@ fn base_mac(tail: [u8; 3]) -> (String, [u8; 6]) {
     (text, bytes)
 }
 
+/// How many MACs a port's creation generates at most before giving up on finding a free one
+/// (Neutron's `mac_generation_retries`).
+pub const MAC_GENERATION_RETRIES: usize = 16;
+
 /// Where generated MACs come from: the OS's random source (the default), or, for tests that
 /// need to know which MACs a server will generate (to make collisions certain), a sequence
 /// fixed by a seed. Clones share the sequence; a new generator of the same seed starts it over.

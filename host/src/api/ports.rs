@@ -494,8 +494,16 @@ pub async fn write_draft(
         mac_given,
         default_group,
     } = d;
-    if !mac_given {
-        port.mac_address = state.config.mac_generator.next_mac().0;
+    // The MAC first: SLAAC addresses, address pairs and the binding are made from it.
+    if mac_given {
+        if !writes.given_mac(tx, &network.id, &port.mac_address).await? {
+            return Err(mac_in_use(&network.id, &port.mac_address));
+        }
+    } else {
+        port.mac_address = writes
+            .generated_mac(tx, &state.config.mac_generator, &network.id)
+            .await?
+            .ok_or_else(|| mac_generation_failure(&network.id))?;
         // Pairs without a MAC of their own take the port's.
         if let Some(pairs) = attrs::address_pairs(b.get("allowed_address_pairs"), &port)? {
             port.allowed_address_pairs = pairs;
@@ -522,8 +530,9 @@ pub async fn write_draft(
                 .await?;
             Ok(port)
         }
-        // The network has this MAC: the caller's choice is refused; a generated one (a
-        // 1-in-16-million chance per port) makes the whole request run again with a new one.
+        // The MAC was free when chosen above, so only a port written since by a transaction
+        // running beside this one (another server sharing PostgreSQL) can hold it: the
+        // caller's choice is refused; a generated one makes the whole request run again.
         Ok(false) if mac_given => Err(mac_in_use(&network.id, &port.mac_address)),
         Ok(false) => Err(retry_request()),
         Err(e) if is_foreign_key_violation(&e) => Err(networks::not_found(&network.id)),
@@ -555,6 +564,15 @@ pub async fn write_one_draft(
 /// An internal error asking the handler to run the whole request again.
 fn retry_request() -> NeutronError {
     NeutronError::conflict("RetryRequest", "a generated value collided; retrying")
+}
+
+/// Neutron's answer when `mac_generation_retries` MACs in a row were taken.
+fn mac_generation_failure(network_id: &str) -> NeutronError {
+    NeutronError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "MacAddressGenerationFailure",
+        format!("Unable to generate unique mac on network {network_id}."),
+    )
 }
 
 fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
