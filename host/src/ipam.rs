@@ -492,7 +492,11 @@ mod tests {
         let seeded: Vec<String> = (0..100).map(|_| first.next_mac().0).collect();
         let again = MacGenerator::seeded(7);
         assert!(seeded.iter().all(|m| *m == again.next_mac().0));
-        assert!(seeded.iter().all(|m| normalize_mac(m).is_some_and(|n| n.0 == *m)));
+        assert!(
+            seeded
+                .iter()
+                .all(|m| normalize_mac(m).is_some_and(|n| n.0 == *m))
+        );
         let distinct: std::collections::HashSet<_> = seeded.iter().collect();
         assert_eq!(distinct.len(), 100, "a seeded sequence repeats early");
         assert_ne!(MacGenerator::seeded(8).next_mac().0, seeded[0]);

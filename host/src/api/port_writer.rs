@@ -152,8 +152,7 @@ async fn write(
     // statements rather than one query a port.
     let mut generated: HashMap<&str, usize> = HashMap::new();
     for b in jobs.iter().flat_map(|j| &j.bodies) {
-        if let (None, Some(Value::String(network))) = (b.get("mac_address"), b.get("network_id"))
-        {
+        if let (None, Some(Value::String(network))) = (b.get("mac_address"), b.get("network_id")) {
             *generated.entry(network.as_str()).or_default() += 1;
         }
     }
@@ -198,7 +197,9 @@ fn refused(grouped: bool, e: sqlx::Error) -> NeutronError {
         sqlx::Error::Database(db)
             if grouped && (db.is_foreign_key_violation() || db.is_unique_violation()) =>
         {
-            tracing::debug!("a batch of port creates was refused ({e}); writing them one at a time");
+            tracing::debug!(
+                "a batch of port creates was refused ({e}); writing them one at a time"
+            );
             batch_conflict()
         }
         _ => e.into(),

@@ -83,13 +83,19 @@ impl FeedEntries {
                  ON CONFLICT (host, kind, object_id) DO UPDATE SET revision = excluded.revision"
             )
         };
-        insert_rows(&mut *conn, &entries, 4, statement, |query, (host, kind, object_id)| {
-            query
-                .bind(host)
-                .bind(kind.as_str())
-                .bind(object_id)
-                .bind(revision)
-        })
+        insert_rows(
+            &mut *conn,
+            &entries,
+            4,
+            statement,
+            |query, (host, kind, object_id)| {
+                query
+                    .bind(host)
+                    .bind(kind.as_str())
+                    .bind(object_id)
+                    .bind(revision)
+            },
+        )
         .await?;
         Ok(Some(revision))
     }

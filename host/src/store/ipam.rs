@@ -264,7 +264,7 @@ pub async fn record(tx: &mut Tx<'_>, allocations: &[Allocation]) -> sqlx::Result
              VALUES {rows} ON CONFLICT DO NOTHING"
         )
     };
-    insert_rows(&mut **tx, allocations, 5, statement, |query, a| {
+    insert_rows(tx, allocations, 5, statement, |query, a| {
         query
             .bind(&a.subnet_id)
             .bind(key(a.ip))

@@ -344,3 +344,80 @@ where
 pub fn flag(r: &impl StoredRow, column: &str) -> sqlx::Result<bool> {
     Ok(r.int(column)? != 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The highest `$n` in a piece of SQL.
+    fn highest_mark(sql: &str) -> usize {
+        sql.split('$')
+            .skip(1)
+            .map(|s| s.split(|c: char| !c.is_ascii_digit()).next().unwrap())
+            .map(|n| n.parse::<usize>().unwrap())
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn statements_are_sized_under_each_backends_limit() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let room = backend.max_parameters() - PARAMETER_MARGIN;
+            // The column counts of the multi-row statements (MAC checks, feed entries,
+            // addresses, ports), beside none or one parameter of the statement's own.
+            for columns in [1, 4, 5, 7, 24] {
+                for fixed in [0, 1] {
+                    let rows = backend.rows_per_statement(columns, fixed);
+                    assert!(
+                        rows * columns + fixed <= room,
+                        "{backend:?} {columns} {fixed}"
+                    );
+                    assert!(
+                        (rows + 1) * columns + fixed > room,
+                        "{backend:?} {columns} {fixed}: a row more would fit"
+                    );
+                }
+            }
+        }
+        assert_eq!(Backend::Sqlite.rows_per_statement(24, 0), 1362);
+        assert_eq!(Backend::Postgres.rows_per_statement(24, 0), 2727);
+        // Wider than the limit: still one row a statement, not none.
+        assert_eq!(Backend::Sqlite.rows_per_statement(40_000, 0), 1);
+    }
+
+    #[test]
+    fn chunks_at_and_around_the_limit() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let (columns, fixed) = (24, 1);
+            let per = backend.rows_per_statement(columns, fixed);
+            for n in [0, 1, per - 1, per, per + 1, 2 * per, 2 * per + 1] {
+                let items: Vec<usize> = (0..n).collect();
+                let chunks: Vec<(&[usize], String)> =
+                    value_chunks(backend, &items, columns, fixed).collect();
+                assert_eq!(chunks.len(), n.div_ceil(per), "{backend:?} {n}");
+                let mut seen = Vec::new();
+                for (chunk, rows) in &chunks {
+                    assert!(chunk.len() <= per);
+                    // Numbered from after the statement's own parameters, one mark each.
+                    assert!(rows.starts_with(&format!("(${}, ", fixed + 1)));
+                    assert_eq!(highest_mark(rows), fixed + chunk.len() * columns);
+                    assert!(highest_mark(rows) <= backend.max_parameters());
+                    assert_eq!(rows.matches('$').count(), chunk.len() * columns);
+                    seen.extend_from_slice(chunk);
+                }
+                assert_eq!(seen, items, "every item once, in order");
+            }
+        }
+        assert_eq!(value_rows(2, 2), "($1, $2), ($3, $4)");
+    }
+
+    #[tokio::test]
+    async fn the_backend_of_a_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        let conn = store.write.acquire().await.unwrap();
+        assert_eq!(Backend::of(&conn), Backend::Sqlite);
+    }
+}

@@ -83,7 +83,7 @@ impl PortWrites {
                 .map(|_| generator.next_mac().0)
                 .filter(|m| given.is_none_or(|g| !g.contains(m)) && seen.insert(m.clone()))
                 .collect();
-            let used: HashSet<String> = ports::macs_in_use(&mut **tx, network_id, &candidates)
+            let used: HashSet<String> = ports::macs_in_use(tx, network_id, &candidates)
                 .await?
                 .into_iter()
                 .collect();
@@ -132,7 +132,7 @@ impl PortWrites {
     ) -> sqlx::Result<bool> {
         let given = self.macs_given.entry(network_id.to_string()).or_default();
         if given.contains(mac)
-            || !ports::macs_in_use(&mut **tx, network_id, &[mac.to_string()])
+            || !ports::macs_in_use(tx, network_id, &[mac.to_string()])
                 .await?
                 .is_empty()
         {
@@ -306,6 +306,86 @@ mod tests {
         assert_eq!(lowest.take(&mut tx, "s1").await.unwrap(), None);
         lowest.flush(&mut tx).await.unwrap();
         assert!(stored_ranges(&mut tx).await.is_empty());
+    }
+
+    /// A port on n1 holding `mac`, written at once.
+    async fn port_with(tx: &mut Tx<'_>, id: &str, mac: &str) {
+        let port = Port {
+            id: id.into(),
+            project_id: "p".into(),
+            network_id: "n1".into(),
+            mac_address: mac.into(),
+            ..Port::default()
+        };
+        assert_eq!(ports::insert(tx, &[port]).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn generated_macs_skip_those_taken_up_to_the_retry_count() {
+        let (_dir, store) = subnet_with(&[]).await;
+        let seed = 11;
+        let sequence: Vec<String> = {
+            let g = MacGenerator::seeded(seed);
+            (0..40).map(|_| g.next_mac().0).collect()
+        };
+        let mut tx = store.begin_write().await.unwrap();
+        // One fewer taken than the retries: the last try gets the next MAC.
+        for (i, mac) in sequence[..MAC_GENERATION_RETRIES - 1].iter().enumerate() {
+            port_with(&mut tx, &format!("old{i}"), mac).await;
+        }
+        let mut writes = PortWrites::alone();
+        let generator = MacGenerator::seeded(seed);
+        let got = writes
+            .generated_mac(&mut tx, &generator, "n1")
+            .await
+            .unwrap();
+        assert_eq!(
+            got.as_deref(),
+            Some(sequence[MAC_GENERATION_RETRIES - 1].as_str())
+        );
+        // Given once in this transaction (not written yet): not again, given or generated.
+        let again = &sequence[MAC_GENERATION_RETRIES - 1];
+        assert!(!writes.given_mac(&mut tx, "n1", again).await.unwrap());
+        assert!(!writes.given_mac(&mut tx, "n1", &sequence[0]).await.unwrap());
+        assert!(writes.given_mac(&mut tx, "n2", &sequence[0]).await.unwrap());
+        drop(tx);
+
+        // As many taken as the retries: no MAC.
+        let mut tx = store.begin_write().await.unwrap();
+        for (i, mac) in sequence[..MAC_GENERATION_RETRIES].iter().enumerate() {
+            port_with(&mut tx, &format!("old{i}"), mac).await;
+        }
+        let generator = MacGenerator::seeded(seed);
+        let mut writes = PortWrites::alone();
+        assert_eq!(
+            writes
+                .generated_mac(&mut tx, &generator, "n1")
+                .await
+                .unwrap(),
+            None
+        );
+
+        // Prepared for a batch: the taken ones are generated again, none is handed out twice.
+        let generator = MacGenerator::seeded(seed);
+        let mut writes = PortWrites::grouped();
+        writes
+            .prepare_macs(&mut tx, &generator, "n1", 20)
+            .await
+            .unwrap();
+        let mut handed = HashSet::new();
+        for _ in 0..20 {
+            let mac = writes
+                .generated_mac(&mut tx, &generator, "n1")
+                .await
+                .unwrap();
+            assert!(handed.insert(mac.unwrap()));
+        }
+        assert!(
+            handed
+                .iter()
+                .all(|m| !sequence[..MAC_GENERATION_RETRIES].contains(m))
+        );
+        assert!(handed.iter().all(|m| sequence.contains(m)), "not prepared");
     }
 
     #[tokio::test]

@@ -94,7 +94,7 @@ pub async fn insert(tx: &mut Transaction<'_, Any>, ports: &[Port]) -> sqlx::Resu
              ON CONFLICT DO NOTHING"
         )
     };
-    insert_rows(&mut **tx, ports, 24, statement, |query, p| {
+    insert_rows(tx, ports, 24, statement, |query, p| {
         bind_attributes(query.bind(&p.id).bind(&p.project_id).bind(&p.network_id), p)
             .bind(&p.created_at)
             .bind(&p.updated_at)
