@@ -59,6 +59,8 @@ pub struct ApiConfig {
     /// A server not ACTIVE this long after its boot goes to ERROR (Nova's
     /// `vif_plugging_timeout`, shorter: namespaces boot in well under a second).
     pub boot_timeout: Duration,
+    /// Where ports' generated MACs come from (random; seeded in tests).
+    pub mac_generator: neutrino_ipam::MacGenerator,
 }
 
 impl Default for ApiConfig {
@@ -73,6 +75,7 @@ impl Default for ApiConfig {
             heartbeat_flush_interval: Duration::from_secs(1),
             auth: auth::AuthStrategy::NoAuth,
             boot_timeout: Duration::from_secs(60),
+            mac_generator: neutrino_ipam::MacGenerator::random(),
         }
     }
 }

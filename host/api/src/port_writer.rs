@@ -10,6 +10,8 @@
 //! exhausted, ...), the batch is rolled back and each create runs again alone, so one
 //! request's error never becomes another's.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 use sqlx::AnyConnection;
 use tokio::sync::{mpsc, oneshot};
@@ -146,6 +148,19 @@ async fn write(
         1 => PortWrites::alone(),
         _ => PortWrites::grouped(),
     };
+    // The MACs of the ports that get generated ones, checked a network at a time in a few
+    // statements rather than one query a port.
+    let mut generated: HashMap<&str, usize> = HashMap::new();
+    for b in jobs.iter().flat_map(|j| &j.bodies) {
+        if let (None, Some(Value::String(network))) = (b.get("mac_address"), b.get("network_id")) {
+            *generated.entry(network.as_str()).or_default() += 1;
+        }
+    }
+    for (network, count) in generated {
+        writes
+            .prepare_macs(&mut tx, &state.config.mac_generator, network, count)
+            .await?;
+    }
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         let mut created = Vec::with_capacity(job.bodies.len());
@@ -155,13 +170,38 @@ async fn write(
         }
         results.push(created);
     }
-    let Finished::Written { revision } = writes.finish(&mut tx).await? else {
-        return Err(NeutronError::conflict(
-            "BatchConflict",
-            "a port of the batch conflicted; writing them one at a time",
-        ));
+    let grouped = jobs.len() > 1;
+    let finished = writes.finish(&mut tx).await;
+    let Finished::Written { revision } = finished.map_err(|e| refused(grouped, e))? else {
+        return Err(batch_conflict());
     };
-    tx.commit().await?;
+    tx.commit().await.map_err(|e| refused(grouped, e))?;
     state.feed.committed(revision);
     Ok(results)
+}
+
+/// The batch cannot be written together; its jobs are written one at a time.
+fn batch_conflict() -> NeutronError {
+    NeutronError::conflict(
+        "BatchConflict",
+        "a port of the batch conflicted; writing them one at a time",
+    )
+}
+
+/// A database error at the end of a transaction. In a batch, a row refused by a constraint
+/// (a network or subnet deleted since its ports were drafted) is expected: the jobs run again
+/// one at a time, where the one it belongs to gets its own answer. Anything else, or alone, is
+/// an internal error.
+fn refused(grouped: bool, e: sqlx::Error) -> NeutronError {
+    match &e {
+        sqlx::Error::Database(db)
+            if grouped && (db.is_foreign_key_violation() || db.is_unique_violation()) =>
+        {
+            tracing::debug!(
+                "a batch of port creates was refused ({e}); writing them one at a time"
+            );
+            batch_conflict()
+        }
+        _ => e.into(),
+    }
 }

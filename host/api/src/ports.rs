@@ -444,7 +444,8 @@ pub async fn draft_with(
         network_id: network.id.clone(),
         name: body::string(b, "name", 255)?.unwrap_or_default(),
         description: body::string(b, "description", 255)?.unwrap_or_default(),
-        mac_address: mac_given.clone().unwrap_or_else(ipam::random_mac).0,
+        // A generated MAC is chosen when the port is written (see `write_draft`).
+        mac_address: mac_given.clone().map(|m| m.0).unwrap_or_default(),
         admin_state_up: body::boolean(b, "admin_state_up")?.unwrap_or(true),
         status: "DOWN".into(),
         device_id: body::string_or_empty(b, "device_id", 255)?.unwrap_or_default(),
@@ -495,6 +496,21 @@ pub async fn write_draft(
         mac_given,
         default_group,
     } = d;
+    // The MAC first: SLAAC addresses, address pairs and the binding are made from it.
+    if mac_given {
+        if !writes.given_mac(tx, &network.id, &port.mac_address).await? {
+            return Err(mac_in_use(&network.id, &port.mac_address));
+        }
+    } else {
+        port.mac_address = writes
+            .generated_mac(tx, &state.config.mac_generator, &network.id)
+            .await?
+            .ok_or_else(|| mac_generation_failure(&network.id))?;
+        // Pairs without a MAC of their own take the port's.
+        if let Some(pairs) = attrs::address_pairs(b.get("allowed_address_pairs"), &port)? {
+            port.allowed_address_pairs = pairs;
+        }
+    }
     port.security_groups =
         security_groups_for(tx, ctx, b.get("security_groups"), &port, default_group).await?;
     port.fixed_ips = allocate(
@@ -516,8 +532,9 @@ pub async fn write_draft(
                 .await?;
             Ok(port)
         }
-        // The network has this MAC: the caller's choice is refused; a generated one (a
-        // 1-in-16-million chance per port) makes the whole request run again with a new one.
+        // The MAC was free when chosen above, so only a port written since by a transaction
+        // running beside this one (another server sharing PostgreSQL) can hold it: the
+        // caller's choice is refused; a generated one makes the whole request run again.
         Ok(false) if mac_given => Err(mac_in_use(&network.id, &port.mac_address)),
         Ok(false) => Err(retry_request()),
         Err(e) if is_foreign_key_violation(&e) => Err(networks::not_found(&network.id)),
@@ -549,6 +566,15 @@ pub async fn write_one_draft(
 /// An internal error asking the handler to run the whole request again.
 fn retry_request() -> NeutronError {
     NeutronError::conflict("RetryRequest", "a generated value collided; retrying")
+}
+
+/// Neutron's answer when `mac_generation_retries` MACs in a row were taken.
+fn mac_generation_failure(network_id: &str) -> NeutronError {
+    NeutronError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "MacAddressGenerationFailure",
+        format!("Unable to generate unique mac on network {network_id}."),
+    )
 }
 
 fn is_foreign_key_violation(e: &sqlx::Error) -> bool {

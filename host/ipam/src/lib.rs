@@ -286,6 +286,11 @@ pub fn normalize_mac(text: &str) -> Option<(String, [u8; 6])> {
 pub fn random_mac() -> (String, [u8; 6]) {
     // A v4 UUID is 122 random bits from the OS generator; three bytes of it are enough.
     let tail = uuid::Uuid::new_v4().into_bytes();
+    base_mac([tail[0], tail[1], tail[2]])
+}
+
+/// `fa:16:3e` followed by `tail`.
+fn base_mac(tail: [u8; 3]) -> (String, [u8; 6]) {
     let bytes = [0xfa, 0x16, 0x3e, tail[0], tail[1], tail[2]];
     let text = bytes
         .iter()
@@ -293,6 +298,47 @@ pub fn random_mac() -> (String, [u8; 6]) {
         .collect::<Vec<_>>()
         .join(":");
     (text, bytes)
+}
+
+/// How many MACs a port's creation generates at most before giving up on finding a free one
+/// (Neutron's `mac_generation_retries`).
+pub const MAC_GENERATION_RETRIES: usize = 16;
+
+/// Where generated MACs come from: the OS's random source (the default), or, for tests that
+/// need to know which MACs a server will generate (to make collisions certain), a sequence
+/// fixed by a seed. Clones share the sequence; a new generator of the same seed starts it over.
+#[derive(Debug, Clone, Default)]
+pub struct MacGenerator {
+    seeded: Option<std::sync::Arc<std::sync::Mutex<u64>>>,
+}
+
+impl MacGenerator {
+    /// MACs from the OS's random source.
+    pub fn random() -> MacGenerator {
+        MacGenerator::default()
+    }
+
+    /// The same MACs, in the same order, for the same seed (SplitMix64 over a counter).
+    pub fn seeded(seed: u64) -> MacGenerator {
+        MacGenerator {
+            seeded: Some(std::sync::Arc::new(std::sync::Mutex::new(seed))),
+        }
+    }
+
+    /// The next MAC, `fa:16:3e:xx:xx:xx`.
+    pub fn next_mac(&self) -> (String, [u8; 6]) {
+        let Some(state) = &self.seeded else {
+            return random_mac();
+        };
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let b = z.to_be_bytes();
+        base_mac([b[0], b[1], b[2]])
+    }
 }
 
 #[cfg(test)]
@@ -442,6 +488,18 @@ mod tests {
         assert!(normalize_mac("zz:zz").is_none());
         assert!(normalize_mac("fa:16:3e:00:00").is_none());
         assert!(random_mac().0.starts_with("fa:16:3e:"));
+        let first = MacGenerator::seeded(7);
+        let seeded: Vec<String> = (0..100).map(|_| first.next_mac().0).collect();
+        let again = MacGenerator::seeded(7);
+        assert!(seeded.iter().all(|m| *m == again.next_mac().0));
+        assert!(
+            seeded
+                .iter()
+                .all(|m| normalize_mac(m).is_some_and(|n| n.0 == *m))
+        );
+        let distinct: std::collections::HashSet<_> = seeded.iter().collect();
+        assert_eq!(distinct.len(), 100, "a seeded sequence repeats early");
+        assert_ne!(MacGenerator::seeded(8).next_mac().0, seeded[0]);
         assert!(overlaps(&net("10.0.0.0/24"), &net("10.0.0.0/25")));
         assert!(!overlaps(&net("10.0.0.0/25"), &net("10.0.0.128/25")));
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use sqlx::{AnyConnection, Row as _};
 
-use super::value_rows;
+use super::insert_rows;
 
 /// What a feed entry names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -54,9 +54,6 @@ pub struct FeedEntries {
     entries: BTreeSet<(String, FeedKind, String)>,
 }
 
-/// Rows per upsert statement (4 parameters each, well under SQLite's and PostgreSQL's limits).
-const UPSERT_ROWS: usize = 1000;
-
 impl FeedEntries {
     /// `object_id` changed for each of `hosts` (empty host names are skipped).
     pub fn add(&mut self, hosts: &[&str], kind: FeedKind, object_id: &str) {
@@ -80,22 +77,26 @@ impl FeedEntries {
         .await?;
         // The set has each (host, kind, object) once: PostgreSQL refuses an upsert that would
         // touch a row twice.
-        for chunk in entries.chunks(UPSERT_ROWS) {
-            let sql = format!(
-                "INSERT INTO host_feed (host, kind, object_id, revision) VALUES {} \
-                 ON CONFLICT (host, kind, object_id) DO UPDATE SET revision = excluded.revision",
-                value_rows(chunk.len(), 4)
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (host, kind, object_id) in chunk {
-                query = query
+        let statement = |rows: &str| {
+            format!(
+                "INSERT INTO host_feed (host, kind, object_id, revision) VALUES {rows} \
+                 ON CONFLICT (host, kind, object_id) DO UPDATE SET revision = excluded.revision"
+            )
+        };
+        insert_rows(
+            &mut *conn,
+            &entries,
+            4,
+            statement,
+            |query, (host, kind, object_id)| {
+                query
                     .bind(host)
                     .bind(kind.as_str())
                     .bind(object_id)
-                    .bind(revision);
-            }
-            query.execute(&mut *conn).await?;
-        }
+                    .bind(revision)
+            },
+        )
+        .await?;
         Ok(Some(revision))
     }
 }

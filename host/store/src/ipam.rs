@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use sqlx::{Any, Row, Transaction};
 
-use super::{Backend, lock_named, value_rows};
+use super::{Backend, insert_rows, lock_named};
 use neutrino_ipam::{Range, from_key, key};
 
 type Tx<'a> = Transaction<'a, Any>;
@@ -255,27 +255,24 @@ pub struct Allocation {
     pub position: i64,
 }
 
-/// Records the allocations in one statement; returns how many were new (an address someone
-/// already holds is not recorded again).
+/// Records the allocations, in as few statements as the backend allows; returns how many were
+/// new (an address someone already holds is not recorded again).
 pub async fn record(tx: &mut Tx<'_>, allocations: &[Allocation]) -> sqlx::Result<u64> {
-    if allocations.is_empty() {
-        return Ok(0);
-    }
-    let sql = format!(
-        "INSERT INTO ip_allocations (subnet_id, ip_key, ip_address, port_id, position) VALUES {} \
-         ON CONFLICT DO NOTHING",
-        value_rows(allocations.len(), 5)
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for a in allocations {
-        query = query
+    let statement = |rows: &str| {
+        format!(
+            "INSERT INTO ip_allocations (subnet_id, ip_key, ip_address, port_id, position) \
+             VALUES {rows} ON CONFLICT DO NOTHING"
+        )
+    };
+    insert_rows(tx, allocations, 5, statement, |query, a| {
+        query
             .bind(&a.subnet_id)
             .bind(key(a.ip))
             .bind(&a.ip_address)
             .bind(&a.port_id)
-            .bind(a.position);
-    }
-    Ok(query.execute(&mut **tx).await?.rows_affected())
+            .bind(a.position)
+    })
+    .await
 }
 
 /// Forgets one address of a port.

@@ -193,16 +193,90 @@ fn statements(sql: &str) -> Vec<String> {
 }
 
 /// The `VALUES` rows of a multi-row INSERT: `($1, $2), ($3, $4)` for 2 rows of 2 columns.
+/// Callers size their statements with [`value_chunks`] or [`insert_rows`].
 pub fn value_rows(rows: usize, columns: usize) -> String {
+    numbered_rows(0, rows, columns)
+}
+
+/// [`value_rows`] numbered after `fixed` parameters of the statement's own.
+fn numbered_rows(fixed: usize, rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
             let marks: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", r * columns + c))
+                .map(|c| format!("${}", fixed + r * columns + c))
                 .collect();
             format!("({})", marks.join(", "))
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+impl Backend {
+    /// The backend of a connection of the `Any` driver.
+    pub fn of(conn: &sqlx::AnyConnection) -> Backend {
+        match conn.backend_name() {
+            "PostgreSQL" => Backend::Postgres,
+            _ => Backend::Sqlite,
+        }
+    }
+
+    /// The most parameters one statement may bind: SQLite's `SQLITE_MAX_VARIABLE_NUMBER`
+    /// (32,766 in the SQLite that sqlx builds in) and PostgreSQL's 65,535 (a 16-bit count in
+    /// the protocol's Bind message). Past it the statement fails ("too many SQL variables").
+    pub const fn max_parameters(self) -> usize {
+        match self {
+            Backend::Sqlite => 32_766,
+            Backend::Postgres => 65_535,
+        }
+    }
+
+    /// Rows of `columns` parameters that one statement may carry beside `fixed` parameters of
+    /// its own: what fits under [`Backend::max_parameters`] less [`PARAMETER_MARGIN`], at least
+    /// one.
+    pub fn rows_per_statement(self, columns: usize, fixed: usize) -> usize {
+        let room = self.max_parameters() - PARAMETER_MARGIN;
+        (room.saturating_sub(fixed) / columns.max(1)).max(1)
+    }
+}
+
+/// Parameters a statement sized by [`Backend::rows_per_statement`] leaves unused.
+pub const PARAMETER_MARGIN: usize = 64;
+
+/// `items` cut into pieces that fit one statement each on `backend`, each with its `VALUES`
+/// rows (`columns` parameters a row, numbered after `fixed` parameters of the statement's own).
+/// Every multi-row statement is sized here.
+pub fn value_chunks<T>(
+    backend: Backend,
+    items: &[T],
+    columns: usize,
+    fixed: usize,
+) -> impl Iterator<Item = (&[T], String)> {
+    items
+        .chunks(backend.rows_per_statement(columns, fixed))
+        .map(move |chunk| (chunk, numbered_rows(fixed, chunk.len(), columns)))
+}
+
+pub type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// A multi-row INSERT of `items`, in as many statements as the connection's backend needs
+/// (see [`value_chunks`]): `statement` makes the SQL from the `VALUES` rows, `bind` binds one
+/// item's `columns` parameters. Returns the rows inserted by all of them.
+pub async fn insert_rows<'a, T>(
+    conn: &mut sqlx::AnyConnection,
+    items: &'a [T],
+    columns: usize,
+    statement: impl Fn(&str) -> String,
+    bind: impl Fn(AnyQuery<'a>, &'a T) -> AnyQuery<'a>,
+) -> sqlx::Result<u64> {
+    let mut inserted = 0;
+    for (chunk, rows) in value_chunks(Backend::of(conn), items, columns, 0) {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement(&rows)));
+        for item in chunk {
+            query = bind(query, item);
+        }
+        inserted += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(inserted)
 }
 
 /// True when the error is a unique-constraint violation (a lost race, or a duplicate).
@@ -269,4 +343,81 @@ where
 /// Booleans are stored as 0/1.
 pub fn flag(r: &impl StoredRow, column: &str) -> sqlx::Result<bool> {
     Ok(r.int(column)? != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The highest `$n` in a piece of SQL.
+    fn highest_mark(sql: &str) -> usize {
+        sql.split('$')
+            .skip(1)
+            .map(|s| s.split(|c: char| !c.is_ascii_digit()).next().unwrap())
+            .map(|n| n.parse::<usize>().unwrap())
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn statements_are_sized_under_each_backends_limit() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let room = backend.max_parameters() - PARAMETER_MARGIN;
+            // The column counts of the multi-row statements (MAC checks, feed entries,
+            // addresses, ports), beside none or one parameter of the statement's own.
+            for columns in [1, 4, 5, 7, 24] {
+                for fixed in [0, 1] {
+                    let rows = backend.rows_per_statement(columns, fixed);
+                    assert!(
+                        rows * columns + fixed <= room,
+                        "{backend:?} {columns} {fixed}"
+                    );
+                    assert!(
+                        (rows + 1) * columns + fixed > room,
+                        "{backend:?} {columns} {fixed}: a row more would fit"
+                    );
+                }
+            }
+        }
+        assert_eq!(Backend::Sqlite.rows_per_statement(24, 0), 1362);
+        assert_eq!(Backend::Postgres.rows_per_statement(24, 0), 2727);
+        // Wider than the limit: still one row a statement, not none.
+        assert_eq!(Backend::Sqlite.rows_per_statement(40_000, 0), 1);
+    }
+
+    #[test]
+    fn chunks_at_and_around_the_limit() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let (columns, fixed) = (24, 1);
+            let per = backend.rows_per_statement(columns, fixed);
+            for n in [0, 1, per - 1, per, per + 1, 2 * per, 2 * per + 1] {
+                let items: Vec<usize> = (0..n).collect();
+                let chunks: Vec<(&[usize], String)> =
+                    value_chunks(backend, &items, columns, fixed).collect();
+                assert_eq!(chunks.len(), n.div_ceil(per), "{backend:?} {n}");
+                let mut seen = Vec::new();
+                for (chunk, rows) in &chunks {
+                    assert!(chunk.len() <= per);
+                    // Numbered from after the statement's own parameters, one mark each.
+                    assert!(rows.starts_with(&format!("(${}, ", fixed + 1)));
+                    assert_eq!(highest_mark(rows), fixed + chunk.len() * columns);
+                    assert!(highest_mark(rows) <= backend.max_parameters());
+                    assert_eq!(rows.matches('$').count(), chunk.len() * columns);
+                    seen.extend_from_slice(chunk);
+                }
+                assert_eq!(seen, items, "every item once, in order");
+            }
+        }
+        assert_eq!(value_rows(2, 2), "($1, $2), ($3, $4)");
+    }
+
+    #[tokio::test]
+    async fn the_backend_of_a_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        let conn = store.write.acquire().await.unwrap();
+        assert_eq!(Backend::of(&conn), Backend::Sqlite);
+    }
 }

@@ -4,8 +4,14 @@
 //! known for the port that caused it. Either way lowest-address allocations come from ranges
 //! kept in memory ([`LowestFree`]) and are written back at the end, and so are the change-feed
 //! entries of the ports (one revision for the whole transaction).
+//!
+//! A generated MAC is chosen before anything is made from it (SLAAC addresses, address pairs,
+//! the binding): [`PortWrites::generated_mac`] gives one that no port of the network holds and
+//! that this transaction has not given yet, generating again for that port alone when one
+//! collides (up to Neutron's `mac_generation_retries`). [`PortWrites::prepare_macs`] checks a
+//! whole batch's in a few statements first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{Any, Transaction};
 
@@ -13,6 +19,7 @@ use super::dhcp_hosting;
 use super::feed::FeedEntries;
 use super::ipam::{self, Allocation, LowestFree};
 use super::ports::{self, Port};
+use neutrino_ipam::{MAC_GENERATION_RETRIES, MacGenerator};
 
 type Tx<'a> = Transaction<'a, Any>;
 
@@ -25,6 +32,10 @@ pub struct PortWrites {
     feed: FeedEntries,
     /// The DHCP host of each network written to (None: not served), looked up once.
     dhcp_hosts: HashMap<String, Option<String>>,
+    /// The MACs this transaction has given ports, by network.
+    macs_given: HashMap<String, HashSet<String>>,
+    /// Generated MACs found free on their network in this transaction, not given yet.
+    macs_ready: HashMap<String, Vec<String>>,
 }
 
 /// How [`PortWrites::finish`] ended.
@@ -48,6 +59,87 @@ impl PortWrites {
     /// Rows written at once.
     pub fn alone() -> PortWrites {
         PortWrites::default()
+    }
+
+    /// Generates `count` MACs for ports about to be written on `network_id` and checks them
+    /// all at once (a few statements however many), generating again those that collide, so
+    /// that [`PortWrites::generated_mac`] hands them out without a query each.
+    pub async fn prepare_macs(
+        &mut self,
+        tx: &mut Tx<'_>,
+        generator: &MacGenerator,
+        network_id: &str,
+        count: usize,
+    ) -> sqlx::Result<()> {
+        let mut ready: Vec<String> = Vec::with_capacity(count);
+        let mut seen: HashSet<String> = HashSet::with_capacity(count);
+        for _ in 0..MAC_GENERATION_RETRIES {
+            let missing = count - ready.len();
+            if missing == 0 {
+                break;
+            }
+            let given = self.macs_given.get(network_id);
+            let candidates: Vec<String> = (0..missing)
+                .map(|_| generator.next_mac().0)
+                .filter(|m| given.is_none_or(|g| !g.contains(m)) && seen.insert(m.clone()))
+                .collect();
+            let used: HashSet<String> = ports::macs_in_use(tx, network_id, &candidates)
+                .await?
+                .into_iter()
+                .collect();
+            ready.extend(candidates.into_iter().filter(|m| !used.contains(m)));
+        }
+        self.macs_ready
+            .entry(network_id.to_string())
+            .or_default()
+            .extend(ready);
+        Ok(())
+    }
+
+    /// A generated MAC for a port on `network_id` that no port there holds and this
+    /// transaction has not given (prepared, or generated and checked now). One that collides
+    /// is generated again, [`MAC_GENERATION_RETRIES`] times at most; None after that.
+    pub async fn generated_mac(
+        &mut self,
+        tx: &mut Tx<'_>,
+        generator: &MacGenerator,
+        network_id: &str,
+    ) -> sqlx::Result<Option<String>> {
+        let given = self.macs_given.entry(network_id.to_string()).or_default();
+        if let Some(ready) = self.macs_ready.get_mut(network_id) {
+            while let Some(mac) = ready.pop() {
+                if given.insert(mac.clone()) {
+                    return Ok(Some(mac));
+                }
+            }
+        }
+        for _ in 0..MAC_GENERATION_RETRIES {
+            let mac = generator.next_mac().0;
+            if self.given_mac(tx, network_id, &mac).await? {
+                return Ok(Some(mac));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Gives `mac` to a port on `network_id` unless a port there holds it or this transaction
+    /// has given it already (false then).
+    pub async fn given_mac(
+        &mut self,
+        tx: &mut Tx<'_>,
+        network_id: &str,
+        mac: &str,
+    ) -> sqlx::Result<bool> {
+        let given = self.macs_given.entry(network_id.to_string()).or_default();
+        if given.contains(mac)
+            || !ports::macs_in_use(tx, network_id, &[mac.to_string()])
+                .await?
+                .is_empty()
+        {
+            return Ok(false);
+        }
+        given.insert(mac.to_string());
+        Ok(true)
     }
 
     /// Records an address of a port. False when someone already holds it; held back, that is
@@ -214,6 +306,86 @@ mod tests {
         assert_eq!(lowest.take(&mut tx, "s1").await.unwrap(), None);
         lowest.flush(&mut tx).await.unwrap();
         assert!(stored_ranges(&mut tx).await.is_empty());
+    }
+
+    /// A port on n1 holding `mac`, written at once.
+    async fn port_with(tx: &mut Tx<'_>, id: &str, mac: &str) {
+        let port = Port {
+            id: id.into(),
+            project_id: "p".into(),
+            network_id: "n1".into(),
+            mac_address: mac.into(),
+            ..Port::default()
+        };
+        assert_eq!(ports::insert(tx, &[port]).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn generated_macs_skip_those_taken_up_to_the_retry_count() {
+        let (_dir, store) = subnet_with(&[]).await;
+        let seed = 11;
+        let sequence: Vec<String> = {
+            let g = MacGenerator::seeded(seed);
+            (0..40).map(|_| g.next_mac().0).collect()
+        };
+        let mut tx = store.begin_write().await.unwrap();
+        // One fewer taken than the retries: the last try gets the next MAC.
+        for (i, mac) in sequence[..MAC_GENERATION_RETRIES - 1].iter().enumerate() {
+            port_with(&mut tx, &format!("old{i}"), mac).await;
+        }
+        let mut writes = PortWrites::alone();
+        let generator = MacGenerator::seeded(seed);
+        let got = writes
+            .generated_mac(&mut tx, &generator, "n1")
+            .await
+            .unwrap();
+        assert_eq!(
+            got.as_deref(),
+            Some(sequence[MAC_GENERATION_RETRIES - 1].as_str())
+        );
+        // Given once in this transaction (not written yet): not again, given or generated.
+        let again = &sequence[MAC_GENERATION_RETRIES - 1];
+        assert!(!writes.given_mac(&mut tx, "n1", again).await.unwrap());
+        assert!(!writes.given_mac(&mut tx, "n1", &sequence[0]).await.unwrap());
+        assert!(writes.given_mac(&mut tx, "n2", &sequence[0]).await.unwrap());
+        drop(tx);
+
+        // As many taken as the retries: no MAC.
+        let mut tx = store.begin_write().await.unwrap();
+        for (i, mac) in sequence[..MAC_GENERATION_RETRIES].iter().enumerate() {
+            port_with(&mut tx, &format!("old{i}"), mac).await;
+        }
+        let generator = MacGenerator::seeded(seed);
+        let mut writes = PortWrites::alone();
+        assert_eq!(
+            writes
+                .generated_mac(&mut tx, &generator, "n1")
+                .await
+                .unwrap(),
+            None
+        );
+
+        // Prepared for a batch: the taken ones are generated again, none is handed out twice.
+        let generator = MacGenerator::seeded(seed);
+        let mut writes = PortWrites::grouped();
+        writes
+            .prepare_macs(&mut tx, &generator, "n1", 20)
+            .await
+            .unwrap();
+        let mut handed = HashSet::new();
+        for _ in 0..20 {
+            let mac = writes
+                .generated_mac(&mut tx, &generator, "n1")
+                .await
+                .unwrap();
+            assert!(handed.insert(mac.unwrap()));
+        }
+        assert!(
+            handed
+                .iter()
+                .all(|m| !sequence[..MAC_GENERATION_RETRIES].contains(m))
+        );
+        assert!(handed.iter().all(|m| sequence.contains(m)), "not prepared");
     }
 
     #[tokio::test]

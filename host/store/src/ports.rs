@@ -2,7 +2,7 @@
 
 use sqlx::{Any, Executor, Transaction};
 
-use super::{Store, StoredRow, flag, value_rows};
+use super::{AnyQuery, Backend, Store, StoredRow, flag, insert_rows, value_chunks};
 
 /// A port as stored; list and dict attributes are JSON text.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -82,31 +82,47 @@ fn from_row(r: &impl StoredRow) -> sqlx::Result<Port> {
     })
 }
 
-/// Inserts the port rows (not their addresses) in one statement; returns how many were new (a
-/// port whose MAC is already used on its network is not inserted).
+/// Inserts the port rows (not their addresses), as few statements as the backend allows;
+/// returns how many were new (a port whose MAC is already used on its network is not inserted).
 pub async fn insert(tx: &mut Transaction<'_, Any>, ports: &[Port]) -> sqlx::Result<u64> {
-    if ports.is_empty() {
-        return Ok(0);
-    }
-    let sql = format!(
-        "INSERT INTO ports (id, project_id, network_id, name, description, mac_address, admin_state_up, \
-         status, device_id, device_owner, port_security_enabled, security_groups, allowed_address_pairs, \
-         extra_dhcp_opts, dns_name, binding_host, binding_vnic_type, binding_profile, binding_vif_type, \
-         binding_vif_details, binding_result, created_at, updated_at, revision_number) VALUES {} \
-         ON CONFLICT DO NOTHING",
-        value_rows(ports.len(), 24)
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for p in ports {
-        query = bind_attributes(query.bind(&p.id).bind(&p.project_id).bind(&p.network_id), p)
+    let statement = |rows: &str| {
+        format!(
+            "INSERT INTO ports (id, project_id, network_id, name, description, mac_address, admin_state_up, \
+             status, device_id, device_owner, port_security_enabled, security_groups, allowed_address_pairs, \
+             extra_dhcp_opts, dns_name, binding_host, binding_vnic_type, binding_profile, binding_vif_type, \
+             binding_vif_details, binding_result, created_at, updated_at, revision_number) VALUES {rows} \
+             ON CONFLICT DO NOTHING"
+        )
+    };
+    insert_rows(tx, ports, 24, statement, |query, p| {
+        bind_attributes(query.bind(&p.id).bind(&p.project_id).bind(&p.network_id), p)
             .bind(&p.created_at)
             .bind(&p.updated_at)
-            .bind(p.revision_number);
-    }
-    Ok(query.execute(&mut **tx).await?.rows_affected())
+            .bind(p.revision_number)
+    })
+    .await
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+/// Which of `macs` ports on `network_id` already have (in as few statements as the backend
+/// allows).
+pub async fn macs_in_use(
+    conn: &mut sqlx::AnyConnection,
+    network_id: &str,
+    macs: &[String],
+) -> sqlx::Result<Vec<String>> {
+    let mut used = Vec::new();
+    for (chunk, rows) in value_chunks(Backend::of(conn), macs, 1, 1) {
+        let sql = format!(
+            "SELECT mac_address FROM ports WHERE network_id = $1 AND mac_address IN (VALUES {rows})"
+        );
+        let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(network_id);
+        for mac in chunk {
+            query = query.bind(mac);
+        }
+        used.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(used)
+}
 
 /// Binds the 18 columns a port's insert and update share, `name` to `binding_result`, in the
 /// table's order.

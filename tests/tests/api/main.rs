@@ -3,6 +3,7 @@
 //! on SQLite and on PostgreSQL (`neutrino_tests::api::both_backends!`).
 
 mod agents;
+mod bulk;
 mod host_feed;
 mod keystone;
 mod networks;
