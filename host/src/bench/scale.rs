@@ -76,6 +76,9 @@ const READ_MIN: usize = 10;
 const TEN_MS: Duration = Duration::from_millis(10);
 const MB: f64 = 1024.0 * 1024.0;
 
+/// What must hold for the answer to the `i`th request of a timed read.
+type Check<'a> = dyn Fn(usize, &Value) -> bool + 'a;
+
 /// One line of a checkpoint's table.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -496,7 +499,7 @@ impl Bench<'_> {
             },
             |i, job, r| {
                 answered.set(answered.get() + 1);
-                if answered.get() % progress_every == 0 {
+                if answered.get().is_multiple_of(progress_every) {
                     eprintln!("  {} of {requests} bulk creates answered", answered.get());
                 }
                 let asked = job
@@ -536,6 +539,7 @@ impl Bench<'_> {
             bail!("no create succeeded, so there is no port to look up");
         }
         let repeats = self.opts.repeats;
+        let ports = self.ports;
         let mut rows = Vec::new();
 
         // The first page of all ports.
@@ -618,8 +622,7 @@ impl Bench<'_> {
             .await?,
         );
 
-        // Creates.
-        rows.push(self.single_creates().await?.0);
+        // The fill that led here.
         let rate = fill.ports as f64 / fill.wall.as_secs_f64().max(1e-9);
         rows.push(Row {
             what: format!(
@@ -654,11 +657,10 @@ impl Bench<'_> {
         rows.push(self.memory_row(Some("before the full list")));
         rows.push(self.full_list().await?);
         rows.push(self.memory_row(None));
-        Ok(Checkpoint {
-            at,
-            ports: self.ports,
-            rows,
-        })
+
+        // Creates, last: they add to the ports the lines above were measured with.
+        rows.push(self.single_creates().await?.0);
+        Ok(Checkpoint { at, ports, rows })
     }
 
     /// `n` GETs of `path(i)`, one at a time (fewer if they take longer than [`READ_BUDGET`]),
@@ -669,7 +671,7 @@ impl Bench<'_> {
         path: impl Fn(usize) -> String,
         n: usize,
         limit: Duration,
-        check: Option<&dyn Fn(usize, &Value) -> bool>,
+        check: Option<&Check<'_>>,
     ) -> anyhow::Result<Row> {
         let start = Instant::now();
         let run = run_requests(
@@ -1005,7 +1007,7 @@ fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
