@@ -140,6 +140,44 @@ enum BenchCommand {
         #[arg(long, requires = "url")]
         agent_token_file: Option<PathBuf>,
     },
+    /// The API with many ports: fills a database through bulk creates and, at checkpoints,
+    /// times lists, lookups, creates, the full list and the server's memory against targets.
+    Scale {
+        /// Drive this server instead of starting `neutrino serve` as a child process.
+        #[arg(long)]
+        url: Option<String>,
+        /// With --url: the server's process id, to read its memory from /proc.
+        #[arg(long, requires = "url")]
+        server_pid: Option<u32>,
+        /// `--database` of the started server (default: SQLite in a temporary directory).
+        #[arg(long, conflicts_with = "url")]
+        database: Option<String>,
+        /// Ports in the database at the end.
+        #[arg(long, default_value_t = 1_000_000)]
+        ports: usize,
+        /// Networks (each with a /16 IPv4 subnet) the ports are spread over.
+        #[arg(long, default_value_t = 100)]
+        networks: usize,
+        /// Numbers of ports at which to measure, comma-separated; --ports is always one
+        /// [default: 10000,100000,1000000, those up to --ports].
+        #[arg(long, value_delimiter = ',')]
+        checkpoints: Option<Vec<usize>>,
+        /// Single port creates in flight (one connection each).
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Single creates timed at each checkpoint and on the empty database.
+        #[arg(long, default_value_t = 2000)]
+        creates: usize,
+        /// Ports per bulk create of the fill.
+        #[arg(long, default_value_t = 1000)]
+        bulk_size: usize,
+        /// Bulk creates in flight during the fill.
+        #[arg(long, default_value_t = 4)]
+        fill_concurrency: usize,
+        /// Requests per timed read (lookups by id: five times as many).
+        #[arg(long, default_value_t = 200)]
+        repeats: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -265,6 +303,44 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 list_repeats,
                 host,
                 agent_token_file,
+            })?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Scale {
+                    url,
+                    server_pid,
+                    database,
+                    ports,
+                    networks,
+                    checkpoints,
+                    concurrency,
+                    creates,
+                    bulk_size,
+                    fill_concurrency,
+                    repeats,
+                },
+        } => {
+            // Given checkpoints past --ports are refused; the default ones are dropped.
+            let checkpoints = checkpoints.unwrap_or_else(|| {
+                let mut c = bench::ScaleBenchOptions::default().checkpoints;
+                c.retain(|c| *c <= ports);
+                c
+            });
+            let report = bench::run_scale(&bench::ScaleBenchOptions {
+                url,
+                server_pid,
+                database,
+                ports,
+                networks,
+                checkpoints,
+                concurrency,
+                creates,
+                bulk_size,
+                fill_concurrency,
+                repeats,
             })?;
             println!("{report}");
             Ok(ExitCode::SUCCESS)

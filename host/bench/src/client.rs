@@ -168,6 +168,59 @@ impl Connection {
     pub async fn get(&mut self, path: &str) -> anyhow::Result<Response> {
         self.request(Method::GET, path, None).await
     }
+
+    /// A GET whose body is handed to `chunk` as it arrives instead of being kept: for answers
+    /// too large to hold, and to see when their first bytes come.
+    pub async fn get_streamed(
+        &mut self,
+        path: &str,
+        mut chunk: impl FnMut(&[u8]),
+    ) -> anyhow::Result<Streamed> {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(format!("{}{path}", self.endpoint.prefix))
+            .header(header::HOST, &self.endpoint.authority)
+            .header(header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))?;
+        self.sender
+            .ready()
+            .await
+            .context("the connection to the server closed")?;
+        let start = std::time::Instant::now();
+        let resp = self.sender.send_request(req).await?;
+        let headers = start.elapsed();
+        let status = resp.status();
+        let mut body = resp.into_body();
+        let mut first_byte = None;
+        let mut bytes = 0;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data()
+                && !data.is_empty()
+            {
+                first_byte.get_or_insert_with(|| start.elapsed());
+                bytes += data.len();
+                chunk(&data);
+            }
+        }
+        Ok(Streamed {
+            status,
+            headers,
+            first_byte,
+            total: start.elapsed(),
+            bytes,
+        })
+    }
+}
+
+/// What [`Connection::get_streamed`] saw: the status, when the headers and the first body
+/// bytes came, when the last did, and how many bytes there were.
+#[derive(Debug)]
+pub struct Streamed {
+    pub status: StatusCode,
+    pub headers: std::time::Duration,
+    pub first_byte: Option<std::time::Duration>,
+    pub total: std::time::Duration,
+    pub bytes: usize,
 }
 
 /// Registers (or refreshes) an agent the way a node agent does: a `report_state` to the internal

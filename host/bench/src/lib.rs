@@ -13,11 +13,12 @@
 //! says so.
 
 pub mod client;
+pub mod phase;
+pub mod scale;
+pub mod server;
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use axum::http::{Method, StatusCode};
@@ -26,6 +27,8 @@ use serde_json::{Value, json};
 use client::{Connection, Endpoint, ovs_agent, report_agent, serves};
 use neutrino_api::ApiConfig;
 use neutrino_api::server::{ServeOptions, app};
+use phase::{Job, load_average, machine_notes, ms, percentile, run_requests};
+pub use scale::{ScaleBenchOptions, run_scale};
 
 #[derive(Debug, Clone)]
 pub struct ApiBenchOptions {
@@ -87,85 +90,64 @@ pub struct Report {
     pub phases: Vec<Phase>,
 }
 
-/// A request of a phase, and the status it must get.
-struct Job {
-    method: Method,
-    path: String,
-    body: Option<Value>,
-    expect: StatusCode,
-    /// Keep the answer for the caller. Lists are not kept (hundreds of 500 KB bodies would
-    /// make the client itself the bottleneck on a 2-core machine): only their length is.
-    keep: bool,
-}
-
 /// What a phase's answers were: kept bodies (parsed; `null` when not kept) and every length.
 struct Answers {
     bodies: Vec<Value>,
     lengths: Vec<usize>,
 }
 
-/// Runs `jobs` over `concurrency` connections; returns the phase (latencies sorted) and the
-/// answers in job order.
+/// Runs `jobs` over `concurrency` connections; returns the phase and the answers in job order.
+/// Bodies are kept only with `keep`: lists are not (hundreds of 500 KB bodies would make the
+/// client itself the bottleneck on a 2-core machine), only their length is. The first answer
+/// with an unexpected status fails the phase.
 async fn run_phase(
     endpoint: &Endpoint,
     operation: &str,
     concurrency: usize,
     jobs: Vec<Job>,
+    keep: bool,
 ) -> anyhow::Result<(Phase, Answers)> {
     let n = jobs.len();
     if n == 0 {
         bail!("{operation}: nothing to do");
     }
-    let jobs = Arc::new(jobs);
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut connections = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency.min(n) {
-        connections.push(Connection::open(endpoint).await?);
-    }
-    let start = Instant::now();
-    let mut workers = Vec::new();
-    for mut conn in connections {
-        let (jobs, next) = (jobs.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut done = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(job) = jobs.get(i) else { break };
-                let t = Instant::now();
-                let r = conn
-                    .request(job.method.clone(), &job.path, job.body.as_ref())
-                    .await?;
-                let elapsed = t.elapsed();
-                if r.status != job.expect {
-                    bail!(
-                        "{} {}: expected HTTP {}, got {}: {}",
-                        job.method,
-                        job.path,
-                        job.expect,
-                        r.status,
-                        String::from_utf8_lossy(&r.body)
-                    );
-                }
-                let len = r.body.len();
-                let body = if job.keep { r.body } else { Default::default() };
-                done.push((i, elapsed, body, len));
+    let run = run_requests(
+        endpoint,
+        concurrency,
+        n,
+        |i| Some(jobs[i].clone()),
+        |_, job, r| {
+            if r.status != job.expect {
+                return Err(format!(
+                    "{} {}: expected HTTP {}, got {}: {}",
+                    job.method,
+                    job.path,
+                    job.expect,
+                    r.status,
+                    String::from_utf8_lossy(&r.body)
+                ));
             }
-            anyhow::Ok(done)
-        }));
+            let len = r.body.len();
+            Ok((len, if keep { r.body } else { Default::default() }))
+        },
+    )
+    .await?;
+    let latencies = run.latencies();
+    let mut lengths = Vec::with_capacity(n);
+    let mut kept = Vec::with_capacity(n);
+    for o in &run.outcomes {
+        match &o.value {
+            Ok((len, body)) => {
+                lengths.push(*len);
+                kept.push(body);
+            }
+            Err(e) => bail!("{e}"),
+        }
     }
-    let mut results = Vec::with_capacity(n);
-    for w in workers {
-        results.extend(w.await??);
-    }
-    let wall = start.elapsed();
-    results.sort_by_key(|(i, _, _, _)| *i);
-    let mut latencies: Vec<Duration> = results.iter().map(|(_, d, _, _)| *d).collect();
-    latencies.sort();
-    let lengths = results.iter().map(|(_, _, _, len)| *len).collect();
     // Parsed after the clock stopped: the client's JSON work is not the server's latency.
-    let bodies = results
-        .iter()
-        .map(|(_, _, b, _)| {
+    let bodies = kept
+        .into_iter()
+        .map(|b| {
             if b.is_empty() {
                 Ok(Value::Null)
             } else {
@@ -178,19 +160,13 @@ async fn run_phase(
             operation: operation.to_string(),
             concurrency,
             requests: n,
-            wall,
+            wall: run.wall,
             p50: percentile(&latencies, 50),
             p99: percentile(&latencies, 99),
             target: None,
         },
         Answers { bodies, lengths },
     ))
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    let rank = (sorted.len() * p).div_ceil(100).max(1);
-    sorted[rank - 1]
 }
 
 fn id_of(body: &Value, resource: &str) -> anyhow::Result<String> {
@@ -315,11 +291,10 @@ pub async fn measure(
                 path: format!("/v2.0/{collection}"),
                 body: Some(item(format!("bench-{run}-c{c}-{i}"))),
                 expect: StatusCode::CREATED,
-                keep: true,
             })
             .collect();
         let (mut phase, answers) =
-            run_phase(endpoint, &format!("{resource} create"), c, jobs).await?;
+            run_phase(endpoint, &format!("{resource} create"), c, jobs, true).await?;
         if c == 16 && ports {
             let ok = phase.per_second() >= 5000.0 && phase.p99 <= Duration::from_millis(20);
             phase.target = Some(("≥ 5,000/s and p99 ≤ 20 ms".into(), ok));
@@ -383,7 +358,6 @@ pub async fn measure(
             path: list_path.clone(),
             body: None,
             expect: StatusCode::OK,
-            keep: false,
         })
         .collect();
     let (mut phase, answers) = run_phase(
@@ -395,6 +369,7 @@ pub async fn measure(
         ),
         1,
         jobs,
+        false,
     )
     .await?;
     // Nothing changes the list meanwhile, so every answer is as long as the checked one.
@@ -441,10 +416,10 @@ pub async fn measure(
                     path: format!("/v2.0/ports/{id}"),
                     body: Some(json!({"port": {"binding:host_id": opts.host}})),
                     expect: StatusCode::OK,
-                    keep: true,
                 })
                 .collect();
-            let (phase, answers) = run_phase(endpoint, "port binding update", *c, jobs).await?;
+            let (phase, answers) =
+                run_phase(endpoint, "port binding update", *c, jobs, true).await?;
             let mut vif_types: Vec<String> = answers
                 .bodies
                 .iter()
@@ -478,11 +453,10 @@ pub async fn measure(
                 path: format!("/v2.0/ports/{id}"),
                 body: None,
                 expect: StatusCode::NO_CONTENT,
-                keep: false,
             })
             .collect();
         phases.push(
-            run_phase(endpoint, "port delete", max_concurrency, jobs)
+            run_phase(endpoint, "port delete", max_concurrency, jobs, false)
                 .await?
                 .0,
         );
@@ -494,24 +468,13 @@ pub async fn measure(
             path: format!("/v2.0/networks/{id}"),
             body: None,
             expect: StatusCode::NO_CONTENT,
-            keep: false,
         })
         .collect();
-    let (phase, _) = run_phase(endpoint, "network delete", max_concurrency, jobs).await?;
+    let (phase, _) = run_phase(endpoint, "network delete", max_concurrency, jobs, false).await?;
     if !ports {
         phases.push(phase);
     }
     Ok((phases, notes))
-}
-
-/// The 1-minute load average (Linux), if it can be read.
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// A few random bits to keep names of different runs apart (no clock-free randomness needed).
@@ -565,23 +528,9 @@ pub fn run_api(opts: &ApiBenchOptions) -> anyhow::Result<Report> {
         s.stop()?;
     }
     let (phases, mut notes) = result?;
-    if cfg!(debug_assertions) {
-        notes.insert(
-            0,
-            "DEBUG BUILD: these figures say little; run with --release".into(),
-        );
-    }
-    // The server and this client share the machine with whatever else runs on it: say so when
-    // something else was busy, since it moves every figure here.
-    if let Some(load) = load.filter(|l| *l >= 0.5) {
-        notes.insert(
-            0,
-            format!(
-                "the 1-minute load average was {load:.2} before the run: other work on this \
-                 machine skews these figures"
-            ),
-        );
-    }
+    let mut first = machine_notes(load);
+    first.append(&mut notes);
+    let notes = first;
     Ok(Report {
         server: description,
         notes,
@@ -664,10 +613,6 @@ impl InProcessServer {
     }
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
-
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "neutrino bench api: {}", self.server)?;
@@ -709,20 +654,5 @@ impl fmt::Display for Report {
             f,
             "For reference, upstream Neutron (published Rally runs): about 7 port creates/s, and about 320 ms to list 500 ports."
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let s: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&s, 50), Duration::from_millis(50));
-        assert_eq!(percentile(&s, 99), Duration::from_millis(99));
-        assert_eq!(percentile(&s[..1], 99), Duration::from_millis(1));
-        let s: Vec<Duration> = (1..=10).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&s, 99), Duration::from_millis(10));
     }
 }
