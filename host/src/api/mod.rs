@@ -11,6 +11,7 @@ pub mod error;
 pub mod host_feed;
 pub mod internal;
 pub mod keystone;
+pub mod listing;
 pub mod networks;
 pub mod openapi;
 pub mod port_attributes;
