@@ -168,7 +168,8 @@ on_both_databases!(
             "reversed",
         );
         // A filter checked row by row (a list attribute) over several reads.
-        let group = all[0]["security_groups"][0].as_str().unwrap();
+        let admins = all.iter().find(|p| p["project_id"] != "p-a").unwrap();
+        let group = admins["security_groups"][0].as_str().unwrap();
         let in_group = get(
             &api,
             None,
@@ -289,10 +290,11 @@ on_both_databases!(unknown_marker_is_not_found, |api: TestApi| async move {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.error_type(), "PortNotFound");
-    // Networks and subnets answer with theirs.
+    // Networks, subnets and agents answer with theirs.
     for (collection, kind, name) in [
         ("networks", "NetworkNotFound", "Network"),
         ("subnets", "SubnetNotFound", "Subnet"),
+        ("agents", "AgentNotFound", "Agent"),
     ] {
         let r = api
             .call(

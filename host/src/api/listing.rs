@@ -261,3 +261,27 @@ fn json_response(body: Body) -> Response {
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::query::CollectionSpec;
+    use super::super::{networks, ports, subnets};
+    use super::Table;
+    use crate::store;
+
+    /// A sort key without a column would be dropped from the order: every sortable attribute
+    /// of a collection answered by the database has one.
+    #[test]
+    fn every_sort_key_has_a_column() {
+        let collections: [(&CollectionSpec, &'static Table); 3] = [
+            (&ports::SPEC, &store::ports::TABLE),
+            (&networks::SPEC, &store::networks::TABLE),
+            (&subnets::SPEC, &store::subnets::TABLE),
+        ];
+        for (spec, table) in collections {
+            for attr in spec.sortable {
+                assert!(table.column(attr).is_some(), "{}: {attr}", spec.collection);
+            }
+        }
+    }
+}

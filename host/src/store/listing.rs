@@ -120,7 +120,8 @@ pub enum Condition {
         column: &'static Column,
         values: Vec<String>,
     },
-    /// Some address of the port is one of these.
+    /// Some address of the port is one of these. The address conditions are semi-joins
+    /// (`id IN (SELECT port_id ...)`), which both engines can drive from the address index.
     AddressIs(Vec<String>),
     /// Some address of the port is on one of these subnets.
     AddressOnSubnet(Vec<String>),
@@ -347,7 +348,7 @@ fn condition_sql(
     let address = |test: String| {
         debug_assert!(table.addresses, "address conditions on {}", table.from);
         format!(
-            "EXISTS (SELECT 1 FROM ip_allocations a WHERE a.port_id = {} AND ({test}))",
+            "{} IN (SELECT a.port_id FROM ip_allocations a WHERE {test})",
             table.id.sql
         )
     };

@@ -10,6 +10,8 @@ CREATE INDEX IF NOT EXISTS ports_list_device ON ports (device_id COLLATE "C", id
 CREATE INDEX IF NOT EXISTS ports_list_name ON ports (name COLLATE "C", id COLLATE "C");
 CREATE INDEX IF NOT EXISTS ports_list_mac ON ports (mac_address COLLATE "C", id COLLATE "C");
 CREATE INDEX IF NOT EXISTS ports_list_created ON ports (created_at COLLATE "C", id COLLATE "C");
+CREATE INDEX IF NOT EXISTS ports_list_owner ON ports (device_owner COLLATE "C", id COLLATE "C");
+CREATE INDEX IF NOT EXISTS ports_list_host ON ports (binding_host COLLATE "C", id COLLATE "C");
 CREATE INDEX IF NOT EXISTS networks_list_id ON networks (id COLLATE "C");
 CREATE INDEX IF NOT EXISTS networks_list_project ON networks (project_id COLLATE "C", id COLLATE "C");
 CREATE INDEX IF NOT EXISTS networks_list_name ON networks (name COLLATE "C", id COLLATE "C");

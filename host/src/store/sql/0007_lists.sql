@@ -9,6 +9,8 @@ CREATE INDEX IF NOT EXISTS ports_list_device ON ports (device_id, id);
 CREATE INDEX IF NOT EXISTS ports_list_name ON ports (name, id);
 CREATE INDEX IF NOT EXISTS ports_list_mac ON ports (mac_address, id);
 CREATE INDEX IF NOT EXISTS ports_list_created ON ports (created_at, id);
+CREATE INDEX IF NOT EXISTS ports_list_owner ON ports (device_owner, id);
+CREATE INDEX IF NOT EXISTS ports_list_host ON ports (binding_host, id);
 DROP INDEX IF EXISTS ports_project;
 DROP INDEX IF EXISTS ports_device;
 CREATE INDEX IF NOT EXISTS networks_list_project ON networks (project_id, id);
