@@ -335,6 +335,16 @@ impl ListQuery {
                             .push(Condition::AddressContains(f.ip_address_substr.clone()));
                     }
                 }
+                // Tags are not stored: every row shows `"tags": []`, so a tag filter keeps all
+                // rows or none, and rows need not be read one by one to know which.
+                Filter::Tags { mode, tags } if table.column("tags").is_none() => {
+                    if !mode.matches(&[], tags) {
+                        plan.conditions.push(Condition::In {
+                            column: table.id,
+                            values: Vec::new(),
+                        });
+                    }
+                }
                 other => plan.residual.push(other.clone()),
             }
         }
@@ -1263,6 +1273,32 @@ mod tests {
         );
         assert!(plan.order.is_empty());
         assert!(!plan.checks_rows());
+    }
+
+    #[test]
+    fn tag_filters_on_untagged_tables_need_no_rows() {
+        let spec = CollectionSpec {
+            collection: "ports",
+            filterable: &["tags", "tags-any", "not-tags", "not-tags-any"],
+            sortable: &[],
+        };
+        for (raw, keeps_all) in [
+            ("tags=red", false),
+            ("tags-any=red,blue", false),
+            ("not-tags=red", true),
+            ("not-tags-any=red", true),
+        ] {
+            let q = ListQuery::parse(Some(raw), &spec).unwrap();
+            let plan = q.plan(&crate::store::ports::TABLE, &[]);
+            assert!(!plan.checks_rows(), "{raw}");
+            // As apply decides on a dict with `"tags": []`.
+            let kept = q
+                .filters
+                .iter()
+                .all(|f| f.matches(&obj(json!({"tags": []}))));
+            assert_eq!(kept, keeps_all, "{raw}");
+            assert_eq!(plan.conditions.is_empty(), keeps_all, "{raw}");
+        }
     }
 
     #[test]
