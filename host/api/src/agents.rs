@@ -155,7 +155,14 @@ pub async fn list(
     if !ctx.is_admin() {
         return Ok(Json(query.apply(vec![], &base)));
     }
+    // Agents stay listed in memory: one per host and type, with liveness from the heartbeat
+    // buffer, which SQL cannot filter or sort on.
     let mut rows = repo::list(&state.store.read).await?;
+    if let Some(marker) = query.marker()
+        && !rows.iter().any(|a| a.id == marker)
+    {
+        return Err(not_found(marker));
+    }
     state.heartbeats.overlay(&mut rows);
     let now = SystemTime::now();
     let down_time = state.heartbeats.down_time();

@@ -12,6 +12,7 @@ pub mod heartbeat;
 pub mod host_feed;
 pub mod internal;
 pub mod keystone;
+pub mod listing;
 pub mod networks;
 pub mod openapi;
 pub mod port_attributes;

@@ -1,5 +1,7 @@
 //! `/v2.0/networks`: create (one or bulk), list, show, update, delete.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -12,7 +14,7 @@ use super::body::{self, CreateBody};
 use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
-use super::{AppState, base_url, dhcp_scheduling, ports, strip_json_suffix, subnets};
+use super::{AppState, base_url, dhcp_scheduling, listing, ports, strip_json_suffix, subnets};
 use neutrino_store::{self as store, networks as repo, networks::Network, networks::SegmentError};
 
 pub const SPEC: CollectionSpec = CollectionSpec {
@@ -386,24 +388,81 @@ pub async fn visible_in(
     }
 }
 
+/// Attributes only admins see in a network's dict.
+const ADMIN_SHOWN: &[&str] = &[
+    "provider:network_type",
+    "provider:physical_network",
+    "provider:segmentation_id",
+];
+
+/// Networks as a list reads them, with their subnets' ids when wanted.
+struct NetworkRows {
+    store: store::Store,
+    admin: bool,
+    subnets: bool,
+}
+
+impl listing::Source for NetworkRows {
+    type Row = (Network, Vec<String>);
+
+    fn table(&self) -> &'static store::listing::Table {
+        &repo::TABLE
+    }
+
+    async fn fetch(
+        &self,
+        req: &store::listing::Request,
+    ) -> sqlx::Result<Vec<(Self::Row, store::listing::Key)>> {
+        let page = repo::page(&self.store, req).await?;
+        let mut subnets: HashMap<String, Vec<String>> = HashMap::new();
+        if self.subnets {
+            let ids: Vec<String> = page.iter().map(|(n, _)| n.id.clone()).collect();
+            for (network, subnet) in store::subnets::ids_on_networks(&self.store, &ids).await? {
+                subnets.entry(network).or_default().push(subnet);
+            }
+        }
+        Ok(page
+            .into_iter()
+            .map(|(n, key)| {
+                let ids = subnets.remove(&n.id).unwrap_or_default();
+                ((n, ids), key)
+            })
+            .collect())
+    }
+
+    fn id((n, _): &Self::Row) -> &str {
+        &n.id
+    }
+
+    fn item(&self, (n, subnets): &Self::Row) -> Map<String, Value> {
+        to_json(n, subnets.clone(), self.admin)
+    }
+}
+
 pub async fn list(
     State(state): State<AppState>,
     ctx: RequestContext,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let query = ListQuery::parse(q.as_deref(), &SPEC)?;
-    let project = (!ctx.is_admin()).then_some(ctx.project_id.as_str());
-    let mut subnets = subnets::ids_by_network(&state.store.read).await?;
-    let items = repo::list(&state.store.read, project)
-        .await?
-        .iter()
-        .map(|n| to_json(n, subnets.remove(&n.id).unwrap_or_default(), ctx.is_admin()))
-        .collect();
-    Ok(Json(query.apply(
-        items,
-        &format!("{}/v2.0/networks", base_url(&headers)),
-    )))
+    let admin = ctx.is_admin();
+    let plan = query.plan(&repo::TABLE, if admin { &[] } else { ADMIN_SHOWN });
+    let source = NetworkRows {
+        store: state.store.clone(),
+        admin,
+        subnets: plan.checks_rows() || query.wants("subnets"),
+    };
+    listing::respond(
+        &state.store,
+        source,
+        &query,
+        plan,
+        (!admin).then(|| ctx.project_id.clone()),
+        format!("{}/v2.0/networks", base_url(&headers)),
+        not_found,
+    )
+    .await
 }
 
 pub async fn show(

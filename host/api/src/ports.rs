@@ -2,13 +2,14 @@
 //! security groups, allowed address pairs, extra DHCP options, DNS names and port binding.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -19,7 +20,7 @@ use super::openapi::ResourceDoc;
 use super::port_attributes as attrs;
 use super::port_binding;
 use super::query::{CollectionSpec, ListQuery};
-use super::{AppState, base_url, networks, strip_json_suffix, subnets};
+use super::{AppState, base_url, listing, networks, strip_json_suffix, subnets};
 use neutrino_ipam as ipam;
 use neutrino_store::ipam::Allocation;
 use neutrino_store::networks::Network;
@@ -180,12 +181,6 @@ struct PortDict<'a> {
     tags: [&'a str; 0],
     tenant_id: &'a str,
     updated_at: &'a str,
-}
-
-/// `{"ports": [...]}`.
-#[derive(Serialize)]
-struct PortList<'a> {
-    ports: Vec<PortDict<'a>>,
 }
 
 #[derive(Serialize)]
@@ -832,18 +827,103 @@ async fn visible(
     }
 }
 
-/// Filters that [`repo::list`] applies exactly as [`ListQuery::apply`] would, on attributes
-/// every caller sees: a list narrowed only by these needs nothing from `apply` but id order.
-const EXACT_IN_SQL: &[&str] = &[
-    "id",
-    "network_id",
-    "project_id",
-    "tenant_id",
-    "device_id",
-    "device_owner",
-    "name",
-    "status",
+/// Attributes only admins see in a port's dict.
+const ADMIN_SHOWN: &[&str] = &[
+    "binding:host_id",
+    "binding:profile",
+    "binding:vif_details",
+    "binding:vif_type",
 ];
+
+/// Ports as a list reads them.
+struct PortRows {
+    store: store::Store,
+    admin: bool,
+    /// Whether their addresses are read (the answer or a filter needs them).
+    addresses: bool,
+}
+
+impl listing::Source for PortRows {
+    type Row = Port;
+
+    fn table(&self) -> &'static store::listing::Table {
+        &repo::TABLE
+    }
+
+    fn fetch(
+        &self,
+        req: &store::listing::Request,
+    ) -> impl Future<Output = sqlx::Result<Vec<(Port, store::listing::Key)>>> + Send {
+        repo::page(&self.store, req, self.addresses)
+    }
+
+    fn id(p: &Port) -> &str {
+        &p.id
+    }
+
+    fn item(&self, p: &Port) -> Map<String, Value> {
+        to_json(p, self.admin)
+    }
+
+    fn write(&self, p: &Port, fields: &[String], out: &mut Vec<u8>) {
+        write_port(p, self.admin, fields, out)
+    }
+}
+
+/// A port's API dict straight from the port, without a `Map` (or with `fields`, a `Map` of only
+/// those).
+fn write_port(p: &Port, admin: bool, fields: &[String], out: &mut Vec<u8>) {
+    if fields.is_empty() {
+        listing::write_json(out, &PortDict::of(p, admin));
+    } else {
+        let item: Map<String, Value> = fields
+            .iter()
+            .filter_map(|f| Some((f.clone(), field(p, admin, f)?)))
+            .collect();
+        listing::write_json(out, &item);
+    }
+}
+
+/// One attribute of a port's API dict (what [`to_json`] holds under `name`), built alone.
+fn field(p: &Port, admin: bool, name: &str) -> Option<Value> {
+    let parse = |t: &str| serde_json::from_str::<Value>(t).unwrap_or(Value::Null);
+    let admin_only = |v: Value| admin.then_some(v);
+    Some(match name {
+        "admin_state_up" => json!(p.admin_state_up),
+        "allowed_address_pairs" => parse(&p.allowed_address_pairs),
+        "binding:host_id" => admin_only(json!(p.binding_host))?,
+        "binding:profile" => admin_only(parse(&p.binding_profile))?,
+        "binding:vif_details" => admin_only(parse(&p.binding_vif_details))?,
+        "binding:vif_type" => admin_only(json!(p.binding_vif_type))?,
+        "binding:vnic_type" => json!(p.binding_vnic_type),
+        "created_at" => json!(p.created_at),
+        "description" => json!(p.description),
+        "device_id" => json!(p.device_id),
+        "device_owner" => json!(p.device_owner),
+        "dns_assignment" => attrs::dns_assignment(&p.dns_name, &p.fixed_ips),
+        "dns_name" => json!(p.dns_name),
+        "extra_dhcp_opts" => parse(&p.extra_dhcp_opts),
+        "fixed_ips" => json!(
+            p.fixed_ips
+                .iter()
+                .map(|f| json!({"ip_address": f.ip_address, "subnet_id": f.subnet_id}))
+                .collect::<Vec<_>>()
+        ),
+        "id" => json!(p.id),
+        "mac_address" => json!(p.mac_address),
+        "name" => json!(p.name),
+        "network_id" => json!(p.network_id),
+        "port_security_enabled" => json!(p.port_security_enabled),
+        "project_id" => json!(p.project_id),
+        "revision_number" => json!(p.revision_number),
+        "security_groups" => parse(&p.security_groups),
+        "status" => json!(p.status),
+        "tags" => json!([]),
+        "tenant_id" => json!(p.project_id),
+        "updated_at" => json!(p.updated_at),
+        _ => return None,
+    })
+}
 
 pub async fn list(
     State(state): State<AppState>,
@@ -852,25 +932,23 @@ pub async fn list(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let query = ListQuery::parse(q.as_deref(), &SPEC)?;
-    // Plain column filters narrow the query in SQL; `apply` still checks every filter.
-    let filters: Vec<(&'static str, Vec<String>)> = repo::FILTER_COLUMNS
-        .iter()
-        .filter_map(|(attr, column)| Some((*column, query.filter_values(attr)?.to_vec())))
-        .collect();
-    let project = (!ctx.is_admin()).then_some(ctx.project_id.as_str());
-    let mut ports = repo::list(&state.store, &filters, project).await?;
-    if query.is_plain(EXACT_IN_SQL) {
-        // The common case (all ports, or a network's): the answer is serialised straight from
-        // the ports, without a `Map` per port.
-        ports.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-        let ports = ports
-            .iter()
-            .map(|p| PortDict::of(p, ctx.is_admin()))
-            .collect();
-        return Ok(Json(PortList { ports }).into_response());
-    }
-    let items = ports.iter().map(|p| to_json(p, ctx.is_admin())).collect();
-    Ok(Json(query.apply(items, &format!("{}/v2.0/ports", base_url(&headers)))).into_response())
+    let admin = ctx.is_admin();
+    let plan = query.plan(&repo::TABLE, if admin { &[] } else { ADMIN_SHOWN });
+    let source = PortRows {
+        store: state.store.clone(),
+        admin,
+        addresses: plan.checks_rows() || query.wants("fixed_ips") || query.wants("dns_assignment"),
+    };
+    listing::respond(
+        &state.store,
+        source,
+        &query,
+        plan,
+        (!admin).then(|| ctx.project_id.clone()),
+        format!("{}/v2.0/ports", base_url(&headers)),
+        not_found,
+    )
+    .await
 }
 
 pub async fn show(
@@ -1194,43 +1272,53 @@ mod tests {
     }
 
     #[test]
-    fn a_plain_list_serialised_from_the_ports_is_the_one_apply_builds() {
-        let ports = [
+    fn a_port_serialised_straight_is_its_api_dict() {
+        for p in [
             port("a", &["10.0.0.2", "fd00::2"], "compute1"),
             port("b", &[], ""),
-        ];
-        let query = ListQuery::parse(Some("network_id=n1"), &SPEC).unwrap();
-        assert!(query.is_plain(EXACT_IN_SQL));
-        for admin in [true, false] {
-            let items = ports.iter().map(|p| to_json(p, admin)).collect();
-            let general = serde_json::to_string(&query.apply(items, "http://x/v2.0/ports"));
-            let plain = PortList {
-                ports: ports.iter().map(|p| PortDict::of(p, admin)).collect(),
-            };
-            assert_eq!(serde_json::to_string(&plain).unwrap(), general.unwrap());
+        ] {
+            for admin in [true, false] {
+                let mut straight = Vec::new();
+                listing::write_json(&mut straight, &PortDict::of(&p, admin));
+                let dict = serde_json::to_vec(&to_json(&p, admin)).unwrap();
+                assert_eq!(String::from_utf8(straight), String::from_utf8(dict));
+            }
         }
     }
 
+    /// Every attribute built alone for `fields=` is the dict's, and only the dict's.
     #[test]
-    fn lists_that_need_apply_are_not_plain() {
-        for q in [
-            "fields=id",
-            "sort_key=name&sort_dir=asc",
-            "limit=1",
-            "page_reverse=True",
-            "mac_address=FA:16:3E:00:00:01",
-            "binding:host_id=compute1",
-            "fixed_ips=ip_address%3D10.0.0.2",
-            "admin_state_up=true",
-        ] {
-            let query = ListQuery::parse(Some(q), &SPEC).unwrap();
-            assert!(!query.is_plain(EXACT_IN_SQL), "{q}");
+    fn fields_built_alone_are_the_dicts() {
+        let p = port("a", &["10.0.0.2", "fd00::2"], "compute1");
+        for admin in [true, false] {
+            let dict = to_json(&p, admin);
+            for (name, value) in &dict {
+                assert_eq!(field(&p, admin, name).as_ref(), Some(value), "{name}");
+            }
+            for hidden in ADMIN_SHOWN.iter().chain(&["nonexistent", "fixed_ips:x"]) {
+                assert_eq!(
+                    field(&p, admin, hidden).is_some(),
+                    dict.contains_key(*hidden)
+                );
+            }
+            let mut out = Vec::new();
+            let fields = [
+                "name".to_string(),
+                "binding:host_id".into(),
+                "id".into(),
+                "x".into(),
+            ];
+            write_port(&p, admin, &fields, &mut out);
+            let query = ListQuery::parse(
+                Some("fields=name&fields=binding:host_id&fields=id&fields=x"),
+                &SPEC,
+            )
+            .unwrap();
+            assert_eq!(
+                serde_json::from_slice::<Value>(&out).unwrap(),
+                Value::Object(query.project(dict.clone()))
+            );
         }
-        assert!(
-            ListQuery::parse(None, &SPEC)
-                .unwrap()
-                .is_plain(EXACT_IN_SQL)
-        );
     }
 
     /// Lookups survive the connection's own commits and are forgotten once another server

@@ -1,17 +1,21 @@
-//! Neutron's list query features, done in memory over resources held as their full API dicts:
-//! filtering (`?attr=value`), field selection (`fields=`), sorting (`sort_key`/`sort_dir`) and
-//! pagination (`limit`/`marker`/`page_reverse`, answered with `<collection>_links`).
+//! Neutron's list query features: filtering (`?attr=value`), field selection (`fields=`),
+//! sorting (`sort_key`/`sort_dir`) and pagination (`limit`/`marker`/`page_reverse`, answered
+//! with `<collection>_links`).
 //!
-//! A handler loads the rows the caller may see, turns them into API dicts and hands them to
-//! [`ListQuery::apply`]. Error types and texts follow neutron's `api/api_common.py` and the
-//! recorded upstream transcript, since tempest and the SDKs key on the `type` (and sometimes the
-//! message).
+//! [`ListQuery::parse`] reads a request's query. Collections kept in the database (ports,
+//! networks, subnets) are answered by it: [`ListQuery::plan`] says what SQL checks and what is
+//! checked per row, and `api::listing` reads the pages and writes the answer. Collections that
+//! are small and partly in memory by nature (agents, whose liveness comes from the heartbeat
+//! buffer) are answered by [`ListQuery::apply`] over their full API dicts, with the same rules.
+//! Error types and texts follow neutron's `api/api_common.py` and the recorded upstream
+//! transcript, since tempest and the SDKs key on the `type` (and sometimes the message).
 
 use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
 use super::error::NeutronError;
+use neutrino_store::listing::{Condition, Kind, Param, Sort, Table};
 
 type Item = Map<String, Value>;
 
@@ -129,29 +133,6 @@ impl ListQuery {
         self.fields.is_empty() || self.fields.iter().any(|f| f == attribute)
     }
 
-    /// The values of a plain `?key=value` filter, so a handler may narrow its store query
-    /// (e.g. `network_id`). `apply` checks every filter again, so using this is optional.
-    pub fn filter_values(&self, key: &str) -> Option<&[String]> {
-        self.filters.iter().find_map(|f| match f {
-            Filter::Equals { key: k, values } if k == key => Some(values.as_slice()),
-            _ => None,
-        })
-    }
-
-    /// True when [`ListQuery::apply`] would only put the items in id order: no fields, sorting
-    /// or paging, and only `Equals` filters on `exact` attributes, which the caller has applied
-    /// exactly (e.g. in SQL). A handler may then answer its items without building their dicts.
-    pub fn is_plain(&self, exact: &[&str]) -> bool {
-        self.fields.is_empty()
-            && self.sorts.is_empty()
-            && self.limit == 0
-            && !self.page_reverse
-            && self.filters.iter().all(|f| match f {
-                Filter::Equals { key, .. } => exact.contains(&key.as_str()),
-                _ => false,
-            })
-    }
-
     /// Filters, sorts, paginates and projects `items`. `base_url` is the absolute collection URL
     /// (`http://host:9696/v2.0/networks`) the page links start with. Returns
     /// `{"<collection>": [...]}` plus `"<collection>_links": [...]` when paginating.
@@ -239,38 +220,148 @@ impl ListQuery {
         }
     }
 
-    /// neutron's `get_pagination_links`: `next` is omitted only on a short forward page,
-    /// `previous` only on a short reverse page.
     fn links(&self, page: &[Item], base_url: &str) -> Vec<Value> {
-        let short = page.len() < self.limit;
+        let first = page.first().map(id_string);
+        let last = page.last().map(id_string);
+        self.page_links(page.len(), first, last, base_url)
+    }
+
+    /// neutron's `get_pagination_links` for a page of `len` items whose first and last ids are
+    /// given: `next` is omitted only on a short forward page, `previous` only on a short
+    /// reverse page.
+    pub fn page_links(
+        &self,
+        len: usize,
+        first: Option<String>,
+        last: Option<String>,
+        base_url: &str,
+    ) -> Vec<Value> {
+        let short = len < self.limit;
         let mut links = Vec::new();
         if !short || self.page_reverse {
-            links.push(link("next", self.next_href(page, base_url)));
+            links.push(link("next", self.next_href(last, base_url)));
         }
         if !short || !self.page_reverse {
-            links.push(link("previous", self.previous_href(page, base_url)));
+            links.push(link("previous", self.previous_href(first, base_url)));
         }
         links
     }
 
     /// Same query without `page_reverse`, `marker` = last item id. On an empty page the request's
     /// own marker stays, as in neutron.
-    fn next_href(&self, page: &[Item], base_url: &str) -> String {
+    fn next_href(&self, last: Option<String>, base_url: &str) -> String {
         let mut params = self.pairs_without("page_reverse");
-        if let Some(last) = page.last() {
-            set_param(&mut params, "marker", id_string(last));
+        if let Some(last) = last {
+            set_param(&mut params, "marker", last);
         }
         href(base_url, &params)
     }
 
     /// Same query with `marker` = first item id (none on an empty page) and `page_reverse=True`.
-    fn previous_href(&self, page: &[Item], base_url: &str) -> String {
+    fn previous_href(&self, first: Option<String>, base_url: &str) -> String {
         let mut params = self.pairs_without("marker");
-        if let Some(first) = page.first() {
-            set_param(&mut params, "marker", id_string(first));
+        if let Some(first) = first {
+            set_param(&mut params, "marker", first);
         }
         set_param(&mut params, "page_reverse", "True".to_string());
         href(base_url, &params)
+    }
+
+    /// The collection name (`ports`).
+    pub fn collection(&self) -> &'static str {
+        self.collection
+    }
+
+    /// The page size; 0: no paging.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The id to page from (only when paging).
+    pub fn marker(&self) -> Option<&str> {
+        self.marker.as_deref()
+    }
+
+    /// `page_reverse=True`: the page before the marker (and without a limit, the whole list
+    /// backwards).
+    pub fn page_reverse(&self) -> bool {
+        self.page_reverse
+    }
+
+    /// How the database answers this query on `table`: the filters SQL answers exactly become
+    /// conditions, the others are checked on each row's API dict ([`Plan::keeps`]); the sort
+    /// keys become the order. `hidden` are attributes the caller's dicts leave out (admin-only
+    /// ones): as in [`ListQuery::apply`], a filter on one matches nothing and a sort key on
+    /// one orders nothing (every row has it null), so it is dropped.
+    pub fn plan(&self, table: &'static Table, hidden: &[&str]) -> Plan {
+        let mut plan = Plan {
+            conditions: Vec::new(),
+            residual: Vec::new(),
+            order: Vec::new(),
+        };
+        for filter in &self.filters {
+            match filter {
+                Filter::Equals { key, .. } if hidden.contains(&key.as_str()) => {
+                    plan.conditions.push(Condition::In {
+                        column: table.id,
+                        values: Vec::new(),
+                    })
+                }
+                Filter::Equals { key, values } => match table.column(key) {
+                    Some(column) if column.json_list => {
+                        plan.conditions.push(Condition::ListHas {
+                            column,
+                            values: values.clone(),
+                        });
+                        plan.residual.push(filter.clone());
+                    }
+                    Some(column) => plan.conditions.push(Condition::In {
+                        column,
+                        values: sql_values(column.kind, key, values),
+                    }),
+                    None => plan.residual.push(filter.clone()),
+                },
+                Filter::FixedIps(f) if table.addresses => {
+                    if !f.ip_address.is_empty() {
+                        plan.conditions
+                            .push(Condition::AddressIs(f.ip_address.clone()));
+                    }
+                    if !f.subnet_id.is_empty() {
+                        plan.conditions
+                            .push(Condition::AddressOnSubnet(f.subnet_id.clone()));
+                    }
+                    if !f.ip_address_substr.is_empty() {
+                        plan.conditions
+                            .push(Condition::AddressContains(f.ip_address_substr.clone()));
+                    }
+                }
+                // Tags are not stored: every row shows `"tags": []`, so a tag filter keeps all
+                // rows or none, and rows need not be read one by one to know which.
+                Filter::Tags { mode, tags } if table.column("tags").is_none() => {
+                    if !mode.matches(&[], tags) {
+                        plan.conditions.push(Condition::In {
+                            column: table.id,
+                            values: Vec::new(),
+                        });
+                    }
+                }
+                other => plan.residual.push(other.clone()),
+            }
+        }
+        plan.order = self
+            .sorts
+            .iter()
+            .filter(|s| !hidden.contains(&s.key.as_str()))
+            .filter_map(|s| {
+                let column = table.column(&s.key);
+                debug_assert!(column.is_some(), "sort key {} has no column", s.key);
+                Some(Sort {
+                    column: column?,
+                    ascending: s.ascending,
+                })
+            })
+            .collect();
+        plan
     }
 
     fn pairs_without(&self, key: &str) -> Vec<(String, String)> {
@@ -280,6 +371,51 @@ impl ListQuery {
             .cloned()
             .collect()
     }
+}
+
+/// A list as the database answers it ([`ListQuery::plan`]).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// What SQL checks.
+    pub conditions: Vec<Condition>,
+    /// Filters checked on each row's API dict: those SQL cannot answer, or only narrows.
+    residual: Vec<Filter>,
+    /// The requested sort keys (the store appends the id).
+    pub order: Vec<Sort>,
+}
+
+impl Plan {
+    /// Whether rows must be checked one by one ([`Plan::keeps`]) on their API dicts.
+    pub fn checks_rows(&self) -> bool {
+        !self.residual.is_empty()
+    }
+
+    /// Whether a row (its full API dict) passes the filters SQL did not answer.
+    pub fn keeps(&self, item: &Item) -> bool {
+        self.residual.iter().all(|f| f.matches(item))
+    }
+}
+
+/// A filter's strings as the values of a column, matching what [`value_matches`] compares:
+/// MACs in lowercase (they are stored so), booleans and numbers converted; a string that no
+/// value of the column's type can equal is dropped.
+fn sql_values(kind: Kind, key: &str, values: &[String]) -> Vec<Param> {
+    values
+        .iter()
+        .filter_map(|v| match kind {
+            Kind::Text if key == "mac_address" => Some(Param::Text(v.to_ascii_lowercase())),
+            Kind::Text => Some(Param::Text(v.clone())),
+            Kind::Bool => parse_bool(v).map(|b| Param::Int(i64::from(b))),
+            Kind::Int => {
+                let v = v.trim();
+                v.parse::<i64>().ok().map(Param::Int).or_else(|| {
+                    let f = v.parse::<f64>().ok()?;
+                    // An integral float equals the integer (`3.0` matches 3).
+                    (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(Param::Int(f as i64))
+                })
+            }
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1063,14 +1199,136 @@ mod tests {
     }
 
     #[test]
-    fn filter_values_exposes_plain_filters() {
-        let q = parse("id=a&id=b&tags=x");
+    fn plan_answers_in_sql_what_sql_answers_exactly() {
+        let table = &neutrino_store::ports::TABLE;
+        let q = ListQuery::parse(
+            Some(
+                "id=a&id=b&mac_address=FA:16:3E:00:00:01&security_groups=sg1\
+                 &fixed_ips=ip_address%3D10.0.0.5&fixed_ips=ip_address_substr%3D0.0&sort_key=id&sort_dir=desc",
+            ),
+            &PORTS,
+        )
+        .unwrap();
+        let plan = q.plan(table, &[]);
+        let text = |v: &[&str]| {
+            v.iter()
+                .map(|s| Param::Text(s.to_string()))
+                .collect::<Vec<_>>()
+        };
+        match &plan.conditions[..] {
+            [
+                Condition::In {
+                    column: id,
+                    values: ids,
+                },
+                Condition::In {
+                    column: mac,
+                    values: macs,
+                },
+                Condition::ListHas {
+                    column: groups,
+                    values: wanted,
+                },
+                Condition::AddressIs(ips),
+                Condition::AddressContains(parts),
+            ] => {
+                assert_eq!((id.attr, ids), ("id", &text(&["a", "b"])));
+                // Stored in lowercase, compared without case.
+                assert_eq!(
+                    (mac.attr, macs),
+                    ("mac_address", &text(&["fa:16:3e:00:00:01"]))
+                );
+                assert_eq!(
+                    (groups.attr, wanted),
+                    ("security_groups", &vec!["sg1".to_string()])
+                );
+                assert_eq!(ips, &["10.0.0.5"]);
+                assert_eq!(parts, &["0.0"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The list attribute is narrowed in SQL and checked exactly per row.
+        assert!(plan.checks_rows());
+        assert_eq!(plan.residual.len(), 1);
         assert_eq!(
-            q.filter_values("id"),
-            Some(&["a".to_string(), "b".to_string()][..])
+            (plan.order[0].column.attr, plan.order[0].ascending),
+            ("id", false)
         );
-        assert_eq!(q.filter_values("tags"), None);
-        assert_eq!(q.filter_values("name"), None);
+        // Hidden attributes: a filter matches nothing, a sort key orders nothing.
+        let mut spec_with_host = PORTS.filterable.to_vec();
+        spec_with_host.push("binding:host_id");
+        let spec = CollectionSpec {
+            collection: "ports",
+            filterable: Box::leak(spec_with_host.into_boxed_slice()),
+            sortable: &["binding:host_id", "id"],
+        };
+        let q = ListQuery::parse(
+            Some("binding:host_id=h&sort_key=binding:host_id&sort_dir=asc"),
+            &spec,
+        )
+        .unwrap();
+        let plan = q.plan(table, &["binding:host_id"]);
+        assert!(
+            matches!(&plan.conditions[..], [Condition::In { values, .. }] if values.is_empty())
+        );
+        assert!(plan.order.is_empty());
+        assert!(!plan.checks_rows());
+    }
+
+    #[test]
+    fn tag_filters_on_untagged_tables_need_no_rows() {
+        let spec = CollectionSpec {
+            collection: "ports",
+            filterable: &["tags", "tags-any", "not-tags", "not-tags-any"],
+            sortable: &[],
+        };
+        for (raw, keeps_all) in [
+            ("tags=red", false),
+            ("tags-any=red,blue", false),
+            ("not-tags=red", true),
+            ("not-tags-any=red", true),
+        ] {
+            let q = ListQuery::parse(Some(raw), &spec).unwrap();
+            let plan = q.plan(&neutrino_store::ports::TABLE, &[]);
+            assert!(!plan.checks_rows(), "{raw}");
+            // As apply decides on a dict with `"tags": []`.
+            let kept = q
+                .filters
+                .iter()
+                .all(|f| f.matches(&obj(json!({"tags": []}))));
+            assert_eq!(kept, keeps_all, "{raw}");
+            assert_eq!(plan.conditions.is_empty(), keeps_all, "{raw}");
+        }
+    }
+
+    #[test]
+    fn sql_values_convert_like_value_matches() {
+        assert_eq!(
+            sql_values(
+                Kind::Bool,
+                "admin_state_up",
+                &["True".into(), "0".into(), "x".into()]
+            ),
+            [Param::Int(1), Param::Int(0)]
+        );
+        assert_eq!(
+            sql_values(
+                Kind::Int,
+                "mtu",
+                &[" 1450 ".into(), "9000.0".into(), "1.5".into(), "a".into()]
+            ),
+            [Param::Int(1450), Param::Int(9000)]
+        );
+        for (i, raw) in [" 1450 ", "9000.0", "1.5", "a"].iter().enumerate() {
+            let n = json!([1450, 9000, 1, 0][i]);
+            let sql = sql_values(Kind::Int, "mtu", &[raw.to_string()]);
+            assert_eq!(
+                value_matches("mtu", &n, raw),
+                sql.iter()
+                    .any(|p| Some(p) == n.as_i64().map(Param::Int).as_ref()),
+                "{raw}"
+            );
+        }
     }
 
     fn port(id: &str, ips: Value) -> Item {

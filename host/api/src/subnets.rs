@@ -1,7 +1,7 @@
 //! `/v2.0/subnets`: create (one or bulk), list, show, update, delete; allocation pools,
 //! gateway, DNS servers, host routes and overlap detection.
 
-use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::IpAddr;
 
 use axum::Json;
@@ -17,7 +17,7 @@ use super::body::{self, CreateBody};
 use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
-use super::{AppState, base_url, dhcp_scheduling, networks, strip_json_suffix};
+use super::{AppState, base_url, dhcp_scheduling, listing, networks, strip_json_suffix};
 use neutrino_ipam::{self as ipam, PoolError, Range};
 use neutrino_store::{self as store, ipam as ipam_store, subnets as repo, subnets::Subnet};
 
@@ -506,27 +506,55 @@ async fn visible(
     }
 }
 
+/// Subnets as a list reads them, with whether their network is external.
+struct SubnetRows {
+    store: store::Store,
+}
+
+impl listing::Source for SubnetRows {
+    type Row = (Subnet, bool);
+
+    fn table(&self) -> &'static store::listing::Table {
+        &repo::TABLE
+    }
+
+    fn fetch(
+        &self,
+        req: &store::listing::Request,
+    ) -> impl Future<Output = sqlx::Result<Vec<(Self::Row, store::listing::Key)>>> + Send {
+        repo::page(&self.store, req)
+    }
+
+    fn id((s, _): &Self::Row) -> &str {
+        &s.id
+    }
+
+    fn item(&self, (s, external): &Self::Row) -> Map<String, Value> {
+        to_json(s, *external)
+    }
+}
+
 pub async fn list(
     State(state): State<AppState>,
     ctx: RequestContext,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let query = ListQuery::parse(q.as_deref(), &SPEC)?;
-    let project = (!ctx.is_admin()).then_some(ctx.project_id.as_str());
-    let external: HashSet<String> = neutrino_store::networks::external_ids(&state.store.read)
-        .await?
-        .into_iter()
-        .collect();
-    let items = repo::list(&state.store.read, project)
-        .await?
-        .iter()
-        .map(|s| to_json(s, external.contains(&s.network_id)))
-        .collect();
-    Ok(Json(query.apply(
-        items,
-        &format!("{}/v2.0/subnets", base_url(&headers)),
-    )))
+    let plan = query.plan(&repo::TABLE, &[]);
+    let source = SubnetRows {
+        store: state.store.clone(),
+    };
+    listing::respond(
+        &state.store,
+        source,
+        &query,
+        plan,
+        (!ctx.is_admin()).then(|| ctx.project_id.clone()),
+        format!("{}/v2.0/subnets", base_url(&headers)),
+        not_found,
+    )
+    .await
 }
 
 pub async fn show(
@@ -651,15 +679,6 @@ pub async fn delete(
     tx.commit().await?;
     state.feed.committed(revision);
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Subnet ids by network, for the networks' `subnets` attribute.
-pub async fn ids_by_network(pool: &sqlx::AnyPool) -> sqlx::Result<HashMap<String, Vec<String>>> {
-    let mut map: HashMap<String, Vec<String>> = HashMap::new();
-    for (network, subnet) in repo::ids_by_network(pool).await? {
-        map.entry(network).or_default().push(subnet);
-    }
-    Ok(map)
 }
 
 /// `PUT` or `DELETE` on the collection.

@@ -9,6 +9,7 @@ pub mod agents;
 pub mod dhcp_hosting;
 pub mod feed;
 pub mod ipam;
+pub mod listing;
 pub mod networks;
 pub mod port_writes;
 pub mod ports;
@@ -31,7 +32,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("sql/0004_host_feed.sql")),
     (5, include_str!("sql/0005_servers.sql")),
     (6, include_str!("sql/0006_dhcp_hosting.sql")),
+    (7, include_str!("sql/0007_lists.sql")),
 ];
+
+/// Migrations whose PostgreSQL version differs, used there instead of the one above.
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(7, include_str!("sql/0007_lists.postgres.sql"))];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -145,6 +150,13 @@ impl Store {
             if applied.contains(version) {
                 continue;
             }
+            let sql = match self.backend {
+                Backend::Postgres => POSTGRES_MIGRATIONS
+                    .iter()
+                    .find(|(v, _)| v == version)
+                    .map_or(*sql, |(_, pg)| *pg),
+                Backend::Sqlite => *sql,
+            };
             for statement in statements(sql) {
                 tx.execute(sqlx::AssertSqlSafe(statement.clone()))
                     .await
@@ -341,7 +353,7 @@ where
 }
 
 /// Booleans are stored as 0/1.
-pub fn flag(r: &impl StoredRow, column: &str) -> sqlx::Result<bool> {
+pub fn flag(r: &(impl StoredRow + ?Sized), column: &str) -> sqlx::Result<bool> {
     Ok(r.int(column)? != 0)
 }
 

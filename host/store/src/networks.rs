@@ -1,9 +1,10 @@
 //! Networks and their segment (provider attributes).
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::{Any, Row, Transaction};
 
-use super::{Backend, flag, is_unique_violation, lock_named};
+use super::listing::{self, Column, Key, Request, Table};
+use super::{Backend, Store, flag, is_unique_violation, lock_named};
 
 /// A network as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -233,34 +234,49 @@ pub async fn get<'e, E: sqlx::Executor<'e, Database = Any>>(
     .transpose()
 }
 
-/// Ids of the external networks (a subnet shows its network's `router:external`).
-pub async fn external_ids(pool: &AnyPool) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT id FROM networks WHERE external = 1")
-        .fetch_all(pool)
-        .await
-}
+/// The networks table as lists see it, by API attribute.
+pub static TABLE: Table = Table {
+    from: "networks n",
+    id: &COLUMNS[0],
+    columns: &COLUMNS,
+    visible: "n.project_id = {} OR n.shared = 1 OR n.external = 1",
+    addresses: false,
+};
 
-/// Networks a project may see (its own, shared and external ones); all when `project` is None.
-pub async fn list(pool: &AnyPool, project: Option<&str>) -> sqlx::Result<Vec<Network>> {
-    let rows = match project {
-        None => {
-            sqlx::query(concat!("SELECT ", columns!(), " FROM networks"))
-                .fetch_all(pool)
-                .await?
-        }
-        Some(p) => {
-            sqlx::query(concat!(
-                "SELECT ",
-                columns!(),
-                " FROM networks WHERE project_id = $1 OR shared = $2 OR external = $2"
+static COLUMNS: [Column; 18] = [
+    Column::text("id", "n.id"),
+    Column::text("name", "n.name"),
+    Column::text("tenant_id", "n.project_id"),
+    Column::text("project_id", "n.project_id"),
+    Column::flag("admin_state_up", "n.admin_state_up"),
+    Column::text("status", "n.status"),
+    Column::flag("shared", "n.shared"),
+    Column::flag("router:external", "n.external"),
+    Column::int("mtu", "n.mtu"),
+    Column::flag("port_security_enabled", "n.port_security_enabled"),
+    Column::text("provider:network_type", "n.network_type"),
+    Column::text("provider:physical_network", "n.physical_network").nullable(),
+    Column::int("provider:segmentation_id", "n.segmentation_id").nullable(),
+    Column::flag("is_default", "n.is_default"),
+    Column::text("description", "n.description"),
+    Column::int("revision_number", "n.revision_number"),
+    Column::text("created_at", "n.created_at"),
+    Column::text("updated_at", "n.updated_at"),
+];
+
+/// One page of networks as `req` describes it, each with its key.
+pub async fn page(store: &Store, req: &Request) -> sqlx::Result<Vec<(Network, Key)>> {
+    let select = listing::select(&TABLE, store.backend, columns!(), req);
+    listing::fetch_any(store, &select)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                from_row(r)?,
+                listing::row_key(r, &TABLE, store.backend, req)?,
             ))
-            .bind(p)
-            .bind(1i64)
-            .fetch_all(pool)
-            .await?
-        }
-    };
-    rows.iter().map(from_row).collect()
+        })
+        .collect()
 }
 
 pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> sqlx::Result<bool> {

@@ -2,6 +2,7 @@
 
 use sqlx::{Any, Executor, Transaction};
 
+use super::listing::{self, Column, Key, Request, Table};
 use super::{AnyQuery, Backend, Store, StoredRow, flag, insert_rows, value_chunks};
 
 /// A port as stored; list and dict attributes are JSON text.
@@ -52,7 +53,7 @@ macro_rules! columns {
     };
 }
 
-fn from_row(r: &impl StoredRow) -> sqlx::Result<Port> {
+fn from_row(r: &(impl StoredRow + ?Sized)) -> sqlx::Result<Port> {
     Ok(Port {
         id: r.text("id")?,
         project_id: r.text("project_id")?,
@@ -262,9 +263,78 @@ pub async fn list(
     }
 }
 
+/// The ports table as lists see it, by API attribute. `mac_address` is stored in lowercase.
+pub static TABLE: Table = Table {
+    from: "ports p",
+    id: &COLUMNS[0],
+    columns: &COLUMNS,
+    visible: "p.project_id = {}",
+    addresses: true,
+};
+
+static COLUMNS: [Column; 20] = [
+    Column::text("id", "p.id"),
+    Column::text("name", "p.name"),
+    Column::text("network_id", "p.network_id"),
+    Column::text("tenant_id", "p.project_id"),
+    Column::text("project_id", "p.project_id"),
+    Column::text("mac_address", "p.mac_address"),
+    Column::flag("admin_state_up", "p.admin_state_up"),
+    Column::text("status", "p.status"),
+    Column::text("device_id", "p.device_id"),
+    Column::text("device_owner", "p.device_owner"),
+    Column::flag("port_security_enabled", "p.port_security_enabled"),
+    Column::text("security_groups", "p.security_groups").json_list(),
+    Column::text("binding:host_id", "p.binding_host"),
+    Column::text("binding:vnic_type", "p.binding_vnic_type"),
+    Column::text("binding:vif_type", "p.binding_vif_type"),
+    Column::text("description", "p.description"),
+    Column::text("dns_name", "p.dns_name"),
+    Column::int("revision_number", "p.revision_number"),
+    Column::text("created_at", "p.created_at"),
+    Column::text("updated_at", "p.updated_at"),
+];
+
+/// One page of ports as `req` describes it, with their addresses when `addresses`, each with
+/// its key (where a page after it starts).
+pub async fn page(store: &Store, req: &Request, addresses: bool) -> sqlx::Result<Vec<(Port, Key)>> {
+    let backend = store.backend;
+    let mut select = listing::select(&TABLE, backend, columns!(), req);
+    if addresses {
+        // The page first (its LIMIT counts ports), then its addresses.
+        select.sql = format!(
+            "SELECT q.*, a.subnet_id AS a_subnet, a.ip_address AS a_ip FROM ({}) q \
+             LEFT JOIN ip_allocations a ON a.port_id = q.id ORDER BY {}, a.position",
+            select.sql,
+            listing::outer_order(&TABLE, backend, req)
+        );
+    }
+    listing::fetch(store, &select, |rows| {
+        let mut keys = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            // A port's first row (with addresses, one row per address).
+            let first = !addresses || i == 0 || row.text("id")? != rows[i - 1].text("id")?;
+            if first {
+                keys.push(listing::row_key(*row, &TABLE, backend, req)?);
+            }
+        }
+        let ports = if addresses {
+            with_addresses(rows.iter().copied())?
+        } else {
+            rows.iter()
+                .map(|r| from_row(*r))
+                .collect::<sqlx::Result<Vec<_>>>()?
+        };
+        Ok(ports.into_iter().zip(keys).collect())
+    })
+    .await
+}
+
 /// Ports from the rows of a port-address join ordered by port: one row per address (or one
 /// with null address columns for a port without any).
-fn with_addresses(rows: &[impl StoredRow]) -> sqlx::Result<Vec<Port>> {
+fn with_addresses<'r, R: StoredRow + ?Sized + 'r>(
+    rows: impl IntoIterator<Item = &'r R>,
+) -> sqlx::Result<Vec<Port>> {
     let mut ports: Vec<Port> = Vec::new();
     for row in rows {
         let id = row.text("id")?;

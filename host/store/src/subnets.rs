@@ -3,7 +3,8 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row, Transaction};
 
-use super::flag;
+use super::listing::{self, Column, Key, Request, Table};
+use super::{Store, flag};
 
 /// A subnet as stored; list attributes are JSON text.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,40 +143,72 @@ pub async fn on_network<'e, E: Executor<'e, Database = Any>>(
     .collect()
 }
 
-/// Subnets a project may see (its own and those on shared or external networks); all when
-/// `project` is None.
-pub async fn list<'e, E: Executor<'e, Database = Any>>(
-    e: E,
-    project: Option<&str>,
-) -> sqlx::Result<Vec<Subnet>> {
-    let rows = match project {
-        None => {
-            sqlx::query(concat!("SELECT ", columns!(), " FROM subnets"))
-                .fetch_all(e)
-                .await?
-        }
-        Some(p) => {
-            sqlx::query(concat!(
-                "SELECT ",
-                columns!(),
-                " FROM subnets WHERE project_id = $1 OR network_id IN \
-                 (SELECT id FROM networks WHERE shared = 1 OR external = 1)"
-            ))
-            .bind(p)
-            .fetch_all(e)
-            .await?
-        }
-    };
-    rows.iter().map(from_row).collect()
+/// `(network_id, subnet_id)` of the subnets of these networks, oldest first, for the
+/// networks' `subnets` lists.
+pub async fn ids_on_networks(
+    store: &Store,
+    network_ids: &[String],
+) -> sqlx::Result<Vec<(String, String)>> {
+    if network_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=network_ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT network_id, id FROM subnets WHERE network_id IN ({}) ORDER BY created_at, id",
+        marks.join(", ")
+    );
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    for id in network_ids {
+        query = query.bind(id);
+    }
+    query.fetch_all(&store.read).await
 }
 
-/// `(network_id, subnet_id)` of every subnet, oldest first, for the networks' `subnets` lists.
-pub async fn ids_by_network<'e, E: Executor<'e, Database = Any>>(
-    e: E,
-) -> sqlx::Result<Vec<(String, String)>> {
-    sqlx::query_as("SELECT network_id, id FROM subnets ORDER BY created_at, id")
-        .fetch_all(e)
-        .await
+/// Whether the subnet's network is external (`router:external` of a subnet).
+const EXTERNAL: &str = "(SELECT x.external FROM networks x WHERE x.id = s.network_id)";
+
+/// The subnets table as lists see it, by API attribute.
+pub static TABLE: Table = Table {
+    from: "subnets s",
+    id: &COLUMNS[0],
+    columns: &COLUMNS,
+    visible: "s.project_id = {} OR s.network_id IN \
+              (SELECT id FROM networks WHERE shared = 1 OR external = 1)",
+    addresses: false,
+};
+
+static COLUMNS: [Column; 16] = [
+    Column::text("id", "s.id"),
+    Column::text("name", "s.name"),
+    Column::text("network_id", "s.network_id"),
+    Column::text("tenant_id", "s.project_id"),
+    Column::text("project_id", "s.project_id"),
+    Column::int("ip_version", "s.ip_version"),
+    Column::text("cidr", "s.cidr"),
+    Column::text("gateway_ip", "s.gateway_ip").nullable(),
+    Column::flag("enable_dhcp", "s.enable_dhcp"),
+    Column::text("ipv6_ra_mode", "s.ipv6_ra_mode").nullable(),
+    Column::text("ipv6_address_mode", "s.ipv6_address_mode").nullable(),
+    Column::text("description", "s.description"),
+    Column::int("revision_number", "s.revision_number"),
+    Column::text("created_at", "s.created_at"),
+    Column::text("updated_at", "s.updated_at"),
+    Column::flag("router:external", EXTERNAL),
+];
+
+/// One page of subnets as `req` describes it, each with whether its network is external and
+/// its key.
+pub async fn page(store: &Store, req: &Request) -> sqlx::Result<Vec<((Subnet, bool), Key)>> {
+    let columns = format!("{}, {EXTERNAL} AS network_external", columns!());
+    let select = listing::select(&TABLE, store.backend, &columns, req);
+    listing::fetch_any(store, &select)
+        .await?
+        .iter()
+        .map(|r| {
+            let subnet = (from_row(r)?, flag(r, "network_external")?);
+            Ok((subnet, listing::row_key(r, &TABLE, store.backend, req)?))
+        })
+        .collect()
 }
 
 /// Whether a port other than the given auto-deleted owners holds an address on the subnet.

@@ -6,6 +6,7 @@ mod agents;
 mod bulk;
 mod host_feed;
 mod keystone;
+mod lists;
 mod networks;
 mod openapi;
 mod servers;
