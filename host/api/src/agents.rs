@@ -6,6 +6,7 @@
 //! update or delete is 404 `HTTPNotFound` (an agent has no project the caller could own, so
 //! Neutron pretends it does not exist).
 
+use neutrino_store as store;
 use std::time::SystemTime;
 
 use axum::body::Bytes;
@@ -226,7 +227,7 @@ pub async fn update(
         a.description = d;
     }
     repo::update_admin(&mut tx, id, a.admin_state_up, a.description.as_deref()).await?;
-    tx.commit().await?;
+    store::commit(tx).await?;
     Ok(Json(json!({"agent": shown(&state, a)})))
 }
 
@@ -244,7 +245,7 @@ pub async fn delete(
         return Err(NeutronError::no_such_path());
     }
     repo::delete(&mut tx, id).await?;
-    tx.commit().await?;
+    store::commit(tx).await?;
     // After the commit: a report racing with the delete then registers the agent anew.
     state.heartbeats.forget(&a);
     Ok(StatusCode::NO_CONTENT)

@@ -24,7 +24,7 @@ pub const DHCP_AGENT_TYPE: &str = "DHCP agent";
 /// The owner of DHCP ports.
 pub const DHCP_OWNER: &str = super::subnets::AUTO_DELETE_OWNER;
 
-type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+use neutrino_store::Tx;
 
 /// After a change of a network's subnets (or of their `enable_dhcp`): schedules a network that
 /// now needs DHCP, unschedules one that no longer does, and otherwise keeps the DHCP port's
@@ -74,7 +74,7 @@ pub async fn schedule_waiting(state: &AppState) -> ApiResult<usize> {
     for network_id in &waiting {
         newest = newest.max(subnets_changed(state, &mut tx, network_id).await?);
     }
-    tx.commit().await?;
+    store::commit(tx).await?;
     state.feed.committed(newest);
     Ok(waiting.len())
 }
@@ -105,7 +105,7 @@ pub async fn rebind_dhcp_ports(state: &AppState, host: &str) -> ApiResult<usize>
         );
         rebound += 1;
     }
-    tx.commit().await?;
+    store::commit(tx).await?;
     state.feed.committed(newest);
     Ok(rebound)
 }
@@ -140,14 +140,14 @@ async fn schedule(
         return Ok(None);
     };
     // A savepoint: a failed port create leaves nothing behind in the caller's transaction.
-    let mut attempt = sqlx::Acquire::begin(&mut *tx).await?;
+    let mut attempt = store::savepoint(tx).await?;
     match create_dhcp_port(state, &mut attempt, network, dhcp_subnets, &host).await {
         Ok(revision) => {
-            attempt.commit().await?;
+            store::commit(attempt).await?;
             Ok(revision)
         }
         Err(e) => {
-            attempt.rollback().await?;
+            store::rollback(attempt).await?;
             tracing::warn!(
                 "network {}: no DHCP port on {host}, DHCP waits: {}",
                 network.id,

@@ -115,8 +115,20 @@ impl IntoResponse for NeutronError {
     }
 }
 
-impl From<sqlx::Error> for NeutronError {
-    fn from(e: sqlx::Error) -> Self {
-        NeutronError::internal(e)
+/// A store failure the handler did not expect: the database gone, full or refusing
+/// connections is a 503 the client may retry (Neutron's `ServiceUnavailable`), logged;
+/// anything else an internal error.
+impl From<neutrino_store::Error> for NeutronError {
+    fn from(e: neutrino_store::Error) -> Self {
+        if e.is_unavailable() {
+            tracing::error!("{e}");
+            NeutronError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "The database is unavailable; retry later.",
+            )
+        } else {
+            NeutronError::internal(e)
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! [`Heartbeats::overlay`]; other servers see them within one flush interval, far below the
 //! 75 s `agent_down_time`.
 
+use neutrino_store as store;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -149,7 +150,7 @@ impl Heartbeats {
     }
 
     /// Records a report: `New` agents are written at once, others are buffered.
-    pub async fn report(&self, report: &Report) -> sqlx::Result<Outcome> {
+    pub async fn report(&self, report: &Report) -> store::Result<Outcome> {
         // At the precision stored, so that memory and rows compare as equals.
         let now = Utc::now().trunc_subsecs(6);
         let key = (report.agent_type.clone(), report.host.clone());
@@ -242,7 +243,7 @@ impl Heartbeats {
 
     /// Writes the buffered heartbeats. On failure they are queued again (merged with newer
     /// reports) for the next flush.
-    pub async fn flush(&self) -> sqlx::Result<usize> {
+    pub async fn flush(&self) -> store::Result<usize> {
         let _one_at_a_time = self.flushing.lock().await;
         let batch: Vec<HeartbeatWrite> = std::mem::take(&mut self.lock().pending)
             .into_values()
@@ -264,10 +265,10 @@ impl Heartbeats {
         Ok(written)
     }
 
-    async fn write(&self, chunk: &[HeartbeatWrite]) -> sqlx::Result<Vec<String>> {
+    async fn write(&self, chunk: &[HeartbeatWrite]) -> store::Result<Vec<String>> {
         let mut tx = self.store.begin_write().await?;
         let missing = agents::write_heartbeats(&mut tx, chunk).await?;
-        tx.commit().await?;
+        store::commit(tx).await?;
         Ok(missing)
     }
 

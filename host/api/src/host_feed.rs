@@ -86,7 +86,7 @@ pub async fn changes(
 
 /// What the host must hear after `after`, or None when nothing changed for it.
 async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<Option<HostChanges>> {
-    let mut conn = state.store.read.acquire().await?;
+    let mut conn = state.store.read_conn().await?;
     if after == 0 {
         return Ok(Some(full_state(&mut conn, &state.store, host).await?));
     }
@@ -164,7 +164,7 @@ async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<Option<Host
 /// Every object of the host: ports bound to it, networks whose DHCP it serves (and their
 /// ports), instances placed on it.
 async fn full_state(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut store::Conn,
     store: &neutrino_store::Store,
     host: &str,
 ) -> ApiResult<HostChanges> {
@@ -235,11 +235,7 @@ impl<'a> HostView<'a> {
         }
     }
 
-    async fn network(
-        &mut self,
-        conn: &mut sqlx::AnyConnection,
-        id: &str,
-    ) -> ApiResult<Option<Network>> {
+    async fn network(&mut self, conn: &mut store::Conn, id: &str) -> ApiResult<Option<Network>> {
         if !self.networks.contains_key(id) {
             let n = store::networks::get(&mut *conn, id).await?;
             self.networks.insert(id.to_string(), n);
@@ -250,7 +246,7 @@ impl<'a> HostView<'a> {
     /// The network's DHCP hosting when this host serves it.
     async fn hosting(
         &mut self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut store::Conn,
         network_id: &str,
     ) -> ApiResult<Option<Hosting>> {
         if !self.dhcp.contains_key(network_id) {
@@ -262,18 +258,14 @@ impl<'a> HostView<'a> {
             .filter(|h| h.host == self.host))
     }
 
-    async fn serves(
-        &mut self,
-        conn: &mut sqlx::AnyConnection,
-        network_id: &str,
-    ) -> ApiResult<bool> {
+    async fn serves(&mut self, conn: &mut store::Conn, network_id: &str) -> ApiResult<bool> {
         Ok(self.hosting(conn, network_id).await?.is_some())
     }
 
     /// The ports as this host's agent sees them, by id (ports whose network is gone are left out).
     async fn ports(
         &mut self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut store::Conn,
         ports: &[Port],
     ) -> ApiResult<HashMap<String, HostPort>> {
         let bound_here: Vec<String> = ports
@@ -309,7 +301,7 @@ impl<'a> HostView<'a> {
     /// The network's DHCP as its host needs it, or None when this host does not serve it.
     async fn dhcp_network(
         &mut self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut store::Conn,
         network_id: &str,
     ) -> ApiResult<Option<DhcpNetwork>> {
         let Some(hosting) = self.hosting(conn, network_id).await? else {
@@ -450,7 +442,7 @@ pub async fn port_status(
     }
     // A server whose NICs already hold their leases becomes ACTIVE with its last port.
     store::servers::refresh_status(&mut tx, &activated_ports).await?;
-    tx.commit().await?;
+    store::commit(tx).await?;
     Ok(Json(json!({"updated": updated, "ignored": ignored})))
 }
 

@@ -12,6 +12,7 @@
 //! in the requested order, and the links are those of `get_pagination_links`
 //! ([`ListQuery::page_links`]).
 
+use neutrino_store as store;
 use std::future::Future;
 
 use axum::body::{Body, Bytes};
@@ -41,7 +42,7 @@ pub trait Source: Send + Sync + 'static {
     fn fetch(
         &self,
         req: &Request,
-    ) -> impl Future<Output = sqlx::Result<Vec<(Self::Row, Key)>>> + Send;
+    ) -> impl Future<Output = store::Result<Vec<(Self::Row, Key)>>> + Send;
 
     fn id(row: &Self::Row) -> &str;
 
@@ -82,7 +83,7 @@ impl<S: Source> Walk<S> {
     }
 
     /// The next matching rows, or None at the end.
-    async fn next(&mut self) -> sqlx::Result<Option<Vec<(S::Row, Key)>>> {
+    async fn next(&mut self) -> store::Result<Option<Vec<(S::Row, Key)>>> {
         while !self.finished() {
             let wanted = match self.remaining {
                 Some(n) if !self.plan.checks_rows() => n.min(CHUNK),
@@ -249,7 +250,8 @@ pub async fn respond<S: Source>(
             }
         }
     });
-    let body = stream::once(async move { Ok::<_, sqlx::Error>(Bytes::from(first)) }).chain(rest);
+    let body =
+        stream::once(async move { Ok::<_, neutrino_store::Error>(Bytes::from(first)) }).chain(rest);
     Ok(json_response(Body::from_stream(body)))
 }
 

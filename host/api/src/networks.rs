@@ -162,7 +162,7 @@ pub async fn create(
         let n = create_one(&state, &ctx, b, &mut tx).await?;
         created.push(Value::Object(to_json(&n, vec![], ctx.is_admin())));
     }
-    tx.commit().await?;
+    store::commit(tx).await?;
     Ok(body::created("network", "networks", bulk, created))
 }
 
@@ -170,7 +170,7 @@ async fn create_one(
     state: &AppState,
     ctx: &RequestContext,
     b: &Map<String, Value>,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut store::Tx<'_>,
 ) -> ApiResult<Network> {
     body::check_create_attributes(b, CREATE_ATTRS, READ_ONLY)?;
     let project_id = ctx.project_for_create(b)?;
@@ -255,7 +255,7 @@ async fn create_one(
 async fn segment(
     state: &AppState,
     b: &Map<String, Value>,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut store::Tx<'_>,
     network_id: &str,
 ) -> ApiResult<(String, Option<String>, Option<i64>)> {
     let requested_type = match b.get("provider:network_type") {
@@ -378,7 +378,7 @@ pub fn visible_to(ctx: &RequestContext, n: &Network) -> bool {
 
 /// A network the caller may see, or 404.
 pub async fn visible_in(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut store::Conn,
     ctx: &RequestContext,
     id: &str,
 ) -> ApiResult<Network> {
@@ -412,7 +412,7 @@ impl listing::Source for NetworkRows {
     async fn fetch(
         &self,
         req: &store::listing::Request,
-    ) -> sqlx::Result<Vec<(Self::Row, store::listing::Key)>> {
+    ) -> store::Result<Vec<(Self::Row, store::listing::Key)>> {
         let page = repo::page(&self.store, req).await?;
         let mut subnets: HashMap<String, Vec<String>> = HashMap::new();
         if self.subnets {
@@ -473,7 +473,7 @@ pub async fn show(
 ) -> ApiResult<Json<Value>> {
     let id = strip_json_suffix(&id);
     let query = ListQuery::parse_fields(q.as_deref(), &SPEC);
-    let mut conn = state.store.read.acquire().await?;
+    let mut conn = state.store.read_conn().await?;
     let n = visible_in(&mut conn, &ctx, id).await?;
     let subnets = subnet_ids(&mut conn, id).await?;
     Ok(Json(
@@ -551,7 +551,7 @@ pub async fn update(
     for (port, host) in store::ports::hosts_on_network(&mut tx, id).await? {
         newest = newest.max(store::dhcp_hosting::record_port(&mut tx, id, &port, &[&host]).await?);
     }
-    tx.commit().await?;
+    store::commit(tx).await?;
     state.feed.committed(newest);
     Ok(Json(
         json!({"network": to_json(&n, subnets, ctx.is_admin())}),
@@ -596,12 +596,12 @@ pub async fn delete(
         store::subnets::delete(&mut tx, &subnet).await?;
     }
     repo::delete(&mut tx, id).await?;
-    tx.commit().await?;
+    store::commit(tx).await?;
     state.feed.committed(newest);
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn subnet_ids(conn: &mut sqlx::AnyConnection, network_id: &str) -> sqlx::Result<Vec<String>> {
+async fn subnet_ids(conn: &mut store::Conn, network_id: &str) -> store::Result<Vec<String>> {
     Ok(store::subnets::on_network(conn, network_id)
         .await?
         .into_iter()

@@ -1,6 +1,7 @@
 //! Port binding from the API: the port and network in the drivers' terms, the agents on the
 //! host, and the mechanism manager's answer written back into the port.
 
+use neutrino_store as store;
 use std::time::SystemTime;
 
 use neutrino_model as model;
@@ -18,7 +19,7 @@ pub async fn bind(
     state: &AppState,
     port: &mut Port,
     network: &Network,
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut store::Conn,
 ) -> ApiResult<()> {
     if port.binding_host.is_empty() {
         port.binding_vif_type = "unbound".into();

@@ -10,10 +10,10 @@
 //! exhausted, ...), the batch is rolled back and each create runs again alone, so one
 //! request's error never becomes another's.
 
+use neutrino_store as store;
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
-use sqlx::AnyConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::AppState;
@@ -78,7 +78,7 @@ impl PortWriter {
 
 async fn run(state: AppState, mut queue: mpsc::Receiver<Job>) {
     while let Some(first) = queue.recv().await {
-        let mut conn = match state.store.write.acquire().await {
+        let mut conn = match state.store.write_conn().await {
             Ok(conn) => conn,
             Err(e) => {
                 let _ = first.reply.send(Err(e.into()));
@@ -113,7 +113,7 @@ async fn run(state: AppState, mut queue: mpsc::Receiver<Job>) {
 /// error never becomes another's.
 async fn write_batch(
     state: &AppState,
-    conn: &mut AnyConnection,
+    conn: &mut store::Conn,
     lookups: &mut DraftLookups,
     batch: Vec<Job>,
 ) {
@@ -138,7 +138,7 @@ async fn write_batch(
 /// one job's are written at once, so that each error is its own.
 async fn write(
     state: &AppState,
-    conn: &mut AnyConnection,
+    conn: &mut store::Conn,
     lookups: &mut DraftLookups,
     jobs: &[Job],
 ) -> ApiResult<Vec<Vec<Port>>> {
@@ -175,7 +175,7 @@ async fn write(
     let Finished::Written { revision } = finished.map_err(|e| refused(grouped, e))? else {
         return Err(batch_conflict());
     };
-    tx.commit().await.map_err(|e| refused(grouped, e))?;
+    store::commit(tx).await.map_err(|e| refused(grouped, e))?;
     state.feed.committed(revision);
     Ok(results)
 }
@@ -192,11 +192,9 @@ fn batch_conflict() -> NeutronError {
 /// (a network or subnet deleted since its ports were drafted) is expected: the jobs run again
 /// one at a time, where the one it belongs to gets its own answer. Anything else, or alone, is
 /// an internal error.
-fn refused(grouped: bool, e: sqlx::Error) -> NeutronError {
+fn refused(grouped: bool, e: store::Error) -> NeutronError {
     match &e {
-        sqlx::Error::Database(db)
-            if grouped && (db.is_foreign_key_violation() || db.is_unique_violation()) =>
-        {
+        e if grouped && (e.is_foreign_key_violation() || e.is_unique_violation()) => {
             tracing::debug!(
                 "a batch of port creates was refused ({e}); writing them one at a time"
             );

@@ -323,14 +323,14 @@ pub async fn draft(
     b: &Map<String, Value>,
     project_id: String,
 ) -> ApiResult<Draft> {
-    let mut read = state.store.read.acquire().await?;
+    let mut read = state.store.read_conn().await?;
     draft_in(&mut read, ctx, b, project_id).await
 }
 
 /// Drafts a port with the lookups on `conn` (a write transaction, for ports the server makes
 /// itself, such as a network's DHCP port).
 pub async fn draft_in(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut store::Conn,
     ctx: &RequestContext,
     b: &Map<String, Value>,
     project_id: String,
@@ -357,17 +357,10 @@ impl DraftLookups {
     /// transaction holds the write lock from here on). On PostgreSQL they are always forgotten.
     pub async fn revalidate(
         &mut self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut store::Conn,
         backend: store::Backend,
-    ) -> sqlx::Result<()> {
-        let version = match backend {
-            store::Backend::Sqlite => Some(
-                sqlx::query_scalar::<_, i64>("PRAGMA data_version")
-                    .fetch_one(conn)
-                    .await?,
-            ),
-            store::Backend::Postgres => None,
-        };
+    ) -> store::Result<()> {
+        let version = store::data_version(backend, conn).await?;
         if version.is_none() || version != self.read_at {
             *self = DraftLookups {
                 read_at: version,
@@ -379,7 +372,7 @@ impl DraftLookups {
 
     async fn network(
         &mut self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut store::Conn,
         ctx: &RequestContext,
         id: &str,
     ) -> ApiResult<(Network, Vec<Subnet>)> {
@@ -401,7 +394,7 @@ impl DraftLookups {
 
     async fn default_group(
         &mut self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut store::Conn,
         project_id: &str,
     ) -> ApiResult<Option<String>> {
         if !self.default_groups.contains_key(project_id) {
@@ -415,7 +408,7 @@ impl DraftLookups {
 /// Drafts a port from a create body (the caller checked its attributes and policy) with the
 /// lookups on `conn`, through `lookups`.
 pub async fn draft_with(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut store::Conn,
     lookups: &mut DraftLookups,
     ctx: &RequestContext,
     b: &Map<String, Value>,
@@ -480,7 +473,7 @@ pub async fn write_draft(
     ctx: &RequestContext,
     b: &Map<String, Value>,
     d: Draft,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut store::Tx<'_>,
     writes: &mut PortWrites,
 ) -> ApiResult<Port> {
     let Draft {
@@ -532,7 +525,7 @@ pub async fn write_draft(
         // caller's choice is refused; a generated one makes the whole request run again.
         Ok(false) if mac_given => Err(mac_in_use(&network.id, &port.mac_address)),
         Ok(false) => Err(retry_request()),
-        Err(e) if is_foreign_key_violation(&e) => Err(networks::not_found(&network.id)),
+        Err(e) if e.is_foreign_key_violation() => Err(networks::not_found(&network.id)),
         Err(e) => Err(e.into()),
     }
 }
@@ -544,7 +537,7 @@ pub async fn write_one_draft(
     ctx: &RequestContext,
     b: &Map<String, Value>,
     d: Draft,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut store::Tx<'_>,
 ) -> ApiResult<(Port, Option<i64>)> {
     let mut writes = PortWrites::alone();
     let port = write_draft(state, ctx, b, d, tx, &mut writes).await?;
@@ -572,10 +565,6 @@ fn mac_generation_failure(network_id: &str) -> NeutronError {
     )
 }
 
-fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_foreign_key_violation())
-}
-
 fn mac_in_use(network_id: &str, mac: &str) -> NeutronError {
     NeutronError::conflict(
         "MacAddressInUse",
@@ -588,7 +577,7 @@ fn mac_in_use(network_id: &str, mac: &str) -> NeutronError {
 /// The port's groups: those given (which must exist and be the project's), else the
 /// project's default group when port security is on (not for Neutron's own `network:` ports).
 async fn security_groups_for(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut store::Tx<'_>,
     ctx: &RequestContext,
     given: Option<&Value>,
     port: &Port,
@@ -633,7 +622,7 @@ async fn security_groups_for(
 #[allow(clippy::too_many_arguments)]
 async fn allocate(
     state: &AppState,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut store::Tx<'_>,
     writes: &mut PortWrites,
     network: &Network,
     subnets: &[Subnet],
@@ -732,7 +721,7 @@ async fn allocate(
 
 async fn take_lowest(
     state: &AppState,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut store::Tx<'_>,
     writes: &mut PortWrites,
     s: &Subnet,
 ) -> ApiResult<Option<u128>> {
@@ -746,7 +735,7 @@ async fn take_lowest(
 /// port (409 when someone holds it).
 async fn claim(
     state: &AppState,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut store::Tx<'_>,
     writes: &mut PortWrites,
     s: &Subnet,
     ip: IpAddr,
@@ -761,7 +750,7 @@ async fn claim(
 }
 
 async fn record(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut store::Tx<'_>,
     writes: &mut PortWrites,
     s: &Subnet,
     ip: u128,
@@ -790,11 +779,7 @@ async fn record(
 
 /// Gives a port's addresses back: forgotten, and returned to the free ranges when inside the
 /// subnet's pools.
-async fn release(
-    state: &AppState,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    fixed: &[FixedIp],
-) -> ApiResult<()> {
+async fn release(state: &AppState, tx: &mut store::Tx<'_>, fixed: &[FixedIp]) -> ApiResult<()> {
     for f in fixed {
         let Some(s) = store::subnets::get(&mut **tx, &f.subnet_id).await? else {
             continue;
@@ -816,11 +801,7 @@ async fn release(
 }
 
 /// A port the caller may see (its own; every port for admins), or 404.
-async fn visible(
-    conn: &mut sqlx::AnyConnection,
-    ctx: &RequestContext,
-    id: &str,
-) -> ApiResult<Port> {
+async fn visible(conn: &mut store::Conn, ctx: &RequestContext, id: &str) -> ApiResult<Port> {
     match repo::get(conn, id).await? {
         Some(p) if ctx.owns(&p.project_id) => Ok(p),
         _ => Err(not_found(id)),
@@ -853,7 +834,7 @@ impl listing::Source for PortRows {
     fn fetch(
         &self,
         req: &store::listing::Request,
-    ) -> impl Future<Output = sqlx::Result<Vec<(Port, store::listing::Key)>>> + Send {
+    ) -> impl Future<Output = store::Result<Vec<(Port, store::listing::Key)>>> + Send {
         repo::page(&self.store, req, self.addresses)
     }
 
@@ -959,7 +940,7 @@ pub async fn show(
 ) -> ApiResult<Json<Value>> {
     let id = strip_json_suffix(&id);
     let query = ListQuery::parse_fields(q.as_deref(), &SPEC);
-    let mut conn = state.store.read.acquire().await?;
+    let mut conn = state.store.read_conn().await?;
     let p = visible(&mut conn, &ctx, id).await?;
     Ok(Json(
         json!({"port": query.project(to_json(&p, ctx.is_admin()))}),
@@ -972,7 +953,7 @@ pub async fn show_binding(
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let mut conn = state.store.read.acquire().await?;
+    let mut conn = state.store.read_conn().await?;
     let p = visible(&mut conn, &ctx, &id).await?;
     if !ctx.is_admin() {
         return Err(NeutronError::forbidden("get_port:binding"));
@@ -1071,7 +1052,7 @@ pub async fn update(
     p.updated_at = store::now();
     p.revision_number += 1;
     repo::update(&mut tx, &p).await.map_err(|e| {
-        if store::is_unique_violation(&e) {
+        if e.is_unique_violation() {
             mac_in_use(&p.network_id, &p.mac_address)
         } else {
             e.into()
@@ -1080,7 +1061,7 @@ pub async fn update(
     let revision =
         dhcp_hosting::record_port(&mut tx, &p.network_id, &p.id, &[&old_host, &p.binding_host])
             .await?;
-    tx.commit().await?;
+    store::commit(tx).await?;
     state.feed.committed(revision);
     Ok(Json(json!({"port": to_json(&p, ctx.is_admin())})))
 }
@@ -1090,7 +1071,7 @@ pub async fn update(
 /// allocated.
 async fn reallocate(
     state: &AppState,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut store::Tx<'_>,
     network: &Network,
     port: &Port,
     requested: Vec<attrs::IpRequest>,
@@ -1167,17 +1148,13 @@ pub async fn delete(
     let p = visible(&mut tx, &ctx, id).await?;
     ctx.require_write("delete_port")?;
     let revision = remove(&state, &mut tx, &p).await?;
-    tx.commit().await?;
+    store::commit(tx).await?;
     state.feed.committed(revision);
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Deletes a port: its addresses given back, its row gone, its hosts told.
-pub async fn remove(
-    state: &AppState,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    p: &Port,
-) -> ApiResult<Option<i64>> {
+pub async fn remove(state: &AppState, tx: &mut store::Tx<'_>, p: &Port) -> ApiResult<Option<i64>> {
     release(state, tx, &p.fixed_ips).await?;
     let revision = dhcp_hosting::record_port(tx, &p.network_id, &p.id, &[&p.binding_host]).await?;
     repo::delete(tx, &p.id).await?;
@@ -1189,7 +1166,7 @@ pub async fn remove(
 /// Returns whether anything changed; the caller writes the row.
 pub async fn align_addresses(
     state: &AppState,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut store::Tx<'_>,
     network: &Network,
     port: &mut Port,
     wanted: &[Subnet],
@@ -1345,7 +1322,7 @@ mod tests {
     /// `others` commit one too, and says whether the next transaction still has it.
     async fn kept_after(
         ours: &store::Store,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut store::Conn,
         lookups: &mut DraftLookups,
         others: Option<&store::Store>,
     ) -> bool {

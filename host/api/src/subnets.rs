@@ -202,7 +202,7 @@ pub async fn create(
     for network_id in &networks {
         newest = newest.max(dhcp_scheduling::subnets_changed(&state, &mut tx, network_id).await?);
     }
-    tx.commit().await?;
+    store::commit(tx).await?;
     state.feed.committed(newest);
     Ok(body::created("subnet", "subnets", bulk, created))
 }
@@ -219,7 +219,7 @@ async fn create_one(
     state: &AppState,
     ctx: &RequestContext,
     b: &Map<String, Value>,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut store::Tx<'_>,
 ) -> ApiResult<(Subnet, bool)> {
     body::check_create_attributes(b, CREATE_ATTRS, READ_ONLY)?;
     let project_id = ctx.project_for_create(b)?;
@@ -489,7 +489,7 @@ fn host_routes(b: &Map<String, Value>, version: u8) -> ApiResult<Option<Vec<Valu
 
 /// Callers see their own subnets and those on shared or external networks.
 async fn visible(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut store::Conn,
     ctx: &RequestContext,
     id: &str,
 ) -> ApiResult<(Subnet, neutrino_store::networks::Network)> {
@@ -521,7 +521,7 @@ impl listing::Source for SubnetRows {
     fn fetch(
         &self,
         req: &store::listing::Request,
-    ) -> impl Future<Output = sqlx::Result<Vec<(Self::Row, store::listing::Key)>>> + Send {
+    ) -> impl Future<Output = store::Result<Vec<(Self::Row, store::listing::Key)>>> + Send {
         repo::page(&self.store, req)
     }
 
@@ -565,7 +565,7 @@ pub async fn show(
 ) -> ApiResult<Json<Value>> {
     let id = strip_json_suffix(&id);
     let query = ListQuery::parse_fields(q.as_deref(), &SPEC);
-    let mut conn = state.store.read.acquire().await?;
+    let mut conn = state.store.read_conn().await?;
     let (s, network) = visible(&mut conn, &ctx, id).await?;
     Ok(Json(
         json!({"subnet": query.project(to_json(&s, network.external))}),
@@ -648,7 +648,7 @@ pub async fn update(
     s.revision_number += 1;
     repo::update(&mut tx, &s).await?;
     let revision = dhcp_scheduling::subnets_changed(&state, &mut tx, &s.network_id).await?;
-    tx.commit().await?;
+    store::commit(tx).await?;
     state.feed.committed(revision);
     Ok(Json(json!({"subnet": to_json(&s, network.external)})))
 }
@@ -676,7 +676,7 @@ pub async fn delete(
     }
     repo::delete(&mut tx, &s.id).await?;
     let revision = dhcp_scheduling::subnets_changed(&state, &mut tx, &s.network_id).await?;
-    tx.commit().await?;
+    store::commit(tx).await?;
     state.feed.committed(revision);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,7 +11,6 @@ use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
-use super::is_unique_violation;
 use neutrino_model::agent_alive;
 
 /// An agent as stored.
@@ -60,10 +59,10 @@ pub fn stored_time(t: DateTime<Utc>) -> String {
     t.format(STORED).to_string()
 }
 
-fn parse_time(text: &str) -> sqlx::Result<DateTime<Utc>> {
+fn parse_time(text: &str) -> crate::Result<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.fZ")
         .map(|t| t.and_utc())
-        .map_err(|e| sqlx::Error::Decode(format!("agent timestamp {text:?}: {e}").into()))
+        .map_err(|e| sqlx::Error::Decode(format!("agent timestamp {text:?}: {e}").into()).into())
 }
 
 macro_rules! columns {
@@ -73,14 +72,15 @@ macro_rules! columns {
     };
 }
 
-fn from_row(r: &AnyRow) -> sqlx::Result<Agent> {
+fn from_row(r: &AnyRow) -> crate::Result<Agent> {
     let configurations: String = r.try_get("configurations")?;
     let configurations = match serde_json::from_str(&configurations) {
         Ok(Value::Object(m)) => m,
         _ => {
             return Err(sqlx::Error::Decode(
                 format!("agent configurations are not a JSON object: {configurations}").into(),
-            ));
+            )
+            .into());
         }
     };
     Ok(Agent {
@@ -102,7 +102,7 @@ fn from_row(r: &AnyRow) -> sqlx::Result<Agent> {
     })
 }
 
-pub async fn list(pool: &AnyPool) -> sqlx::Result<Vec<Agent>> {
+pub async fn list(pool: &AnyPool) -> crate::Result<Vec<Agent>> {
     sqlx::query(concat!("SELECT ", columns!(), " FROM agents"))
         .fetch_all(pool)
         .await?
@@ -111,7 +111,7 @@ pub async fn list(pool: &AnyPool) -> sqlx::Result<Vec<Agent>> {
         .collect()
 }
 
-pub async fn get(pool: &AnyPool, id: &str) -> sqlx::Result<Option<Agent>> {
+pub async fn get(pool: &AnyPool, id: &str) -> crate::Result<Option<Agent>> {
     sqlx::query(concat!("SELECT ", columns!(), " FROM agents WHERE id = $1"))
         .bind(id)
         .fetch_optional(pool)
@@ -124,7 +124,7 @@ pub async fn get(pool: &AnyPool, id: &str) -> sqlx::Result<Option<Agent>> {
 pub async fn get_for_update(
     tx: &mut Transaction<'_, Any>,
     id: &str,
-) -> sqlx::Result<Option<Agent>> {
+) -> crate::Result<Option<Agent>> {
     sqlx::query(concat!("SELECT ", columns!(), " FROM agents WHERE id = $1"))
         .bind(id)
         .fetch_optional(&mut **tx)
@@ -134,7 +134,7 @@ pub async fn get_for_update(
 }
 
 /// The agent of one type on one host (the key reports come with).
-pub async fn find(pool: &AnyPool, agent_type: &str, host: &str) -> sqlx::Result<Option<Agent>> {
+pub async fn find(pool: &AnyPool, agent_type: &str, host: &str) -> crate::Result<Option<Agent>> {
     sqlx::query(concat!(
         "SELECT ",
         columns!(),
@@ -152,7 +152,7 @@ pub async fn find(pool: &AnyPool, agent_type: &str, host: &str) -> sqlx::Result<
 pub async fn of_type<'e, E: sqlx::Executor<'e, Database = Any>>(
     e: E,
     agent_type: &str,
-) -> sqlx::Result<Vec<Agent>> {
+) -> crate::Result<Vec<Agent>> {
     sqlx::query(concat!(
         "SELECT ",
         columns!(),
@@ -172,7 +172,7 @@ pub async fn of_type<'e, E: sqlx::Executor<'e, Database = Any>>(
 pub async fn on_host<'e, E: sqlx::Executor<'e, Database = Any>>(
     e: E,
     host: &str,
-) -> sqlx::Result<Vec<Agent>> {
+) -> crate::Result<Vec<Agent>> {
     sqlx::query(concat!(
         "SELECT ",
         columns!(),
@@ -195,7 +195,7 @@ pub enum Inserted {
 }
 
 /// Registers a new agent; a concurrent registration of the same key is not an error.
-pub async fn insert(pool: &AnyPool, a: &Agent) -> sqlx::Result<Inserted> {
+pub async fn insert(pool: &AnyPool, a: &Agent) -> crate::Result<Inserted> {
     let done = sqlx::query(concat!(
         "INSERT INTO agents (",
         columns!(),
@@ -215,10 +215,11 @@ pub async fn insert(pool: &AnyPool, a: &Agent) -> sqlx::Result<Inserted> {
     .bind(stored_time(a.started_at))
     .bind(stored_time(a.heartbeat_at))
     .execute(pool)
-    .await;
+    .await
+    .map_err(crate::Error::from);
     match done {
         Ok(_) => Ok(Inserted::Created),
-        Err(e) if is_unique_violation(&e) => match find(pool, &a.agent_type, &a.host).await? {
+        Err(e) if e.is_unique_violation() => match find(pool, &a.agent_type, &a.host).await? {
             Some(existing) => Ok(Inserted::Exists(Box::new(existing))),
             // Deleted again in between: report the original conflict.
             None => Err(e),
@@ -233,7 +234,7 @@ pub async fn update_admin(
     id: &str,
     admin_state_up: bool,
     description: Option<&str>,
-) -> sqlx::Result<()> {
+) -> crate::Result<()> {
     sqlx::query("UPDATE agents SET admin_state_up = $2, description = $3 WHERE id = $1")
         .bind(id)
         .bind(i64::from(admin_state_up))
@@ -243,7 +244,7 @@ pub async fn update_admin(
     Ok(())
 }
 
-pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> sqlx::Result<bool> {
+pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> crate::Result<bool> {
     let done = sqlx::query("DELETE FROM agents WHERE id = $1")
         .bind(id)
         .execute(&mut **tx)
@@ -278,7 +279,7 @@ pub struct HeartbeatWrite {
 pub async fn write_heartbeats(
     tx: &mut Transaction<'_, Any>,
     batch: &[HeartbeatWrite],
-) -> sqlx::Result<Vec<String>> {
+) -> crate::Result<Vec<String>> {
     let mut missing = Vec::new();
     for w in batch {
         let heartbeat = stored_time(w.heartbeat_at);

@@ -18,7 +18,7 @@ pub struct Hosting {
 pub async fn of_network<'e, E: Executor<'e, Database = Any>>(
     e: E,
     network_id: &str,
-) -> sqlx::Result<Option<Hosting>> {
+) -> crate::Result<Option<Hosting>> {
     let row =
         sqlx::query("SELECT network_id, host, port_id FROM dhcp_hosting WHERE network_id = $1")
             .bind(network_id)
@@ -38,7 +38,7 @@ pub async fn of_network<'e, E: Executor<'e, Database = Any>>(
 pub async fn on_host<'e, E: Executor<'e, Database = Any>>(
     e: E,
     host: &str,
-) -> sqlx::Result<Vec<Hosting>> {
+) -> crate::Result<Vec<Hosting>> {
     let rows: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT network_id, host, port_id FROM dhcp_hosting WHERE host = $1 ORDER BY network_id",
     )
@@ -58,7 +58,7 @@ pub async fn on_host<'e, E: Executor<'e, Database = Any>>(
 /// How many networks each host serves (hosts serving none are absent).
 pub async fn networks_per_host<'e, E: Executor<'e, Database = Any>>(
     e: E,
-) -> sqlx::Result<HashMap<String, i64>> {
+) -> crate::Result<HashMap<String, i64>> {
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT host, COUNT(*) FROM dhcp_hosting GROUP BY host")
             .fetch_all(e)
@@ -67,7 +67,7 @@ pub async fn networks_per_host<'e, E: Executor<'e, Database = Any>>(
 }
 
 /// Networks that have a DHCP-enabled subnet but no DHCP host yet, oldest subnet first.
-pub async fn waiting<'e, E: Executor<'e, Database = Any>>(e: E) -> sqlx::Result<Vec<String>> {
+pub async fn waiting<'e, E: Executor<'e, Database = Any>>(e: E) -> crate::Result<Vec<String>> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT s.network_id, MIN(s.created_at) FROM subnets s WHERE s.enable_dhcp = 1 \
          AND NOT EXISTS (SELECT 1 FROM dhcp_hosting h WHERE h.network_id = s.network_id) \
@@ -78,7 +78,7 @@ pub async fn waiting<'e, E: Executor<'e, Database = Any>>(e: E) -> sqlx::Result<
     Ok(rows.into_iter().map(|(network, _)| network).collect())
 }
 
-pub async fn insert(conn: &mut AnyConnection, h: &Hosting) -> sqlx::Result<()> {
+pub async fn insert(conn: &mut AnyConnection, h: &Hosting) -> crate::Result<()> {
     sqlx::query("INSERT INTO dhcp_hosting (network_id, host, port_id) VALUES ($1, $2, $3)")
         .bind(&h.network_id)
         .bind(&h.host)
@@ -88,7 +88,7 @@ pub async fn insert(conn: &mut AnyConnection, h: &Hosting) -> sqlx::Result<()> {
     Ok(())
 }
 
-pub async fn delete(conn: &mut AnyConnection, network_id: &str) -> sqlx::Result<()> {
+pub async fn delete(conn: &mut AnyConnection, network_id: &str) -> crate::Result<()> {
     sqlx::query("DELETE FROM dhcp_hosting WHERE network_id = $1")
         .bind(network_id)
         .execute(conn)
@@ -103,7 +103,7 @@ pub async fn record_port(
     network_id: &str,
     port_id: &str,
     hosts: &[&str],
-) -> sqlx::Result<Option<i64>> {
+) -> crate::Result<Option<i64>> {
     let dhcp = of_network(&mut *conn, network_id).await?;
     let mut entries = FeedEntries::default();
     add_port(
@@ -128,7 +128,7 @@ pub fn add_port(entries: &mut FeedEntries, port_id: &str, hosts: &[&str], dhcp_h
 pub async fn record_network(
     conn: &mut AnyConnection,
     network_id: &str,
-) -> sqlx::Result<Option<i64>> {
+) -> crate::Result<Option<i64>> {
     match of_network(&mut *conn, network_id).await? {
         Some(h) => feed::record(conn, &[&h.host], FeedKind::DhcpNetwork, network_id).await,
         None => Ok(None),

@@ -41,7 +41,7 @@ pub async fn record(
     hosts: &[&str],
     kind: FeedKind,
     object_id: &str,
-) -> sqlx::Result<Option<i64>> {
+) -> crate::Result<Option<i64>> {
     let mut entries = FeedEntries::default();
     entries.add(hosts, kind, object_id);
     entries.write(conn).await
@@ -65,7 +65,7 @@ impl FeedEntries {
 
     /// Writes what was added (and forgets it). Returns the new revision, or None when there
     /// was nothing to write.
-    pub async fn write(&mut self, conn: &mut AnyConnection) -> sqlx::Result<Option<i64>> {
+    pub async fn write(&mut self, conn: &mut AnyConnection) -> crate::Result<Option<i64>> {
         if self.entries.is_empty() {
             return Ok(None);
         }
@@ -102,10 +102,12 @@ impl FeedEntries {
 }
 
 /// The newest revision of the whole feed.
-pub async fn revision(conn: &mut AnyConnection) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT revision FROM feed_revision WHERE id = 1")
-        .fetch_one(conn)
-        .await
+pub async fn revision(conn: &mut AnyConnection) -> crate::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT revision FROM feed_revision WHERE id = 1")
+            .fetch_one(conn)
+            .await?,
+    )
 }
 
 /// What changed on `host` after `after`, oldest first, and the host's newest revision (or
@@ -114,7 +116,7 @@ pub async fn changes_since(
     conn: &mut AnyConnection,
     host: &str,
     after: i64,
-) -> sqlx::Result<(i64, Vec<(FeedKind, String)>)> {
+) -> crate::Result<(i64, Vec<(FeedKind, String)>)> {
     let rows = sqlx::query(
         "SELECT kind, object_id, revision FROM host_feed WHERE host = $1 AND revision > $2 \
          ORDER BY revision",

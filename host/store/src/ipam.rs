@@ -16,12 +16,12 @@ use neutrino_ipam::{Range, from_key, key};
 type Tx<'a> = Transaction<'a, Any>;
 
 /// Takes the subnet's IPAM lock (PostgreSQL; a no-op on SQLite, whose writer is alone).
-pub async fn lock_subnet(tx: &mut Tx<'_>, backend: Backend, subnet_id: &str) -> sqlx::Result<()> {
+pub async fn lock_subnet(tx: &mut Tx<'_>, backend: Backend, subnet_id: &str) -> crate::Result<()> {
     lock_named(tx, backend, &format!("ipam/{subnet_id}")).await
 }
 
 /// Writes the free ranges of a new subnet (or of one whose pools were rebuilt).
-pub async fn add_ranges(tx: &mut Tx<'_>, subnet_id: &str, ranges: &[Range]) -> sqlx::Result<()> {
+pub async fn add_ranges(tx: &mut Tx<'_>, subnet_id: &str, ranges: &[Range]) -> crate::Result<()> {
     for r in ranges {
         sqlx::query(
             "INSERT INTO ip_free_ranges (subnet_id, first_ip, last_ip) VALUES ($1, $2, $3)",
@@ -35,7 +35,7 @@ pub async fn add_ranges(tx: &mut Tx<'_>, subnet_id: &str, ranges: &[Range]) -> s
     Ok(())
 }
 
-pub async fn clear_ranges(tx: &mut Tx<'_>, subnet_id: &str) -> sqlx::Result<()> {
+pub async fn clear_ranges(tx: &mut Tx<'_>, subnet_id: &str) -> crate::Result<()> {
     sqlx::query("DELETE FROM ip_free_ranges WHERE subnet_id = $1")
         .bind(subnet_id)
         .execute(&mut **tx)
@@ -43,15 +43,13 @@ pub async fn clear_ranges(tx: &mut Tx<'_>, subnet_id: &str) -> sqlx::Result<()> 
     Ok(())
 }
 
-fn range_row(row: Option<sqlx::any::AnyRow>) -> sqlx::Result<Option<Range>> {
+fn range_row(row: Option<sqlx::any::AnyRow>) -> crate::Result<Option<Range>> {
     let Some(row) = row else { return Ok(None) };
     let first: String = row.try_get("first_ip")?;
     let last: String = row.try_get("last_ip")?;
     match (from_key(&first), from_key(&last)) {
         (Some(first), Some(last)) => Ok(Some(Range { first, last })),
-        _ => Err(sqlx::Error::Decode(
-            format!("bad free range {first}-{last}").into(),
-        )),
+        _ => Err(sqlx::Error::Decode(format!("bad free range {first}-{last}").into()).into()),
     }
 }
 
@@ -79,7 +77,7 @@ impl LowestFree {
     }
 
     /// Takes the lowest free address of the subnet's pools, or None when they are exhausted.
-    pub async fn take(&mut self, tx: &mut Tx<'_>, subnet_id: &str) -> sqlx::Result<Option<u128>> {
+    pub async fn take(&mut self, tx: &mut Tx<'_>, subnet_id: &str) -> crate::Result<Option<u128>> {
         loop {
             if let Some(t) = self.subnets.get_mut(subnet_id) {
                 if t.next <= t.stored.last {
@@ -108,7 +106,7 @@ impl LowestFree {
     }
 
     /// Writes back what was taken from one subnet.
-    pub async fn flush_subnet(&mut self, tx: &mut Tx<'_>, subnet_id: &str) -> sqlx::Result<()> {
+    pub async fn flush_subnet(&mut self, tx: &mut Tx<'_>, subnet_id: &str) -> crate::Result<()> {
         match self.subnets.remove(subnet_id) {
             Some(t) => write_back(tx, subnet_id, t).await,
             None => Ok(()),
@@ -116,7 +114,7 @@ impl LowestFree {
     }
 
     /// Writes back what was taken from every subnet.
-    pub async fn flush(&mut self, tx: &mut Tx<'_>) -> sqlx::Result<()> {
+    pub async fn flush(&mut self, tx: &mut Tx<'_>) -> crate::Result<()> {
         for (subnet_id, t) in std::mem::take(&mut self.subnets) {
             write_back(tx, &subnet_id, t).await?;
         }
@@ -125,7 +123,7 @@ impl LowestFree {
 }
 
 /// The stored range shrinks from below by what was taken (one UPDATE), or goes.
-async fn write_back(tx: &mut Tx<'_>, subnet_id: &str, t: Taking) -> sqlx::Result<()> {
+async fn write_back(tx: &mut Tx<'_>, subnet_id: &str, t: Taking) -> crate::Result<()> {
     if t.next > t.stored.last {
         return delete_range(tx, subnet_id, t.stored).await;
     }
@@ -144,7 +142,7 @@ async fn write_back(tx: &mut Tx<'_>, subnet_id: &str, t: Taking) -> sqlx::Result
 
 /// Takes a specific address out of the free ranges. Returns false when no free range holds it
 /// (it is allocated, or outside the pools; the caller tells which apart).
-pub async fn take_specific(tx: &mut Tx<'_>, subnet_id: &str, ip: u128) -> sqlx::Result<bool> {
+pub async fn take_specific(tx: &mut Tx<'_>, subnet_id: &str, ip: u128) -> crate::Result<bool> {
     let row = sqlx::query(
         "SELECT first_ip, last_ip FROM ip_free_ranges WHERE subnet_id = $1 AND first_ip <= $2 \
          ORDER BY first_ip DESC LIMIT 1",
@@ -164,7 +162,7 @@ pub async fn take_specific(tx: &mut Tx<'_>, subnet_id: &str, ip: u128) -> sqlx::
 
 /// Removes `ip` from `range`: the row goes, shrinks from either end, or splits in two. The
 /// common case (the lowest address) is one UPDATE.
-async fn shrink(tx: &mut Tx<'_>, subnet_id: &str, range: Range, ip: u128) -> sqlx::Result<()> {
+async fn shrink(tx: &mut Tx<'_>, subnet_id: &str, range: Range, ip: u128) -> crate::Result<()> {
     if range.first == range.last {
         return delete_range(tx, subnet_id, range).await;
     }
@@ -201,7 +199,7 @@ async fn shrink(tx: &mut Tx<'_>, subnet_id: &str, range: Range, ip: u128) -> sql
 
 /// Gives `ip` back to the free ranges (only call for addresses inside the pools), merging it
 /// with its neighbours so that ranges do not fragment.
-pub async fn give_back(tx: &mut Tx<'_>, subnet_id: &str, ip: u128) -> sqlx::Result<()> {
+pub async fn give_back(tx: &mut Tx<'_>, subnet_id: &str, ip: u128) -> crate::Result<()> {
     let mut merged = Range {
         first: ip,
         last: ip,
@@ -235,7 +233,7 @@ pub async fn give_back(tx: &mut Tx<'_>, subnet_id: &str, ip: u128) -> sqlx::Resu
     add_ranges(tx, subnet_id, &[merged]).await
 }
 
-async fn delete_range(tx: &mut Tx<'_>, subnet_id: &str, r: Range) -> sqlx::Result<()> {
+async fn delete_range(tx: &mut Tx<'_>, subnet_id: &str, r: Range) -> crate::Result<()> {
     sqlx::query("DELETE FROM ip_free_ranges WHERE subnet_id = $1 AND first_ip = $2")
         .bind(subnet_id)
         .bind(key(r.first))
@@ -257,7 +255,7 @@ pub struct Allocation {
 
 /// Records the allocations, in as few statements as the backend allows; returns how many were
 /// new (an address someone already holds is not recorded again).
-pub async fn record(tx: &mut Tx<'_>, allocations: &[Allocation]) -> sqlx::Result<u64> {
+pub async fn record(tx: &mut Tx<'_>, allocations: &[Allocation]) -> crate::Result<u64> {
     let statement = |rows: &str| {
         format!(
             "INSERT INTO ip_allocations (subnet_id, ip_key, ip_address, port_id, position) \
@@ -276,7 +274,7 @@ pub async fn record(tx: &mut Tx<'_>, allocations: &[Allocation]) -> sqlx::Result
 }
 
 /// Forgets one address of a port.
-pub async fn forget(tx: &mut Tx<'_>, subnet_id: &str, ip: u128) -> sqlx::Result<()> {
+pub async fn forget(tx: &mut Tx<'_>, subnet_id: &str, ip: u128) -> crate::Result<()> {
     sqlx::query("DELETE FROM ip_allocations WHERE subnet_id = $1 AND ip_key = $2")
         .bind(subnet_id)
         .bind(key(ip))
@@ -286,7 +284,7 @@ pub async fn forget(tx: &mut Tx<'_>, subnet_id: &str, ip: u128) -> sqlx::Result<
 }
 
 /// Every allocated address of a subnet (for rebuilding its free ranges).
-pub async fn allocated_on(tx: &mut Tx<'_>, subnet_id: &str) -> sqlx::Result<Vec<u128>> {
+pub async fn allocated_on(tx: &mut Tx<'_>, subnet_id: &str) -> crate::Result<Vec<u128>> {
     let keys: Vec<String> =
         sqlx::query_scalar("SELECT ip_key FROM ip_allocations WHERE subnet_id = $1")
             .bind(subnet_id)

@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod dhcp_hosting;
+pub mod error;
 pub mod feed;
 pub mod ipam;
 pub mod listing;
@@ -18,6 +19,15 @@ pub mod servers;
 pub mod subnets;
 
 use std::str::FromStr;
+
+pub use error::{Error, Result};
+
+/// A write transaction. Callers hold it and pass it to the repositories; they never write SQL.
+pub type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
+/// A connection of either pool, or a transaction's (`&mut *tx`).
+pub type Conn = sqlx::AnyConnection;
+/// A connection taken from a pool, given back when dropped.
+pub type PooledConn = sqlx::pool::PoolConnection<sqlx::Any>;
 
 use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -115,17 +125,24 @@ impl Store {
     /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so
     /// that two servers sharing a file queue on the lock instead of failing when a read
     /// transaction tries to become a writer.
-    pub async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
-        self.write.begin_with(self.begin_statement()).await
+    pub async fn begin_write(&self) -> Result<Tx<'static>> {
+        Ok(self.write.begin_with(self.begin_statement()).await?)
+    }
+
+    /// A connection of the read pool.
+    pub async fn read_conn(&self) -> Result<PooledConn> {
+        Ok(self.read.acquire().await?)
+    }
+
+    /// A connection of the write pool, for a caller that runs several transactions on it.
+    pub async fn write_conn(&self) -> Result<PooledConn> {
+        Ok(self.write.acquire().await?)
     }
 
     /// [`Store::begin_write`] on a connection of the write pool the caller holds.
-    pub async fn begin_write_on<'c>(
-        &self,
-        conn: &'c mut sqlx::AnyConnection,
-    ) -> sqlx::Result<sqlx::Transaction<'c, sqlx::Any>> {
+    pub async fn begin_write_on<'c>(&self, conn: &'c mut Conn) -> Result<Tx<'c>> {
         use sqlx::Connection as _;
-        conn.begin_with(self.begin_statement()).await
+        Ok(conn.begin_with(self.begin_statement()).await?)
     }
 
     fn begin_statement(&self) -> &'static str {
@@ -279,7 +296,7 @@ pub async fn insert_rows<'a, T>(
     columns: usize,
     statement: impl Fn(&str) -> String,
     bind: impl Fn(AnyQuery<'a>, &'a T) -> AnyQuery<'a>,
-) -> sqlx::Result<u64> {
+) -> crate::Result<u64> {
     let mut inserted = 0;
     for (chunk, rows) in value_chunks(Backend::of(conn), items, columns, 0) {
         let mut query = sqlx::query(sqlx::AssertSqlSafe(statement(&rows)));
@@ -292,10 +309,6 @@ pub async fn insert_rows<'a, T>(
 }
 
 /// True when the error is a unique-constraint violation (a lost race, or a duplicate).
-pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
 /// Now, as the API writes timestamps: `2026-11-22T03:59:44Z`.
 pub fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -308,7 +321,7 @@ pub async fn lock_named(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
     name: &str,
-) -> sqlx::Result<()> {
+) -> crate::Result<()> {
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(lock_key(name))
@@ -329,9 +342,9 @@ fn lock_key(name: &str) -> i64 {
 /// A row of either driver (`Any`, or the typed SQLite driver), read by column name with the
 /// types the schema uses (TEXT, BIGINT), so that one decoding serves both.
 pub trait StoredRow {
-    fn text(&self, column: &str) -> sqlx::Result<String>;
-    fn text_or_null(&self, column: &str) -> sqlx::Result<Option<String>>;
-    fn int(&self, column: &str) -> sqlx::Result<i64>;
+    fn text(&self, column: &str) -> crate::Result<String>;
+    fn text_or_null(&self, column: &str) -> crate::Result<Option<String>>;
+    fn int(&self, column: &str) -> crate::Result<i64>;
 }
 
 impl<R> StoredRow for R
@@ -341,20 +354,49 @@ where
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
 {
-    fn text(&self, column: &str) -> sqlx::Result<String> {
-        self.try_get(column)
+    fn text(&self, column: &str) -> crate::Result<String> {
+        Ok(self.try_get(column)?)
     }
-    fn text_or_null(&self, column: &str) -> sqlx::Result<Option<String>> {
-        self.try_get(column)
+    fn text_or_null(&self, column: &str) -> crate::Result<Option<String>> {
+        Ok(self.try_get(column)?)
     }
-    fn int(&self, column: &str) -> sqlx::Result<i64> {
-        self.try_get(column)
+    fn int(&self, column: &str) -> crate::Result<i64> {
+        Ok(self.try_get(column)?)
     }
 }
 
 /// Booleans are stored as 0/1.
-pub fn flag(r: &(impl StoredRow + ?Sized), column: &str) -> sqlx::Result<bool> {
+pub fn flag(r: &(impl StoredRow + ?Sized), column: &str) -> crate::Result<bool> {
     Ok(r.int(column)? != 0)
+}
+
+/// Commits a write transaction.
+pub async fn commit(tx: Tx<'_>) -> Result<()> {
+    Ok(tx.commit().await?)
+}
+
+/// Rolls a write transaction (or savepoint) back.
+pub async fn rollback(tx: Tx<'_>) -> Result<()> {
+    Ok(tx.rollback().await?)
+}
+
+/// A savepoint inside `tx`: dropped without [`commit`], only its own writes are undone.
+pub async fn savepoint<'t>(tx: &'t mut Tx<'_>) -> Result<Tx<'t>> {
+    Ok(sqlx::Acquire::begin(&mut **tx).await?)
+}
+
+/// SQLite's `PRAGMA data_version`: it changes when another connection commits to the file, so
+/// what a connection remembers of earlier reads is still true while it stays the same. None on
+/// PostgreSQL, where there is no such counter.
+pub async fn data_version(backend: Backend, conn: &mut Conn) -> Result<Option<i64>> {
+    match backend {
+        Backend::Sqlite => Ok(Some(
+            sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+                .fetch_one(conn)
+                .await?,
+        )),
+        Backend::Postgres => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -401,7 +401,7 @@ pub async fn key_of(
     order: &[Sort],
     id: &str,
     visible_to: Option<&str>,
-) -> sqlx::Result<Option<Key>> {
+) -> crate::Result<Option<Key>> {
     let req = Request {
         conditions: vec![Condition::In {
             column: table.id,
@@ -420,7 +420,7 @@ pub async fn key_of(
 }
 
 /// The key columns (`k0`, `k1`...) of a row of [`select`].
-fn key(row: &(impl StoredRow + ?Sized), exprs: &[Expr]) -> sqlx::Result<Key> {
+fn key(row: &(impl StoredRow + ?Sized), exprs: &[Expr]) -> crate::Result<Key> {
     exprs
         .iter()
         .enumerate()
@@ -440,7 +440,7 @@ pub fn row_key(
     table: &Table,
     backend: Backend,
     req: &Request,
-) -> sqlx::Result<Key> {
+) -> crate::Result<Key> {
     key(row, &expressions(table, backend, &req.order))
 }
 
@@ -458,8 +458,8 @@ macro_rules! bound {
 }
 
 /// Runs a select on the read pool of the `Any` driver.
-pub async fn fetch_any(store: &Store, select: &Select) -> sqlx::Result<Vec<AnyRow>> {
-    bound!(select).fetch_all(&store.read).await
+pub async fn fetch_any(store: &Store, select: &Select) -> crate::Result<Vec<AnyRow>> {
+    Ok(bound!(select).fetch_all(&store.read).await?)
 }
 
 /// Runs a select and decodes its rows: on SQLite through the typed driver, elsewhere through
@@ -467,8 +467,8 @@ pub async fn fetch_any(store: &Store, select: &Select) -> sqlx::Result<Vec<AnyRo
 pub async fn fetch<T>(
     store: &Store,
     select: &Select,
-    decode: impl FnOnce(&[&dyn StoredRow]) -> sqlx::Result<T>,
-) -> sqlx::Result<T> {
+    decode: impl FnOnce(&[&dyn StoredRow]) -> crate::Result<T>,
+) -> crate::Result<T> {
     match &store.sqlite_read {
         Some(pool) => {
             let rows = bound!(select).fetch_all(pool).await?;

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::listing::{self, Column, Key, Request, Table};
-use super::{Backend, Store, flag, is_unique_violation, lock_named};
+use super::{Backend, Store, flag, lock_named};
 
 /// A network as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +39,7 @@ macro_rules! columns {
     };
 }
 
-fn from_row(r: &AnyRow) -> sqlx::Result<Network> {
+fn from_row(r: &AnyRow) -> crate::Result<Network> {
     Ok(Network {
         id: r.try_get("id")?,
         project_id: r.try_get("project_id")?,
@@ -69,12 +69,18 @@ pub enum SegmentError {
     InUse,
     /// No free id is left in the range.
     Exhausted,
-    Db(sqlx::Error),
+    Db(crate::Error),
 }
 
 impl From<sqlx::Error> for SegmentError {
     fn from(e: sqlx::Error) -> Self {
-        if is_unique_violation(&e) {
+        crate::Error::from(e).into()
+    }
+}
+
+impl From<crate::Error> for SegmentError {
+    fn from(e: crate::Error) -> Self {
+        if e.is_unique_violation() {
             SegmentError::InUse
         } else {
             SegmentError::Db(e)
@@ -117,7 +123,7 @@ async fn claim(
     physnet: &str,
     id: i64,
     network_id: &str,
-) -> sqlx::Result<()> {
+) -> crate::Result<()> {
     sqlx::query(
         "INSERT INTO segment_allocations (network_type, physical_network, segmentation_id, network_id) \
          VALUES ($1, $2, $3, $4)",
@@ -167,7 +173,7 @@ async fn lowest_free(
     Ok(gap.filter(|g| *g <= high))
 }
 
-pub async fn insert(tx: &mut Transaction<'_, Any>, n: &Network) -> sqlx::Result<()> {
+pub async fn insert(tx: &mut Transaction<'_, Any>, n: &Network) -> crate::Result<()> {
     sqlx::query(concat!(
         "INSERT INTO networks (",
         columns!(),
@@ -197,7 +203,7 @@ pub async fn insert(tx: &mut Transaction<'_, Any>, n: &Network) -> sqlx::Result<
 }
 
 /// Writes the mutable attributes and bumps the revision.
-pub async fn update(tx: &mut Transaction<'_, Any>, n: &Network) -> sqlx::Result<()> {
+pub async fn update(tx: &mut Transaction<'_, Any>, n: &Network) -> crate::Result<()> {
     sqlx::query(
         "UPDATE networks SET name = $2, description = $3, admin_state_up = $4, shared = $5, external = $6, \
          is_default = $7, port_security_enabled = $8, mtu = $9, updated_at = $10, revision_number = $11 WHERE id = $1",
@@ -221,7 +227,7 @@ pub async fn update(tx: &mut Transaction<'_, Any>, n: &Network) -> sqlx::Result<
 pub async fn get<'e, E: sqlx::Executor<'e, Database = Any>>(
     e: E,
     id: &str,
-) -> sqlx::Result<Option<Network>> {
+) -> crate::Result<Option<Network>> {
     sqlx::query(concat!(
         "SELECT ",
         columns!(),
@@ -265,7 +271,7 @@ static COLUMNS: [Column; 18] = [
 ];
 
 /// One page of networks as `req` describes it, each with its key.
-pub async fn page(store: &Store, req: &Request) -> sqlx::Result<Vec<(Network, Key)>> {
+pub async fn page(store: &Store, req: &Request) -> crate::Result<Vec<(Network, Key)>> {
     let select = listing::select(&TABLE, store.backend, columns!(), req);
     listing::fetch_any(store, &select)
         .await?
@@ -279,7 +285,7 @@ pub async fn page(store: &Store, req: &Request) -> sqlx::Result<Vec<(Network, Ke
         .collect()
 }
 
-pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> sqlx::Result<bool> {
+pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> crate::Result<bool> {
     sqlx::query("DELETE FROM segment_allocations WHERE network_id = $1")
         .bind(id)
         .execute(&mut **tx)

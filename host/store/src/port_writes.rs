@@ -70,7 +70,7 @@ impl PortWrites {
         generator: &MacGenerator,
         network_id: &str,
         count: usize,
-    ) -> sqlx::Result<()> {
+    ) -> crate::Result<()> {
         let mut ready: Vec<String> = Vec::with_capacity(count);
         let mut seen: HashSet<String> = HashSet::with_capacity(count);
         for _ in 0..MAC_GENERATION_RETRIES {
@@ -104,7 +104,7 @@ impl PortWrites {
         tx: &mut Tx<'_>,
         generator: &MacGenerator,
         network_id: &str,
-    ) -> sqlx::Result<Option<String>> {
+    ) -> crate::Result<Option<String>> {
         let given = self.macs_given.entry(network_id.to_string()).or_default();
         if let Some(ready) = self.macs_ready.get_mut(network_id) {
             while let Some(mac) = ready.pop() {
@@ -129,7 +129,7 @@ impl PortWrites {
         tx: &mut Tx<'_>,
         network_id: &str,
         mac: &str,
-    ) -> sqlx::Result<bool> {
+    ) -> crate::Result<bool> {
         let given = self.macs_given.entry(network_id.to_string()).or_default();
         if given.contains(mac)
             || !ports::macs_in_use(tx, network_id, &[mac.to_string()])
@@ -144,7 +144,7 @@ impl PortWrites {
 
     /// Records an address of a port. False when someone already holds it; held back, that is
     /// only known at [`PortWrites::finish`].
-    pub async fn record(&mut self, tx: &mut Tx<'_>, a: Allocation) -> sqlx::Result<bool> {
+    pub async fn record(&mut self, tx: &mut Tx<'_>, a: Allocation) -> crate::Result<bool> {
         if self.held_back {
             self.allocations.push(a);
             return Ok(true);
@@ -154,7 +154,7 @@ impl PortWrites {
 
     /// Inserts the port row. False when its MAC is already used on the network; held back,
     /// that is only known at [`PortWrites::finish`].
-    pub async fn insert_port(&mut self, tx: &mut Tx<'_>, p: &Port) -> sqlx::Result<bool> {
+    pub async fn insert_port(&mut self, tx: &mut Tx<'_>, p: &Port) -> crate::Result<bool> {
         if self.held_back {
             self.ports.push(p.clone());
             return Ok(true);
@@ -169,7 +169,7 @@ impl PortWrites {
         tx: &mut Tx<'_>,
         p: &Port,
         hosts: &[&str],
-    ) -> sqlx::Result<()> {
+    ) -> crate::Result<()> {
         if !self.dhcp_hosts.contains_key(&p.network_id) {
             let hosting = dhcp_hosting::of_network(&mut **tx, &p.network_id).await?;
             self.dhcp_hosts
@@ -183,7 +183,7 @@ impl PortWrites {
     /// Writes everything held back, the free ranges taken from and the feed entries. Refused
     /// when a held-back row was: the caller does not commit, and writes the ports again alone
     /// to find out whose it was.
-    pub async fn finish(&mut self, tx: &mut Tx<'_>) -> sqlx::Result<Finished> {
+    pub async fn finish(&mut self, tx: &mut Tx<'_>) -> crate::Result<Finished> {
         self.lowest.flush(tx).await?;
         let ports = std::mem::take(&mut self.ports);
         let allocations = std::mem::take(&mut self.allocations);

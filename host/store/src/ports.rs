@@ -53,7 +53,7 @@ macro_rules! columns {
     };
 }
 
-fn from_row(r: &(impl StoredRow + ?Sized)) -> sqlx::Result<Port> {
+fn from_row(r: &(impl StoredRow + ?Sized)) -> crate::Result<Port> {
     Ok(Port {
         id: r.text("id")?,
         project_id: r.text("project_id")?,
@@ -85,7 +85,7 @@ fn from_row(r: &(impl StoredRow + ?Sized)) -> sqlx::Result<Port> {
 
 /// Inserts the port rows (not their addresses), as few statements as the backend allows;
 /// returns how many were new (a port whose MAC is already used on its network is not inserted).
-pub async fn insert(tx: &mut Transaction<'_, Any>, ports: &[Port]) -> sqlx::Result<u64> {
+pub async fn insert(tx: &mut Transaction<'_, Any>, ports: &[Port]) -> crate::Result<u64> {
     let statement = |rows: &str| {
         format!(
             "INSERT INTO ports (id, project_id, network_id, name, description, mac_address, admin_state_up, \
@@ -110,7 +110,7 @@ pub async fn macs_in_use(
     conn: &mut sqlx::AnyConnection,
     network_id: &str,
     macs: &[String],
-) -> sqlx::Result<Vec<String>> {
+) -> crate::Result<Vec<String>> {
     let mut used = Vec::new();
     for (chunk, rows) in value_chunks(Backend::of(conn), macs, 1, 1) {
         let sql = format!(
@@ -150,7 +150,7 @@ fn bind_attributes<'q>(query: AnyQuery<'q>, p: &'q Port) -> AnyQuery<'q> {
 }
 
 /// Writes every mutable column (not the addresses).
-pub async fn update(tx: &mut Transaction<'_, Any>, p: &Port) -> sqlx::Result<()> {
+pub async fn update(tx: &mut Transaction<'_, Any>, p: &Port) -> crate::Result<()> {
     let query = sqlx::query(
         "UPDATE ports SET name = $2, description = $3, mac_address = $4, admin_state_up = $5, status = $6, \
          device_id = $7, device_owner = $8, port_security_enabled = $9, security_groups = $10, \
@@ -167,7 +167,7 @@ pub async fn update(tx: &mut Transaction<'_, Any>, p: &Port) -> sqlx::Result<()>
 }
 
 /// One port with its addresses.
-pub async fn get(tx: &mut sqlx::AnyConnection, id: &str) -> sqlx::Result<Option<Port>> {
+pub async fn get(tx: &mut sqlx::AnyConnection, id: &str) -> crate::Result<Option<Port>> {
     let row = sqlx::query(concat!(
         "SELECT ",
         columns!(),
@@ -185,7 +185,7 @@ pub async fn get(tx: &mut sqlx::AnyConnection, id: &str) -> sqlx::Result<Option<
 pub async fn fixed_ips<'e, E: Executor<'e, Database = Any>>(
     e: E,
     port_id: &str,
-) -> sqlx::Result<Vec<FixedIp>> {
+) -> crate::Result<Vec<FixedIp>> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT subnet_id, ip_address FROM ip_allocations WHERE port_id = $1 ORDER BY position",
     )
@@ -222,7 +222,7 @@ pub async fn list(
     store: &Store,
     filters: &[(&'static str, Vec<String>)],
     visible_to: Option<&str>,
-) -> sqlx::Result<Vec<Port>> {
+) -> crate::Result<Vec<Port>> {
     let mut sql = String::from(concat!(
         "SELECT ",
         columns!(),
@@ -297,7 +297,11 @@ static COLUMNS: [Column; 20] = [
 
 /// One page of ports as `req` describes it, with their addresses when `addresses`, each with
 /// its key (where a page after it starts).
-pub async fn page(store: &Store, req: &Request, addresses: bool) -> sqlx::Result<Vec<(Port, Key)>> {
+pub async fn page(
+    store: &Store,
+    req: &Request,
+    addresses: bool,
+) -> crate::Result<Vec<(Port, Key)>> {
     let backend = store.backend;
     let mut select = listing::select(&TABLE, backend, columns!(), req);
     if addresses {
@@ -323,7 +327,7 @@ pub async fn page(store: &Store, req: &Request, addresses: bool) -> sqlx::Result
         } else {
             rows.iter()
                 .map(|r| from_row(*r))
-                .collect::<sqlx::Result<Vec<_>>>()?
+                .collect::<crate::Result<Vec<_>>>()?
         };
         Ok(ports.into_iter().zip(keys).collect())
     })
@@ -334,7 +338,7 @@ pub async fn page(store: &Store, req: &Request, addresses: bool) -> sqlx::Result
 /// with null address columns for a port without any).
 fn with_addresses<'r, R: StoredRow + ?Sized + 'r>(
     rows: impl IntoIterator<Item = &'r R>,
-) -> sqlx::Result<Vec<Port>> {
+) -> crate::Result<Vec<Port>> {
     let mut ports: Vec<Port> = Vec::new();
     for row in rows {
         let id = row.text("id")?;
@@ -357,33 +361,39 @@ fn with_addresses<'r, R: StoredRow + ?Sized + 'r>(
 pub async fn on_network(
     tx: &mut Transaction<'_, Any>,
     network_id: &str,
-) -> sqlx::Result<Vec<(String, String)>> {
-    sqlx::query_as("SELECT id, device_owner FROM ports WHERE network_id = $1 ORDER BY id")
-        .bind(network_id)
-        .fetch_all(&mut **tx)
-        .await
+) -> crate::Result<Vec<(String, String)>> {
+    Ok(
+        sqlx::query_as("SELECT id, device_owner FROM ports WHERE network_id = $1 ORDER BY id")
+            .bind(network_id)
+            .fetch_all(&mut **tx)
+            .await?,
+    )
 }
 
 /// `(id, binding_host)` of every port on a network.
 pub async fn hosts_on_network(
     tx: &mut Transaction<'_, Any>,
     network_id: &str,
-) -> sqlx::Result<Vec<(String, String)>> {
-    sqlx::query_as("SELECT id, binding_host FROM ports WHERE network_id = $1 ORDER BY id")
-        .bind(network_id)
-        .fetch_all(&mut **tx)
-        .await
+) -> crate::Result<Vec<(String, String)>> {
+    Ok(
+        sqlx::query_as("SELECT id, binding_host FROM ports WHERE network_id = $1 ORDER BY id")
+            .bind(network_id)
+            .fetch_all(&mut **tx)
+            .await?,
+    )
 }
 
 /// `(binding_host, status)` of a port, or None when there is no such port.
 pub async fn host_and_status(
     conn: &mut sqlx::AnyConnection,
     id: &str,
-) -> sqlx::Result<Option<(String, String)>> {
-    sqlx::query_as("SELECT binding_host, status FROM ports WHERE id = $1")
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+) -> crate::Result<Option<(String, String)>> {
+    Ok(
+        sqlx::query_as("SELECT binding_host, status FROM ports WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
 }
 
 /// Sets a port's status, bumping its revision; the agent reporting it is the port's host.
@@ -392,7 +402,7 @@ pub async fn set_status(
     id: &str,
     status: &str,
     updated_at: &str,
-) -> sqlx::Result<()> {
+) -> crate::Result<()> {
     sqlx::query(
         "UPDATE ports SET status = $2, updated_at = $3, revision_number = revision_number + 1 \
          WHERE id = $1",
@@ -406,7 +416,7 @@ pub async fn set_status(
 }
 
 /// Ports of the given networks, with their addresses (one query, however many networks).
-pub async fn on_networks(store: &Store, network_ids: &[String]) -> sqlx::Result<Vec<Port>> {
+pub async fn on_networks(store: &Store, network_ids: &[String]) -> crate::Result<Vec<Port>> {
     if network_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -414,7 +424,7 @@ pub async fn on_networks(store: &Store, network_ids: &[String]) -> sqlx::Result<
 }
 
 /// Deletes the port row and its address rows (the caller gives addresses back to IPAM first).
-pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> sqlx::Result<()> {
+pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> crate::Result<()> {
     for statement in [
         "DELETE FROM ip_allocations WHERE port_id = $1",
         "DELETE FROM ports WHERE id = $1",

@@ -5,7 +5,7 @@ use sqlx::{Any, Executor, Transaction};
 
 /// The id of `project`'s default group, creating it if the project has none yet. Two creators
 /// racing (two servers on PostgreSQL) end with one group: the loser's row is dropped.
-pub async fn default_for(tx: &mut Transaction<'_, Any>, project: &str) -> sqlx::Result<String> {
+pub async fn default_for(tx: &mut Transaction<'_, Any>, project: &str) -> crate::Result<String> {
     if let Some(id) = find_default(&mut **tx, project).await? {
         return Ok(id);
     }
@@ -44,13 +44,13 @@ pub async fn default_for(tx: &mut Transaction<'_, Any>, project: &str) -> sqlx::
 pub async fn find_default<'e, E: Executor<'e, Database = Any>>(
     e: E,
     project: &str,
-) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(
+) -> crate::Result<Option<String>> {
+    Ok(sqlx::query_scalar(
         "SELECT security_group_id FROM default_security_groups WHERE project_id = $1",
     )
     .bind(project)
     .fetch_optional(e)
-    .await
+    .await?)
 }
 
 /// Those of `ids` that exist and `project` may use (None: any project's).
@@ -58,7 +58,7 @@ pub async fn usable(
     conn: &mut sqlx::AnyConnection,
     ids: &[String],
     project: Option<&str>,
-) -> sqlx::Result<Vec<String>> {
+) -> crate::Result<Vec<String>> {
     let mut found = Vec::new();
     for id in ids {
         let owner: Option<String> =

@@ -52,7 +52,7 @@ macro_rules! columns {
     };
 }
 
-fn from_row(r: &AnyRow) -> sqlx::Result<Server> {
+fn from_row(r: &AnyRow) -> crate::Result<Server> {
     Ok(Server {
         id: r.try_get("id")?,
         project_id: r.try_get("project_id")?,
@@ -68,7 +68,7 @@ fn from_row(r: &AnyRow) -> sqlx::Result<Server> {
 }
 
 /// Writes a new server and its NICs (in the caller's transaction).
-pub async fn insert(conn: &mut AnyConnection, s: &Server, nics: &[Nic]) -> sqlx::Result<()> {
+pub async fn insert(conn: &mut AnyConnection, s: &Server, nics: &[Nic]) -> crate::Result<()> {
     sqlx::query(concat!(
         "INSERT INTO servers (",
         columns!(),
@@ -103,7 +103,7 @@ pub async fn insert(conn: &mut AnyConnection, s: &Server, nics: &[Nic]) -> sqlx:
     Ok(())
 }
 
-pub async fn get(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<Server>> {
+pub async fn get(conn: &mut AnyConnection, id: &str) -> crate::Result<Option<Server>> {
     sqlx::query(concat!(
         "SELECT ",
         columns!(),
@@ -117,7 +117,7 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<Serv
 }
 
 /// Servers, newest first (Nova's default order); only `project`'s when given.
-pub async fn list(pool: &AnyPool, project: Option<&str>) -> sqlx::Result<Vec<Server>> {
+pub async fn list(pool: &AnyPool, project: Option<&str>) -> crate::Result<Vec<Server>> {
     let rows = match project {
         Some(p) => {
             sqlx::query(concat!(
@@ -143,7 +143,7 @@ pub async fn list(pool: &AnyPool, project: Option<&str>) -> sqlx::Result<Vec<Ser
 }
 
 /// The server's NICs in order.
-pub async fn nics(conn: &mut AnyConnection, server_id: &str) -> sqlx::Result<Vec<Nic>> {
+pub async fn nics(conn: &mut AnyConnection, server_id: &str) -> crate::Result<Vec<Nic>> {
     let rows = sqlx::query(
         "SELECT port_id, interface_name, created_port, leased_ip FROM server_nics \
          WHERE server_id = $1 ORDER BY position",
@@ -182,7 +182,7 @@ pub enum Servers<'a> {
 }
 
 /// The addresses of the chosen servers' NICs, in NIC order, in one query.
-pub async fn addresses(pool: &AnyPool, which: Servers<'_>) -> sqlx::Result<Vec<Address>> {
+pub async fn addresses(pool: &AnyPool, which: Servers<'_>) -> crate::Result<Vec<Address>> {
     let (condition, value) = match which {
         Servers::One(id) => ("n.server_id = $1", Some(id)),
         Servers::OfProject(p) => ("s.project_id = $1", Some(p)),
@@ -225,7 +225,7 @@ fn placeholders(first: usize, n: usize) -> String {
 
 /// How many servers that hold resources (not in ERROR) each of `hosts` has; hosts without any
 /// are absent.
-pub async fn load_on(pool: &AnyPool, hosts: &[String]) -> sqlx::Result<HashMap<String, i64>> {
+pub async fn load_on(pool: &AnyPool, hosts: &[String]) -> crate::Result<HashMap<String, i64>> {
     let mut load = HashMap::new();
     // Bounded IN lists: a deployment of many hosts must not build one enormous statement.
     for chunk in hosts.chunks(500) {
@@ -251,7 +251,7 @@ pub async fn set_lease(
     server_id: &str,
     port_id: &str,
     leased_ip: Option<&str>,
-) -> sqlx::Result<()> {
+) -> crate::Result<()> {
     sqlx::query("UPDATE server_nics SET leased_ip = $3 WHERE server_id = $1 AND port_id = $2")
         .bind(server_id)
         .bind(port_id)
@@ -302,7 +302,7 @@ impl NicState {
 }
 
 /// Every NIC of the server with its port's status and addresses.
-pub async fn nic_states(conn: &mut AnyConnection, server_id: &str) -> sqlx::Result<Vec<NicState>> {
+pub async fn nic_states(conn: &mut AnyConnection, server_id: &str) -> crate::Result<Vec<NicState>> {
     let rows = sqlx::query(
         "SELECT n.interface_name, n.port_id, n.leased_ip, p.status, a.ip_address \
          FROM server_nics n LEFT JOIN ports p ON p.id = n.port_id \
@@ -333,7 +333,7 @@ pub async fn nic_states(conn: &mut AnyConnection, server_id: &str) -> sqlx::Resu
 }
 
 /// Makes a server in BUILD ACTIVE when every NIC is ready. True when this call did.
-pub async fn activate_if_ready(conn: &mut AnyConnection, server_id: &str) -> sqlx::Result<bool> {
+pub async fn activate_if_ready(conn: &mut AnyConnection, server_id: &str) -> crate::Result<bool> {
     let nics = nic_states(&mut *conn, server_id).await?;
     if nics.is_empty() || !nics.iter().all(NicState::ready) {
         return Ok(false);
@@ -354,7 +354,7 @@ pub async fn activate_if_ready(conn: &mut AnyConnection, server_id: &str) -> sql
 pub async fn refresh_status(
     conn: &mut AnyConnection,
     port_ids: &[String],
-) -> sqlx::Result<Vec<String>> {
+) -> crate::Result<Vec<String>> {
     let mut activated = Vec::new();
     for chunk in port_ids.chunks(500) {
         let sql = format!(
@@ -379,7 +379,7 @@ pub async fn refresh_status(
 /// ACTIVE, ERROR, deleted, or another server's sweep got there first): the guard makes
 /// concurrent callers on PostgreSQL safe, the second waits for the first's row lock and then
 /// finds nothing to do.
-pub async fn fail_build(conn: &mut AnyConnection, id: &str, fault: &str) -> sqlx::Result<bool> {
+pub async fn fail_build(conn: &mut AnyConnection, id: &str, fault: &str) -> crate::Result<bool> {
     let done = sqlx::query(
         "UPDATE servers SET status = 'ERROR', fault = $2, updated_at = $3 \
          WHERE id = $1 AND status = 'BUILD'",
@@ -393,18 +393,18 @@ pub async fn fail_build(conn: &mut AnyConnection, id: &str, fault: &str) -> sqlx
 }
 
 /// The ids of servers still in BUILD whose deadline is before `now` (`agents::stored_time`).
-pub async fn building_past(pool: &AnyPool, now: &str) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
+pub async fn building_past(pool: &AnyPool, now: &str) -> crate::Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
         "SELECT id FROM servers WHERE status = 'BUILD' AND build_deadline < $1 \
          ORDER BY build_deadline LIMIT 100",
     )
     .bind(now)
     .fetch_all(pool)
-    .await
+    .await?)
 }
 
 /// Forgets the server's NICs (its ports were released).
-pub async fn remove_nics(conn: &mut AnyConnection, server_id: &str) -> sqlx::Result<()> {
+pub async fn remove_nics(conn: &mut AnyConnection, server_id: &str) -> crate::Result<()> {
     sqlx::query("DELETE FROM server_nics WHERE server_id = $1")
         .bind(server_id)
         .execute(conn)
@@ -413,7 +413,7 @@ pub async fn remove_nics(conn: &mut AnyConnection, server_id: &str) -> sqlx::Res
 }
 
 /// Deletes the server and its NICs. False when it was already gone.
-pub async fn delete(conn: &mut AnyConnection, id: &str) -> sqlx::Result<bool> {
+pub async fn delete(conn: &mut AnyConnection, id: &str) -> crate::Result<bool> {
     remove_nics(&mut *conn, id).await?;
     let done = sqlx::query("DELETE FROM servers WHERE id = $1")
         .bind(id)
@@ -442,7 +442,7 @@ pub async fn host_instances(
     conn: &mut AnyConnection,
     host: &str,
     ids: Option<&[String]>,
-) -> sqlx::Result<Vec<PlacedInstance>> {
+) -> crate::Result<Vec<PlacedInstance>> {
     let rows = sqlx::query(
         "SELECT s.id, s.name, n.port_id, n.interface_name, p.mac_address \
          FROM servers s JOIN server_nics n ON n.server_id = s.id \
@@ -480,7 +480,7 @@ pub async fn attachments(
     conn: &mut AnyConnection,
     host: &str,
     port_ids: &[String],
-) -> sqlx::Result<HashMap<String, Attachment>> {
+) -> crate::Result<HashMap<String, Attachment>> {
     let rows = sqlx::query(
         "SELECT s.id, n.port_id, n.interface_name FROM servers s \
          JOIN server_nics n ON n.server_id = s.id WHERE s.host = $1",

@@ -37,7 +37,7 @@ macro_rules! columns {
     };
 }
 
-fn from_row(r: &AnyRow) -> sqlx::Result<Subnet> {
+fn from_row(r: &AnyRow) -> crate::Result<Subnet> {
     Ok(Subnet {
         id: r.try_get("id")?,
         project_id: r.try_get("project_id")?,
@@ -59,7 +59,7 @@ fn from_row(r: &AnyRow) -> sqlx::Result<Subnet> {
     })
 }
 
-pub async fn insert(tx: &mut Transaction<'_, Any>, s: &Subnet) -> sqlx::Result<()> {
+pub async fn insert(tx: &mut Transaction<'_, Any>, s: &Subnet) -> crate::Result<()> {
     sqlx::query(concat!(
         "INSERT INTO subnets (",
         columns!(),
@@ -88,7 +88,7 @@ pub async fn insert(tx: &mut Transaction<'_, Any>, s: &Subnet) -> sqlx::Result<(
 }
 
 /// Writes the attributes a PUT may change.
-pub async fn update(tx: &mut Transaction<'_, Any>, s: &Subnet) -> sqlx::Result<()> {
+pub async fn update(tx: &mut Transaction<'_, Any>, s: &Subnet) -> crate::Result<()> {
     sqlx::query(
         "UPDATE subnets SET name = $2, description = $3, gateway_ip = $4, enable_dhcp = $5, \
          allocation_pools = $6, dns_nameservers = $7, host_routes = $8, updated_at = $9, \
@@ -112,7 +112,7 @@ pub async fn update(tx: &mut Transaction<'_, Any>, s: &Subnet) -> sqlx::Result<(
 pub async fn get<'e, E: Executor<'e, Database = Any>>(
     e: E,
     id: &str,
-) -> sqlx::Result<Option<Subnet>> {
+) -> crate::Result<Option<Subnet>> {
     sqlx::query(concat!(
         "SELECT ",
         columns!(),
@@ -129,7 +129,7 @@ pub async fn get<'e, E: Executor<'e, Database = Any>>(
 pub async fn on_network<'e, E: Executor<'e, Database = Any>>(
     e: E,
     network_id: &str,
-) -> sqlx::Result<Vec<Subnet>> {
+) -> crate::Result<Vec<Subnet>> {
     sqlx::query(concat!(
         "SELECT ",
         columns!(),
@@ -148,7 +148,7 @@ pub async fn on_network<'e, E: Executor<'e, Database = Any>>(
 pub async fn ids_on_networks(
     store: &Store,
     network_ids: &[String],
-) -> sqlx::Result<Vec<(String, String)>> {
+) -> crate::Result<Vec<(String, String)>> {
     if network_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -161,7 +161,7 @@ pub async fn ids_on_networks(
     for id in network_ids {
         query = query.bind(id);
     }
-    query.fetch_all(&store.read).await
+    Ok(query.fetch_all(&store.read).await?)
 }
 
 /// Whether the subnet's network is external (`router:external` of a subnet).
@@ -198,7 +198,7 @@ static COLUMNS: [Column; 16] = [
 
 /// One page of subnets as `req` describes it, each with whether its network is external and
 /// its key.
-pub async fn page(store: &Store, req: &Request) -> sqlx::Result<Vec<((Subnet, bool), Key)>> {
+pub async fn page(store: &Store, req: &Request) -> crate::Result<Vec<((Subnet, bool), Key)>> {
     let columns = format!("{}, {EXTERNAL} AS network_external", columns!());
     let select = listing::select(&TABLE, store.backend, &columns, req);
     listing::fetch_any(store, &select)
@@ -216,7 +216,7 @@ pub async fn in_use(
     tx: &mut Transaction<'_, Any>,
     subnet_id: &str,
     auto_delete_owner: &str,
-) -> sqlx::Result<bool> {
+) -> crate::Result<bool> {
     let found: Option<String> = sqlx::query_scalar(
         "SELECT a.port_id FROM ip_allocations a JOIN ports p ON p.id = a.port_id \
          WHERE a.subnet_id = $1 AND p.device_owner <> $2 LIMIT 1",
@@ -229,7 +229,7 @@ pub async fn in_use(
 }
 
 /// Deletes a subnet, its free ranges and the addresses ports still hold on it.
-pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> sqlx::Result<()> {
+pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> crate::Result<()> {
     for statement in [
         "DELETE FROM ip_allocations WHERE subnet_id = $1",
         "DELETE FROM ip_free_ranges WHERE subnet_id = $1",

@@ -9,5 +9,6 @@ mod keystone;
 mod lists;
 mod networks;
 mod openapi;
+mod outage;
 mod servers;
 mod subnets_ports;

@@ -3,6 +3,7 @@
 //! sweep: each server is taken under its lock and failed only if still in BUILD, so exactly one
 //! of them does it.
 
+use neutrino_store as store;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -58,7 +59,7 @@ pub async fn sweep(state: &AppState) -> ApiResult<usize> {
         let mut feed = FeedEntries::default();
         nics::release(state, &mut tx, &server, &mut feed).await?;
         let revision = feed.record(&mut tx).await?;
-        tx.commit().await?;
+        store::commit(tx).await?;
         state.feed.committed(revision);
         tracing::warn!("server {id}: {fault}");
         failed += 1;

@@ -100,8 +100,8 @@ impl From<NeutronError> for NovaError {
     }
 }
 
-impl From<sqlx::Error> for NovaError {
-    fn from(e: sqlx::Error) -> Self {
+impl From<neutrino_store::Error> for NovaError {
+    fn from(e: neutrino_store::Error) -> Self {
         NeutronError::from(e).into()
     }
 }

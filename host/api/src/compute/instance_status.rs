@@ -4,6 +4,7 @@
 //! port is ACTIVE (`store::servers::refresh_status` checks the same when the ports' status
 //! arrives later).
 
+use neutrino_store as store;
 use std::net::IpAddr;
 
 use axum::body::Bytes;
@@ -67,7 +68,7 @@ pub async fn report(
         repo::activate_if_ready(&mut tx, &server.id).await?;
     }
     let revision = feed.record(&mut tx).await?;
-    tx.commit().await?;
+    store::commit(tx).await?;
     state.feed.committed(revision);
     Ok(StatusCode::NO_CONTENT)
 }

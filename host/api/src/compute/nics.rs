@@ -6,7 +6,6 @@
 //! nothing behind.
 
 use serde_json::{Map, Value, json};
-use sqlx::{Any, Transaction};
 
 use super::error::NovaError;
 use super::request::NicRequest;
@@ -69,7 +68,7 @@ pub async fn plan(
                 }
             }
             NicRequest::Port { port_id } => {
-                let mut conn = state.store.read.acquire().await?;
+                let mut conn = state.store.read_conn().await?;
                 match port_repo::get(&mut conn, port_id).await? {
                     Some(p) if ctx.owns(&p.project_id) => check_free(&p).map_err(nova_error)?,
                     _ => return Err(nova_error(port_not_found(port_id))),
@@ -94,7 +93,7 @@ pub struct Attached {
 pub async fn attach(
     state: &AppState,
     ctx: &RequestContext,
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut store::Tx<'_>,
     server: &Server,
     planned: Vec<PlannedNic>,
 ) -> ApiResult<Vec<Attached>> {
@@ -133,7 +132,7 @@ pub async fn attach(
 /// Sets the server's device attributes and host on a given port and binds it.
 async fn take(
     state: &AppState,
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut store::Tx<'_>,
     server: &Server,
     port_id: &str,
 ) -> ApiResult<Port> {
@@ -195,7 +194,7 @@ impl FeedEntries {
     }
 
     /// Writes the entries in `tx`; returns the newest revision (for `FeedSignal::committed`).
-    pub async fn record(self, tx: &mut Transaction<'_, Any>) -> sqlx::Result<Option<i64>> {
+    pub async fn record(self, tx: &mut store::Tx<'_>) -> store::Result<Option<i64>> {
         let mut newest = None;
         for (hosts, kind, id) in &self.0 {
             let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
@@ -210,7 +209,7 @@ impl FeedEntries {
 /// for its host.
 pub async fn release(
     state: &AppState,
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut store::Tx<'_>,
     server: &Server,
     feed: &mut FeedEntries,
 ) -> ApiResult<()> {
@@ -245,9 +244,9 @@ pub async fn release(
 /// servers sharing PostgreSQL; the caller re-reads the server after taking it.
 pub async fn lock_server(
     state: &AppState,
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut store::Tx<'_>,
     server_id: &str,
-) -> sqlx::Result<()> {
+) -> store::Result<()> {
     store::lock_named(tx, state.store.backend, &format!("server:{server_id}")).await
 }
 

@@ -93,7 +93,7 @@ async fn place(
             Err(e) => return Err(nics::nova_error(e)),
         };
         if let Some(fault) = nics::binding_failure(&attached) {
-            tx.rollback().await?;
+            store::rollback(tx).await?;
             return fail_unplaced(state, server, &fault).await;
         }
         let nics: Vec<repo::Nic> = attached.iter().map(|a| a.nic.clone()).collect();
@@ -102,7 +102,7 @@ async fn place(
         let port_ids: Vec<&str> = nics.iter().map(|n| n.port_id.as_str()).collect();
         feed.server(server, &port_ids);
         let revision = feed.record(&mut tx).await?;
-        tx.commit().await?;
+        store::commit(tx).await?;
         state.feed.committed(revision);
         return Ok(());
     }
@@ -114,7 +114,7 @@ async fn fail_unplaced(state: &AppState, server: &mut Server, fault: &str) -> No
     server.fault = Some(fault.to_string());
     let mut tx = state.store.begin_write().await?;
     repo::insert(&mut tx, server, &[]).await?;
-    tx.commit().await?;
+    store::commit(tx).await?;
     Ok(())
 }
 
@@ -170,7 +170,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> NovaResult<Json<Value>> {
     let id = strip_json_suffix(&id);
-    let mut conn = state.store.read.acquire().await?;
+    let mut conn = state.store.read_conn().await?;
     let server = visible(&mut conn, &ctx, id).await?;
     drop(conn);
     let addresses = repo::addresses(&state.store.read, Servers::One(id)).await?;
@@ -201,17 +201,13 @@ pub async fn delete(
         .map_err(NovaError::from)?;
     repo::delete(&mut tx, id).await?;
     let revision = feed.record(&mut tx).await?;
-    tx.commit().await?;
+    store::commit(tx).await?;
     state.feed.committed(revision);
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// A server the caller may see, or 404.
-async fn visible(
-    conn: &mut sqlx::AnyConnection,
-    ctx: &RequestContext,
-    id: &str,
-) -> NovaResult<Server> {
+async fn visible(conn: &mut store::Conn, ctx: &RequestContext, id: &str) -> NovaResult<Server> {
     match repo::get(conn, id).await? {
         Some(s) if ctx.owns(&s.project_id) => Ok(s),
         _ => Err(NovaError::instance_not_found(id)),
