@@ -1,4 +1,4 @@
-//! The three drivers that ship inside the binary (built by host/build.rs).
+//! The three drivers that ship inside the binary (built by host/runtime/build.rs).
 
 /// (name, component bytes)
 pub const BUNDLED: &[(&str, &[u8])] = &[
