@@ -176,6 +176,7 @@ fn id_of(body: &Value, resource: &str) -> anyhow::Result<String> {
         .with_context(|| format!("no {resource} id in {body}"))
 }
 
+/// Creates one resource and returns its id.
 async fn create(
     conn: &mut Connection,
     collection: &str,

@@ -13,12 +13,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use axum::http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::client::{Connection, Endpoint, Response};
+use super::create;
 use super::phase::{
     Job, Run, failure_kind, load_average, machine_notes, ms, percentile, run_requests,
 };
@@ -847,26 +848,6 @@ fn failures_text(failures: &BTreeMap<String, usize>) -> String {
     let total: usize = failures.values().sum();
     let kinds: Vec<String> = failures.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
     format!(", {total} FAILED: {}", kinds.join(", "))
-}
-
-async fn create(
-    conn: &mut Connection,
-    collection: &str,
-    resource: &str,
-    body: Value,
-) -> anyhow::Result<String> {
-    let r = conn
-        .request(
-            Method::POST,
-            &format!("/v2.0/{collection}"),
-            Some(&json!({ resource: body })),
-        )
-        .await?
-        .expect(StatusCode::CREATED, &format!("create {resource}"))?;
-    r[resource]["id"]
-        .as_str()
-        .map(str::to_string)
-        .with_context(|| format!("no {resource} id in {r}"))
 }
 
 /// Counts the occurrences of a pattern in a stream of chunks (one may straddle two chunks).

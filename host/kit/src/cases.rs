@@ -7,8 +7,9 @@ use neutrino_model::{
     vnic_type_name,
 };
 
-use super::fixtures::{self, ALL_NETWORK_TYPES, ALL_VNIC_TYPES, AgentFixture};
+use super::fixtures::{self, AgentFixture};
 use super::report::{Outcome, Report};
+use neutrino_model::{NETWORK_TYPES, VNIC_TYPES};
 use neutrino_runtime::plugins::{CallError, Driver, DriverSettings, LoadFailure, Runtime};
 
 pub fn run(
@@ -68,10 +69,7 @@ pub fn run(
 
     unsupported_vnic_passes(&driver, fx, &mut report);
     unsupported_network_type_passes(&driver, fx, &mut report);
-    for &nt in ALL_NETWORK_TYPES
-        .iter()
-        .filter(|t| d.network_types.contains(t))
-    {
+    for &nt in NETWORK_TYPES.iter().filter(|t| d.network_types.contains(t)) {
         network_type_cases(&driver, fx, nt, &mut report);
     }
     faults_contained(&driver, fx, &mut report);
@@ -96,7 +94,7 @@ fn unsupported_vnic_passes(driver: &Driver, fx: &AgentFixture, report: &mut Repo
     let d = driver.description();
     let case = "unsupported vnic type gives pass, not an error";
     let (Some(vnic), Some(&nt)) = (
-        ALL_VNIC_TYPES.iter().find(|v| !d.vnic_types.contains(v)),
+        VNIC_TYPES.iter().find(|v| !d.vnic_types.contains(v)),
         d.network_types.first(),
     ) else {
         report.record(
@@ -119,10 +117,7 @@ fn unsupported_vnic_passes(driver: &Driver, fx: &AgentFixture, report: &mut Repo
 fn unsupported_network_type_passes(driver: &Driver, fx: &AgentFixture, report: &mut Report) {
     let d = driver.description();
     let case = "unsupported network type gives pass, not an error";
-    let Some(&nt) = ALL_NETWORK_TYPES
-        .iter()
-        .find(|t| !d.network_types.contains(t))
-    else {
+    let Some(&nt) = NETWORK_TYPES.iter().find(|t| !d.network_types.contains(t)) else {
         report.record(
             case,
             Outcome::Skip("the driver supports every network type".into()),

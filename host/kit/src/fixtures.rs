@@ -134,29 +134,6 @@ impl AgentFixture {
     }
 }
 
-pub const ALL_NETWORK_TYPES: [NetworkType; 6] = [
-    NetworkType::Flat,
-    NetworkType::Vlan,
-    NetworkType::Vxlan,
-    NetworkType::Gre,
-    NetworkType::Geneve,
-    NetworkType::Local,
-];
-
-pub const ALL_VNIC_TYPES: [VnicType; 11] = [
-    VnicType::Normal,
-    VnicType::Direct,
-    VnicType::Macvtap,
-    VnicType::Baremetal,
-    VnicType::DirectPhysical,
-    VnicType::VirtioForwarder,
-    VnicType::SmartNic,
-    VnicType::Vdpa,
-    VnicType::AcceleratorDirect,
-    VnicType::AcceleratorDirectPhysical,
-    VnicType::RemoteManaged,
-];
-
 /// An instance's port on the fixture network, bound to the fixture host.
 pub fn port(vnic_type: VnicType) -> Port {
     Port {

@@ -29,8 +29,8 @@ pub use binding::{
 };
 pub use liveness::{DEFAULT_AGENT_DOWN_TIME, agent_alive};
 pub use network::{
-    FixedIp, Network, NetworkType, Port, Segment, VnicType, network_type_name, network_type_named,
-    vnic_type_name, vnic_type_named,
+    FixedIp, NETWORK_TYPES, Network, NetworkType, Port, Segment, VNIC_TYPES, VnicType,
+    network_type_name, network_type_named, vnic_type_name, vnic_type_named,
 };
 pub use plan::{
     AddressSpec, AttachSpec, BridgeSpec, LinkRef, LinkSpec, MacvlanMode, MacvlanSpec, Op,

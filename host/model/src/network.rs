@@ -102,7 +102,8 @@ pub fn network_type_name(t: NetworkType) -> &'static str {
     }
 }
 
-const VNIC_TYPES: [VnicType; 11] = [
+/// Every vnic type, in the contract's order.
+pub const VNIC_TYPES: [VnicType; 11] = [
     VnicType::Normal,
     VnicType::Direct,
     VnicType::Macvtap,
@@ -116,7 +117,8 @@ const VNIC_TYPES: [VnicType; 11] = [
     VnicType::RemoteManaged,
 ];
 
-const NETWORK_TYPES: [NetworkType; 6] = [
+/// Every network type, in the contract's order.
+pub const NETWORK_TYPES: [NetworkType; 6] = [
     NetworkType::Flat,
     NetworkType::Vlan,
     NetworkType::Vxlan,
