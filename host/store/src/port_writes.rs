@@ -389,6 +389,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn held_back_rows_are_written_in_statements_of_the_backends_size() {
+        let (_dir, store) = subnet_with(&[Range {
+            first: 1,
+            last: 200,
+        }])
+        .await;
+        let per_statement = crate::Backend::Sqlite.rows_per_statement(24, 0);
+        let n = 2 * per_statement + 3;
+        let mut tx = store.begin_write().await.unwrap();
+        let mut grouped = PortWrites::grouped();
+        for i in 0..n {
+            let port = Port {
+                id: format!("p{i}"),
+                project_id: "p".into(),
+                network_id: "n1".into(),
+                mac_address: format!("fa:16:3e:00:00:{i:02x}"),
+                ..Port::default()
+            };
+            assert!(grouped.insert_port(&mut tx, &port).await.unwrap());
+            let a = allocation(i as u128 + 1, &port.id);
+            assert!(grouped.record(&mut tx, a).await.unwrap());
+        }
+        assert!(matches!(
+            grouped.finish(&mut tx).await.unwrap(),
+            Finished::Written { .. }
+        ));
+        let counts: (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM ports), (SELECT COUNT(*) FROM ip_allocations)",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!(counts, (n as i64, n as i64));
+    }
+
+    #[tokio::test]
     async fn a_held_back_duplicate_fails_the_batch_and_alone_it_is_known_at_once() {
         let (_dir, store) = subnet_with(&[Range { first: 1, last: 9 }]).await;
         let mut tx = store.begin_write().await.unwrap();
