@@ -43,6 +43,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("sql/0005_servers.sql")),
     (6, include_str!("sql/0006_dhcp_hosting.sql")),
     (7, include_str!("sql/0007_lists.sql")),
+    (8, include_str!("sql/0008_address_join.sql")),
 ];
 
 /// Migrations whose PostgreSQL version differs, used there instead of the one above.
