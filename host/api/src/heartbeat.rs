@@ -314,7 +314,7 @@ impl Heartbeats {
 fn new_agent(report: &Report, now: DateTime<Utc>) -> Agent {
     let r = &report.reported;
     Agent {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: store::new_id(),
         agent_type: report.agent_type.clone(),
         binary: r.binary.clone(),
         topic: r.topic.clone(),

@@ -188,7 +188,7 @@ async fn create_one(
             )));
         }
     }
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = store::new_id();
     let (network_type, physical_network, segmentation_id) = segment(state, b, tx, &id).await?;
     let max_mtu = state.config.global_physnet_mtu
         - if network_type == "vxlan" {

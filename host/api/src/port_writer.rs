@@ -148,19 +148,38 @@ async fn write(
         1 => PortWrites::alone(),
         _ => PortWrites::grouped(),
     };
-    // The MACs of the ports that get generated ones, checked a network at a time in a few
-    // statements rather than one query a port.
-    let mut generated: HashMap<&str, usize> = HashMap::new();
+    // What every port of the batch needs is read for all of them at once, in a few
+    // statements however many networks they are spread over: networks and subnets, generated
+    // MACs checked, DHCP hosts, the lowest free range of the subnets default addresses come
+    // from (a round trip a port each would be most of a create's cost).
+    let mut generated: HashMap<String, usize> = HashMap::new();
+    let mut networks: Vec<String> = Vec::new();
+    let mut defaulted: Vec<String> = Vec::new();
     for b in jobs.iter().flat_map(|j| &j.bodies) {
-        if let (None, Some(Value::String(network))) = (b.get("mac_address"), b.get("network_id")) {
-            *generated.entry(network.as_str()).or_default() += 1;
+        let Some(Value::String(network)) = b.get("network_id") else {
+            continue;
+        };
+        networks.push(network.clone());
+        if b.get("mac_address").is_none() {
+            *generated.entry(network.clone()).or_default() += 1;
+        }
+        if b.get("fixed_ips").is_none() {
+            defaulted.push(network.clone());
         }
     }
-    for (network, count) in generated {
-        writes
-            .prepare_macs(&mut tx, &state.config.mac_generator, network, count)
-            .await?;
-    }
+    networks.sort_unstable();
+    networks.dedup();
+    lookups.prefetch(&mut tx, &networks).await?;
+    let generated: Vec<(String, usize)> = generated.into_iter().collect();
+    writes
+        .prepare_macs(&mut tx, &state.config.mac_generator, &generated)
+        .await?;
+    writes.prepare_dhcp_hosts(&mut tx, &networks).await?;
+    let pooled = lookups.pooled_subnets(&defaulted);
+    writes
+        .lowest
+        .prepare(&mut tx, state.store.backend, &pooled)
+        .await?;
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         let mut created = Vec::with_capacity(job.bodies.len());

@@ -370,6 +370,41 @@ impl DraftLookups {
         Ok(())
     }
 
+    /// Reads the networks of `ids` not read yet, with their subnets, in two statements
+    /// however many (a batch of creates spread over many networks).
+    pub async fn prefetch(&mut self, conn: &mut store::Conn, ids: &[String]) -> ApiResult<()> {
+        let unknown: Vec<String> = ids
+            .iter()
+            .filter(|id| !self.networks.contains_key(*id))
+            .cloned()
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let found = store::networks::get_many(&mut *conn, &unknown).await?;
+        let found_ids: Vec<String> = found.iter().map(|n| n.id.clone()).collect();
+        let mut subnets = store::subnets::on_networks(&mut *conn, &found_ids).await?;
+        for id in unknown {
+            self.networks.insert(id, None);
+        }
+        for n in found {
+            let on = subnets.remove(&n.id).unwrap_or_default();
+            self.networks.insert(n.id.clone(), Some((n, on)));
+        }
+        Ok(())
+    }
+
+    /// The subnets a batch's default addresses may come from: every pooled (not SLAAC)
+    /// subnet of the networks read.
+    pub fn pooled_subnets(&self, network_ids: &[String]) -> Vec<String> {
+        network_ids
+            .iter()
+            .filter_map(|id| self.networks.get(id).and_then(Option::as_ref))
+            .flat_map(|(_, subnets)| subnets.iter().filter(|s| !subnets::is_eui64(s)))
+            .map(|s| s.id.clone())
+            .collect()
+    }
+
     async fn network(
         &mut self,
         conn: &mut store::Conn,
@@ -427,7 +462,7 @@ pub async fn draft_with(
     let mac_given = b.get("mac_address").map(attrs::mac).transpose()?;
     let now = store::now();
     let mut port = Port {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: store::new_id(),
         project_id,
         network_id: network.id.clone(),
         name: body::string(b, "name", 255)?.unwrap_or_default(),

@@ -297,7 +297,7 @@ async fn create_one(
     }
     let now = store::now();
     let s = Subnet {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: store::new_id(),
         project_id,
         network_id,
         name: body::string(b, "name", 255)?.unwrap_or_default(),

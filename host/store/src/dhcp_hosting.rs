@@ -34,6 +34,27 @@ pub async fn of_network<'e, E: Executor<'e, Database = Any>>(
     .transpose()
 }
 
+/// The DHCP host of each of `network_ids` that has one, in as few statements as the backend
+/// allows.
+pub async fn hosts_of_networks(
+    conn: &mut AnyConnection,
+    network_ids: &[String],
+) -> crate::Result<HashMap<String, String>> {
+    let mut hosts = HashMap::new();
+    for (chunk, rows) in crate::value_chunks(crate::Backend::of(conn), network_ids, 1, 0) {
+        let sql = format!(
+            "SELECT h.network_id, h.host FROM (VALUES {rows}) AS v \
+             JOIN dhcp_hosting h ON h.network_id = v.column1"
+        );
+        let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id);
+        }
+        hosts.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(hosts)
+}
+
 /// The networks `host` serves, by id.
 pub async fn on_host<'e, E: Executor<'e, Database = Any>>(
     e: E,

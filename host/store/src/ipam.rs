@@ -6,11 +6,11 @@
 //! range row), on SQLite by the write transaction. The primary key of `ip_allocations` is the
 //! last line of defence against a duplicate.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use sqlx::{Any, Row, Transaction};
 
-use super::{Backend, insert_rows, lock_named};
+use super::{Backend, insert_rows, lock_named, value_chunks};
 use neutrino_ipam::{Range, from_key, key};
 
 type Tx<'a> = Transaction<'a, Any>;
@@ -105,6 +105,41 @@ impl LowestFree {
         }
     }
 
+    /// Takes the lock of each of `subnet_ids` not held yet and reads the lowest free range of
+    /// all of them at once, so that a batch of creates over many subnets makes one round trip
+    /// for its ranges rather than one a subnet. Locks are taken in a fixed order (by id).
+    pub async fn prepare(
+        &mut self,
+        tx: &mut Tx<'_>,
+        backend: Backend,
+        subnet_ids: &[String],
+    ) -> crate::Result<()> {
+        let wanted: BTreeSet<&String> = subnet_ids.iter().filter(|id| !self.holds(id)).collect();
+        let wanted: Vec<&String> = wanted.into_iter().collect();
+        for id in &wanted {
+            lock_subnet(tx, backend, id).await?;
+        }
+        for (chunk, rows) in value_chunks(backend, &wanted, 1, 0) {
+            let sql = format!(
+                "SELECT r.subnet_id, r.first_ip, r.last_ip FROM (VALUES {rows}) AS v \
+                 JOIN ip_free_ranges r ON r.subnet_id = v.column1 AND r.first_ip = \
+                 (SELECT MIN(f.first_ip) FROM ip_free_ranges f WHERE f.subnet_id = v.column1)"
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                let subnet_id: String = row.try_get("subnet_id")?;
+                if let Some(stored) = range_row(Some(row))? {
+                    let next = stored.first;
+                    self.subnets.insert(subnet_id, Taking { stored, next });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes back what was taken from one subnet.
     pub async fn flush_subnet(&mut self, tx: &mut Tx<'_>, subnet_id: &str) -> crate::Result<()> {
         match self.subnets.remove(subnet_id) {
@@ -113,10 +148,33 @@ impl LowestFree {
         }
     }
 
-    /// Writes back what was taken from every subnet.
+    /// Writes back what was taken from every subnet: the ranges that shrank in one multi-row
+    /// UPDATE (however many subnets), those used up one DELETE each.
     pub async fn flush(&mut self, tx: &mut Tx<'_>) -> crate::Result<()> {
+        let mut shrunk = Vec::new();
         for (subnet_id, t) in std::mem::take(&mut self.subnets) {
-            write_back(tx, &subnet_id, t).await?;
+            if t.next > t.stored.last {
+                delete_range(tx, &subnet_id, t.stored).await?;
+            } else if t.next > t.stored.first {
+                shrunk.push((subnet_id, t));
+            }
+        }
+        if let [(subnet_id, t)] = &shrunk[..] {
+            return write_back(tx, subnet_id, *t).await;
+        }
+        for (chunk, rows) in value_chunks(Backend::of(tx), &shrunk, 3, 0) {
+            let sql = format!(
+                "UPDATE ip_free_ranges SET first_ip = v.column3 FROM (VALUES {rows}) AS v \
+                 WHERE ip_free_ranges.subnet_id = v.column1 AND ip_free_ranges.first_ip = v.column2"
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (subnet_id, t) in chunk {
+                query = query
+                    .bind(subnet_id)
+                    .bind(key(t.stored.first))
+                    .bind(key(t.next));
+            }
+            query.execute(&mut **tx).await?;
         }
         Ok(())
     }

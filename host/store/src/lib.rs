@@ -402,6 +402,16 @@ pub async fn savepoint<'t>(tx: &'t mut Tx<'_>) -> Result<Tx<'t>> {
     Ok(sqlx::Acquire::begin(&mut **tx).await?)
 }
 
+/// A new resource id: a UUID of version 7, whose first bits are the time it was made. Ids
+/// made one after the other sort together, so a new row goes at the end of every index keyed
+/// by id (the primary key, and the list indexes `(project_id, id)`, `(network_id, id)`, ...)
+/// instead of on a random page of each: at a million ports, random (version 4) ids made every
+/// create dirty a page of each index, and creates ran at half the rate of an empty database.
+/// Clients see an ordinary UUID (Neutron's clients check only the form).
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// SQLite's `PRAGMA data_version`: it changes when another connection commits to the file, so
 /// what a connection remembers of earlier reads is still true while it stays the same. None on
 /// PostgreSQL, where there is no such counter.

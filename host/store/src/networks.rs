@@ -240,6 +240,32 @@ pub async fn get<'e, E: sqlx::Executor<'e, Database = Any>>(
     .transpose()
 }
 
+/// The networks of `ids` that exist, in as few statements as the backend allows.
+pub async fn get_many(
+    conn: &mut sqlx::AnyConnection,
+    ids: &[String],
+) -> crate::Result<Vec<Network>> {
+    let mut found = Vec::with_capacity(ids.len());
+    for (chunk, rows) in crate::value_chunks(Backend::of(conn), ids, 1, 0) {
+        let sql = format!(
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM networks WHERE id IN (VALUES {rows})"
+            ),
+            rows = rows
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            found.push(from_row(&row)?);
+        }
+    }
+    Ok(found)
+}
+
 /// The networks table as lists see it, by API attribute.
 pub static TABLE: Table = Table {
     from: "networks n",

@@ -61,38 +61,69 @@ impl PortWrites {
         PortWrites::default()
     }
 
-    /// Generates `count` MACs for ports about to be written on `network_id` and checks them
-    /// all at once (a few statements however many), generating again those that collide, so
-    /// that [`PortWrites::generated_mac`] hands them out without a query each.
+    /// Generates MACs for the ports about to be written (`wanted`: how many on each network)
+    /// and checks them all at once (a few statements however many ports and networks),
+    /// generating again those that collide, so that [`PortWrites::generated_mac`] hands them
+    /// out without a query each.
     pub async fn prepare_macs(
         &mut self,
         tx: &mut Tx<'_>,
         generator: &MacGenerator,
-        network_id: &str,
-        count: usize,
+        wanted: &[(String, usize)],
     ) -> crate::Result<()> {
-        let mut ready: Vec<String> = Vec::with_capacity(count);
-        let mut seen: HashSet<String> = HashSet::with_capacity(count);
+        let mut missing: HashMap<&str, usize> =
+            wanted.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+        let mut seen: HashSet<(String, String)> = HashSet::new();
         for _ in 0..MAC_GENERATION_RETRIES {
-            let missing = count - ready.len();
-            if missing == 0 {
+            let mut candidates: Vec<(String, String)> = Vec::new();
+            for (network, count) in &missing {
+                let given = self.macs_given.get(*network);
+                for _ in 0..*count {
+                    let mac = generator.next_mac().0;
+                    let pair = (network.to_string(), mac);
+                    if given.is_none_or(|g| !g.contains(&pair.1)) && seen.insert(pair.clone()) {
+                        candidates.push(pair);
+                    }
+                }
+            }
+            if candidates.is_empty() {
                 break;
             }
-            let given = self.macs_given.get(network_id);
-            let candidates: Vec<String> = (0..missing)
-                .map(|_| generator.next_mac().0)
-                .filter(|m| given.is_none_or(|g| !g.contains(m)) && seen.insert(m.clone()))
-                .collect();
-            let used: HashSet<String> = ports::macs_in_use(tx, network_id, &candidates)
+            let used: HashSet<(String, String)> = ports::macs_in_use_on(tx, &candidates)
                 .await?
                 .into_iter()
                 .collect();
-            ready.extend(candidates.into_iter().filter(|m| !used.contains(m)));
+            for (network, mac) in candidates {
+                if used.contains(&(network.clone(), mac.clone())) {
+                    continue;
+                }
+                if let Some(count) = missing.get_mut(network.as_str()) {
+                    *count -= 1;
+                }
+                self.macs_ready.entry(network).or_default().push(mac);
+            }
+            missing.retain(|_, count| *count > 0);
         }
-        self.macs_ready
-            .entry(network_id.to_string())
-            .or_default()
-            .extend(ready);
+        Ok(())
+    }
+
+    /// Reads the DHCP host of each of `network_ids` at once, for the feed entries of the ports
+    /// about to be written there.
+    pub async fn prepare_dhcp_hosts(
+        &mut self,
+        tx: &mut Tx<'_>,
+        network_ids: &[String],
+    ) -> crate::Result<()> {
+        let unknown: Vec<String> = network_ids
+            .iter()
+            .filter(|n| !self.dhcp_hosts.contains_key(*n))
+            .cloned()
+            .collect();
+        let mut hosts = dhcp_hosting::hosts_of_networks(tx, &unknown).await?;
+        for network in unknown {
+            let host = hosts.remove(&network);
+            self.dhcp_hosts.insert(network, host);
+        }
         Ok(())
     }
 
@@ -308,6 +339,52 @@ mod tests {
         assert!(stored_ranges(&mut tx).await.is_empty());
     }
 
+    #[tokio::test]
+    async fn ranges_of_many_subnets_are_read_and_written_back_together() {
+        let (_dir, store) = subnet_with(&[Range {
+            first: 10,
+            last: 20,
+        }])
+        .await;
+        let mut tx = store.begin_write().await.unwrap();
+        let mut s2 = subnets::get(&mut *tx, "s1").await.unwrap().unwrap();
+        s2.id = "s2".into();
+        subnets::insert(&mut tx, &s2).await.unwrap();
+        ipam::add_ranges(
+            &mut tx,
+            "s2",
+            &[Range { first: 5, last: 6 }, Range { first: 8, last: 9 }],
+        )
+        .await
+        .unwrap();
+        let mut lowest = LowestFree::default();
+        let ids = ["s2".to_string(), "s1".to_string(), "s3".to_string()];
+        lowest
+            .prepare(&mut tx, crate::Backend::Sqlite, &ids)
+            .await
+            .unwrap();
+        assert!(lowest.holds("s1") && lowest.holds("s2") && !lowest.holds("s3"));
+        let mut taken = Vec::new();
+        for subnet in ["s1", "s2", "s1", "s2", "s2"] {
+            taken.push(lowest.take(&mut tx, subnet).await.unwrap().unwrap());
+        }
+        assert_eq!(taken, [10, 5, 11, 6, 8]);
+        lowest.flush(&mut tx).await.unwrap();
+        let stored: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT subnet_id, first_ip, last_ip FROM ip_free_ranges ORDER BY subnet_id, first_ip",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!(
+            stored,
+            [
+                ("s1".into(), key(12), key(20)),
+                ("s2".into(), key(9), key(9)),
+            ]
+        );
+    }
+
     /// A port on n1 holding `mac`, written at once.
     async fn port_with(tx: &mut Tx<'_>, id: &str, mac: &str) {
         let port = Port {
@@ -369,7 +446,7 @@ mod tests {
         let generator = MacGenerator::seeded(seed);
         let mut writes = PortWrites::grouped();
         writes
-            .prepare_macs(&mut tx, &generator, "n1", 20)
+            .prepare_macs(&mut tx, &generator, &[("n1".to_string(), 20)])
             .await
             .unwrap();
         let mut handed = HashSet::new();

@@ -125,6 +125,30 @@ pub async fn macs_in_use(
     Ok(used)
 }
 
+/// The `(network_id, mac_address)` pairs of `pairs` that ports already hold, in as few
+/// statements as the backend allows (a batch of creates over many networks checks its
+/// generated MACs in one round trip).
+pub async fn macs_in_use_on(
+    conn: &mut sqlx::AnyConnection,
+    pairs: &[(String, String)],
+) -> crate::Result<Vec<(String, String)>> {
+    let mut used = Vec::new();
+    for (chunk, rows) in value_chunks(Backend::of(conn), pairs, 2, 0) {
+        // Joined from the VALUES (not `(a, b) IN (VALUES ...)`, which SQLite answers with a
+        // scan of the whole index): one index probe a pair.
+        let sql = format!(
+            "SELECT p.network_id, p.mac_address FROM (VALUES {rows}) AS v \
+             JOIN ports p ON p.network_id = v.column1 AND p.mac_address = v.column2"
+        );
+        let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+        for (network, mac) in chunk {
+            query = query.bind(network).bind(mac);
+        }
+        used.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(used)
+}
+
 /// Binds the 18 columns a port's insert and update share, `name` to `binding_result`, in the
 /// table's order.
 fn bind_attributes<'q>(query: AnyQuery<'q>, p: &'q Port) -> AnyQuery<'q> {

@@ -10,7 +10,7 @@ pub async fn default_for(tx: &mut Transaction<'_, Any>, project: &str) -> crate:
         return Ok(id);
     }
     let now = super::now();
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = crate::new_id();
     sqlx::query(
         "INSERT INTO security_groups (id, project_id, name, description, created_at, updated_at, \
          revision_number) VALUES ($1, $2, 'default', 'Default security group', $3, $3, 0)",

@@ -143,6 +143,34 @@ pub async fn on_network<'e, E: Executor<'e, Database = Any>>(
     .collect()
 }
 
+/// The subnets of each of `network_ids`, oldest first (as [`on_network`]), in as few
+/// statements as the backend allows.
+pub async fn on_networks(
+    conn: &mut sqlx::AnyConnection,
+    network_ids: &[String],
+) -> crate::Result<std::collections::HashMap<String, Vec<Subnet>>> {
+    let mut by_network: std::collections::HashMap<String, Vec<Subnet>> = Default::default();
+    for (chunk, rows) in crate::value_chunks(crate::Backend::of(conn), network_ids, 1, 0) {
+        let sql = format!(
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM subnets WHERE network_id IN (VALUES {rows}) ORDER BY created_at, id"
+            ),
+            rows = rows
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let s = from_row(&row)?;
+            by_network.entry(s.network_id.clone()).or_default().push(s);
+        }
+    }
+    Ok(by_network)
+}
+
 /// `(network_id, subnet_id)` of the subnets of these networks, oldest first, for the
 /// networks' `subnets` lists.
 pub async fn ids_on_networks(

@@ -2,7 +2,7 @@
 //! error types and texts a real Neutron gave (shared/reference/neutron-transcript), on SQLite
 //! and PostgreSQL.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
@@ -836,6 +836,64 @@ async fn concurrent_ports(db: Db) {
         }
     }
     assert_eq!((ips.len(), exhausted), (61, 19));
+}
+
+/// Creates at once spread over several networks, so that a batch of the port writer reads and
+/// writes many networks' MACs, DHCP hosts and free ranges in shared statements: each network's
+/// pool is handed out lowest first, each address once, and nothing beyond the pool.
+async fn concurrent_ports_over_networks(db: Db) {
+    let (a, b) = TestApi::two(db).await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let mut nets = Vec::new();
+    for i in 0..4 {
+        let net = network(&a).await;
+        // A used-up subnet first: defaults come from the next one.
+        subnet(&a, &net, &format!("10.{i}.0.0/30")).await;
+        assert_eq!(
+            port(&a, json!({"network_id": net})).await.status,
+            StatusCode::CREATED
+        );
+        subnet(&a, &net, &format!("10.{i}.1.0/28")).await; // 13 addresses in the pool
+        nets.push(net);
+    }
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let api = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let net = nets[i % nets.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            (net.clone(), port(&api, json!({"network_id": net})).await)
+        }));
+    }
+    let mut ips: HashMap<String, Vec<String>> = HashMap::new();
+    let mut macs = HashSet::new();
+    for t in tasks {
+        let (net, r) = t.await.unwrap();
+        match r.status {
+            StatusCode::CREATED => {
+                assert!(macs.insert(r.body["port"]["mac_address"].as_str().unwrap().to_string()));
+                ips.entry(net)
+                    .or_default()
+                    .push(ip_of(&r.body["port"]).to_string());
+            }
+            _ => assert_eq!(r.error_type(), "IpAddressGenerationFailure", "{}", r.body),
+        }
+    }
+    for (i, net) in nets.iter().enumerate() {
+        let mut got = ips.remove(net).unwrap_or_default();
+        got.sort_by_key(|ip| ip.parse::<std::net::Ipv4Addr>().unwrap());
+        let pool: Vec<String> = (2..=14).map(|h| format!("10.{i}.1.{h}")).collect();
+        assert_eq!(got, pool, "network {i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_ports_over_networks_sqlite() {
+    concurrent_ports_over_networks(Db::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_ports_over_networks_postgres() {
+    concurrent_ports_over_networks(Db::Postgres).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

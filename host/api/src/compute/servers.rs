@@ -40,7 +40,7 @@ pub async fn create(
     }
     let now = Utc::now();
     let mut server = Server {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: store::new_id(),
         project_id: ctx.project_id.clone(),
         user_id: ctx.user_id.clone(),
         name: boot.name.clone(),
