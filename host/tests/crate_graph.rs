@@ -22,8 +22,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "neutrino-core",
+        &[
+            "neutrino-ipam",
+            "neutrino-model",
+            "neutrino-proto",
+            "neutrino-runtime",
+            "neutrino-store",
+        ],
+    ),
+    (
         "neutrino-api",
         &[
+            "neutrino-core",
             "neutrino-ipam",
             "neutrino-model",
             "neutrino-proto",

@@ -1,134 +1,109 @@
-//! `NeutronError`: every failure the API returns, in Neutron's shape:
-//! `{"NeutronError": {"type": "<ExceptionClass>", "message": "...", "detail": ""}}`.
+//! `NeutronError` over HTTP: the services' error (`neutrino_core::error`) answered in Neutron's
+//! shape: `{"NeutronError": {"type": "<ExceptionClass>", "message": "...", "detail": ""}}`.
+//! A newtype, as the response impl cannot be written for another crate's type; `?` converts
+//! a service's error at the handler's edge.
+
+use std::ops::Deref;
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use neutrino_core::error::Status;
 use serde_json::json;
 
+pub use neutrino_core::error::NeutronError as CoreError;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NeutronError {
-    pub status: StatusCode,
-    /// The exception class name clients key on (`NetworkNotFound`, `IpAddressInUse`, ...).
-    pub kind: String,
-    pub message: String,
-}
+pub struct NeutronError(pub CoreError);
 
 pub type ApiResult<T> = Result<T, NeutronError>;
 
 impl NeutronError {
     pub fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Self {
-        NeutronError {
-            status,
-            kind: kind.to_string(),
-            message: message.into(),
-        }
+        NeutronError(CoreError::new(status_of(status), kind, message))
     }
 
-    /// 400 `HTTPBadRequest`: malformed requests (body, unknown or read-only attributes, query).
+    /// The status as the HTTP stack types it.
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "HTTPBadRequest", message)
+        NeutronError(CoreError::bad_request(message))
     }
 
-    /// 400 `InvalidInput`: "Invalid input for operation: ...".
     pub fn invalid_input(reason: impl std::fmt::Display) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidInput",
-            format!("Invalid input for operation: {reason}"),
-        )
+        NeutronError(CoreError::invalid_input(reason))
     }
 
-    /// 400 with a specific type (`InvalidIpForSubnet`, ...).
     pub fn bad(kind: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, kind, message)
+        NeutronError(CoreError::bad(kind, message))
     }
 
-    /// 404 with a specific type (`NetworkNotFound`, ...).
     pub fn not_found(kind: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, kind, message)
+        NeutronError(CoreError::not_found(kind, message))
     }
 
-    /// 404 `HTTPNotFound` for paths that name no resource.
     pub fn no_such_path() -> Self {
-        Self::not_found("HTTPNotFound", "The resource could not be found.")
+        NeutronError(CoreError::no_such_path())
     }
 
-    /// 409 with a specific type (`NetworkInUse`, `VlanIdInUse`, ...).
     pub fn conflict(kind: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, kind, message)
+        NeutronError(CoreError::conflict(kind, message))
     }
 
-    /// 403 `PolicyNotAuthorized` for a policy rule, worded as Neutron words it: `create_network`
-    /// or, for an attribute rule, `create_network:shared`.
     pub fn forbidden(action: &str) -> Self {
-        let rule = match action.split_once(':') {
-            Some((base, _)) => format!("(rule:{base} and rule:{action})"),
-            None => format!("rule:{action}"),
-        };
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "PolicyNotAuthorized",
-            format!("{rule} is disallowed by policy"),
-        )
+        NeutronError(CoreError::forbidden(action))
     }
 
-    /// 405 `HTTPMethodNotAllowed`.
     pub fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "HTTPMethodNotAllowed",
-            "The server could not comply with the request since it is either malformed or otherwise incorrect.",
-        )
+        NeutronError(CoreError::method_not_allowed())
     }
 
-    /// 500 `HTTPInternalServerError`; the cause goes to the log, not to the client.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!("internal error: {cause}");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "HTTPInternalServerError",
-            "Request Failed: internal server error while processing your request.",
-        )
+        NeutronError(CoreError::internal(cause))
+    }
+}
+
+/// The services' status number as the HTTP stack's.
+fn status_of(status: StatusCode) -> Status {
+    Status::from_u16(status.as_u16()).unwrap_or(Status::INTERNAL_SERVER_ERROR)
+}
+
+impl Deref for NeutronError {
+    type Target = CoreError;
+
+    fn deref(&self) -> &CoreError {
+        &self.0
     }
 }
 
 impl std::fmt::Display for NeutronError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {}: {}",
-            self.status.as_u16(),
-            self.kind,
-            self.message
-        )
+        self.0.fmt(f)
     }
 }
 
 impl std::error::Error for NeutronError {}
 
-impl IntoResponse for NeutronError {
-    fn into_response(self) -> Response {
-        let body =
-            json!({"NeutronError": {"type": self.kind, "message": self.message, "detail": ""}});
-        (self.status, Json(body)).into_response()
+impl From<CoreError> for NeutronError {
+    fn from(e: CoreError) -> Self {
+        NeutronError(e)
     }
 }
 
-/// A store failure the handler did not expect: the database gone, full or refusing
-/// connections is a 503 the client may retry (Neutron's `ServiceUnavailable`), logged;
-/// anything else an internal error.
+/// A store failure the handler did not expect: as the services map it (503 or 500).
 impl From<neutrino_store::Error> for NeutronError {
     fn from(e: neutrino_store::Error) -> Self {
-        if e.is_unavailable() {
-            tracing::error!("{e}");
-            NeutronError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailable",
-                "The database is unavailable; retry later.",
-            )
-        } else {
-            NeutronError::internal(e)
-        }
+        NeutronError(e.into())
+    }
+}
+
+impl IntoResponse for NeutronError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let CoreError { kind, message, .. } = self.0;
+        let body = json!({"NeutronError": {"type": kind, "message": message, "detail": ""}});
+        (status, Json(body)).into_response()
     }
 }

@@ -329,3 +329,9 @@ fn new_agent(report: &Report, now: DateTime<Utc>) -> Agent {
         heartbeat_at: now,
     }
 }
+
+impl neutrino_core::HeartbeatOverlay for Heartbeats {
+    fn overlay(&self, rows: &mut [Agent]) {
+        Heartbeats::overlay(self, rows)
+    }
+}

@@ -17,9 +17,9 @@ use tokio::time::Instant;
 use super::AppState;
 use super::error::{ApiResult, NeutronError};
 use super::internal::authorize_agent;
-use super::port_attributes::dns_assignment;
-use super::port_binding::network_of;
-use super::subnets::AUTO_DELETE_OWNER;
+use neutrino_core::port_attributes::dns_assignment;
+use neutrino_core::port_binding::network_of;
+use neutrino_core::subnets::AUTO_DELETE_OWNER;
 use neutrino_proto::{
     ChangesQuery, DhcpNetwork, DhcpNetworkChange, DhcpSubnet, ExtraDhcpOpt, HostBinding,
     HostChanges, InstanceChange, PortChange, PortStatusReport, dhcp_interface, dhcp_namespace,
@@ -362,7 +362,7 @@ fn host_port(p: &Port, host: &str, network: &Network, attachment: Option<Attachm
         id: p.id.clone(),
         network_id: p.network_id.clone(),
         mac_address: p.mac_address.clone(),
-        fixed_ips: super::port_binding::driver_fixed_ips(&p.fixed_ips),
+        fixed_ips: neutrino_core::port_binding::driver_fixed_ips(&p.fixed_ips),
         device_owner: p.device_owner.clone(),
         device_id: p.device_id.clone(),
         admin_state_up: p.admin_state_up,

@@ -18,9 +18,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::AppState;
 use super::body;
-use super::dhcp_scheduling;
 use super::error::{ApiResult, NeutronError};
 use crate::heartbeat::{Outcome, Report};
+use neutrino_core::dhcp_scheduling;
 use neutrino_store::agents::Reported;
 
 pub use neutrino_proto::TOKEN_HEADER;

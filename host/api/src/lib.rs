@@ -5,7 +5,6 @@ pub mod agents;
 pub mod auth;
 pub mod body;
 pub mod compute;
-pub mod dhcp_scheduling;
 pub mod discovery;
 pub mod error;
 pub mod heartbeat;
@@ -15,14 +14,12 @@ pub mod keystone;
 pub mod listing;
 pub mod networks;
 pub mod openapi;
-pub mod port_attributes;
-pub mod port_binding;
-pub mod port_writer;
 pub mod ports;
 pub mod query;
 pub mod server;
 pub mod subnets;
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,12 +28,10 @@ use axum::http::HeaderMap;
 use axum::middleware;
 use axum::routing::{MethodRouter, get, post};
 
-use tokio::sync::OnceCell;
-
 use crate::heartbeat::Heartbeats;
 use error::NeutronError;
-use neutrino_runtime::binding::MechanismManager;
-use neutrino_runtime::plugins::registry::{DriversConfig, Registry};
+use neutrino_core::Services;
+use neutrino_runtime::plugins::registry::DriversConfig;
 use neutrino_store::Store;
 
 /// Settings of `neutrino serve` that the API uses.
@@ -81,21 +76,17 @@ impl Default for ApiConfig {
     }
 }
 
+/// The server's state: the services (which handlers reach through `Deref`: `state.store`,
+/// `state.feed`, ...), the API's settings, the heartbeat buffer, the agent token and Keystone.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Store,
+    pub services: Services,
     pub config: Arc<ApiConfig>,
     pub heartbeats: Arc<Heartbeats>,
     /// The secret agents present to `/internal/agents/report`.
     pub agent_token: Arc<internal::AgentToken>,
-    /// Loaded on first use (compiling drivers takes a moment; many requests never bind).
-    pub mechanism: Arc<OnceCell<Arc<MechanismManager>>>,
     /// Set with `--auth keystone`.
     pub keystone: Option<Arc<keystone::Keystone>>,
-    /// Wakes agents' long polls after a commit that recorded change-feed entries.
-    pub feed: Arc<neutrino_store::feed::FeedSignal>,
-    /// Started on first use, in the server's runtime.
-    port_writer: Arc<std::sync::OnceLock<port_writer::PortWriter>>,
 }
 
 impl AppState {
@@ -106,39 +97,37 @@ impl AppState {
         agent_token: internal::AgentToken,
         keystone: Option<Arc<keystone::Keystone>>,
     ) -> AppState {
+        let services = Services::new(store, config.services(), heartbeats.clone());
         AppState {
-            store,
+            services,
             config: Arc::new(config),
             heartbeats,
             agent_token: Arc::new(agent_token),
             keystone,
-            mechanism: Arc::new(OnceCell::new()),
-            feed: Arc::new(neutrino_store::feed::FeedSignal::default()),
-            port_writer: Arc::new(std::sync::OnceLock::new()),
         }
     }
+}
 
-    /// The task that group-commits port creates.
-    pub fn port_writer(&self) -> &port_writer::PortWriter {
-        self.port_writer
-            .get_or_init(|| port_writer::PortWriter::start(self.clone()))
+impl Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
     }
+}
 
-    /// The mechanism manager, loading the configured drivers the first time.
-    pub async fn mechanism_manager(&self) -> Result<Arc<MechanismManager>, NeutronError> {
-        let drivers = self.config.drivers.clone();
-        self.mechanism
-            .get_or_try_init(|| async move {
-                tokio::task::spawn_blocking(move || {
-                    let registry = Registry::load(&drivers)?;
-                    anyhow::Ok(Arc::new(MechanismManager::new(registry.drivers().to_vec())))
-                })
-                .await
-                .map_err(|e| NeutronError::internal(format!("loading drivers: {e}")))?
-                .map_err(|e| NeutronError::internal(format!("loading drivers: {e:#}")))
-            })
-            .await
-            .cloned()
+impl ApiConfig {
+    /// The settings the services read.
+    pub fn services(&self) -> neutrino_core::Config {
+        neutrino_core::Config {
+            tenant_network_type: self.tenant_network_type.clone(),
+            vni_range: self.vni_range,
+            global_physnet_mtu: self.global_physnet_mtu,
+            agent_down_time: self.agent_down_time,
+            drivers: self.drivers.clone(),
+            boot_timeout: self.boot_timeout,
+            mac_generator: self.mac_generator.clone(),
+        }
     }
 }
 

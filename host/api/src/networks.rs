@@ -14,8 +14,9 @@ use super::body::{self, CreateBody};
 use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
-use super::{AppState, base_url, dhcp_scheduling, listing, ports, strip_json_suffix, subnets};
-use neutrino_store::{self as store, networks as repo, networks::Network, networks::SegmentError};
+use super::{AppState, base_url, listing, strip_json_suffix};
+use neutrino_core::networks::{self, subnet_ids, visible_in};
+use neutrino_store::{self as store, networks as repo, networks::Network};
 
 pub const SPEC: CollectionSpec = CollectionSpec {
     collection: "networks",
@@ -101,10 +102,6 @@ const READ_ONLY: &[&str] = &[
     "tags",
 ];
 
-/// VXLAN adds 50 bytes of headers (outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14).
-const VXLAN_OVERHEAD: i64 = 50;
-const MIN_MTU: i64 = 68;
-
 pub const DOC: ResourceDoc = ResourceDoc {
     resource: "network",
     spec: &SPEC,
@@ -115,10 +112,7 @@ pub const DOC: ResourceDoc = ResourceDoc {
 };
 
 pub fn not_found(id: &str) -> NeutronError {
-    NeutronError::not_found(
-        "NetworkNotFound",
-        format!("Network {id} could not be found."),
-    )
+    networks::not_found(id).into()
 }
 
 /// The API dict of a network; provider attributes only for admins.
@@ -159,19 +153,16 @@ pub async fn create(
     let mut tx = state.store.begin_write().await?;
     let mut created = Vec::with_capacity(bodies.len());
     for b in &bodies {
-        let n = create_one(&state, &ctx, b, &mut tx).await?;
+        let project_id = check_create(&ctx, b)?;
+        let n = networks::create_one(&state, project_id, b, &mut tx).await?;
         created.push(Value::Object(to_json(&n, vec![], ctx.is_admin())));
     }
     store::commit(tx).await?;
     Ok(body::created("network", "networks", bulk, created))
 }
 
-async fn create_one(
-    state: &AppState,
-    ctx: &RequestContext,
-    b: &Map<String, Value>,
-    tx: &mut store::Tx<'_>,
-) -> ApiResult<Network> {
+/// Attribute and policy checks of one create body; returns the project the network is for.
+fn check_create(ctx: &RequestContext, b: &Map<String, Value>) -> ApiResult<String> {
     body::check_create_attributes(b, CREATE_ATTRS, READ_ONLY)?;
     let project_id = ctx.project_for_create(b)?;
     for admin_only in [
@@ -188,204 +179,7 @@ async fn create_one(
             )));
         }
     }
-    let id = store::new_id();
-    let (network_type, physical_network, segmentation_id) = segment(state, b, tx, &id).await?;
-    let max_mtu = state.config.global_physnet_mtu
-        - if network_type == "vxlan" {
-            VXLAN_OVERHEAD
-        } else {
-            0
-        };
-    let mtu = match body::integer(b, "mtu")? {
-        None => max_mtu,
-        Some(m) if m < MIN_MTU => {
-            return Err(NeutronError::invalid_input(format!(
-                "MTU {m} is below the minimum of {MIN_MTU}"
-            )));
-        }
-        Some(m) if m > max_mtu => {
-            return Err(NeutronError::invalid_input(format!(
-                "Requested MTU is too big, maximum is {max_mtu}"
-            )));
-        }
-        Some(m) => m,
-    };
-    let external = body::boolean(b, "router:external")?.unwrap_or(false);
-    let is_default = body::boolean(b, "is_default")?.unwrap_or(false);
-    if is_default && !external {
-        return Err(NeutronError::invalid_input(
-            "is_default can only be set on an external network",
-        ));
-    }
-    let hints = match b.get("availability_zone_hints") {
-        None => "[]".to_string(),
-        Some(v @ Value::Array(items)) if items.iter().all(Value::is_string) => v.to_string(),
-        Some(other) => {
-            return Err(NeutronError::invalid_input(format!(
-                "'{other}' is not a list of availability zones"
-            )));
-        }
-    };
-    let now = store::now();
-    let n = Network {
-        id,
-        project_id,
-        name: body::string(b, "name", 255)?.unwrap_or_default(),
-        description: body::string(b, "description", 255)?.unwrap_or_default(),
-        admin_state_up: body::boolean(b, "admin_state_up")?.unwrap_or(true),
-        status: "ACTIVE".into(),
-        shared: body::boolean(b, "shared")?.unwrap_or(false),
-        external,
-        is_default,
-        port_security_enabled: body::boolean(b, "port_security_enabled")?.unwrap_or(true),
-        mtu,
-        network_type,
-        physical_network,
-        segmentation_id,
-        availability_zone_hints: hints,
-        created_at: now.clone(),
-        updated_at: now,
-        revision_number: 1,
-    };
-    repo::insert(tx, &n).await?;
-    Ok(n)
-}
-
-/// Validates the provider attributes and claims the segment, or a tenant VXLAN segment.
-async fn segment(
-    state: &AppState,
-    b: &Map<String, Value>,
-    tx: &mut store::Tx<'_>,
-    network_id: &str,
-) -> ApiResult<(String, Option<String>, Option<i64>)> {
-    let requested_type = match b.get("provider:network_type") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.as_str()),
-        Some(other) => {
-            return Err(NeutronError::invalid_input(format!(
-                "network_type value '{other}' not supported"
-            )));
-        }
-    };
-    let physnet = body::string(b, "provider:physical_network", 64)?.filter(|p| !p.is_empty());
-    let seg_id = body::integer(b, "provider:segmentation_id")?;
-    let network_type = requested_type
-        .unwrap_or(&state.config.tenant_network_type)
-        .to_string();
-    let (range, needs_physnet) = match network_type.as_str() {
-        "flat" => ((0, 0), true),
-        "vlan" => ((1, 4094), true),
-        "vxlan" => (state.config.vni_range, false),
-        "local" => ((0, 0), false),
-        other => {
-            return Err(NeutronError::invalid_input(format!(
-                "network_type value '{other}' not supported"
-            )));
-        }
-    };
-    match (needs_physnet, &physnet) {
-        (true, None) => {
-            return Err(NeutronError::invalid_input(format!(
-                "physical_network required for {network_type} provider network"
-            )));
-        }
-        (false, Some(_)) => {
-            return Err(NeutronError::invalid_input(format!(
-                "physical_network not allowed for {network_type} provider network"
-            )));
-        }
-        _ => {}
-    }
-    if matches!(network_type.as_str(), "flat" | "local") {
-        if seg_id.is_some() {
-            return Err(NeutronError::invalid_input(format!(
-                "segmentation_id not allowed for {network_type} provider network"
-            )));
-        }
-        if network_type == "local" {
-            return Ok((network_type, None, None));
-        }
-    }
-    let limits = match network_type.as_str() {
-        "vlan" => (1, 4094),
-        "vxlan" => (1, (1 << 24) - 1),
-        _ => (0, 0),
-    };
-    if seg_id.is_some_and(|id| id < limits.0 || id > limits.1) {
-        return Err(NeutronError::invalid_input(format!(
-            "segmentation_id out of range ({} through {}).",
-            limits.0, limits.1
-        )));
-    }
-    let requested = if network_type == "flat" {
-        Some(0)
-    } else {
-        seg_id
-    };
-    match repo::allocate_segment(
-        tx,
-        state.store.backend,
-        &network_type,
-        physnet.as_deref(),
-        requested,
-        range,
-        network_id,
-    )
-    .await
-    {
-        Ok(id) => Ok((
-            network_type.clone(),
-            physnet,
-            (network_type != "flat").then_some(id),
-        )),
-        Err(SegmentError::InUse) => Err(match network_type.as_str() {
-            "flat" => NeutronError::conflict(
-                "FlatNetworkInUse",
-                format!(
-                    "Unable to create the flat network. Physical network {} is in use.",
-                    physnet.unwrap_or_default()
-                ),
-            ),
-            "vlan" => NeutronError::conflict(
-                "VlanIdInUse",
-                format!(
-                    "Unable to create the network. The VLAN {} on physical network {} is in use.",
-                    seg_id.unwrap_or_default(),
-                    physnet.unwrap_or_default()
-                ),
-            ),
-            _ => NeutronError::conflict(
-                "TunnelIdInUse",
-                format!(
-                    "Unable to create the network. The tunnel ID {} is in use.",
-                    seg_id.unwrap_or_default()
-                ),
-            ),
-        }),
-        Err(SegmentError::Exhausted) => Err(NeutronError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "NoNetworkAvailable",
-            "Unable to create the network. No tenant network is available for allocation.",
-        )),
-        Err(SegmentError::Db(e)) => Err(e.into()),
-    }
-}
-
-/// Callers see their own networks, shared ones and external ones.
-pub fn visible_to(ctx: &RequestContext, n: &Network) -> bool {
-    ctx.owns(&n.project_id) || n.shared || n.external
-}
-
-/// A network the caller may see, or 404.
-pub async fn visible_in(
-    conn: &mut store::Conn,
-    ctx: &RequestContext,
-    id: &str,
-) -> ApiResult<Network> {
-    match repo::get(conn, id).await? {
-        Some(n) if visible_to(ctx, &n) => Ok(n),
-        _ => Err(not_found(id)),
-    }
+    Ok(project_id)
 }
 
 /// Attributes only admins see in a network's dict.
@@ -495,64 +289,7 @@ pub async fn update(
         ));
     }
     body::check_attributes(&b, UPDATE_ATTRS, READ_ONLY)?;
-    let mut tx = state.store.begin_write().await?;
-    let mut n = match repo::get(&mut *tx, id).await? {
-        Some(n) if visible_to(&ctx, &n) => n,
-        _ => return Err(not_found(id)),
-    };
-    if !ctx.owns(&n.project_id) {
-        return Err(NeutronError::forbidden("update_network"));
-    }
-    ctx.require_write("update_network")?;
-    for admin_only in ["shared", "router:external", "is_default"] {
-        if b.contains_key(admin_only) && !ctx.is_admin() {
-            return Err(NeutronError::forbidden(&format!(
-                "update_network:{admin_only}"
-            )));
-        }
-    }
-    if let Some(name) = body::string(&b, "name", 255)? {
-        n.name = name;
-    }
-    if let Some(d) = body::string(&b, "description", 255)? {
-        n.description = d;
-    }
-    n.admin_state_up = body::boolean(&b, "admin_state_up")?.unwrap_or(n.admin_state_up);
-    n.shared = body::boolean(&b, "shared")?.unwrap_or(n.shared);
-    n.external = body::boolean(&b, "router:external")?.unwrap_or(n.external);
-    n.is_default = body::boolean(&b, "is_default")?.unwrap_or(n.is_default);
-    if n.is_default && !n.external {
-        return Err(NeutronError::invalid_input(
-            "is_default can only be set on an external network",
-        ));
-    }
-    n.port_security_enabled =
-        body::boolean(&b, "port_security_enabled")?.unwrap_or(n.port_security_enabled);
-    if let Some(mtu) = body::integer(&b, "mtu")? {
-        let max = state.config.global_physnet_mtu
-            - if n.network_type == "vxlan" {
-                VXLAN_OVERHEAD
-            } else {
-                0
-            };
-        if !(MIN_MTU..=max).contains(&mtu) {
-            return Err(NeutronError::invalid_input(format!(
-                "MTU {mtu} is outside {MIN_MTU}-{max}"
-            )));
-        }
-        n.mtu = mtu;
-    }
-    n.updated_at = store::now();
-    n.revision_number += 1;
-    repo::update(&mut tx, &n).await?;
-    let subnets = subnet_ids(&mut tx, id).await?;
-    // Every bound port carries its network to its host's agent (MTU, admin state).
-    let mut newest = store::dhcp_hosting::record_network(&mut tx, id).await?;
-    for (port, host) in store::ports::hosts_on_network(&mut tx, id).await? {
-        newest = newest.max(store::dhcp_hosting::record_port(&mut tx, id, &port, &[&host]).await?);
-    }
-    store::commit(tx).await?;
-    state.feed.committed(newest);
+    let (n, subnets) = networks::update(&state, &ctx, id, &b).await?;
     Ok(Json(
         json!({"network": to_json(&n, subnets, ctx.is_admin())}),
     ))
@@ -564,49 +301,8 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = strip_json_suffix(&id);
-    let mut tx = state.store.begin_write().await?;
-    match repo::get(&mut *tx, id).await? {
-        Some(n) if ctx.owns(&n.project_id) => ctx.require_write("delete_network")?,
-        Some(n) if n.shared || n.external => return Err(NeutronError::forbidden("delete_network")),
-        _ => return Err(not_found(id)),
-    }
-    // Ports other than DHCP ports keep the network; DHCP ports go with it.
-    let ports = store::ports::on_network(&mut tx, id).await?;
-    let in_use: Vec<&str> = ports
-        .iter()
-        .filter(|(_, owner)| owner != subnets::AUTO_DELETE_OWNER)
-        .map(|(port, _)| port.as_str())
-        .collect();
-    if !in_use.is_empty() {
-        return Err(NeutronError::conflict(
-            "NetworkInUse",
-            format!(
-                "Unable to complete operation on network {id}. There are one or more ports still in use on the network, id for these ports is: {}.",
-                in_use.join(",")
-            ),
-        ));
-    }
-    let mut newest = dhcp_scheduling::network_deleted(&state, &mut tx, id).await?;
-    for (port, _) in &ports {
-        if let Some(p) = store::ports::get(&mut tx, port).await? {
-            newest = newest.max(ports::remove(&state, &mut tx, &p).await?);
-        }
-    }
-    for subnet in subnet_ids(&mut tx, id).await? {
-        store::subnets::delete(&mut tx, &subnet).await?;
-    }
-    repo::delete(&mut tx, id).await?;
-    store::commit(tx).await?;
-    state.feed.committed(newest);
+    networks::delete(&state, &ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn subnet_ids(conn: &mut store::Conn, network_id: &str) -> store::Result<Vec<String>> {
-    Ok(store::subnets::on_network(conn, network_id)
-        .await?
-        .into_iter()
-        .map(|s| s.id)
-        .collect())
 }
 
 /// `PUT` or `DELETE` on the collection: Neutron answers 404 for the network "None".

@@ -1118,7 +1118,7 @@ mod tests {
     #[test]
     fn bad_boolean_is_invalid_input() {
         let e = parse_err("shared=maybe");
-        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.status_code(), StatusCode::BAD_REQUEST);
         assert_eq!(e.kind, "InvalidInput");
         assert_eq!(
             e.message,
@@ -1202,7 +1202,7 @@ mod tests {
     #[test]
     fn unknown_filter_is_400_with_python_list() {
         let e = parse_err("foo=bar");
-        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.status_code(), StatusCode::BAD_REQUEST);
         assert_eq!(e.kind, "HTTPBadRequest");
         assert_eq!(e.message, "['foo'] is invalid attribute for filtering");
         let e = parse_err("foo=1&name=x&bar=2&foo=3");
@@ -1546,7 +1546,7 @@ mod tests {
     #[test]
     fn sort_key_without_dir_matches_transcript() {
         let e = parse_err("sort_key=nonexistent");
-        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.status_code(), StatusCode::BAD_REQUEST);
         assert_eq!(e.kind, "HTTPBadRequest");
         assert_eq!(
             e.message,
@@ -1597,7 +1597,7 @@ mod tests {
     fn bad_limit_is_bad_request() {
         for (raw, shown) in [("-1", "-1"), ("abc", "abc"), ("", ""), ("1.5", "1.5")] {
             let e = parse_err(&format!("limit={raw}"));
-            assert_eq!(e.status, StatusCode::BAD_REQUEST);
+            assert_eq!(e.status_code(), StatusCode::BAD_REQUEST);
             assert_eq!(e.kind, "BadRequest");
             assert_eq!(
                 e.message,

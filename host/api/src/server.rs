@@ -60,7 +60,7 @@ pub async fn state(options: &ServeOptions) -> anyhow::Result<AppState> {
         agent_token,
         keystone,
     );
-    crate::compute::build_timeout::spawn(state.clone());
+    neutrino_core::compute::build_timeout::spawn(state.services.clone());
     Ok(state)
 }
 

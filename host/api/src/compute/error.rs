@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::error::NeutronError;
+use crate::error::{CoreError, NeutronError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NovaError {
@@ -94,15 +94,35 @@ impl IntoResponse for NovaError {
 
 /// A failure of the networking code the compute API calls (port creation, binding, IPAM): the
 /// same status and message, in Nova's shape.
+impl From<CoreError> for NovaError {
+    fn from(e: CoreError) -> Self {
+        let status =
+            StatusCode::from_u16(e.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        NovaError::new(status, e.message)
+    }
+}
+
 impl From<NeutronError> for NovaError {
     fn from(e: NeutronError) -> Self {
-        NovaError::new(e.status, e.message)
+        e.0.into()
     }
 }
 
 impl From<neutrino_store::Error> for NovaError {
     fn from(e: neutrino_store::Error) -> Self {
         NeutronError::from(e).into()
+    }
+}
+
+/// A networking failure of a boot as Nova answers it: a network or port that cannot be found
+/// and an address in use are the request's fault (400), as Nova's API checks them up front.
+pub fn nova_error(e: CoreError) -> NovaError {
+    match e.kind.as_str() {
+        "NetworkNotFound" | "PortNotFound" => NovaError::bad_request(e.message),
+        "IpAddressAlreadyAllocated" | "IpAddressInUse" => {
+            NovaError::bad_request(format!("Fixed IP address is already in use: {}", e.message))
+        }
+        _ => e.into(),
     }
 }
 

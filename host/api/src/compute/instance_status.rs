@@ -4,19 +4,17 @@
 //! port is ACTIVE (`store::servers::refresh_status` checks the same when the ports' status
 //! arrives later).
 
-use neutrino_store as store;
 use std::net::IpAddr;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 
-use super::nics::{self, FeedEntries};
 use crate::AppState;
 use crate::error::{ApiResult, NeutronError};
 use crate::internal::authorize_agent;
+use neutrino_core::compute::instance_status;
 use neutrino_proto::InstanceStatusReport;
-use neutrino_store::servers as repo;
 
 pub async fn report(
     State(state): State<AppState>,
@@ -37,38 +35,6 @@ pub async fn report(
             )));
         }
     }
-    let mut tx = state.store.begin_write().await?;
-    let mut feed = FeedEntries::default();
-    for instance in &report.instances {
-        nics::lock_server(&state, &mut tx, &instance.id).await?;
-        // An agent speaks only for its own host; a server deleted meanwhile is no error.
-        let Some(server) = repo::get(&mut tx, &instance.id)
-            .await?
-            .filter(|s| s.host == host)
-        else {
-            tracing::debug!("{host} reported on {}, not one of its servers", instance.id);
-            continue;
-        };
-        if let Some(error) = &instance.error {
-            let fault = format!("The agent on {host} gave up on the instance: {error}");
-            if repo::fail_build(&mut tx, &server.id, &fault).await? {
-                nics::release(&state, &mut tx, &server, &mut feed).await?;
-            }
-            continue;
-        }
-        for lease in &instance.nics {
-            repo::set_lease(
-                &mut tx,
-                &server.id,
-                &lease.port_id,
-                lease.leased_ip.as_deref(),
-            )
-            .await?;
-        }
-        repo::activate_if_ready(&mut tx, &server.id).await?;
-    }
-    let revision = feed.record(&mut tx).await?;
-    store::commit(tx).await?;
-    state.feed.committed(revision);
+    instance_status::apply(&state, &host, &report).await?;
     Ok(StatusCode::NO_CONTENT)
 }

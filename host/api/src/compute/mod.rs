@@ -3,12 +3,9 @@
 //! creates it, plugs its NICs, runs a DHCP client and reports back
 //! (`/internal/hosts/{host}/instances/status`).
 
-pub mod build_timeout;
 pub mod error;
 pub mod instance_status;
-pub mod nics;
 pub mod request;
-pub mod scheduler;
 pub mod servers;
 pub mod view;
 

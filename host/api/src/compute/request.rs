@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use serde_json::{Map, Value};
 
 use super::error::{NovaError, NovaResult};
+pub use neutrino_core::compute::nics::NicRequest;
 
 /// The only availability zone (Nova's default `nova`).
 pub const AVAILABILITY_ZONE: &str = "nova";
@@ -33,17 +34,6 @@ pub struct BootRequest {
     pub nics: Vec<NicRequest>,
     /// `availability_zone: "nova:<host>"`.
     pub forced_host: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NicRequest {
-    /// `{"uuid": net}` or `{"uuid": net, "fixed_ip": ip}`: a port is created on the network.
-    Network {
-        network_id: String,
-        fixed_ip: Option<IpAddr>,
-    },
-    /// `{"port": id}`: an existing port is used.
-    Port { port_id: String },
 }
 
 fn invalid(field: &str, reason: impl std::fmt::Display) -> NovaError {

@@ -4,21 +4,16 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::error::{NovaError, NovaResult};
-use super::nics::{self, FeedEntries, PlannedNic};
-use super::scheduler::{self, NO_VALID_HOST};
+use super::error::{NovaError, NovaResult, nova_error};
 use super::{request, view};
 use crate::auth::RequestContext;
 use crate::{AppState, base_url, strip_json_suffix};
+use neutrino_core::compute::boot;
+use neutrino_core::compute::nics::{self, FeedEntries};
 use neutrino_store as store;
-use neutrino_store::agents::stored_time;
-use neutrino_store::servers::{self as repo, Address, BUILD, ERROR, Server, Servers};
-
-/// How often a boot is tried again after a generated value (a MAC) collided.
-const RETRIES: usize = 3;
+use neutrino_store::servers::{self as repo, Address, Server, Servers};
 
 /// `POST /v2.1/servers` -> 202. A boot that cannot be placed or whose ports cannot be bound
 /// is still accepted, as in Nova, and shows ERROR with the reason; a request that names what
@@ -38,27 +33,15 @@ pub async fn create(
             "os_compute_api:servers:create:forced_host",
         ));
     }
-    let now = Utc::now();
-    let mut server = Server {
-        id: store::new_id(),
-        project_id: ctx.project_id.clone(),
-        user_id: ctx.user_id.clone(),
-        name: boot.name.clone(),
-        host: String::new(),
-        status: BUILD.into(),
-        fault: None,
-        created_at: store::now(),
-        updated_at: store::now(),
-        build_deadline: stored_time(now + state.config.boot_timeout),
-    };
-    let planned = nics::plan(&state, &ctx, &server.id, &boot.nics).await?;
-    match scheduler::pick_host(&state, boot.forced_host.as_deref()).await? {
-        Some(host) => {
-            server.host = host;
-            place(&state, &ctx, &mut server, planned).await?;
-        }
-        None => fail_unplaced(&state, &mut server, NO_VALID_HOST).await?,
-    }
+    let server = boot::boot(
+        &state,
+        &ctx,
+        &boot.name,
+        &boot.nics,
+        boot.forced_host.as_deref(),
+    )
+    .await
+    .map_err(nova_error)?;
     tracing::info!(
         "server {} ({}) on {:?}: {}",
         server.id,
@@ -71,51 +54,6 @@ pub async fn create(
         StatusCode::ACCEPTED,
         Json(json!({"server": view::created(&server, &base)})),
     ))
-}
-
-/// Writes the server, its ports and NICs and the host's feed entries in one transaction.
-async fn place(
-    state: &AppState,
-    ctx: &RequestContext,
-    server: &mut Server,
-    planned: Vec<PlannedNic>,
-) -> NovaResult<()> {
-    let mut attempt = 0;
-    loop {
-        let mut tx = state.store.begin_write().await?;
-        let attached = match nics::attach(state, ctx, &mut tx, server, planned.clone()).await {
-            Ok(attached) => attached,
-            // Dropping the transaction rolls back whatever was created or taken.
-            Err(e) if e.kind == "RetryRequest" && attempt < RETRIES => {
-                attempt += 1;
-                continue;
-            }
-            Err(e) => return Err(nics::nova_error(e)),
-        };
-        if let Some(fault) = nics::binding_failure(&attached) {
-            store::rollback(tx).await?;
-            return fail_unplaced(state, server, &fault).await;
-        }
-        let nics: Vec<repo::Nic> = attached.iter().map(|a| a.nic.clone()).collect();
-        repo::insert(&mut tx, server, &nics).await?;
-        let mut feed = FeedEntries::default();
-        let port_ids: Vec<&str> = nics.iter().map(|n| n.port_id.as_str()).collect();
-        feed.server(server, &port_ids);
-        let revision = feed.record(&mut tx).await?;
-        store::commit(tx).await?;
-        state.feed.committed(revision);
-        return Ok(());
-    }
-}
-
-/// Writes the server in ERROR, with no ports, and `fault`.
-async fn fail_unplaced(state: &AppState, server: &mut Server, fault: &str) -> NovaResult<()> {
-    server.status = ERROR.into();
-    server.fault = Some(fault.to_string());
-    let mut tx = state.store.begin_write().await?;
-    repo::insert(&mut tx, server, &[]).await?;
-    store::commit(tx).await?;
-    Ok(())
 }
 
 /// Servers the caller may see: its project's; an admin's, every project's.

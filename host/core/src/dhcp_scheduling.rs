@@ -8,10 +8,10 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
-use super::AppState;
-use super::auth::RequestContext;
-use super::error::ApiResult;
-use super::{port_binding, ports};
+use crate::RequestContext;
+use crate::Services;
+use crate::error::CoreResult;
+use crate::{port_binding, ports};
 use neutrino_proto::dhcp_device_id;
 use neutrino_store::dhcp_hosting::{self, Hosting};
 use neutrino_store::feed::{self, FeedKind};
@@ -22,7 +22,7 @@ use neutrino_store::{self as store, agents};
 /// The agent type DHCP is scheduled to (Neutron's).
 pub const DHCP_AGENT_TYPE: &str = "DHCP agent";
 /// The owner of DHCP ports.
-pub const DHCP_OWNER: &str = super::subnets::AUTO_DELETE_OWNER;
+pub const DHCP_OWNER: &str = crate::subnets::AUTO_DELETE_OWNER;
 
 use neutrino_store::Tx;
 
@@ -30,10 +30,10 @@ use neutrino_store::Tx;
 /// now needs DHCP, unschedules one that no longer does, and otherwise keeps the DHCP port's
 /// addresses on the DHCP subnets and tells the DHCP host its subnets changed.
 pub async fn subnets_changed(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx<'_>,
     network_id: &str,
-) -> ApiResult<Option<i64>> {
+) -> CoreResult<Option<i64>> {
     // Two servers scheduling the same network queue here instead of both creating a port.
     store::lock_named(tx, state.store.backend, &format!("dhcp/{network_id}")).await?;
     let Some(network) = store::networks::get(&mut **tx, network_id).await? else {
@@ -55,10 +55,10 @@ pub async fn subnets_changed(
 
 /// Before a network is deleted: its DHCP is unscheduled (the DHCP port goes with it).
 pub async fn network_deleted(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx<'_>,
     network_id: &str,
-) -> ApiResult<Option<i64>> {
+) -> CoreResult<Option<i64>> {
     match dhcp_hosting::of_network(&mut **tx, network_id).await? {
         Some(h) => unschedule(state, tx, &h).await,
         None => Ok(None),
@@ -67,7 +67,7 @@ pub async fn network_deleted(
 
 /// Schedules every network waiting for a DHCP agent (when one reports for the first time or
 /// revives), in one transaction.
-pub async fn schedule_waiting(state: &AppState) -> ApiResult<usize> {
+pub async fn schedule_waiting(state: &Services) -> CoreResult<usize> {
     let mut tx = state.store.begin_write().await?;
     let waiting = dhcp_hosting::waiting(&mut *tx).await?;
     let mut newest = None;
@@ -81,7 +81,7 @@ pub async fn schedule_waiting(state: &AppState) -> ApiResult<usize> {
 
 /// When an L2 agent appears or revives on `host`: the DHCP ports there that failed to bind
 /// (their DHCP agent reported first) are bound again, in one transaction.
-pub async fn rebind_dhcp_ports(state: &AppState, host: &str) -> ApiResult<usize> {
+pub async fn rebind_dhcp_ports(state: &Services, host: &str) -> CoreResult<usize> {
     let mut tx = state.store.begin_write().await?;
     let mut newest = None;
     let mut rebound = 0;
@@ -111,7 +111,7 @@ pub async fn rebind_dhcp_ports(state: &AppState, host: &str) -> ApiResult<usize>
 }
 
 /// The host of the alive, enabled DHCP agent hosting the fewest networks (ties: by host name).
-async fn choose_host(state: &AppState, tx: &mut Tx<'_>) -> ApiResult<Option<String>> {
+async fn choose_host(state: &Services, tx: &mut Tx<'_>) -> CoreResult<Option<String>> {
     let mut candidates = agents::of_type(&mut **tx, DHCP_AGENT_TYPE).await?;
     state.heartbeats.overlay(&mut candidates);
     let load = dhcp_hosting::networks_per_host(&mut **tx).await?;
@@ -130,11 +130,11 @@ async fn choose_host(state: &AppState, tx: &mut Tx<'_>) -> ApiResult<Option<Stri
 /// waits; if the port cannot be made (no address left, ...), the network waits too and the
 /// caller's change still commits, as in Neutron, where the agent's port create fails alone.
 async fn schedule(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx<'_>,
     network: &Network,
     dhcp_subnets: &[Subnet],
-) -> ApiResult<Option<i64>> {
+) -> CoreResult<Option<i64>> {
     let Some(host) = choose_host(state, tx).await? else {
         tracing::info!("network {}: no live DHCP agent, DHCP waits", network.id);
         return Ok(None);
@@ -159,12 +159,12 @@ async fn schedule(
 }
 
 async fn create_dhcp_port(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx<'_>,
     network: &Network,
     dhcp_subnets: &[Subnet],
     host: &str,
-) -> ApiResult<Option<i64>> {
+) -> CoreResult<Option<i64>> {
     let fixed_ips: Vec<Value> = dhcp_subnets
         .iter()
         .map(|s| json!({"subnet_id": s.id}))
@@ -209,7 +209,7 @@ async fn create_dhcp_port(
 }
 
 /// Takes the network from its DHCP host: the DHCP port deleted, the host told.
-async fn unschedule(state: &AppState, tx: &mut Tx<'_>, h: &Hosting) -> ApiResult<Option<i64>> {
+async fn unschedule(state: &Services, tx: &mut Tx<'_>, h: &Hosting) -> CoreResult<Option<i64>> {
     let mut newest = None;
     if let Some(port) = store::ports::get(tx, &h.port_id).await? {
         newest = ports::remove(state, tx, &port).await?;
@@ -222,12 +222,12 @@ async fn unschedule(state: &AppState, tx: &mut Tx<'_>, h: &Hosting) -> ApiResult
 /// The network stays where it is: its DHCP port gets an address on each DHCP subnet (and
 /// none on others), and the host hears of the new subnet set.
 async fn align(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx<'_>,
     network: &Network,
     h: &Hosting,
     dhcp_subnets: &[Subnet],
-) -> ApiResult<Option<i64>> {
+) -> CoreResult<Option<i64>> {
     let Some(mut port) = store::ports::get(tx, &h.port_id).await? else {
         // The DHCP port was deleted by hand: schedule the network afresh.
         dhcp_hosting::delete(tx, &h.network_id).await?;

@@ -7,11 +7,11 @@
 
 use serde_json::{Map, Value, json};
 
-use super::error::NovaError;
-use super::request::NicRequest;
-use crate::AppState;
-use crate::auth::RequestContext;
-use crate::error::{ApiResult, NeutronError};
+use std::net::IpAddr;
+
+use crate::RequestContext;
+use crate::Services;
+use crate::error::{CoreResult, NeutronError};
 use crate::{port_binding, ports};
 use neutrino_store::feed::{self, FeedKind};
 use neutrino_store::ports::{self as port_repo, Port};
@@ -20,6 +20,18 @@ use neutrino_store::{self as store, networks};
 
 /// Nova's `compute:<availability zone>`.
 pub const DEVICE_OWNER: &str = "compute:nova";
+
+/// One NIC of a boot request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NicRequest {
+    /// `{"uuid": net}` or `{"uuid": net, "fixed_ip": ip}`: a port is created on the network.
+    Network {
+        network_id: String,
+        fixed_ip: Option<IpAddr>,
+    },
+    /// `{"port": id}`: an existing port is used.
+    Port { port_id: String },
+}
 
 /// A NIC request checked against the database before the host is chosen.
 #[derive(Clone)]
@@ -36,11 +48,11 @@ pub enum PlannedNic {
 /// Checks every NIC request (networks visible, addresses valid, given ports visible and free)
 /// and drafts the ports to create.
 pub async fn plan(
-    state: &AppState,
+    state: &Services,
     ctx: &RequestContext,
     server_id: &str,
     requests: &[NicRequest],
-) -> Result<Vec<PlannedNic>, NovaError> {
+) -> CoreResult<Vec<PlannedNic>> {
     let mut planned = Vec::with_capacity(requests.len());
     for request in requests {
         planned.push(match request {
@@ -59,9 +71,7 @@ pub async fn plan(
                 let Value::Object(body) = body else {
                     unreachable!("a JSON object literal")
                 };
-                let draft = ports::draft(state, ctx, &body, ctx.project_id.clone())
-                    .await
-                    .map_err(nova_error)?;
+                let draft = ports::draft(state, ctx, &body, ctx.project_id.clone()).await?;
                 PlannedNic::Create {
                     body,
                     draft: Box::new(draft),
@@ -70,8 +80,8 @@ pub async fn plan(
             NicRequest::Port { port_id } => {
                 let mut conn = state.store.read_conn().await?;
                 match port_repo::get(&mut conn, port_id).await? {
-                    Some(p) if ctx.owns(&p.project_id) => check_free(&p).map_err(nova_error)?,
-                    _ => return Err(nova_error(port_not_found(port_id))),
+                    Some(p) if ctx.owns(&p.project_id) => check_free(&p)?,
+                    _ => return Err(port_not_found(port_id)),
                 }
                 PlannedNic::Take {
                     port_id: port_id.clone(),
@@ -91,12 +101,12 @@ pub struct Attached {
 /// Creates or takes over the planned ports for `server` (whose host is set), bound to its
 /// host, in `tx`. Errors keep Neutron's type, so the caller can tell a retry from a refusal.
 pub async fn attach(
-    state: &AppState,
+    state: &Services,
     ctx: &RequestContext,
     tx: &mut store::Tx<'_>,
     server: &Server,
     planned: Vec<PlannedNic>,
-) -> ApiResult<Vec<Attached>> {
+) -> CoreResult<Vec<Attached>> {
     let mut attached = Vec::with_capacity(planned.len());
     for (position, nic) in planned.into_iter().enumerate() {
         let (port, created_port) = match nic {
@@ -131,11 +141,11 @@ pub async fn attach(
 
 /// Sets the server's device attributes and host on a given port and binds it.
 async fn take(
-    state: &AppState,
+    state: &Services,
     tx: &mut store::Tx<'_>,
     server: &Server,
     port_id: &str,
-) -> ApiResult<Port> {
+) -> CoreResult<Port> {
     // Two boots given the same port queue here on PostgreSQL; the second finds it in use.
     store::lock_named(tx, state.store.backend, &format!("port-device:{port_id}")).await?;
     let mut port = port_repo::get(tx, port_id)
@@ -208,11 +218,11 @@ impl FeedEntries {
 /// device attributes and binding; its NICs are forgotten. `feed` gets the server and its ports
 /// for its host.
 pub async fn release(
-    state: &AppState,
+    state: &Services,
     tx: &mut store::Tx<'_>,
     server: &Server,
     feed: &mut FeedEntries,
-) -> ApiResult<()> {
+) -> CoreResult<()> {
     let nics = servers::nics(tx, &server.id).await?;
     for nic in &nics {
         let Some(mut port) = port_repo::get(tx, &nic.port_id).await? else {
@@ -243,14 +253,14 @@ pub async fn release(
 /// Serialises the changes of one server (delete, agent reports, the timeout sweep) across
 /// servers sharing PostgreSQL; the caller re-reads the server after taking it.
 pub async fn lock_server(
-    state: &AppState,
+    state: &Services,
     tx: &mut store::Tx<'_>,
     server_id: &str,
 ) -> store::Result<()> {
     store::lock_named(tx, state.store.backend, &format!("server:{server_id}")).await
 }
 
-fn check_free(p: &Port) -> ApiResult<()> {
+fn check_free(p: &Port) -> CoreResult<()> {
     if p.device_id.is_empty() {
         Ok(())
     } else {
@@ -263,16 +273,4 @@ fn check_free(p: &Port) -> ApiResult<()> {
 
 fn port_not_found(id: &str) -> NeutronError {
     NeutronError::not_found("PortNotFound", format!("Port id {id} could not be found."))
-}
-
-/// A networking failure of a boot as Nova answers it: a network or port that cannot be found
-/// and an address in use are the request's fault (400), as Nova's API checks them up front.
-pub fn nova_error(e: NeutronError) -> NovaError {
-    match e.kind.as_str() {
-        "NetworkNotFound" | "PortNotFound" => NovaError::bad_request(e.message),
-        "IpAddressAlreadyAllocated" | "IpAddressInUse" => {
-            NovaError::bad_request(format!("Fixed IP address is already in use: {}", e.message))
-        }
-        _ => e.into(),
-    }
 }

@@ -9,13 +9,13 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::nics::{self, FeedEntries};
-use crate::AppState;
-use crate::error::ApiResult;
+use crate::Services;
+use crate::error::CoreResult;
 use neutrino_store::agents::stored_time;
 use neutrino_store::servers as repo;
 
 /// Starts the sweep in the current runtime.
-pub fn spawn(state: AppState) {
+pub fn spawn(state: Services) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -29,7 +29,7 @@ pub fn spawn(state: AppState) {
 }
 
 /// Fails every boot past its deadline; returns how many this call failed.
-pub async fn sweep(state: &AppState) -> ApiResult<usize> {
+pub async fn sweep(state: &Services) -> CoreResult<usize> {
     let overdue = repo::building_past(&state.store.read, &stored_time(Utc::now())).await?;
     let mut failed = 0;
     for id in overdue {

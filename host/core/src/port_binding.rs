@@ -1,4 +1,4 @@
-//! Port binding from the API: the port and network in the drivers' terms, the agents on the
+//! Port binding for the services: the port and network in the drivers' terms, the agents on the
 //! host, and the mechanism manager's answer written back into the port.
 
 use neutrino_store as store;
@@ -7,8 +7,8 @@ use std::time::SystemTime;
 use neutrino_model as model;
 use serde_json::Value;
 
-use super::AppState;
-use super::error::{ApiResult, NeutronError};
+use crate::Services;
+use crate::error::{CoreResult, NeutronError};
 use neutrino_runtime::binding::BindingOutcome;
 use neutrino_store::networks::Network;
 use neutrino_store::ports::Port;
@@ -16,11 +16,11 @@ use neutrino_store::ports::Port;
 /// Binds (or unbinds, with no host) `port`, setting its `binding:vif_type`,
 /// `binding:vif_details` and the stored decisions.
 pub async fn bind(
-    state: &AppState,
+    state: &Services,
     port: &mut Port,
     network: &Network,
     conn: &mut store::Conn,
-) -> ApiResult<()> {
+) -> CoreResult<()> {
     if port.binding_host.is_empty() {
         port.binding_vif_type = "unbound".into();
         port.binding_vif_details = "{}".into();

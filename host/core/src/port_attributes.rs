@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde_json::{Map, Value, json};
 
-use super::body;
-use super::error::{ApiResult, NeutronError};
+use crate::body;
+use crate::error::{CoreResult, NeutronError};
 use neutrino_ipam as ipam;
 use neutrino_store::ports::{FixedIp, Port};
 
@@ -48,7 +48,7 @@ fn shown(v: &Value) -> String {
 }
 
 /// The `fixed_ips` of a body, or None when absent.
-pub fn fixed_ips(b: &Map<String, Value>) -> ApiResult<Option<Vec<IpRequest>>> {
+pub fn fixed_ips(b: &Map<String, Value>) -> CoreResult<Option<Vec<IpRequest>>> {
     let Some(items) = body::list(b.get("fixed_ips"), "fixed_ips")? else {
         return Ok(None);
     };
@@ -106,7 +106,7 @@ pub fn fixed_ips(b: &Map<String, Value>) -> ApiResult<Option<Vec<IpRequest>>> {
 }
 
 /// A MAC address in lowercase colon form; multicast and all-zero addresses are refused.
-pub fn mac(v: &Value) -> ApiResult<(String, [u8; 6])> {
+pub fn mac(v: &Value) -> CoreResult<(String, [u8; 6])> {
     v.as_str()
         .and_then(ipam::normalize_mac)
         .filter(|(_, b)| b[0] & 1 == 0 && b.iter().any(|x| *x != 0))
@@ -118,7 +118,7 @@ pub fn mac(v: &Value) -> ApiResult<(String, [u8; 6])> {
         })
 }
 
-pub fn vnic_type(b: &Map<String, Value>) -> ApiResult<Option<String>> {
+pub fn vnic_type(b: &Map<String, Value>) -> CoreResult<Option<String>> {
     match b.get("binding:vnic_type") {
         None => Ok(None),
         Some(Value::String(s)) if VNIC_TYPES.contains(&s.as_str()) => Ok(Some(s.clone())),
@@ -130,7 +130,7 @@ pub fn vnic_type(b: &Map<String, Value>) -> ApiResult<Option<String>> {
 }
 
 /// `binding:profile` as JSON text: a dict (null means `{}`).
-pub fn profile(b: &Map<String, Value>) -> ApiResult<Option<String>> {
+pub fn profile(b: &Map<String, Value>) -> CoreResult<Option<String>> {
     match b.get("binding:profile") {
         None => Ok(None),
         Some(Value::Null) => Ok(Some("{}".into())),
@@ -143,7 +143,7 @@ pub fn profile(b: &Map<String, Value>) -> ApiResult<Option<String>> {
 }
 
 /// `dns_name`: empty, or a host name / FQDN of valid DNS labels.
-pub fn dns_name(b: &Map<String, Value>) -> ApiResult<Option<String>> {
+pub fn dns_name(b: &Map<String, Value>) -> CoreResult<Option<String>> {
     let Some(name) = body::string(b, "dns_name", 255)? else {
         return Ok(None);
     };
@@ -190,7 +190,7 @@ pub fn pairs_need_port_security() -> NeutronError {
 
 /// `allowed_address_pairs` as JSON text with each pair's MAC filled in (the port's when not
 /// given), or None when absent.
-pub fn address_pairs(v: Option<&Value>, port: &Port) -> ApiResult<Option<String>> {
+pub fn address_pairs(v: Option<&Value>, port: &Port) -> CoreResult<Option<String>> {
     let Some(items) = body::list(v, "allowed_address_pairs")? else {
         return Ok(None);
     };
@@ -246,7 +246,7 @@ pub fn address_pairs(v: Option<&Value>, port: &Port) -> ApiResult<Option<String>
 
 /// `extra_dhcp_opts` applied over `current` (JSON text): an option is keyed by
 /// (`opt_name`, `ip_version`); a `null` value removes it.
-pub fn extra_dhcp_opts(v: Option<&Value>, current: &str) -> ApiResult<String> {
+pub fn extra_dhcp_opts(v: Option<&Value>, current: &str) -> CoreResult<String> {
     let mut opts: Vec<Value> = serde_json::from_str(current).unwrap_or_default();
     // `null` removes every option; a list changes the ones it names.
     if v.is_some_and(Value::is_null) {
@@ -311,7 +311,7 @@ pub fn extra_dhcp_opts(v: Option<&Value>, current: &str) -> ApiResult<String> {
 }
 
 /// A list of ids (strings).
-pub fn id_list(v: &Value, key: &str) -> ApiResult<Vec<String>> {
+pub fn id_list(v: &Value, key: &str) -> CoreResult<Vec<String>> {
     match v {
         Value::Array(items) => items
             .iter()

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::SystemTime;
 
-use crate::AppState;
-use crate::error::ApiResult;
+use crate::Services;
+use crate::error::CoreResult;
 use neutrino_store::{agents, servers};
 
 /// Nova's fault when the scheduler finds nothing.
@@ -13,7 +13,7 @@ pub const NO_VALID_HOST: &str = "No valid host was found.";
 
 /// The host for a new server, or None when no host qualifies. `forced`: only that host is
 /// considered (`availability_zone: "nova:<host>"`), and only if it qualifies too.
-pub async fn pick_host(state: &AppState, forced: Option<&str>) -> ApiResult<Option<String>> {
+pub async fn pick_host(state: &Services, forced: Option<&str>) -> CoreResult<Option<String>> {
     let manager = state.mechanism_manager().await?;
     let agent_types: Vec<String> = manager
         .drivers()

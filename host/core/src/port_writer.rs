@@ -16,10 +16,10 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::AppState;
-use super::auth::RequestContext;
-use super::error::{ApiResult, NeutronError};
-use super::ports::{DraftLookups, draft_with, to_json, write_draft};
+use crate::RequestContext;
+use crate::Services;
+use crate::error::{CoreResult, NeutronError};
+use crate::ports::{DraftLookups, draft_with, write_draft};
 use neutrino_store::port_writes::{Finished, PortWrites};
 use neutrino_store::ports::Port;
 
@@ -34,7 +34,7 @@ struct Job {
     ctx: RequestContext,
     bodies: Vec<Map<String, Value>>,
     projects: Vec<String>,
-    reply: oneshot::Sender<ApiResult<Vec<Port>>>,
+    reply: oneshot::Sender<CoreResult<Vec<Port>>>,
 }
 
 /// The handle requests queue their creates on.
@@ -44,20 +44,20 @@ pub struct PortWriter {
 
 impl PortWriter {
     /// Starts the writing task of `state`'s server.
-    pub fn start(state: AppState) -> PortWriter {
+    pub fn start(state: Services) -> PortWriter {
         let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(run(state, queue));
         PortWriter { jobs }
     }
 
     /// Creates the ports of one request (bodies checked for attributes and policy, with the
-    /// project of each); answers their API dicts.
+    /// project of each); answers the ports written.
     pub async fn create(
         &self,
         ctx: &RequestContext,
         bodies: &[Map<String, Value>],
         projects: &[String],
-    ) -> ApiResult<Vec<Value>> {
+    ) -> CoreResult<Vec<Port>> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             ctx: ctx.clone(),
@@ -67,16 +67,12 @@ impl PortWriter {
         };
         let gone = || NeutronError::internal("the port writer has stopped");
         self.jobs.send(job).await.map_err(|_| gone())?;
-        // The API dicts are made here, in the request's task, not in the one writing task.
-        let created = answer.await.map_err(|_| gone())??;
-        Ok(created
-            .iter()
-            .map(|p| Value::Object(to_json(p, ctx.is_admin())))
-            .collect())
+        // The caller makes the API dicts in the request's task, not in the one writing task.
+        answer.await.map_err(|_| gone())?
     }
 }
 
-async fn run(state: AppState, mut queue: mpsc::Receiver<Job>) {
+async fn run(state: Services, mut queue: mpsc::Receiver<Job>) {
     while let Some(first) = queue.recv().await {
         let mut conn = match state.store.write_conn().await {
             Ok(conn) => conn,
@@ -112,7 +108,7 @@ async fn run(state: AppState, mut queue: mpsc::Receiver<Job>) {
 /// Writes a batch in one transaction; if that fails, each job alone, so that one request's
 /// error never becomes another's.
 async fn write_batch(
-    state: &AppState,
+    state: &Services,
     conn: &mut store::Conn,
     lookups: &mut DraftLookups,
     batch: Vec<Job>,
@@ -137,11 +133,11 @@ async fn write_batch(
 /// together at the end (a refused row fails the batch, which then runs one job at a time);
 /// one job's are written at once, so that each error is its own.
 async fn write(
-    state: &AppState,
+    state: &Services,
     conn: &mut store::Conn,
     lookups: &mut DraftLookups,
     jobs: &[Job],
-) -> ApiResult<Vec<Vec<Port>>> {
+) -> CoreResult<Vec<Vec<Port>>> {
     let mut tx = state.store.begin_write_on(conn).await?;
     lookups.revalidate(&mut tx, state.store.backend).await?;
     let mut writes = match jobs.len() {

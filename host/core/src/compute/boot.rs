@@ -1,0 +1,94 @@
+//! A server's boot: its NICs planned, a host picked, then the server, its ports and NICs and
+//! the host's feed entries written in one transaction. A boot that cannot be placed or whose
+//! ports cannot be bound is still written, in ERROR with the reason, as in Nova.
+
+use chrono::Utc;
+
+use super::nics::{self, FeedEntries, NicRequest, PlannedNic};
+use super::scheduler::{self, NO_VALID_HOST};
+use crate::error::CoreResult;
+use crate::{RequestContext, Services};
+use neutrino_store as store;
+use neutrino_store::agents::stored_time;
+use neutrino_store::servers::{self as repo, BUILD, ERROR, Server};
+
+/// How often a boot is tried again after a generated value (a MAC) collided.
+const RETRIES: usize = 3;
+
+/// Boots a server named `name` for the caller with one NIC per request, on `forced_host`
+/// when given (the caller checked it may force one). Errors keep Neutron's type.
+pub async fn boot(
+    state: &Services,
+    ctx: &RequestContext,
+    name: &str,
+    nic_requests: &[NicRequest],
+    forced_host: Option<&str>,
+) -> CoreResult<Server> {
+    let now = Utc::now();
+    let mut server = Server {
+        id: store::new_id(),
+        project_id: ctx.project_id.clone(),
+        user_id: ctx.user_id.clone(),
+        name: name.to_string(),
+        host: String::new(),
+        status: BUILD.into(),
+        fault: None,
+        created_at: store::now(),
+        updated_at: store::now(),
+        build_deadline: stored_time(now + state.config.boot_timeout),
+    };
+    let planned = nics::plan(state, ctx, &server.id, nic_requests).await?;
+    match scheduler::pick_host(state, forced_host).await? {
+        Some(host) => {
+            server.host = host;
+            place(state, ctx, &mut server, planned).await?;
+        }
+        None => fail_unplaced(state, &mut server, NO_VALID_HOST).await?,
+    }
+    Ok(server)
+}
+
+/// Writes the server, its ports and NICs and the host's feed entries in one transaction.
+async fn place(
+    state: &Services,
+    ctx: &RequestContext,
+    server: &mut Server,
+    planned: Vec<PlannedNic>,
+) -> CoreResult<()> {
+    let mut attempt = 0;
+    loop {
+        let mut tx = state.store.begin_write().await?;
+        let attached = match nics::attach(state, ctx, &mut tx, server, planned.clone()).await {
+            Ok(attached) => attached,
+            // Dropping the transaction rolls back whatever was created or taken.
+            Err(e) if e.kind == "RetryRequest" && attempt < RETRIES => {
+                attempt += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(fault) = nics::binding_failure(&attached) {
+            store::rollback(tx).await?;
+            return fail_unplaced(state, server, &fault).await;
+        }
+        let nics: Vec<repo::Nic> = attached.iter().map(|a| a.nic.clone()).collect();
+        repo::insert(&mut tx, server, &nics).await?;
+        let mut feed = FeedEntries::default();
+        let port_ids: Vec<&str> = nics.iter().map(|n| n.port_id.as_str()).collect();
+        feed.server(server, &port_ids);
+        let revision = feed.record(&mut tx).await?;
+        store::commit(tx).await?;
+        state.feed.committed(revision);
+        return Ok(());
+    }
+}
+
+/// Writes the server in ERROR, with no ports, and `fault`.
+async fn fail_unplaced(state: &Services, server: &mut Server, fault: &str) -> CoreResult<()> {
+    server.status = ERROR.into();
+    server.fault = Some(fault.to_string());
+    let mut tx = state.store.begin_write().await?;
+    repo::insert(&mut tx, server, &[]).await?;
+    store::commit(tx).await?;
+    Ok(())
+}

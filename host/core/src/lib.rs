@@ -1,0 +1,107 @@
+//! Neutrino's domain services, without HTTP: port and network lifecycle with their IPAM
+//! decisions (`ports`, `networks`, `subnets`, `port_attributes`), DHCP scheduling, the port
+//! writer (group commit of port creates), port binding, and server boots (`compute`). The API
+//! parses and authorises a request, calls a service and renders its answer; the services hold
+//! transactions only as `store::Tx`/`store::Conn` and answer Neutron's errors
+//! ([`error::NeutronError`]) with the status as a number.
+
+pub mod body;
+pub mod compute;
+pub mod context;
+pub mod dhcp_scheduling;
+pub mod error;
+pub mod networks;
+pub mod port_attributes;
+pub mod port_binding;
+pub mod port_writer;
+pub mod ports;
+pub mod subnets;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+
+pub use context::RequestContext;
+use error::NeutronError;
+use neutrino_runtime::binding::MechanismManager;
+use neutrino_runtime::plugins::registry::{DriversConfig, Registry};
+use neutrino_store::Store;
+use neutrino_store::agents::Agent;
+
+/// The settings the services read.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Type of networks created without provider attributes.
+    pub tenant_network_type: String,
+    /// VNIs handed to tenant VXLAN networks.
+    pub vni_range: (i64, i64),
+    /// MTU of the physical network; VXLAN networks get 50 less.
+    pub global_physnet_mtu: i64,
+    /// Neutron's `agent_down_time`: an agent whose last heartbeat is older is dead.
+    pub agent_down_time: Duration,
+    /// The mechanism drivers ports are bound with.
+    pub drivers: DriversConfig,
+    /// A server not ACTIVE this long after its boot goes to ERROR.
+    pub boot_timeout: Duration,
+    /// Where ports' generated MACs come from (random; seeded in tests).
+    pub mac_generator: neutrino_ipam::MacGenerator,
+}
+
+/// Agents' heartbeats this server holds and has not written yet: binding and scheduling read
+/// agents through it, so that a heartbeat counts as soon as it arrives.
+pub trait HeartbeatOverlay: Send + Sync {
+    /// Applies the buffered heartbeats (and changed attributes) to rows read from the store.
+    fn overlay(&self, rows: &mut [Agent]);
+}
+
+/// What the services work with: the store, the settings, the agents' buffered heartbeats, the
+/// mechanism manager, the change-feed signal and the port writer.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub heartbeats: Arc<dyn HeartbeatOverlay>,
+    /// Loaded on first use (compiling drivers takes a moment; many requests never bind).
+    pub mechanism: Arc<OnceCell<Arc<MechanismManager>>>,
+    /// Wakes agents' long polls after a commit that recorded change-feed entries.
+    pub feed: Arc<neutrino_store::feed::FeedSignal>,
+    /// Started on first use, in the server's runtime.
+    port_writer: Arc<OnceLock<port_writer::PortWriter>>,
+}
+
+impl Services {
+    pub fn new(store: Store, config: Config, heartbeats: Arc<dyn HeartbeatOverlay>) -> Services {
+        Services {
+            store,
+            config: Arc::new(config),
+            heartbeats,
+            mechanism: Arc::new(OnceCell::new()),
+            feed: Arc::new(neutrino_store::feed::FeedSignal::default()),
+            port_writer: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The task that group-commits port creates.
+    pub fn port_writer(&self) -> &port_writer::PortWriter {
+        self.port_writer
+            .get_or_init(|| port_writer::PortWriter::start(self.clone()))
+    }
+
+    /// The mechanism manager, loading the configured drivers the first time.
+    pub async fn mechanism_manager(&self) -> Result<Arc<MechanismManager>, NeutronError> {
+        let drivers = self.config.drivers.clone();
+        self.mechanism
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || {
+                    let registry = Registry::load(&drivers)?;
+                    anyhow::Ok(Arc::new(MechanismManager::new(registry.drivers().to_vec())))
+                })
+                .await
+                .map_err(|e| NeutronError::internal(format!("loading drivers: {e}")))?
+                .map_err(|e| NeutronError::internal(format!("loading drivers: {e:#}")))
+            })
+            .await
+            .cloned()
+    }
+}
