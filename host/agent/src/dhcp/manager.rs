@@ -354,6 +354,16 @@ impl DhcpManager {
         Ok(true)
     }
 
+    /// Stops and starts the network's dnsmasq processes, as after its DHCP port's device was
+    /// made anew (dnsmasq binds its sockets to the device at start).
+    pub fn restart(&mut self, network_id: &str) -> Result<()> {
+        let state = self
+            .networks
+            .get_mut(network_id)
+            .ok_or_else(|| DhcpError::UnknownNetwork(network_id.to_string()))?;
+        state.restart(&self.options)
+    }
+
     /// Starts again every dnsmasq that died; returns their networks. One that cannot start is
     /// logged and tried again next time.
     pub fn supervise(&mut self) -> Vec<String> {
