@@ -20,6 +20,9 @@ use super::{drift, stale};
 use crate::dhcp::DhcpManager;
 use crate::dhcp::client::DhcpClient;
 
+/// How long listing links and OVS ports for a drift check may take.
+const DRIFT_LISTING_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Owners whose ports have no DHCP host entry (Neutron's DHCP agent skips them).
 const NO_DHCP_ENTRY: [&str; 4] = [
     "network:dhcp",
@@ -267,13 +270,19 @@ impl Engine {
     /// whose NIC was made anew leases again.
     pub async fn check_wiring(&mut self, namespaces: bool) {
         let ids: Vec<String> = self.wiring.plugged().keys().cloned().collect();
+        tracing::debug!("comparing {} plugged ports with the kernel", ids.len());
         if ids.is_empty() {
             return;
         }
         let ops = ids.iter().flat_map(|id| self.wiring.applied(id));
-        let observed = match drift::Observed::list(self.wiring.executor(), ops, namespaces).await {
-            Ok(observed) => observed,
-            Err(e) => {
+        let listing = drift::Observed::list(self.wiring.executor(), ops, namespaces);
+        let observed = match tokio::time::timeout(DRIFT_LISTING_TIMEOUT, listing).await {
+            Ok(Ok(observed)) => observed,
+            Err(_) => {
+                tracing::error!("listing devices took over {DRIFT_LISTING_TIMEOUT:?}: skipped");
+                return;
+            }
+            Ok(Err(e)) => {
                 tracing::error!("listing devices to compare with the plans: {e:#}");
                 return;
             }
