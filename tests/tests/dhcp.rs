@@ -515,3 +515,124 @@ fn a_large_network_is_split_among_dnsmasq_shards() {
 fn generated(ip: &str) -> String {
     format!("host-{}", ip.replace('.', "-"))
 }
+
+/// Issue 10, finding 1: a port deleted while no agent ran left its lease in dnsmasq's lease
+/// file; its address, which IPAM gives to the next port, must reach that port at once.
+#[test]
+fn a_lease_of_a_port_gone_while_no_agent_ran_is_dropped_at_start() {
+    let test = "a_lease_of_a_port_gone_while_no_agent_ran_is_dropped_at_start";
+    let Some(mut lab) = Lab::new(test) else {
+        return;
+    };
+    let (old_mac, new_mac) = ("fa:16:3e:00:00:10", "fa:16:3e:00:00:11");
+    assert_eq!(lab.configure(), DhcpAction::Started);
+    assert_eq!(
+        lab.lease(old_mac, WAIT).unwrap().ip.to_string(),
+        "10.0.0.10"
+    );
+    let id = lab.id().to_string();
+    let leases = lab.manager.network_dir(&id).join("shard-0/leases");
+    // dnsmasq wrote the lease it granted (an expiry time, not the 0 of a seeded one).
+    let granted = |text: &str| {
+        text.lines()
+            .any(|l| l.contains(old_mac) && l.contains("10.0.0.10") && !l.starts_with("0 "))
+    };
+    assert!(wait_for(|| granted(
+        &std::fs::read_to_string(&leases).unwrap()
+    )));
+
+    // The agent stops; meanwhile the port is deleted and its address goes to a new port.
+    let state_dir = lab._state.path().to_path_buf();
+    lab.manager = DhcpManager::new(state_dir, DhcpOptions::default()).unwrap();
+    lab.net.ports.retain(|p| p.mac_address != old_mac);
+    let successor = lab.new_port(new_mac, "10.0.0.10");
+    lab.net.ports.push(successor);
+
+    // A new agent: the stale lease is gone before dnsmasq starts, and the new port is served.
+    assert_eq!(lab.configure(), DhcpAction::Started);
+    let text = std::fs::read_to_string(&leases).unwrap();
+    assert!(!text.contains(old_mac), "stale lease kept:\n{text}");
+    assert_eq!(
+        lab.lease(new_mac, WAIT).unwrap().ip.to_string(),
+        "10.0.0.10"
+    );
+    assert!(lab.lease(old_mac, Duration::from_secs(2)).is_err());
+}
+
+/// Issue 10, finding 5: the dnsmasq of an agent that was killed still runs on the network's
+/// files and holds its sockets. The next agent stops it, waits until it has exited, and only
+/// then starts its own, which must bind (no `Address already in use`) and answer at once.
+#[test]
+fn an_orphaned_dnsmasq_is_gone_before_the_new_one_binds() {
+    let test = "an_orphaned_dnsmasq_is_gone_before_the_new_one_binds";
+    let Some(mut lab) = Lab::new(test) else {
+        return;
+    };
+    let mut orphans = Orphans(Vec::new());
+    lab.configure();
+    let id = lab.id().to_string();
+    let state_dir = lab._state.path().to_path_buf();
+    let mac = "fa:16:3e:00:00:10";
+    let mut downtimes = Vec::new();
+    for round in 0..8 {
+        let orphan = lab.manager.pid(&id).unwrap();
+        orphans.0.push(orphan);
+        // The agent dies without stopping its dnsmasq: its manager is never dropped.
+        let fresh = DhcpManager::new(state_dir.clone(), DhcpOptions::default()).unwrap();
+        std::mem::forget(std::mem::replace(&mut lab.manager, fresh));
+        assert!(running(orphan), "round {round}: the orphan runs");
+        let started = std::time::Instant::now();
+        let outcome = lab.manager.configure(&lab.net, &lab.interface);
+        assert!(outcome.is_ok(), "round {round}: {outcome:?}");
+        assert!(
+            !running(orphan),
+            "round {round}: orphan {orphan} still runs"
+        );
+        let lease = lab.lease(mac, WAIT);
+        downtimes.push(started.elapsed());
+        assert_eq!(lease.unwrap().ip.to_string(), "10.0.0.10", "round {round}");
+        let log = lab.manager.network_dir(&id).join("shard-0/dnsmasq.log");
+        let said = std::fs::read_to_string(log).unwrap_or_default();
+        assert!(!said.contains("in use"), "round {round}: {said}");
+    }
+    let worst = downtimes.iter().max().unwrap();
+    eprintln!("DHCP downtime across an unclean restart (stop, start, lease): {downtimes:?}");
+    assert!(*worst < Duration::from_secs(3), "{downtimes:?}");
+}
+
+/// Processes the test left as orphans: killed if the test fails half-way (they are our
+/// children, never reaped: a zombie does not count as running).
+struct Orphans(Vec<u32>);
+
+impl Drop for Orphans {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            if running(*pid) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
+/// Alive and not a zombie.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
+}
+
+/// Polls `done` for up to `WAIT`.
+fn wait_for(done: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}

@@ -15,10 +15,13 @@ use super::protocol::{
     DhcpNetwork, HostChanges, HostInstance, HostPort, PortStatus, PortStatusReport, dhcp_interface,
     dhcp_namespace,
 };
-use super::stale;
 use super::wiring::Wiring;
+use super::{drift, stale};
 use crate::dhcp::DhcpManager;
 use crate::dhcp::client::DhcpClient;
+
+/// How long listing links and OVS ports for a drift check may take.
+const DRIFT_LISTING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Owners whose ports have no DHCP host entry (Neutron's DHCP agent skips them).
 const NO_DHCP_ENTRY: [&str; 4] = [
@@ -40,6 +43,9 @@ pub struct Engine {
     ports: HashMap<String, HostPort>,
     dhcp_networks: HashMap<String, DhcpNetwork>,
     instances: HashMap<String, HostInstance>,
+    /// Plugged ports whose wiring drifted and could not be applied again (reported ERROR
+    /// once; tried again at every check).
+    broken: BTreeSet<String>,
 }
 
 impl Engine {
@@ -61,6 +67,7 @@ impl Engine {
             ports: HashMap::new(),
             dhcp_networks: HashMap::new(),
             instances: HashMap::new(),
+            broken: BTreeSet::new(),
         }
     }
 
@@ -207,9 +214,15 @@ impl Engine {
         .await;
         for port in &to_plug {
             match self.wiring.plug(port).await {
-                Ok(()) => statuses.push(status(&port.id, "ACTIVE", None)),
+                Ok(()) => {
+                    self.broken.remove(&port.id);
+                    statuses.push(status(&port.id, "ACTIVE", None));
+                }
                 Err(e) => {
                     tracing::error!("plugging port {}: {e}", port.id);
+                    if self.wiring.plugged().contains_key(&port.id) {
+                        self.broken.insert(port.id.clone());
+                    }
                     statuses.push(status(&port.id, "ERROR", Some(e)));
                 }
             }
@@ -245,6 +258,101 @@ impl Engine {
         }
         if changes.full {
             self.sweep().await;
+            self.check_wiring(true).await;
+        }
+    }
+
+    /// Compares what the plans of the plugged ports made with the kernel and Open vSwitch
+    /// now (with `namespaces`, the links inside namespaces too: one netlink connection each),
+    /// and heals what drifted: such a port is reported DOWN, its plans are applied again, and
+    /// it is reported ACTIVE once they applied (ERROR, once, while they fail; tried again at
+    /// every check). A repaired DHCP port gets its addresses and dnsmasq again; an instance
+    /// whose NIC was made anew leases again.
+    pub async fn check_wiring(&mut self, namespaces: bool) {
+        let ids: Vec<String> = self.wiring.plugged().keys().cloned().collect();
+        tracing::debug!("comparing {} plugged ports with the kernel", ids.len());
+        if ids.is_empty() {
+            return;
+        }
+        let ops = ids.iter().flat_map(|id| self.wiring.applied(id));
+        let listing = drift::Observed::list(self.wiring.executor(), ops, namespaces);
+        let observed = match tokio::time::timeout(DRIFT_LISTING_TIMEOUT, listing).await {
+            Ok(Ok(observed)) => observed,
+            Err(_) => {
+                tracing::error!("listing devices took over {DRIFT_LISTING_TIMEOUT:?}: skipped");
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::error!("listing devices to compare with the plans: {e:#}");
+                return;
+            }
+        };
+        let drifted: Vec<(String, String)> = ids
+            .into_iter()
+            .filter_map(|id| {
+                let plan: Vec<Op> = self.wiring.applied(&id).cloned().collect();
+                observed.missing(&plan).map(|why| (id, why))
+            })
+            .collect();
+        if drifted.is_empty() {
+            return;
+        }
+        let mut down = Vec::new();
+        for (id, why) in &drifted {
+            tracing::warn!("port {id}: its wiring drifted ({why}): applying its plans again");
+            if !self.broken.contains(id) {
+                down.push(status(id, "DOWN", Some(format!("wiring drifted: {why}"))));
+            }
+        }
+        self.report_ports(down).await;
+        let mut statuses = Vec::new();
+        let mut repaired = Vec::new();
+        for (id, _) in &drifted {
+            match self.wiring.reapply(id).await {
+                Ok(()) => {
+                    tracing::info!("port {id}: wiring repaired");
+                    self.broken.remove(id);
+                    statuses.push(status(id, "ACTIVE", None));
+                    repaired.push(id.clone());
+                }
+                Err(e) => {
+                    tracing::error!("port {id}: repairing its wiring: {e}");
+                    if self.broken.insert(id.clone()) {
+                        statuses.push(status(id, "ERROR", Some(e)));
+                    }
+                }
+            }
+        }
+        // A DHCP port made anew lost its addresses, and dnsmasq its socket on it.
+        let networks: Vec<String> = self
+            .dhcp_networks
+            .iter()
+            .filter(|(_, n)| repaired.contains(&n.dhcp_port_id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for network_id in networks {
+            self.configure_dhcp(&network_id).await;
+            if let Some(dhcp) = self.dhcp.clone() {
+                let id = network_id.clone();
+                let done =
+                    tokio::task::spawn_blocking(move || dhcp.lock().unwrap().restart(&id)).await;
+                if let Ok(Err(e)) = done {
+                    tracing::error!("network {network_id}: restarting dnsmasq: {e:#}");
+                }
+            }
+        }
+        self.report_ports(statuses).await;
+        // An instance NIC made anew holds no address: its DHCP client runs again (one that
+        // kept its address keeps it).
+        let relet: Vec<HostInstance> = self
+            .instances
+            .values()
+            .filter(|i| i.nics.iter().any(|n| repaired.contains(&n.port_id)))
+            .cloned()
+            .collect();
+        for instance in relet {
+            self.leases.cancel(&instance.id);
+            self.leases.start(instance);
         }
     }
 

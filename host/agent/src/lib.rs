@@ -5,6 +5,7 @@
 pub mod client;
 pub mod config;
 pub mod dhcp;
+pub mod drift;
 pub mod engine;
 pub mod executor;
 pub mod instances;
@@ -51,6 +52,14 @@ pub struct AgentOptions {
 
 /// How often dead dnsmasq processes are looked for.
 const SUPERVISE_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the plugged ports' devices on the host and their OVS ports are compared with
+/// the plans that made them (a removed link is noticed at once, by its netlink event; a link
+/// set down or detached from its bridge by this check). Links inside namespaces are compared
+/// at each full resync.
+const DRIFT_INTERVAL: Duration = Duration::from_secs(10);
+/// How long after a link's removal the check waits, so that one removal's burst of events
+/// (a bridge and its ports) is one check.
+const DRIFT_SETTLE: Duration = Duration::from_millis(20);
 
 /// Runs the agent until the task is dropped.
 pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
@@ -151,6 +160,11 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
     ));
     let _stop_poller = AbortOnDropHandle::new(poller);
     let mut supervise = tokio::time::interval(SUPERVISE_INTERVAL);
+    let link_removed = Arc::new(Notify::new());
+    let watcher = tokio::spawn(watch_link_removals(link_removed.clone()));
+    let _stop_watcher = AbortOnDropHandle::new(watcher);
+    let mut drift_check = tokio::time::interval(DRIFT_INTERVAL);
+    drift_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(
         "agent for host {} with drivers {driver_names:?} watching {}",
         options.host,
@@ -163,8 +177,38 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
                 None => anyhow::bail!("the change feed poller stopped"),
             },
             _ = supervise.tick() => engine.supervise().await,
+            _ = link_removed.notified() => {
+                tokio::time::sleep(DRIFT_SETTLE).await;
+                engine.check_wiring(false).await;
+            }
+            _ = drift_check.tick() => engine.check_wiring(false).await,
         }
     }
+}
+
+/// Wakes `removed` at every link removed in the host namespace (rtnetlink's link events), so
+/// that a device deleted by hand is rebuilt at once rather than at the next check.
+async fn watch_link_removals(removed: Arc<Notify>) {
+    use futures_util::StreamExt;
+    use rtnetlink::packet_core::NetlinkPayload;
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    let (connection, _handle, mut messages) =
+        match rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link]) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch link events ({e}): drift is found by the periodic check only"
+                );
+                return;
+            }
+        };
+    let _connection = AbortOnDropHandle::new(tokio::spawn(connection));
+    while let Some((message, _)) = messages.next().await {
+        if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(_)) = message.payload {
+            removed.notify_one();
+        }
+    }
+    tracing::warn!("the link event stream ended: drift is found by the periodic check only");
 }
 
 /// Long-polls the feed and hands every answer with news to the engine. A full resync (after=0)

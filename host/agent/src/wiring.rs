@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use neutrino_model as model;
+use neutrino_model::{Op, Plan};
 
 use super::executor::Executor;
 use super::local_vlans::LocalVlans;
@@ -26,6 +27,10 @@ pub struct Wiring {
     plugged: HashMap<String, HostPort>,
     /// (network id, driver) -> ports plugged on it.
     networks: HashMap<(String, String), BTreeSet<String>>,
+    /// The plans applied, to compare with the kernel and to apply again after drift:
+    /// (network id, driver) -> its setup plan, port id -> its plug plan.
+    network_plans: HashMap<(String, String), Plan>,
+    port_plans: HashMap<String, Plan>,
 }
 
 impl Wiring {
@@ -44,6 +49,8 @@ impl Wiring {
             local_vlans,
             plugged: HashMap::new(),
             networks: HashMap::new(),
+            network_plans: HashMap::new(),
+            port_plans: HashMap::new(),
         }
     }
 
@@ -85,6 +92,13 @@ impl Wiring {
                 .await
                 .map_err(|e| e.to_string())?;
             self.networks.insert(key.clone(), BTreeSet::new());
+            self.network_plans.insert(key.clone(), plan);
+        } else if self.plugged.contains_key(&port.id) {
+            // Plugged again as it was (its status was not ACTIVE, or its devices drifted):
+            // the network's devices may be what went missing.
+            if let Some(plan) = self.network_plans.get(&key) {
+                self.executor.apply(plan).await.map_err(|e| e.to_string())?;
+            }
         }
         let ctx = self.port_context(port, binding, local_vlan)?;
         let plan = driver
@@ -95,6 +109,7 @@ impl Wiring {
             .await
             .map_err(|e| e.to_string())?;
         self.plugged.insert(port.id.clone(), port.clone());
+        self.port_plans.insert(port.id.clone(), plan);
         self.networks
             .entry(key)
             .or_default()
@@ -120,6 +135,7 @@ impl Wiring {
             .await
             .map_err(|e| e.to_string())?;
         self.plugged.remove(port_id);
+        self.port_plans.remove(port_id);
         let key = (port.network_id.clone(), binding.driver.clone());
         let last = self.networks.get_mut(&key).is_some_and(|ports| {
             ports.remove(port_id);
@@ -135,6 +151,7 @@ impl Wiring {
                 .await
                 .map_err(|e| e.to_string())?;
             self.networks.remove(&key);
+            self.network_plans.remove(&key);
             if !self.networks.keys().any(|(n, _)| *n == port.network_id) {
                 self.local_vlans
                     .release(&port.network_id)
@@ -142,6 +159,27 @@ impl Wiring {
             }
         }
         Ok(())
+    }
+
+    /// The plans applied for a plugged port: its network's setup plan, then its plug plan.
+    pub fn applied(&self, port_id: &str) -> impl Iterator<Item = &Op> {
+        let port = self.plugged.get(port_id);
+        let network = port
+            .and_then(|p| {
+                let driver = &p.binding.as_ref()?.driver;
+                self.network_plans
+                    .get(&(p.network_id.clone(), driver.clone()))
+            })
+            .into_iter()
+            .flatten();
+        network.chain(self.port_plans.get(port_id).into_iter().flatten())
+    }
+
+    /// Applies again what was applied for a plugged port (its network's setup plan and its
+    /// plug plan): every step is idempotent, so only what is missing or differs changes.
+    pub async fn reapply(&mut self, port_id: &str) -> Result<(), String> {
+        let plan: Plan = self.applied(port_id).cloned().collect();
+        self.executor.apply(&plan).await.map_err(|e| e.to_string())
     }
 
     fn driver(&self, name: &str) -> Result<Arc<Driver>, String> {

@@ -65,6 +65,18 @@ impl NetworkDir {
         Ok(())
     }
 
+    /// The directories of the processes found on disk (any split's): `shard-<k>/`, `dns/`.
+    pub fn process_dirs(&self) -> Result<Vec<ProcessDir>> {
+        if !self.root.exists() {
+            return Ok(Vec::new());
+        }
+        Ok(file_names(&self.root)?
+            .into_iter()
+            .filter(|n| n == "dns" || n.starts_with(SHARD_PREFIX))
+            .map(|n| ProcessDir(self.root.join(n)))
+            .collect())
+    }
+
     pub fn remove(&self) -> Result<()> {
         remove_dir(&self.root)
     }

@@ -24,7 +24,7 @@ use super::entries::{self, PortFiles, ROUTER_INTERFACE_OWNERS};
 use super::layout::{self, NetworkDir, ProcessDir};
 use super::network::{self, Port, Subnets};
 use super::options::subnet_options;
-use super::process::Dnsmasq;
+use super::process::{Dnsmasq, stop_orphan};
 use super::{DhcpError, DhcpOptions, Result, invalid, io_error, shards};
 use neutrino_proto::{DhcpNetwork, HostPort, dhcp_namespace};
 
@@ -354,6 +354,16 @@ impl DhcpManager {
         Ok(true)
     }
 
+    /// Stops and starts the network's dnsmasq processes, as after its DHCP port's device was
+    /// made anew (dnsmasq binds its sockets to the device at start).
+    pub fn restart(&mut self, network_id: &str) -> Result<()> {
+        let state = self
+            .networks
+            .get_mut(network_id)
+            .ok_or_else(|| DhcpError::UnknownNetwork(network_id.to_string()))?;
+        state.restart(&self.options)
+    }
+
     /// Starts again every dnsmasq that died; returns their networks. One that cannot start is
     /// logged and tried again next time.
     pub fn supervise(&mut self) -> Vec<String> {
@@ -469,6 +479,11 @@ impl NetworkState {
     fn lay_out(&mut self, options: &DhcpOptions) -> Result<Diff> {
         self.stop()?;
         let dir = self.dir.clone();
+        // A dnsmasq of a dead agent still runs on these files (any split's): it is stopped,
+        // and gone, before its lease file is read and the new processes bind their sockets.
+        for process in dir.process_dirs()? {
+            stop_orphan(&process, options.stop_timeout)?;
+        }
         // Leases dnsmasq wrote for another split are of other shards' ports: every shard's
         // leases are seeded again.
         let reseed = (0..self.shards).any(|k| !dir.shard(k).leases().exists())
@@ -515,6 +530,19 @@ impl NetworkState {
         for k in 0..self.shards {
             let leases = dir.shard(k).leases();
             if leases.exists() {
+                // Leases of ports that went while no agent watched (or of addresses they no
+                // longer have) were never released: dnsmasq would keep each address from
+                // its new port until the lease expired. They go before dnsmasq starts.
+                let wanted: BTreeSet<(String, Ipv4Addr)> = self
+                    .ports
+                    .iter()
+                    .filter(|(id, _)| self.shard_of(id) == k)
+                    .flat_map(|(_, p)| &p.leases)
+                    .map(|(mac, ip)| (mac.to_ascii_lowercase(), *ip))
+                    .collect();
+                if prune_leases(&leases, &wanted)? {
+                    diff.written += 1;
+                }
                 continue;
             }
             // Existing clients keep their address when a network moves here (timestamp 0
@@ -686,6 +714,43 @@ impl NetworkState {
             }
         }
     }
+}
+
+/// Drops from a dnsmasq lease file every IPv4 lease that is not one of `wanted` (MAC in lower
+/// case, address); other lines (the server's DUID, IPv6 leases) stay. True when it changed.
+fn prune_leases(path: &Path, wanted: &BTreeSet<(String, Ipv4Addr)>) -> Result<bool> {
+    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+    let mut kept = String::with_capacity(text.len());
+    let mut dropped = Vec::new();
+    for line in text.lines() {
+        // `<expiry> <MAC> <IPv4> <host name> <client id>`
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let v4 = match fields.as_slice() {
+            [_, mac, ip, ..] => ip
+                .parse::<Ipv4Addr>()
+                .ok()
+                .map(|ip| (mac.to_ascii_lowercase(), ip)),
+            _ => None,
+        };
+        match v4 {
+            Some(lease) if !wanted.contains(&lease) => dropped.push(lease),
+            _ => {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+    }
+    if dropped.is_empty() {
+        return Ok(false);
+    }
+    for (mac, ip) in &dropped {
+        tracing::info!(
+            "dropping the stale lease of {ip} to {mac} in {}",
+            path.display()
+        );
+    }
+    layout::write_file(path, &kept)?;
+    Ok(true)
 }
 
 /// The port's state, or None when it gets no entries (Neutron skips DHCP, floating IP and HA

@@ -3,11 +3,13 @@
 //! daemons lazily, and only a child we wait for is surely gone.
 
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal, kill_process};
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::process::{Pid, PidfdFlags, Signal, kill_process, pidfd_open, pidfd_send_signal};
 
 use super::layout::ProcessDir;
 use super::{DhcpError, Result, io_error};
@@ -117,45 +119,85 @@ impl Drop for Dnsmasq {
 }
 
 /// A dnsmasq left running for this directory by an earlier agent (its pid file names a live
-/// process whose command line has our pid file) would hold the DHCP socket of the interface:
-/// it is stopped before ours starts. It is not our child, so it is polled until it is gone or
-/// a zombie.
-fn stop_orphan(dir: &ProcessDir, timeout: Duration) -> Result<()> {
+/// process whose command line has our pid file) would hold the DHCP and DNS sockets of the
+/// interface: it is stopped before ours starts, and waited for until it has exited.
+///
+/// It is not our child (or is one a dead agent never reaped), so it is waited for through a
+/// pidfd, which becomes readable once the process has exited (a zombie or gone), that is once
+/// the kernel has closed its files and sockets. Polling `/proc/<pid>/cmdline` is not enough:
+/// an exiting process loses its command line (its memory) before its files are closed, and a
+/// dnsmasq started in that window fails with `Address already in use`.
+pub(super) fn stop_orphan(dir: &ProcessDir, timeout: Duration) -> Result<()> {
     let Ok(text) = fs::read_to_string(dir.pid()) else {
         return Ok(());
     };
     let Some(pid) = text.trim().parse().ok().and_then(Pid::from_raw) else {
         return Ok(());
     };
-    let marker = format!("--pid-file={}", dir.pid().display());
-    let is_ours = |pid: Pid| {
-        let raw = pid.as_raw_nonzero();
-        let cmdline = fs::read(format!("/proc/{raw}/cmdline")).unwrap_or_default();
-        let alive = fs::read_to_string(format!("/proc/{raw}/stat")).is_ok_and(|s| {
-            s.rsplit(')')
-                .next()
-                .is_some_and(|r| !r.trim_start().starts_with('Z'))
-        });
-        alive
-            && cmdline
-                .split(|b| *b == 0)
-                .any(|arg| arg == marker.as_bytes())
+    // Opened first, so that the process checked below is the one waited for, even if the
+    // pid were reused meanwhile.
+    let Ok(pidfd) = pidfd_open(pid, PidfdFlags::empty()) else {
+        return Ok(()); // no such process
     };
-    if !is_ours(pid) {
+    let marker = format!("--pid-file={}", dir.pid().display());
+    if exited(&pidfd, Duration::ZERO) || !is_dnsmasq_of(pid, &marker) {
         return Ok(());
     }
     tracing::warn!(
-        "stopping dnsmasq {pid:?} left running in {}",
+        "stopping dnsmasq {} left running in {}",
+        pid.as_raw_nonzero(),
         dir.root().display()
     );
-    let _ = kill_process(pid, Signal::TERM);
-    let deadline = Instant::now() + timeout;
-    while is_ours(pid) {
-        if Instant::now() > deadline {
-            let _ = kill_process(pid, Signal::KILL);
-            break;
-        }
-        std::thread::sleep(POLL);
+    let _ = pidfd_send_signal(&pidfd, Signal::TERM);
+    if exited(&pidfd, timeout) {
+        return Ok(());
     }
-    Ok(())
+    tracing::warn!(
+        "dnsmasq {} did not exit within {timeout:?} of SIGTERM: SIGKILL",
+        pid.as_raw_nonzero()
+    );
+    let _ = pidfd_send_signal(&pidfd, Signal::KILL);
+    if exited(&pidfd, timeout) {
+        return Ok(());
+    }
+    Err(DhcpError::Process(format!(
+        "dnsmasq {} left running in {} survived SIGKILL for {timeout:?}",
+        pid.as_raw_nonzero(),
+        dir.root().display()
+    )))
+}
+
+/// Whether the process is ours: its command line names our pid file, or, when it is exiting
+/// already (an exiting process has no command line left), its name is dnsmasq.
+fn is_dnsmasq_of(pid: Pid, marker: &str) -> bool {
+    let raw = pid.as_raw_nonzero();
+    let cmdline = fs::read(format!("/proc/{raw}/cmdline")).unwrap_or_default();
+    if cmdline.is_empty() {
+        return fs::read_to_string(format!("/proc/{raw}/comm"))
+            .is_ok_and(|c| c.trim() == "dnsmasq");
+    }
+    cmdline
+        .split(|b| *b == 0)
+        .any(|arg| arg == marker.as_bytes())
+}
+
+/// Waits up to `timeout` for the process of `pidfd` to exit; true when it has.
+fn exited(pidfd: &OwnedFd, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let wait = Timespec {
+            tv_sec: left.as_secs() as _,
+            tv_nsec: left.subsec_nanos() as _,
+        };
+        let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
+        match poll(&mut fds, Some(&wait)) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) => return false,
+            Err(rustix::io::Errno::INTR) if !left.is_zero() => continue,
+            // A pidfd that cannot be polled (too old a kernel): the pid file's process is
+            // taken as gone, as before pidfds.
+            Err(_) => return true,
+        }
+    }
 }
