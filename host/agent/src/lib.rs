@@ -60,6 +60,8 @@ const DRIFT_INTERVAL: Duration = Duration::from_secs(10);
 /// How long after a link's removal the check waits, so that one removal's burst of events
 /// (a bridge and its ports) is one check.
 const DRIFT_SETTLE: Duration = Duration::from_millis(20);
+/// When the drift check looks again after a link removal.
+const DRIFT_FOLLOW_UP: Duration = Duration::from_secs(1);
 
 /// Runs the agent until the task is dropped.
 pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
@@ -180,6 +182,9 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
             _ = link_removed.notified() => {
                 tokio::time::sleep(DRIFT_SETTLE).await;
                 engine.check_wiring(false).await;
+                // A second look soon after, not in DRIFT_INTERVAL: the event can come before
+                // the removal shows in a dump, or while the device is still being torn down.
+                drift_check.reset_after(DRIFT_FOLLOW_UP);
             }
             _ = drift_check.tick() => engine.check_wiring(false).await,
         }
