@@ -19,6 +19,7 @@ pub mod servers;
 pub mod subnets;
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 pub use error::{Error, Result};
 
@@ -33,6 +34,7 @@ use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AnyPool, ColumnIndex, Decode, Executor, Row, Type};
+use tokio_util::task::AbortOnDropHandle;
 
 /// Schema versions, applied in order, each once.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -65,6 +67,9 @@ pub struct Store {
     /// On SQLite, read connections of the typed driver for the hottest reads (None on
     /// PostgreSQL), which also hand rows over in large batches instead of 50 at a time.
     pub sqlite_read: Option<SqlitePool>,
+    /// On SQLite, the task that checkpoints the WAL (see [`checkpoint_in_background`]);
+    /// stopped with the last clone of the store.
+    _checkpointer: Option<Arc<AbortOnDropHandle<()>>>,
 }
 
 impl Store {
@@ -96,6 +101,12 @@ impl Store {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;").await?;
+                        // The WAL is checkpointed by a task of its own; a commit does it only
+                        // if that task falls far behind (see `checkpoint_in_background`).
+                        conn.execute(sqlx::AssertSqlSafe(format!(
+                            "PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}"
+                        )))
+                        .await?;
                     }
                     Ok(())
                 })
@@ -113,11 +124,17 @@ impl Store {
             Backend::Sqlite => Some(sqlite_reads(&url).await?),
             Backend::Postgres => None,
         };
+        let checkpointer = sqlite_read.clone().map(|pool| {
+            Arc::new(AbortOnDropHandle::new(tokio::spawn(
+                checkpoint_in_background(pool),
+            )))
+        });
         let store = Store {
             backend,
             read,
             write,
             sqlite_read,
+            _checkpointer: checkpointer,
         };
         store.migrate().await?;
         Ok(store)
@@ -187,6 +204,32 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The WAL size (in pages of 4 KiB) at which a commit checkpoints by itself: only when the
+/// background checkpoints fall far behind (SQLite's default is 1,000).
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 16_000;
+
+/// Checkpoints the WAL (PASSIVE: never waits for readers or the writer) every
+/// [`CHECKPOINT_INTERVAL`]. Left to SQLite, the commit that takes the WAL past 1,000 pages
+/// copies them all back and syncs the file while the one writing connection, and every create
+/// queued behind it, waits; on a large table, where each commit dirties pages all over the
+/// indexes, that was a stall every few batches.
+async fn checkpoint_in_background(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!("background WAL checkpoint: {e}");
+        }
     }
 }
 
