@@ -194,7 +194,24 @@ enum PluginCommand {
     },
 }
 
+/// glibc gives threads that allocate at once arenas of their own, up to 8 per core, and memory
+/// freed in one stays there. SQLite's worker thread of every pooled connection and tokio's
+/// workers spread the server's heap over many of them. Two arenas: at 100,000 ports the
+/// server's RSS peaked at 76 MB instead of 96 MB, at no cost seen in the create rate.
+#[cfg(target_env = "gnu")]
+fn limit_malloc_arenas() {
+    // SAFETY: called first thing in main, before any thread is started; mallopt only
+    // changes a tunable of the allocator.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(target_env = "gnu"))]
+fn limit_malloc_arenas() {}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
