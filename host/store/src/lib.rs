@@ -19,6 +19,7 @@ pub mod servers;
 pub mod subnets;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -77,9 +78,9 @@ pub struct Store {
 /// writing connection is queued for, and a local file is never unreachable.
 pub const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// While PostgreSQL is known to be unreachable, how long a request tries for a connection
-/// before it answers 503: short, so requests fail at once; each such try is also the probe
-/// that notices the database is back.
+/// While PostgreSQL is known to be unreachable, how long the one request that tries for a
+/// connection (the others answer 503 at once) tries before it answers 503: each such try is
+/// the probe that notices the database is back.
 pub const UNREACHABLE_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Whether the database answers, as the last attempts to get a connection found it. Set down
@@ -87,12 +88,29 @@ pub const UNREACHABLE_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(500);
 #[derive(Debug, Default)]
 pub struct Health {
     down_since: Mutex<Option<Instant>>,
+    /// A request is trying to reach the database while it is down.
+    probing: AtomicBool,
+}
+
+/// The one try at reaching a database that is down; the next may start when it is dropped.
+struct Probe<'h>(&'h AtomicBool);
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl Health {
     /// Since when the database has been unreachable, or None while it answers.
     pub fn down_since(&self) -> Option<Instant> {
         *self.down_since.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The right to try, unless another request is trying now.
+    fn probe(&self) -> Option<Probe<'_>> {
+        // Not `then_some`: a Probe made and dropped would end the other request's try.
+        (!self.probing.swap(true, Ordering::AcqRel)).then(|| Probe(&self.probing))
     }
 
     fn down(&self, error: &Error) {
@@ -204,15 +222,21 @@ impl Store {
     }
 
     /// Getting a connection, as [`Store::health`] sees it: on PostgreSQL, a failure to reach
-    /// the database marks it down, and while it is down each try is cut short
-    /// ([`UNREACHABLE_ACQUIRE_TIMEOUT`]) so requests answer 503 at once; the first connection
-    /// had marks it up again.
+    /// the database marks it down. While it is down, one request at a time tries, for at most
+    /// [`UNREACHABLE_ACQUIRE_TIMEOUT`], and the others answer 503 at once; the first
+    /// connection had marks it up again.
     async fn watched<T>(&self, get: impl Future<Output = sqlx::Result<T>>) -> Result<T> {
         if self.backend != Backend::Postgres {
             return Ok(get.await?);
         }
         let down = self.health.down_since().is_some();
         let got = if down {
+            let Some(_probe) = self.health.probe() else {
+                return Err(Error::Unavailable(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotConnected,
+                    "the database is unreachable",
+                ))));
+            };
             tokio::time::timeout(UNREACHABLE_ACQUIRE_TIMEOUT, get)
                 .await
                 .unwrap_or(Err(sqlx::Error::PoolTimedOut))
