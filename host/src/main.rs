@@ -9,7 +9,7 @@ use neutrino::api::auth::AuthStrategy;
 use neutrino::bench;
 use neutrino::conformance::{self, KitConfig};
 use neutrino::plugins::registry::{DriversConfig, Registry};
-use neutrino::server::{EmbeddedAgent, ServeOptions, serve};
+use neutrino::server::{EmbeddedAgent, ServeOptions, lock_data_dir, serve};
 
 /// Neutrino: OpenStack Networking API v2.0 with WebAssembly mechanism drivers.
 #[derive(Parser)]
@@ -295,7 +295,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 host: host.unwrap_or_else(neutrino::agent::local_host_name),
                 config: node,
             });
-            tokio::runtime::Runtime::new()?.block_on(serve(options, agent))?;
+            // Before anything in the data directory is opened, for the life of the process.
+            let lock = lock_data_dir(&options.data_dir)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            let served = runtime.block_on(serve(options, agent, &lock));
+            // Blocking work the embedded agent left running is not waited for past this.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            served?;
+            drop(lock);
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {

@@ -2,6 +2,7 @@
 //! agent (all-in-one). Wiring only: the two know nothing of each other.
 
 use std::net::SocketAddr;
+use std::path::Path;
 
 use anyhow::Context as _;
 use tokio_util::task::AbortOnDropHandle;
@@ -15,15 +16,75 @@ pub struct EmbeddedAgent {
     pub config: neutrino_agent::config::NodeConfig,
 }
 
-/// Serves until Ctrl-C / SIGTERM, with the embedded agent when one is given.
-pub async fn serve(options: ServeOptions, agent: Option<EmbeddedAgent>) -> anyhow::Result<()> {
+/// Serves until Ctrl-C / SIGTERM, with the embedded agent when one is given, in the data
+/// directory the caller has locked ([`lock_data_dir`]). On the signal the embedded agent is
+/// stopped first, then the API (see [`Bound::serve_until`]).
+pub async fn serve(
+    options: ServeOptions,
+    agent: Option<EmbeddedAgent>,
+    _lock: &DataDirLock,
+) -> anyhow::Result<()> {
     let bound = bind(&options).await?;
     // After `bind` printed the address, which scripts and tests read.
-    let _agent = match &agent {
+    let agent = match &agent {
         Some(agent) => start_embedded_agent(&options, agent, bound.local_addr()?)?,
         None => None,
     };
-    bound.serve_until_signal().await
+    bound
+        .serve_until(async move {
+            stop_signal().await;
+            if let Some(agent) = agent {
+                agent.abort();
+                let _ = agent.await;
+            }
+        })
+        .await
+}
+
+/// The file a `serve` locks in its data directory.
+pub const LOCK_FILE: &str = "serve.lock";
+
+/// A `serve`'s exclusive hold on its data directory (the SQLite file, the agent token, the
+/// embedded agent's state): an advisory lock on [`LOCK_FILE`], held while this lives, and
+/// by the kernel no longer than the process.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+/// Takes the data directory for this process, or says which process has it.
+pub fn lock_data_dir(dir: &Path) -> anyhow::Result<DataDirLock> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir).with_context(|| format!("data directory {}", dir.display()))?;
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = match holder.trim() {
+                "" => String::new(),
+                pid => format!(" (pid {pid})"),
+            };
+            anyhow::bail!(
+                "the data directory {} is in use by another `neutrino serve`{holder}: one \
+                 server per data directory; stop that one, or give this one another --data-dir",
+                dir.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    writeln!(file, "{}", std::process::id())?;
+    Ok(DataDirLock { _file: file })
 }
 
 /// Starts the local agent, or says loudly why not (it needs root to change the kernel).

@@ -108,9 +108,14 @@ fn http(
 
 /// `neutrino serve` on a free port with its data in a temporary directory: (child, address).
 fn spawn_serve(dir: &std::path::Path, args: &[&str]) -> (std::process::Child, String) {
+    spawn_serve_with(dir, &[&["--no-agent"], args].concat())
+}
+
+/// [`spawn_serve`], with the embedded agent unless `args` say `--no-agent`.
+fn spawn_serve_with(dir: &std::path::Path, args: &[&str]) -> (std::process::Child, String) {
     use std::io::BufRead as _;
     let mut child = Command::new(env!("CARGO_BIN_EXE_neutrino"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-agent"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
         .arg("--data-dir")
         .arg(dir)
@@ -118,9 +123,10 @@ fn spawn_serve(dir: &std::path::Path, args: &[&str]) -> (std::process::Child, St
         .spawn()
         .expect("run neutrino serve");
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // What it prints later (the embedded agent's line) must not meet a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     let addr = line
         .split("http://")
         .nth(1)
@@ -218,4 +224,181 @@ fn serve_refuses_a_zero_agent_down_time() {
     let (code, out) = neutrino(&["serve", "--agent-down-time", "0"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("--agent-down-time"), "{out}");
+}
+
+/// Waits for a child at most `limit`: its exit status, or None (killed) when it ran longer.
+fn wait_at_most(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// SIGTERM, then how long the server took to exit, and its status (None: still running 10 s
+/// later, killed).
+fn stop_timed(
+    mut child: std::process::Child,
+) -> (std::time::Duration, Option<std::process::ExitStatus>) {
+    let started = std::time::Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = wait_at_most(&mut child, std::time::Duration::from_secs(10));
+    (started.elapsed(), status)
+}
+
+/// How long a stop of `serve` may take (issue 10, finding 6: it took 13-30 s, held by the
+/// agents' 30 s long polls).
+const STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// An agent's long poll open on `serve` (`timeout=30`), answered at once by the stop: SIGTERM
+/// ends the process within [`STOP_BOUND`], and the poll gets its answer ("nothing new"), not a
+/// cut connection.
+#[test]
+fn serve_stops_at_once_with_an_agent_long_poll_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = spawn_serve(dir.path(), &[]);
+    let token = std::fs::read_to_string(dir.path().join("agent-token")).unwrap();
+    let token = token.trim().to_string();
+    // A port bound to node1, so that node1's feed has a revision to wait after.
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/v2.0/networks",
+        &[],
+        r#"{"network": {"name": "n"}}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let network: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let port = serde_json::json!({"port": {
+        "network_id": network["network"]["id"], "binding:host_id": "node1"}});
+    let (status, body) = http(&addr, "POST", "/v2.0/ports", &[], &port.to_string());
+    assert_eq!(status, 201, "{body}");
+    let auth = [("X-Neutrino-Agent-Token", token.as_str())];
+    let (status, body) = http(
+        &addr,
+        "GET",
+        "/internal/hosts/node1/changes?after=0",
+        &auth,
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let revision = serde_json::from_str::<serde_json::Value>(&body).unwrap()["revision"]
+        .as_i64()
+        .unwrap();
+    assert!(revision >= 1, "{body}");
+
+    let poll = {
+        let (addr, token) = (addr.clone(), token.clone());
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let path = format!("/internal/hosts/node1/changes?after={revision}&timeout=30");
+            let auth = [("X-Neutrino-Agent-Token", token.as_str())];
+            let answer = http(&addr, "GET", &path, &auth, "");
+            (answer, started.elapsed())
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!poll.is_finished(), "the long poll did not wait");
+    let (took, status) = stop_timed(child);
+    let ((status_of_poll, body), polled) = poll.join().unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(took <= STOP_BOUND, "serve took {took:?} to stop");
+    eprintln!("serve stopped {took:?} after SIGTERM with a long poll open");
+    assert_eq!(status_of_poll, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["revision"], revision, "{body}");
+    assert!(polled < std::time::Duration::from_secs(5), "{polled:?}");
+}
+
+/// The same, with the embedded agent (root: it may change the kernel), whose own long poll is
+/// open once it has reported: stopped with the server, within [`STOP_BOUND`].
+#[test]
+fn serve_stops_at_once_with_the_embedded_agent() {
+    if !nix_root() {
+        eprintln!(
+            "SKIP cli::serve_stops_at_once_with_the_embedded_agent: needs root (the embedded agent)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let host = format!("stop-test-{}", std::process::id());
+    let (child, addr) = spawn_serve_with(dir.path(), &["--host", &host]);
+    let started = std::time::Instant::now();
+    loop {
+        let (status, body) = http(&addr, "GET", "/v2.0/agents?fields=host", &[], "");
+        assert_eq!(status, 200, "{body}");
+        if body.contains(&host) {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the embedded agent never reported"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Its first poll answers the full state; the next one waits.
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let (took, status) = stop_timed(child);
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(took <= STOP_BOUND, "serve took {took:?} to stop");
+    eprintln!("serve with its embedded agent stopped {took:?} after SIGTERM");
+}
+
+fn nix_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
+        .unwrap_or(false)
+}
+
+/// One `serve` per data directory: a second is refused at once, non-zero, saying which
+/// process holds it; once the first has stopped, the directory is free again.
+#[test]
+fn a_second_serve_on_the_same_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, addr) = spawn_serve(dir.path(), &[]);
+    let mut second = Command::new(env!("CARGO_BIN_EXE_neutrino"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-agent",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_at_most(&mut second, std::time::Duration::from_secs(10));
+    let out = second.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{text}");
+    assert!(
+        text.contains(&format!(
+            "is in use by another `neutrino serve` (pid {})",
+            first.id()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("listening"), "{text}");
+    // The first goes on serving.
+    assert_eq!(http(&addr, "GET", "/v2.0/networks", &[], "").0, 200);
+    assert!(terminate(first).success());
+    let (again, addr) = spawn_serve(dir.path(), &[]);
+    assert_eq!(http(&addr, "GET", "/v2.0/networks", &[], "").0, 200);
+    assert!(terminate(again).success());
 }

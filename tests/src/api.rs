@@ -89,6 +89,30 @@ impl TestApi {
         )
     }
 
+    /// One server on a database the test prepared (a file on a small disk, a URL through a
+    /// proxy the test cuts).
+    pub async fn at(database: String) -> TestApi {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("warn")
+            .try_init();
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("agent-token");
+        let token = format!("test-token-{}", uuid::Uuid::new_v4().simple());
+        std::fs::write(&token_file, &token).unwrap();
+        let config = ApiConfig {
+            default_project: "admin-project".into(),
+            ..ApiConfig::default()
+        };
+        let api = Self::on(Some(database), &token_file, &config).await;
+        TestApi {
+            router: api.router,
+            state: api.state,
+            agent_token: api.agent_token,
+            _dir: dir,
+        }
+    }
+
     async fn on(
         database: Option<String>,
         token_file: &std::path::Path,
@@ -219,8 +243,8 @@ impl Reply {
     }
 }
 
-/// A new, empty database on the test PostgreSQL server, for one test.
-async fn fresh_postgres_database() -> String {
+/// A new, empty database on the test PostgreSQL server, for one test: its URL.
+pub async fn fresh_postgres_database() -> String {
     let admin = postgres_admin_url().expect("NEUTRINO_TEST_POSTGRES_URL");
     let name = format!("neutrino_test_{}", uuid::Uuid::new_v4().simple());
     sqlx::any::install_default_drivers();

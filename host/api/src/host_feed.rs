@@ -67,19 +67,23 @@ pub async fn changes(
             return Ok(Json(answer));
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        // A stopping server answers "nothing new" at once: the agent asks again (another
+        // server, or this one restarted), and the stop is not held for the poll's timeout.
+        if left.is_zero() || state.feed.is_stopping() {
             return Ok(Json(HostChanges {
                 revision: query.after,
                 ..HostChanges::default()
             }));
         }
         let wait = left.min(REREAD_EVERY);
-        if tokio::time::timeout(wait, committed.changed())
-            .await
-            .is_ok_and(|r| r.is_err())
-        {
-            // No sender any more (the server is stopping): keep to the re-read pace.
-            tokio::time::sleep(wait).await;
+        tokio::select! {
+            changed = tokio::time::timeout(wait, committed.changed()) => {
+                if changed.is_ok_and(|r| r.is_err()) {
+                    // No sender any more: keep to the re-read pace.
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            () = state.feed.stopped() => {}
         }
     }
 }

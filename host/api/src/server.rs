@@ -99,21 +99,56 @@ impl Bound {
         self.listener.local_addr()
     }
 
-    /// Serves until Ctrl-C / SIGTERM, then writes the heartbeats still buffered.
+    /// Serves until Ctrl-C / SIGTERM (see [`Bound::serve_until`]).
     pub async fn serve_until_signal(self) -> anyhow::Result<()> {
+        self.serve_until(stop_signal()).await
+    }
+
+    /// Serves until `stop` resolves. Then it stops listening, answers the agents' waiting long
+    /// polls at once (they would hold the stop for up to their 30 s), lets the other requests
+    /// running finish, for [`STOP_GRACE`] at most, and writes the heartbeats still buffered.
+    pub async fn serve_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let heartbeats = self.state.heartbeats.clone();
-        axum::serve(self.listener, crate::router(self.state))
-            .with_graceful_shutdown(async {
-                let ctrl_c = tokio::signal::ctrl_c();
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .expect("SIGTERM handler");
-                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        let feed = self.state.feed.clone();
+        let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(self.listener, crate::router(self.state))
+            .with_graceful_shutdown(async move {
+                stop.await;
+                feed.stop();
+                let _ = stopping.send(());
             })
-            .await?;
+            .into_future();
+        let grace = async move {
+            match stopped.await {
+                Ok(()) => tokio::time::sleep(STOP_GRACE).await,
+                // The server ended before any stop: its own answer tells why.
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            served = server => served?,
+            () = grace => tracing::warn!(
+                "requests still running {STOP_GRACE:?} after the stop: stopping without them"
+            ),
+        }
         heartbeats.flush().await?;
         Ok(())
     }
+}
+
+/// How long requests still running when the server stops may take to finish before it stops
+/// without them.
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
 }
 
 /// Serves in a task of the current runtime until the handle is dropped (tests, benches):

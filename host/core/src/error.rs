@@ -137,12 +137,12 @@ impl std::error::Error for NeutronError {}
 /// anything else an internal error.
 impl From<neutrino_store::Error> for NeutronError {
     fn from(e: neutrino_store::Error) -> Self {
-        if e.is_unavailable() {
+        if let Some(reason) = e.unavailable_reason() {
             tracing::error!("{e}");
             NeutronError::new(
                 Status::SERVICE_UNAVAILABLE,
                 "ServiceUnavailable",
-                "The database is unavailable; retry later.",
+                format!("The database is unavailable: {reason}. Retry later."),
             )
         } else {
             NeutronError::internal(e)

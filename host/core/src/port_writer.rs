@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::RequestContext;
 use crate::Services;
-use crate::error::{CoreResult, NeutronError};
+use crate::error::{CoreResult, NeutronError, Status};
 use crate::ports::{DraftLookups, draft_with, write_draft};
 use neutrino_store::port_writes::{Finished, PortWrites};
 use neutrino_store::ports::Port;
@@ -73,18 +73,12 @@ impl PortWriter {
 }
 
 async fn run(state: Services, mut queue: mpsc::Receiver<Job>) {
+    // The connection is taken when a create comes, and kept for the batches that follow while
+    // creates keep coming (up to HOLD of them), instead of going back to the pool and being
+    // taken again between them; other writers get it when the queue runs dry. What the drafts
+    // read is kept over the hold as long as it stays valid (see `DraftLookups::revalidate`).
     while let Some(first) = queue.recv().await {
-        let mut conn = match state.store.write_conn().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                let _ = first.reply.send(Err(e.into()));
-                continue;
-            }
-        };
-        // The connection is kept for the batches that follow while creates keep coming (up to
-        // HOLD of them), instead of going back to the pool and being taken again between
-        // them; other writers get it when the queue runs dry. What the drafts read is kept
-        // over the hold as long as it stays valid (see `DraftLookups::revalidate`).
+        let mut conn = None;
         let mut lookups = DraftLookups::default();
         let mut next = Some(first);
         let mut held = 0;
@@ -106,27 +100,66 @@ async fn run(state: Services, mut queue: mpsc::Receiver<Job>) {
 }
 
 /// Writes a batch in one transaction; if that fails, each job alone, so that one request's
-/// error never becomes another's.
+/// error never becomes another's. A database that cannot serve (unreachable, disk full) is
+/// every job's answer at once: trying each alone would hold the last for as many failures.
 async fn write_batch(
     state: &Services,
-    conn: &mut store::Conn,
+    conn: &mut Option<store::PooledConn>,
     lookups: &mut DraftLookups,
     batch: Vec<Job>,
 ) {
-    if batch.len() > 1
-        && let Ok(results) = write(state, conn, lookups, &batch).await
-    {
-        for (job, created) in batch.into_iter().zip(results) {
-            let _ = job.reply.send(Ok(created));
+    let mut unavailable = None;
+    if batch.len() > 1 {
+        match write_on(state, conn, lookups, &batch).await {
+            Ok(results) => {
+                for (job, created) in batch.into_iter().zip(results) {
+                    let _ = job.reply.send(Ok(created));
+                }
+                return;
+            }
+            Err(e) if e.status == Status::SERVICE_UNAVAILABLE => unavailable = Some(e),
+            Err(_) => {}
         }
-        return;
     }
     for job in batch {
-        let result = write(state, conn, lookups, std::slice::from_ref(&job))
-            .await
-            .map(|mut r| r.remove(0));
+        let result = match &unavailable {
+            Some(e) => Err(e.clone()),
+            None => write_on(state, conn, lookups, std::slice::from_ref(&job))
+                .await
+                .map(|mut r| r.remove(0)),
+        };
+        if let Err(e) = &result
+            && e.status == Status::SERVICE_UNAVAILABLE
+        {
+            unavailable = Some(e.clone());
+        }
         let _ = job.reply.send(result);
     }
+}
+
+/// [`write`] on the writer's connection, taken first if it has none. A connection the failure
+/// left unusable (its COMMIT or ROLLBACK failed, as on a full disk, or it broke) is closed, so
+/// the next write takes a fresh one instead of failing on it for good.
+async fn write_on(
+    state: &Services,
+    conn: &mut Option<store::PooledConn>,
+    lookups: &mut DraftLookups,
+    jobs: &[Job],
+) -> CoreResult<Vec<Vec<Port>>> {
+    let held = match conn {
+        Some(held) => held,
+        None => conn.insert(state.store.write_conn().await?),
+    };
+    let result = write(state, held, lookups, jobs).await;
+    if result.is_err() && !store::usable(held).await {
+        tracing::warn!("the port writer's connection is unusable after a failed write; closing it");
+        if let Some(broken) = conn.take() {
+            store::discard(broken);
+        }
+        // What was read on it is checked against that connection's view.
+        *lookups = DraftLookups::default();
+    }
+    result
 }
 
 /// Drafts and writes every job's ports in one transaction. Several jobs' rows are held back and written

@@ -32,6 +32,58 @@ impl Error {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Error::Unavailable(_))
     }
+
+    /// Why the database cannot serve, in a few words a client may read (no addresses, no
+    /// SQL): "the database's disk is full", "the database cannot be reached", ... None when
+    /// the error is not [`Error::Unavailable`].
+    pub fn unavailable_reason(&self) -> Option<&'static str> {
+        let Error::Unavailable(e) = self else {
+            return None;
+        };
+        Some(match e {
+            sqlx::Error::PoolTimedOut => "no database connection could be had in time",
+            sqlx::Error::PoolClosed => "the server is stopping",
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) => "the database cannot be reached",
+            sqlx::Error::WorkerCrashed => "the database connection broke",
+            sqlx::Error::Database(db) => match db.code().as_deref().unwrap_or("") {
+                code if is_postgres(db.as_ref()) => match code {
+                    "53100" => "the database's disk is full",
+                    c if c.starts_with("53") => "the database server is out of resources",
+                    c if c.starts_with("57P0") => "the database server is stopping or starting",
+                    _ => "the database connection broke",
+                },
+                code => match code.parse::<u32>().map(|c| c & 0xff) {
+                    Ok(13) => "the database's disk is full",
+                    Ok(5) => "the database is locked by another writer",
+                    Ok(14) => "the database file cannot be opened",
+                    _ => "the database had an I/O error",
+                },
+            },
+            _ => "the database cannot serve",
+        })
+    }
+
+    /// Whether the database could not be reached at all (no connection, or the connection
+    /// broke), as opposed to a database that answers but cannot do this (a full disk).
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Error::Unavailable(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_),
+            ) => true,
+            Error::Unavailable(sqlx::Error::Database(db)) => {
+                is_postgres(db.as_ref())
+                    && db
+                        .code()
+                        .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0"))
+            }
+            _ => false,
+        }
+    }
+}
+
+fn is_postgres(db: &dyn sqlx::error::DatabaseError) -> bool {
+    db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
 }
 
 impl From<sqlx::Error> for Error {
@@ -56,10 +108,7 @@ impl From<sqlx::Error> for Error {
 /// or PostgreSQL's SQLSTATE.
 fn unavailable_code(db: &dyn sqlx::error::DatabaseError) -> bool {
     let Some(code) = db.code() else { return false };
-    if db
-        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-        .is_some()
-    {
+    if is_postgres(db) {
         postgres_unavailable(&code)
     } else {
         sqlite_unavailable(&code)
@@ -98,6 +147,18 @@ mod tests {
             assert!(!postgres_unavailable(code), "{code}");
         }
         assert!(Error::from(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(Error::from(sqlx::Error::PoolTimedOut).is_unreachable());
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let refused = Error::from(sqlx::Error::Io(refused));
+        assert_eq!(
+            refused.unavailable_reason(),
+            Some("the database cannot be reached")
+        );
+        assert!(refused.is_unreachable());
+        assert_eq!(
+            Error::from(sqlx::Error::RowNotFound).unavailable_reason(),
+            None
+        );
         assert!(!Error::from(sqlx::Error::RowNotFound).is_unavailable());
     }
 }

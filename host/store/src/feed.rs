@@ -144,12 +144,15 @@ pub async fn changes_since(
 #[derive(Debug)]
 pub struct FeedSignal {
     sender: tokio::sync::watch::Sender<i64>,
+    /// Set when the server stops: waiting polls answer at once instead of holding the stop.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Default for FeedSignal {
     fn default() -> Self {
         FeedSignal {
             sender: tokio::sync::watch::Sender::new(0),
+            stopping: tokio::sync::watch::Sender::new(false),
         }
     }
 }
@@ -170,5 +173,20 @@ impl FeedSignal {
 
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
         self.sender.subscribe()
+    }
+
+    /// The server stops: every poll waiting, and every poll to come, answers at once.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Resolves once [`FeedSignal::stop`] has been called.
+    pub async fn stopped(&self) {
+        let mut stopping = self.stopping.subscribe();
+        let _ = stopping.wait_for(|s| *s).await;
     }
 }

@@ -19,7 +19,9 @@ pub mod servers;
 pub mod subnets;
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub use error::{Error, Result};
 
@@ -67,9 +69,73 @@ pub struct Store {
     /// On SQLite, read connections of the typed driver for the hottest reads (None on
     /// PostgreSQL), which also hand rows over in large batches instead of 50 at a time.
     pub sqlite_read: Option<SqlitePool>,
+    /// Whether PostgreSQL could be reached the last time a connection was needed.
+    pub health: Arc<Health>,
     /// On SQLite, the task that checkpoints the WAL (see [`checkpoint_in_background`]);
     /// stopped with the last clone of the store.
     _checkpointer: Option<Arc<AbortOnDropHandle<()>>>,
+}
+
+/// The longest a PostgreSQL connection is waited for (taken from the pool, or opened: sqlx
+/// retries a refused connection until then). A database that cannot be reached is a 503
+/// within this, not a request held for the whole outage. SQLite keeps sqlx's 30 s: its one
+/// writing connection is queued for, and a local file is never unreachable.
+pub const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// While PostgreSQL is known to be unreachable, how long the one request that tries for a
+/// connection (the others answer 503 at once) tries before it answers 503: each such try is
+/// the probe that notices the database is back.
+pub const UNREACHABLE_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Whether the database answers, as the last attempts to get a connection found it. Set down
+/// by a failure to connect (refused, cut, timed out), up by the next connection had.
+#[derive(Debug, Default)]
+pub struct Health {
+    down_since: Mutex<Option<Instant>>,
+    /// A request is trying to reach the database while it is down.
+    probing: AtomicBool,
+}
+
+/// The one try at reaching a database that is down; the next may start when it is dropped.
+struct Probe<'h>(&'h AtomicBool);
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Health {
+    /// Since when the database has been unreachable, or None while it answers.
+    pub fn down_since(&self) -> Option<Instant> {
+        *self.down_since.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The right to try, unless another request is trying now.
+    fn probe(&self) -> Option<Probe<'_>> {
+        // Not `then_some`: a Probe made and dropped would end the other request's try.
+        (!self.probing.swap(true, Ordering::AcqRel)).then(|| Probe(&self.probing))
+    }
+
+    fn down(&self, error: &Error) {
+        let mut since = self.down_since.lock().unwrap_or_else(|e| e.into_inner());
+        if since.is_none() {
+            tracing::error!(
+                "the database is unreachable ({error}); answering 503 until it is back"
+            );
+            *since = Some(Instant::now());
+        }
+    }
+
+    fn up(&self) {
+        let mut since = self.down_since.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = since.take() {
+            tracing::warn!(
+                "the database is reachable again after {:.1} s",
+                at.elapsed().as_secs_f64()
+            );
+        }
+    }
 }
 
 impl Store {
@@ -91,12 +157,24 @@ impl Store {
         };
         let options =
             AnyConnectOptions::from_str(&url).with_context(|| format!("database URL {url}"))?;
+        let acquire_timeout = match backend {
+            Backend::Sqlite => Duration::from_secs(30),
+            Backend::Postgres => POSTGRES_ACQUIRE_TIMEOUT,
+        };
         let pool = |max: u32| {
             AnyPoolOptions::new()
                 .max_connections(max)
+                .acquire_timeout(acquire_timeout)
                 // A ping before every checkout is a round trip per request; a broken
                 // connection fails its query and is replaced anyway.
                 .test_before_acquire(false)
+                // A connection given back inside a transaction is one whose transaction was
+                // dropped: its rollback is queued and runs here. If that rollback failed too
+                // (its COMMIT failed on a full disk and SQLite had already rolled back, or
+                // the connection broke), sqlx still counts a transaction open and would
+                // refuse every later BEGIN on it ("begin_with at non-zero transaction
+                // depth"): such a connection is closed, not pooled.
+                .after_release(|conn, _| Box::pin(async move { Ok(settle(conn).await) }))
                 .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -134,6 +212,7 @@ impl Store {
             read,
             write,
             sqlite_read,
+            health: Arc::default(),
             _checkpointer: checkpointer,
         };
         store.migrate().await?;
@@ -144,17 +223,57 @@ impl Store {
     /// that two servers sharing a file queue on the lock instead of failing when a read
     /// transaction tries to become a writer.
     pub async fn begin_write(&self) -> Result<Tx<'static>> {
-        Ok(self.write.begin_with(self.begin_statement()).await?)
+        self.watched(self.write.begin_with(self.begin_statement()))
+            .await
     }
 
     /// A connection of the read pool.
     pub async fn read_conn(&self) -> Result<PooledConn> {
-        Ok(self.read.acquire().await?)
+        self.watched(self.read.acquire()).await
     }
 
     /// A connection of the write pool, for a caller that runs several transactions on it.
     pub async fn write_conn(&self) -> Result<PooledConn> {
-        Ok(self.write.acquire().await?)
+        self.watched(self.write.acquire()).await
+    }
+
+    /// Getting a connection, as [`Store::health`] sees it: on PostgreSQL, a failure to reach
+    /// the database marks it down. While it is down, one request at a time tries, for at most
+    /// [`UNREACHABLE_ACQUIRE_TIMEOUT`], and the others answer 503 at once; the first
+    /// connection had marks it up again.
+    async fn watched<T>(&self, get: impl Future<Output = sqlx::Result<T>>) -> Result<T> {
+        if self.backend != Backend::Postgres {
+            return Ok(get.await?);
+        }
+        let down = self.health.down_since().is_some();
+        let got = if down {
+            let Some(_probe) = self.health.probe() else {
+                return Err(Error::Unavailable(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotConnected,
+                    "the database is unreachable",
+                ))));
+            };
+            tokio::time::timeout(UNREACHABLE_ACQUIRE_TIMEOUT, get)
+                .await
+                .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+        } else {
+            get.await
+        };
+        match got {
+            Ok(got) => {
+                if down {
+                    self.health.up();
+                }
+                Ok(got)
+            }
+            Err(e) => {
+                let e = Error::from(e);
+                if e.is_unreachable() {
+                    self.health.down(&e);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// [`Store::begin_write`] on a connection of the write pool the caller holds.
@@ -428,6 +547,36 @@ where
 /// Booleans are stored as 0/1.
 pub fn flag(r: &(impl StoredRow + ?Sized), column: &str) -> crate::Result<bool> {
     Ok(r.int(column)? != 0)
+}
+
+/// Whether a connection whose transaction failed (or was dropped) may be used again: runs the
+/// rollback a dropped transaction queued, then answers whether the connection is outside any
+/// transaction and still answers. A connection whose COMMIT or ROLLBACK failed (a full disk
+/// with SQLite's transaction already rolled back, a cut connection) is not: sqlx would refuse
+/// every later BEGIN on it, so it must be closed ([`discard`]), not reused.
+pub async fn settle(conn: &mut Conn) -> bool {
+    use sqlx::Connection as _;
+    if !conn.is_in_transaction() {
+        return true;
+    }
+    conn.ping().await.is_ok() && !conn.is_in_transaction()
+}
+
+/// After a failed transaction on a connection the caller keeps (the port writer's):
+/// [`settle`], and a ping, so that a connection that broke is not kept either.
+pub async fn usable(conn: &mut Conn) -> bool {
+    use sqlx::Connection as _;
+    settle(conn).await && conn.ping().await.is_ok()
+}
+
+/// Closes a pooled connection instead of giving it back: its slot in the pool is free at once
+/// (for a new connection), the connection itself closed in the background.
+pub fn discard(conn: PooledConn) {
+    use sqlx::Connection as _;
+    let conn = conn.detach();
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(5), conn.close()).await;
+    });
 }
 
 /// Commits a write transaction.

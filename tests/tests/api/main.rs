@@ -4,6 +4,7 @@
 
 mod agents;
 mod bulk;
+mod disk_full;
 mod host_feed;
 mod keystone;
 mod lists;
