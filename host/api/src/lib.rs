@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
 use axum::middleware;
 use axum::routing::{MethodRouter, get, post};
@@ -212,7 +213,28 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::authenticate,
         ))
+        .layer(middleware::map_response(too_large_in_neutrons_shape))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .with_state(state)
+}
+
+/// The largest request body read, as Neutron's `max_request_body_size` (oslo.middleware's
+/// default, 112 KiB): it also bounds how much one bulk create can ask of the write path.
+pub const MAX_REQUEST_BODY: usize = 114_688;
+
+/// A body over [`MAX_REQUEST_BODY`] is refused by the extractor with a plain-text 413; clients
+/// read Neutron's error shape.
+async fn too_large_in_neutrons_shape(
+    response: axum::response::Response,
+) -> axum::response::Response {
+    if response.status() != axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        return response;
+    }
+    axum::response::IntoResponse::into_response(NeutronError::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "HTTPRequestEntityTooLarge",
+        format!("Request is too large: larger than {MAX_REQUEST_BODY} bytes."),
+    ))
 }
 
 /// `scheme://host` of the request, for absolute links (honours `X-Forwarded-Proto`).

@@ -190,10 +190,21 @@ pub fn pairs_need_port_security() -> NeutronError {
 
 /// `allowed_address_pairs` as JSON text with each pair's MAC filled in (the port's when not
 /// given), or None when absent.
+/// Neutron's `max_allowed_address_pair`.
+pub const MAX_ALLOWED_ADDRESS_PAIRS: usize = 10;
+
 pub fn address_pairs(v: Option<&Value>, port: &Port) -> CoreResult<Option<String>> {
     let Some(items) = body::list(v, "allowed_address_pairs")? else {
         return Ok(None);
     };
+    if items.len() > MAX_ALLOWED_ADDRESS_PAIRS {
+        return Err(NeutronError::bad(
+            "AllowedAddressPairExhausted",
+            format!(
+                "The number of allowed address pair exceeds the maximum {MAX_ALLOWED_ADDRESS_PAIRS}."
+            ),
+        ));
+    }
     let mut out: Vec<Value> = Vec::with_capacity(items.len());
     for item in items {
         let Value::Object(m) = item else {
@@ -297,6 +308,9 @@ pub fn extra_dhcp_opts(v: Option<&Value>, current: &str) -> CoreResult<String> {
         match m.get("opt_value") {
             None | Some(Value::Null) => {}
             Some(Value::String(value)) => {
+                if let Some(problem) = neutrino_proto::dhcp_opt_problem(name, value) {
+                    return Err(invalid("extra_dhcp_opts", problem));
+                }
                 opts.push(json!({"opt_name": name, "opt_value": value, "ip_version": version}));
             }
             Some(other) => {

@@ -110,6 +110,10 @@ pub async fn create_one(
     };
     let net = ipam::parse_cidr(&cidr_text, version).map_err(NeutronError::invalid_input)?;
     let (ra_mode, address_mode) = ipv6_modes(b, version, &net)?;
+    let enable_dhcp = body::boolean(b, "enable_dhcp")?.unwrap_or(true);
+    if enable_dhcp {
+        dhcp_capable(&net)?;
+    }
 
     let network = networks::visible_in(tx, ctx, &network_id).await?;
     if !ctx.owns(&network.project_id) {
@@ -156,7 +160,7 @@ pub async fn create_one(
         ip_version: i64::from(version),
         cidr: net.to_string(),
         gateway_ip: gateway.map(|g| g.to_string()),
-        enable_dhcp: body::boolean(b, "enable_dhcp")?.unwrap_or(true),
+        enable_dhcp,
         ipv6_ra_mode: ra_mode,
         ipv6_address_mode: address_mode,
         allocation_pools: pools_json(&pools, version),
@@ -169,6 +173,23 @@ pub async fn create_one(
     repo::insert(tx, &s).await?;
     ipam_store::add_ranges(tx, &s.id, &pools).await?;
     Ok((s, network.external))
+}
+
+/// Neutron's checks of a subnet that gets DHCP: no multicast and no loopback range (dnsmasq
+/// could not serve it; a loopback "subnet" would also take over 127.0.0.1 in the namespace).
+fn dhcp_capable(net: &IpNet) -> CoreResult<()> {
+    let addr = net.network();
+    if addr.is_multicast() {
+        return Err(NeutronError::invalid_input(
+            "Multicast IP subnet is not supported if enable_dhcp is True",
+        ));
+    }
+    if addr.is_loopback() {
+        return Err(NeutronError::invalid_input(
+            "Loopback IP subnet is not supported if enable_dhcp is True",
+        ));
+    }
+    Ok(())
 }
 
 fn ipv6_modes(
@@ -243,6 +264,12 @@ fn checked_pools(net: &IpNet, v: &Value, gateway: Option<IpAddr>) -> CoreResult<
     };
     let mut pools = Vec::with_capacity(items.len());
     for item in items {
+        if let Some(key) = item
+            .as_object()
+            .and_then(|m| m.keys().find(|k| *k != "start" && *k != "end"))
+        {
+            return Err(bad(format!("Unrecognized attribute(s) '{key}'")));
+        }
         let ends = ["start", "end"].map(|k| item.get(k).and_then(Value::as_str));
         let [Some(start), Some(end)] = ends else {
             return Err(bad(format!(
@@ -257,6 +284,7 @@ fn checked_pools(net: &IpNet, v: &Value, gateway: Option<IpAddr>) -> CoreResult<
     }
     ipam::check_pools(net, &pools, gateway).map_err(|e| match e {
         PoolError::Invalid(m) => NeutronError::bad("InvalidAllocationPool", m),
+        PoolError::OutOfBounds(m) => NeutronError::bad("OutOfBoundsAllocationPool", m),
         PoolError::Overlap(m) => NeutronError::conflict("OverlappingAllocationPools", m),
         PoolError::Gateway(m) => NeutronError::conflict("GatewayConflictWithAllocationPools", m),
     })
@@ -380,7 +408,11 @@ pub async fn update(
     if let Some(d) = body::string(b, "description", 255)? {
         s.description = d;
     }
-    s.enable_dhcp = body::boolean(b, "enable_dhcp")?.unwrap_or(s.enable_dhcp);
+    let enable_dhcp = body::boolean(b, "enable_dhcp")?.unwrap_or(s.enable_dhcp);
+    if enable_dhcp && !s.enable_dhcp {
+        dhcp_capable(&cidr_of(&s))?;
+    }
+    s.enable_dhcp = enable_dhcp;
     if let Some(dns) = nameservers(b, version)? {
         s.dns_nameservers = Value::from(dns).to_string();
     }

@@ -134,8 +134,10 @@ pub fn default_pools(net: &IpNet, gateway: Option<IpAddr>) -> Vec<Range> {
 /// Why requested pools are refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PoolError {
-    /// Not inside the usable part of the CIDR, reversed, or of the other IP version (400).
+    /// Reversed, or of the other IP version (400 InvalidAllocationPool).
     Invalid(String),
+    /// Not inside the usable part of the CIDR (400 OutOfBoundsAllocationPool).
+    OutOfBounds(String),
     /// Two pools share addresses (409 OverlappingAllocationPools).
     Overlap(String),
     /// The gateway lies in a pool (409 GatewayConflictWithAllocationPools).
@@ -165,7 +167,7 @@ pub fn check_pools(
             )));
         }
         if first < u.first || last > u.last || !net.contains(&start) || !net.contains(&end) {
-            return Err(PoolError::Invalid(format!(
+            return Err(PoolError::OutOfBounds(format!(
                 "The allocation pool {text} spans beyond the subnet cidr {net}."
             )));
         }
@@ -425,7 +427,7 @@ mod tests {
         );
         assert!(matches!(
             check_pools(&n, &[(ip("10.0.0.0"), ip("10.0.0.20"))], g),
-            Err(PoolError::Invalid(_))
+            Err(PoolError::OutOfBounds(_))
         ));
         assert!(matches!(
             check_pools(&n, &[(ip("10.0.0.20"), ip("10.0.0.10"))], g),

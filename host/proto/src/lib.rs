@@ -192,6 +192,38 @@ pub struct NicLease {
 
 pub use neutrino_model::instance_namespace;
 
+/// The longest `extra_dhcp_opts` name, as Neutron allows.
+pub const DHCP_OPT_NAME_MAX: usize = 64;
+/// The longest `extra_dhcp_opts` value, as Neutron allows.
+pub const DHCP_OPT_VALUE_MAX: usize = 255;
+
+/// What is wrong with an `extra_dhcp_opts` entry, if anything. The API refuses such an entry and
+/// the agent skips it: an option is one line of a dnsmasq options file, so a line break or a
+/// control character would start another option, and a name is a dnsmasq option name or number
+/// (with `tag:`/`encap:` style prefixes).
+pub fn dhcp_opt_problem(name: &str, value: &str) -> Option<String> {
+    if name.is_empty() || name.len() > DHCP_OPT_NAME_MAX {
+        return Some(format!(
+            "opt_name must be 1 to {DHCP_OPT_NAME_MAX} characters"
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_:,.!".contains(c))
+    {
+        return Some(format!("'{name}' is not a DHCP option name"));
+    }
+    if value.chars().count() > DHCP_OPT_VALUE_MAX {
+        return Some(format!(
+            "the value of {name} is longer than {DHCP_OPT_VALUE_MAX} characters"
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Some(format!("the value of {name} has a control character"));
+    }
+    None
+}
+
 /// The DHCP namespace of a network, as in Neutron.
 pub fn dhcp_namespace(network_id: &str) -> String {
     format!("qdhcp-{network_id}")

@@ -7,6 +7,7 @@ mod bulk;
 mod disk_full;
 mod host_feed;
 mod keystone;
+mod limits;
 mod lists;
 mod networks;
 mod openapi;

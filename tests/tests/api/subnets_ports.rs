@@ -115,8 +115,32 @@ on_both_databases!(subnet_defaults_and_checks, |api: TestApi| async move {
         (
             json!({"network_id": net, "ip_version": 4, "cidr": "10.2.0.0/24", "allocation_pools": [{"start": "10.2.0.10", "end": "10.2.1.10"}]}),
             StatusCode::BAD_REQUEST,
-            "InvalidAllocationPool",
-            "",
+            "OutOfBoundsAllocationPool",
+            "The allocation pool 10.2.0.10-10.2.1.10 spans beyond the subnet cidr 10.2.0.0/24.",
+        ),
+        (
+            json!({"network_id": net, "ip_version": 4, "cidr": "10.2.0.0/24", "allocation_pools": [{"start": "10.2.0.10", "end": "10.2.0.20", "x": 1}]}),
+            StatusCode::BAD_REQUEST,
+            "HTTPBadRequest",
+            "Invalid input for allocation_pools. Reason: Unrecognized attribute(s) 'x'",
+        ),
+        (
+            json!({"network_id": net, "ip_version": 4, "cidr": "224.0.0.0/24"}),
+            StatusCode::BAD_REQUEST,
+            "InvalidInput",
+            "Invalid input for operation: Multicast IP subnet is not supported if enable_dhcp is True",
+        ),
+        (
+            json!({"network_id": net, "ip_version": 4, "cidr": "127.0.0.0/8"}),
+            StatusCode::BAD_REQUEST,
+            "InvalidInput",
+            "Invalid input for operation: Loopback IP subnet is not supported if enable_dhcp is True",
+        ),
+        (
+            json!({"network_id": net, "ip_version": 6, "cidr": "ff00::/8"}),
+            StatusCode::BAD_REQUEST,
+            "InvalidInput",
+            "Invalid input for operation: Multicast IP subnet is not supported if enable_dhcp is True",
         ),
         (
             json!({"network_id": net, "ip_version": 4, "cidr": "10.2.0.0/24", "allocation_pools": [{"start": "10.2.0.10", "end": "10.2.0.20"}, {"start": "10.2.0.15", "end": "10.2.0.30"}]}),
