@@ -30,9 +30,7 @@ pub async fn serve(
     let bound = bind(&options).await?;
     // After `bind` printed the address, which scripts and tests read.
     let agent = match &agent {
-        Some(agent) => {
-            start_embedded_agent(&options, agent, bound.local_addr()?, &bound.health())?
-        }
+        Some(agent) => start_embedded_agent(&options, agent, bound.local_addr()?, &bound.health())?,
         None => None,
     };
     bound

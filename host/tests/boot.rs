@@ -84,7 +84,14 @@ impl Serve {
     fn start(dir: &Path, host: &str, config: &Path) -> Serve {
         use std::io::BufRead as _;
         let mut child = Command::new(env!("CARGO_BIN_EXE_neutrino"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--host", host, "--config"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--host",
+                host,
+                "--config",
+            ])
             .arg(config)
             .arg("--data-dir")
             .arg(dir)
@@ -127,7 +134,10 @@ impl Serve {
     }
 
     fn network(&self, cidr: &str) -> String {
-        let net = self.post("/v2.0/networks", serde_json::json!({"network": {"name": "boot"}}));
+        let net = self.post(
+            "/v2.0/networks",
+            serde_json::json!({"network": {"name": "boot"}}),
+        );
         let id = net["network"]["id"].as_str().unwrap().to_string();
         self.post(
             "/v2.0/subnets",
@@ -204,7 +214,10 @@ fn address_in_instance(server_id: &str) -> Option<String> {
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let cidr = text.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
+    let cidr = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)?;
     Some(cidr.split('/').next()?.to_string())
 }
 
@@ -242,7 +255,11 @@ fn a_0700_data_directory_serves_dhcp() {
     let server = serve.boot(&network);
     assert_eq!(server["status"], "ACTIVE", "{server}");
     let id = server["id"].as_str().unwrap();
-    assert_eq!(address_in_instance(id), Some(server_ip(&server)), "{server}");
+    assert_eq!(
+        address_in_instance(id),
+        Some(server_ip(&server)),
+        "{server}"
+    );
     serve.clean();
 }
 
@@ -292,7 +309,11 @@ fn without_open_vswitch_boots_bind_with_the_linux_bridge() {
     let id = server["id"].as_str().unwrap();
     let (_, ports) = serve.get(&format!("/v2.0/ports?device_id={id}"));
     assert_eq!(ports["ports"][0]["binding:vif_type"], "bridge", "{ports}");
-    assert_eq!(address_in_instance(id), Some(server_ip(&server)), "{server}");
+    assert_eq!(
+        address_in_instance(id),
+        Some(server_ip(&server)),
+        "{server}"
+    );
     serve.clean();
 }
 
@@ -307,7 +328,11 @@ fn healthz_shows_the_embedded_agent_retrying_then_up() {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("agent"), "in the way").unwrap();
-    let serve = Serve::start(&data, &host("retry"), &repo().join("examples/all-in-one.toml"));
+    let serve = Serve::start(
+        &data,
+        &host("retry"),
+        &repo().join("examples/all-in-one.toml"),
+    );
     let (status, health) = serve.health_until(Duration::from_secs(20), |_, b| {
         b["embedded_agent"]["state"] == "retrying"
     });
@@ -321,7 +346,10 @@ fn healthz_shows_the_embedded_agent_retrying_then_up() {
     let (status, health) = serve.health_until(Duration::from_secs(20), |s, _| s == 200);
     assert_eq!(status, 200, "{health}");
     assert_eq!(health["embedded_agent"]["state"], "up", "{health}");
-    assert!(health["embedded_agent"]["attempt"].as_u64().unwrap() >= 2, "{health}");
+    assert!(
+        health["embedded_agent"]["attempt"].as_u64().unwrap() >= 2,
+        "{health}"
+    );
     let (_, agents) = serve.get(&format!("/v2.0/agents?host={}", host("retry")));
     assert!(
         agents["agents"]
