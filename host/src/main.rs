@@ -29,7 +29,7 @@ enum Command {
     /// Serves the Networking API v2.0 and the minimal compute API (/v2.1/servers).
     Serve {
         /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:9696")]
+        #[arg(long, env = "NEUTRINO_LISTEN", default_value = "127.0.0.1:9696")]
         listen: std::net::SocketAddr,
         /// `postgres://...` or `sqlite://...`; default: an SQLite file in the data directory.
         #[arg(long)]
@@ -267,6 +267,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(path) => NodeConfig::from_file(path)?,
                 None => NodeConfig::default(),
             };
+            check_plugin_dir(&node.drivers)?;
             let auth = match (auth, keystone_url) {
                 (Auth::Keystone, Some(url)) => AuthStrategy::Keystone { url },
                 (Auth::Keystone, None) => anyhow::bail!("--auth keystone needs --keystone-url"),
@@ -397,6 +398,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     None => NodeConfig::default(),
                 },
             };
+            check_plugin_dir(&options.config.drivers)?;
             tokio::runtime::Runtime::new()?.block_on(async {
                 tokio::select! {
                     done = neutrino::agent::run(options) => done,
@@ -411,6 +413,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
                 None => DriversConfig::default(),
             };
+            check_plugin_dir(&config)?;
             let registry = Registry::load(&config)?;
             for (i, driver) in registry.drivers().iter().enumerate() {
                 let d = driver.description();
@@ -433,6 +436,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A `plugin_dir` that is not a directory is a mistake (a typo, a directory not made yet), not
+/// a directory without drivers: every driver would silently come from the bundled ones.
+fn check_plugin_dir(config: &DriversConfig) -> anyhow::Result<()> {
+    if let Some(dir) = &config.plugin_dir
+        && !dir.is_dir()
+    {
+        anyhow::bail!(
+            "plugin_dir {} does not exist or is not a directory: make it (drivers there, \
+             <name>.wasm, win over the bundled ones), or leave plugin_dir out",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// Ctrl-C or SIGTERM.

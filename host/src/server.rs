@@ -3,10 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio_util::task::AbortOnDropHandle;
 
+pub use neutrino_api::health::{AgentState, EmbeddedAgentHealth, ServerHealth};
 pub use neutrino_api::server::*;
 
 /// The local host's agent, run inside `neutrino serve`, reaching the server over its own socket.
@@ -27,7 +30,7 @@ pub async fn serve(
     let bound = bind(&options).await?;
     // After `bind` printed the address, which scripts and tests read.
     let agent = match &agent {
-        Some(agent) => start_embedded_agent(&options, agent, bound.local_addr()?)?,
+        Some(agent) => start_embedded_agent(&options, agent, bound.local_addr()?, &bound.health())?,
         None => None,
     };
     bound
@@ -87,11 +90,22 @@ pub fn lock_data_dir(dir: &Path) -> anyhow::Result<DataDirLock> {
     Ok(DataDirLock { _file: file })
 }
 
-/// Starts the local agent, or says loudly why not (it needs root to change the kernel).
+/// The first wait before the embedded agent is started again; it doubles with every failure
+/// in a row, up to [`AGENT_RETRY_MAX`].
+pub const AGENT_RETRY_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between two starts of the embedded agent.
+pub const AGENT_RETRY_MAX: Duration = Duration::from_secs(60);
+/// An agent that ran this long before it stopped is started again after [`AGENT_RETRY_FIRST`].
+const AGENT_RAN_WELL: Duration = Duration::from_secs(120);
+
+/// Starts the local agent and keeps it running: when it cannot start or stops, it is started
+/// again after a wait that doubles (see [`AGENT_RETRY_FIRST`]), each time said in the log and
+/// shown by `/healthz`. Without root it is not started at all, loudly.
 fn start_embedded_agent(
     options: &ServeOptions,
     agent: &EmbeddedAgent,
     listening: SocketAddr,
+    health: &ServerHealth,
 ) -> anyhow::Result<Option<AbortOnDropHandle<()>>> {
     if !neutrino_agent::can_run_here() {
         eprintln!(
@@ -101,6 +115,12 @@ fn start_embedded_agent(
              root).",
             agent.host
         );
+        health.set_embedded_agent(EmbeddedAgentHealth::new(
+            &agent.host,
+            AgentState::NotRunning {
+                reason: "the agent needs root".into(),
+            },
+        ));
         return Ok(None);
     }
     let mut server = listening;
@@ -117,12 +137,51 @@ fn start_embedded_agent(
         state_dir: options.data_dir.join("agent"),
         config: agent.config.clone(),
     };
+    let state = EmbeddedAgentHealth::new(&agent.host, AgentState::Starting { attempt: 1 });
+    health.set_embedded_agent(state.clone());
     println!("neutrino: embedded agent for host {:?}", agent.host);
-    let task = tokio::spawn(async move {
-        if let Err(e) = neutrino_agent::run(agent_options).await {
-            tracing::error!("the embedded agent stopped: {e:#}");
-            eprintln!("neutrino: the embedded agent stopped: {e:#}");
-        }
-    });
+    let task = tokio::spawn(supervise(agent_options, state));
     Ok(Some(AbortOnDropHandle::new(task)))
+}
+
+/// Runs the agent again and again, with backoff, until the task is dropped.
+async fn supervise(options: neutrino_agent::AgentOptions, state: Arc<EmbeddedAgentHealth>) {
+    let mut wait = AGENT_RETRY_FIRST;
+    for attempt in 1u32.. {
+        state.set(AgentState::Starting { attempt });
+        let started = tokio::time::Instant::now();
+        let up = state.clone();
+        let ran = neutrino_agent::run_with_ready(options.clone(), move || {
+            up.set(AgentState::Up {
+                attempt,
+                since: neutrino_store::now(),
+            });
+            tracing::info!("the embedded agent for host {} is up", up.host);
+        })
+        .await;
+        let error = match ran {
+            Ok(()) => "it stopped".to_string(),
+            Err(e) => format!("{e:#}"),
+        };
+        if started.elapsed() >= AGENT_RAN_WELL {
+            wait = AGENT_RETRY_FIRST;
+        }
+        tracing::error!(
+            "the embedded agent for host {} stopped (attempt {attempt}): {error}; starting it \
+             again in {}s",
+            options.host,
+            wait.as_secs()
+        );
+        eprintln!(
+            "neutrino: the embedded agent stopped: {error}; starting it again in {}s",
+            wait.as_secs()
+        );
+        state.set(AgentState::Retrying {
+            attempt,
+            error,
+            retry_in_seconds: wait.as_secs(),
+        });
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(AGENT_RETRY_MAX);
+    }
 }

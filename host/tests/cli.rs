@@ -76,6 +76,51 @@ fn drivers_refuses_an_unknown_driver_by_name() {
     assert!(out.contains("cannot load driver sriov"), "{out}");
 }
 
+/// A `plugin_dir` that does not exist is a mistake, refused by `drivers` and `serve` alike
+/// (not a directory without drivers, which would silently load only the bundled ones).
+#[test]
+fn a_plugin_dir_that_does_not_exist_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-plugins");
+    let drivers = dir.path().join("drivers.toml");
+    std::fs::write(
+        &drivers,
+        format!("plugin_dir = {:?}\n", missing.display().to_string()),
+    )
+    .unwrap();
+    let (code, out) = neutrino(&["drivers", "--config", drivers.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(&format!("plugin_dir {} does not exist", missing.display())),
+        "{out}"
+    );
+    let node = dir.path().join("node.toml");
+    std::fs::write(
+        &node,
+        format!(
+            "[drivers]\nplugin_dir = {:?}\n",
+            missing.display().to_string()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let (code, out) = neutrino(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-agent",
+        "--config",
+        node.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("does not exist"), "{out}");
+    std::fs::create_dir(&missing).unwrap();
+    let (code, out) = neutrino(&["drivers", "--config", drivers.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+}
+
 /// One HTTP/1.1 request over a plain socket: (status, body).
 fn http(
     addr: &str,

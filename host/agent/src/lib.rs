@@ -2,6 +2,7 @@
 //! computes plans with the same driver components the server binds with, applies them to the
 //! kernel, serves DHCP for the networks given to it, and reports ports and instances up.
 
+pub mod backends;
 pub mod client;
 pub mod config;
 pub mod dhcp;
@@ -65,6 +66,15 @@ const DRIFT_FOLLOW_UP: Duration = Duration::from_secs(1);
 
 /// Runs the agent until the task is dropped.
 pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
+    run_with_ready(options, || {}).await
+}
+
+/// [`run`], calling `ready` once, when the server has taken the agent's first reports (its
+/// agents are then known and alive, so boots can be placed on this host).
+pub async fn run_with_ready(
+    options: AgentOptions,
+    ready: impl FnOnce() + Send + 'static,
+) -> anyhow::Result<()> {
     let settings = options.config.agent.clone();
     std::fs::create_dir_all(&options.state_dir)
         .with_context(|| format!("agent state directory {}", options.state_dir.display()))?;
@@ -78,11 +88,23 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
         .iter()
         .map(|d| d.name().to_string())
         .collect();
-    let agent_types: BTreeSet<String> = registry
+    let wanted_types: BTreeSet<String> = registry
         .drivers()
         .iter()
         .map(|d| d.description().agent_type.clone())
         .collect();
+    // Only the types whose backend answers are reported (and wired): the server then binds
+    // ports with a driver this host can plug. A type left out stays out until the agent is
+    // restarted, and says why in the log and in every report's configurations.
+    let (agent_types, unavailable) =
+        backends::available(&wanted_types, settings.ovs_db.as_deref()).await;
+    for (agent_type, why) in &unavailable {
+        tracing::warn!(
+            "host {}: not reporting the {agent_type:?} type, its backend does not answer ({why}); \
+             ports go to another driver. Restart the agent once it answers.",
+            options.host
+        );
+    }
     let driver_agents: HashMap<String, _> = agent_types
         .iter()
         .map(|t| {
@@ -110,10 +132,8 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
     };
     let dhcp_client = crate::dhcp::client::DhcpClient::new(&options.state_dir)?;
     let client = ServerClient::new(&options.server, &options.host, &options.token)?;
-    let integration_bridge = registry
-        .drivers()
-        .iter()
-        .any(|d| d.description().agent_type == "Open vSwitch agent")
+    let integration_bridge = agent_types
+        .contains(backends::OVS_AGENT_TYPE)
         .then(|| settings.integration_bridge.clone());
     let mut engine = Engine::new(
         client.clone(),
@@ -124,13 +144,17 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
         integration_bridge,
     );
 
+    let mut configurations = settings.configurations(&driver_names);
+    if !unavailable.is_empty() {
+        configurations.insert("unavailable_agent_types".into(), json!(unavailable));
+    }
     let mut reported: Vec<ReportedAgent> = agent_types
         .iter()
         .map(|t| ReportedAgent {
             agent_type: t.clone(),
             binary: "neutrino-agent".into(),
             topic: "N/A".into(),
-            configurations: settings.configurations(&driver_names),
+            configurations: configurations.clone(),
         })
         .collect();
     if settings.dhcp {
@@ -138,10 +162,14 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
             agent_type: DHCP_AGENT_TYPE.into(),
             binary: "neutrino-dhcp-agent".into(),
             topic: "dhcp_agent".into(),
-            configurations: serde_json::Map::from_iter([(
-                "dhcp_driver".to_string(),
-                json!("dnsmasq"),
-            )]),
+            configurations: {
+                let mut c =
+                    serde_json::Map::from_iter([("dhcp_driver".to_string(), json!("dnsmasq"))]);
+                if !unavailable.is_empty() {
+                    c.insert("unavailable_agent_types".into(), json!(unavailable));
+                }
+                c
+            },
         });
     }
     let resync = Arc::new(Notify::new());
@@ -150,6 +178,7 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
         reported,
         settings.report_interval(),
         resync.clone(),
+        ready,
     ));
     let _stop_heartbeats = AbortOnDropHandle::new(heartbeats);
 

@@ -17,15 +17,17 @@ pub struct ReportedAgent {
     pub configurations: serde_json::Map<String, Value>,
 }
 
-/// Reports forever. `revived` from the server (it thought us dead) asks for a full resync, as
+/// Reports forever; `ready` is called after the first round the server took. `revived` from the server (it thought us dead) asks for a full resync, as
 /// Neutron's agents do, through `resync`.
 pub async fn heartbeat_loop(
     client: ServerClient,
     agents: Vec<ReportedAgent>,
     interval: Duration,
     resync: std::sync::Arc<Notify>,
+    ready: impl FnOnce() + Send + 'static,
 ) {
     let mut start_flag = true;
+    let mut ready = Some(ready);
     loop {
         let mut all_reported = true;
         for agent in &agents {
@@ -48,6 +50,9 @@ pub async fn heartbeat_loop(
                     tracing::warn!("{} heartbeat failed: {e:#}", agent.agent_type);
                 }
             }
+        }
+        if all_reported && let Some(ready) = ready.take() {
+            ready();
         }
         // After a failed first report the next one is a start again.
         start_flag = !all_reported && start_flag;

@@ -7,6 +7,7 @@ pub mod body;
 pub mod compute;
 pub mod discovery;
 pub mod error;
+pub mod health;
 pub mod heartbeat;
 pub mod host_feed;
 pub mod internal;
@@ -88,6 +89,8 @@ pub struct AppState {
     pub agent_token: Arc<internal::AgentToken>,
     /// Set with `--auth keystone`.
     pub keystone: Option<Arc<keystone::Keystone>>,
+    /// What `/healthz` reports besides the database (the embedded agent).
+    pub health: Arc<health::ServerHealth>,
 }
 
 impl AppState {
@@ -105,6 +108,7 @@ impl AppState {
             heartbeats,
             agent_token: Arc::new(agent_token),
             keystone,
+            health: Arc::default(),
         }
     }
 }
@@ -164,6 +168,7 @@ pub fn router(state: AppState) -> Router {
             ),
         )
         .route("/openapi.json", neutron_405(get(openapi::serve)))
+        .route("/healthz", neutron_405(get(health::healthz)))
         .route(
             "/v2.0/subnets",
             get(subnets::list)

@@ -99,6 +99,11 @@ impl Bound {
         self.listener.local_addr()
     }
 
+    /// What `/healthz` reports besides the database: set the embedded agent's here.
+    pub fn health(&self) -> Arc<crate::health::ServerHealth> {
+        self.state.health.clone()
+    }
+
     /// Serves until Ctrl-C / SIGTERM (see [`Bound::serve_until`]).
     pub async fn serve_until_signal(self) -> anyhow::Result<()> {
         self.serve_until(stop_signal()).await

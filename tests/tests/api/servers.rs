@@ -777,3 +777,89 @@ on_both_databases!(
         nova_fault(&r, "badMethod", 405);
     }
 );
+
+/// The agent's report of its ports' status, through the endpoint it posts to.
+async fn port_status(api: &TestApi, host: &str, port_id: &str, status: &str) {
+    let r = api
+        .request(
+            Method::POST,
+            &format!("/internal/hosts/{host}/ports/status"),
+            &[("x-neutrino-agent-token", &api.agent_token)],
+            json!({"ports": [{"id": port_id, "status": status}]})
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+async fn interfaces(api: &TestApi, id: &str) -> Vec<Value> {
+    let r = api
+        .call(
+            Method::GET,
+            &format!("/v2.1/servers/{id}/os-interface"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["interfaceAttachments"].as_array().unwrap().clone()
+}
+
+on_both_databases!(
+    a_port_that_goes_down_shows_in_os_interface_and_keeps_a_building_server_in_build,
+    |api: TestApi| async move {
+        ovs_agent(&api, "compute1").await;
+        let net = network(&api, None, "private", "10.0.0.0/24").await;
+        let server = |name: &str| json!({"name": name, "networks": [{"uuid": net}]});
+        let active = booted(&api, None, server("vm1")).await;
+        let port = ports_of(&api, &active).await[0].clone();
+        let (port_id, ip) = (
+            port["id"].as_str().unwrap(),
+            port["fixed_ips"][0]["ip_address"].as_str().unwrap(),
+        );
+        port_status(&api, "compute1", port_id, "ACTIVE").await;
+        report_leases(&api, "compute1", &active, &[(port_id, Some(ip))]).await;
+        assert_eq!(show(&api, &active).await["status"], "ACTIVE");
+        let attached = interfaces(&api, &active).await;
+        assert_eq!(attached.len(), 1, "{attached:?}");
+        assert_eq!(attached[0]["port_id"], port_id);
+        assert_eq!(attached[0]["net_id"], net.as_str());
+        assert_eq!(attached[0]["mac_addr"], port["mac_address"]);
+        assert_eq!(attached[0]["fixed_ips"][0]["ip_address"], ip);
+        assert_eq!(attached[0]["port_state"], "ACTIVE");
+
+        // The agent found its wiring gone: the port is DOWN, shown; the server, as in Nova,
+        // stays ACTIVE; repaired, the port is ACTIVE again.
+        port_status(&api, "compute1", port_id, "DOWN").await;
+        assert_eq!(interfaces(&api, &active).await[0]["port_state"], "DOWN");
+        assert_eq!(show(&api, &active).await["status"], "ACTIVE");
+        port_status(&api, "compute1", port_id, "ACTIVE").await;
+        assert_eq!(interfaces(&api, &active).await[0]["port_state"], "ACTIVE");
+
+        // A server in BUILD whose NIC holds its lease but whose port is DOWN is not promoted.
+        let building = booted(&api, None, server("vm2")).await;
+        let port = ports_of(&api, &building).await[0].clone();
+        let (port_id, ip) = (
+            port["id"].as_str().unwrap(),
+            port["fixed_ips"][0]["ip_address"].as_str().unwrap(),
+        );
+        port_status(&api, "compute1", port_id, "ACTIVE").await;
+        port_status(&api, "compute1", port_id, "ERROR").await;
+        report_leases(&api, "compute1", &building, &[(port_id, Some(ip))]).await;
+        assert_eq!(show(&api, &building).await["status"], "BUILD");
+        assert_eq!(interfaces(&api, &building).await[0]["port_state"], "ERROR");
+        port_status(&api, "compute1", port_id, "ACTIVE").await;
+        assert_eq!(show(&api, &building).await["status"], "ACTIVE");
+
+        // Another project sees no such server.
+        let r = api
+            .call_as(
+                OTHER,
+                Method::GET,
+                &format!("/v2.1/servers/{active}/os-interface"),
+                None,
+            )
+            .await;
+        nova_fault(&r, "itemNotFound", 404);
+    }
+);

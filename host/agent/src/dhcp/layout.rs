@@ -190,3 +190,22 @@ pub fn check_reachable(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Where the DHCP files of an agent whose state directory others cannot enter go:
+/// `/run/neutrino-dhcp/<hash of the state directory's absolute path>` (a tmpfs: leases do not
+/// outlive a reboot, and neither do the instances and namespaces they were for).
+pub fn reachable_state_dir(state_dir: &Path) -> PathBuf {
+    let absolute = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    // FNV-1a: stable across builds, so a restarted agent finds its leases again.
+    let hash = absolute
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    PathBuf::from(RUN_DIR).join(format!("{hash:016x}"))
+}
+
+/// The parent of [`reachable_state_dir`]s.
+pub const RUN_DIR: &str = "/run/neutrino-dhcp";

@@ -164,9 +164,9 @@ pub struct DhcpManager {
 }
 
 impl DhcpManager {
-    /// Files go to `<state_dir>/dhcp/<network id>/`. Fails when dnsmasq, dhcp_release or
-    /// iptables-restore is missing, or when dnsmasq could not read the state directory once
-    /// unprivileged.
+    /// Files go to `<state_dir>/dhcp/<network id>/`, or, when dnsmasq could not enter the state
+    /// directory once unprivileged, to [`layout::reachable_state_dir`]. Fails when dnsmasq,
+    /// dhcp_release or iptables-restore is missing, or when dnsmasq could not read either.
     pub fn new(state_dir: PathBuf, options: DhcpOptions) -> Result<DhcpManager> {
         for binary in [
             &options.dnsmasq,
@@ -175,11 +175,38 @@ impl DhcpManager {
         ] {
             find_program(binary)?;
         }
+        // dnsmasq reads its files after dropping root for `nobody`: a state directory that
+        // others cannot enter (a data directory of mode 0700, as `mktemp -d` makes) keeps
+        // them in a directory of their own under /run instead, named after the state
+        // directory, so that each agent on the host has its own.
+        let state_dir = match layout::check_reachable(&state_dir) {
+            Ok(()) => state_dir,
+            Err(why) => {
+                let why = match why {
+                    DhcpError::Invalid(why) => why,
+                    other => other.to_string(),
+                };
+                let elsewhere = layout::reachable_state_dir(&state_dir);
+                tracing::warn!(
+                    "{why}; so the DHCP files go to {} instead",
+                    elsewhere.join("dhcp").display()
+                );
+                elsewhere
+            }
+        };
         let dhcp_dir = state_dir.join("dhcp");
         std::fs::create_dir_all(&dhcp_dir).map_err(io_error(&dhcp_dir))?;
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dhcp_dir, std::fs::Permissions::from_mode(0o755))
-            .map_err(io_error(&dhcp_dir))?;
+        // Under the umask of the agent: the fallback's parent must let dnsmasq through too.
+        let run_dir = std::path::Path::new(layout::RUN_DIR);
+        let mut dirs = vec![dhcp_dir.as_path()];
+        if state_dir.starts_with(run_dir) {
+            dirs.extend([run_dir, state_dir.as_path()]);
+        }
+        for dir in dirs {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+                .map_err(io_error(dir))?;
+        }
         layout::check_reachable(&dhcp_dir)?;
         Ok(DhcpManager {
             state_dir,

@@ -31,6 +31,10 @@ pub fn routes() -> Router<AppState> {
             nova_405(get(servers::show).delete(servers::delete)),
         )
         .route(
+            "/v2.1/servers/{id}/os-interface",
+            nova_405(get(servers::interfaces)),
+        )
+        .route(
             "/internal/hosts/{host}/instances/status",
             post(instance_status::report).fallback(|| async { NeutronError::method_not_allowed() }),
         )

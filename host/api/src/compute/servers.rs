@@ -1,4 +1,5 @@
-//! `/v2.1/servers`: boot, list, list with details, show, delete.
+//! `/v2.1/servers`: boot, list, list with details, show, delete, and a server's interfaces
+//! (`os-interface`).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -117,6 +118,42 @@ pub async fn show(
     Ok(Json(
         json!({"server": view::detail(&server, &addresses, &base, ctx.is_admin())}),
     ))
+}
+
+/// `GET /v2.1/servers/{id}/os-interface` -> Nova's `interfaceAttachments`: each NIC's port with
+/// its status as `port_state`.
+///
+/// A port whose wiring the agent found gone (DOWN, or ERROR) after the server became ACTIVE
+/// shows here and in the Networking API, while the server stays ACTIVE: that is what Nova does
+/// (a `network-vif-unplugged` event changes no vm_state; the instance itself still runs, and
+/// the agent rebuilds the wiring, after which the port is ACTIVE again). A server in BUILD is
+/// made ACTIVE only when every port is ACTIVE and holds its lease
+/// (`store::servers::NicState::ready`), so a port that goes down first keeps it in BUILD.
+pub async fn interfaces(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> NovaResult<Json<Value>> {
+    let id = strip_json_suffix(&id);
+    let mut conn = state.store.read_conn().await?;
+    visible(&mut conn, &ctx, id).await?;
+    let mut attachments = Vec::new();
+    for nic in repo::nic_states(&mut conn, id).await? {
+        let Some(port) = store::ports::get(&mut conn, &nic.port_id).await? else {
+            continue;
+        };
+        attachments.push(json!({
+            "port_id": port.id,
+            "net_id": port.network_id,
+            "mac_addr": port.mac_address,
+            "port_state": port.status,
+            "fixed_ips": port.fixed_ips.iter().map(|ip| json!({
+                "subnet_id": ip.subnet_id,
+                "ip_address": ip.ip_address,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(Json(json!({"interfaceAttachments": attachments})))
 }
 
 /// `DELETE /v2.1/servers/{id}` -> 204: the ports it created are deleted, given ones cleared
