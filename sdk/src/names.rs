@@ -7,10 +7,10 @@ pub const NIC_NAME_LEN: usize = 14;
 /// The kernel's limit on an interface name, in bytes.
 pub const IFNAMSIZ_MAX: usize = 15;
 
-/// A `physical_interfaces` grant entry meaning "the interfaces the agent of the call maps in
-/// its `interface_mappings`" (the operator's choice, on that host). A driver that plugs into
-/// the mapped physical interface declares this instead of `*`: the host then lets it use
-/// (never remove or re-address) exactly those interfaces. Not an interface name (it has a
+/// A `physical_interfaces` grant entry meaning "the interfaces and bridges the agent of the
+/// call maps in its `interface_mappings` and `bridge_mappings`" (the operator's choice, on
+/// that host). A driver that plugs into the mapped physical interface declares this instead
+/// of `*`: the host then lets it use (never remove or re-address) exactly those. Not an interface name (it has a
 /// `:`), so it cannot be mistaken for one.
 pub const MAPPED_INTERFACES: &str = "agent:interface_mappings";
 

@@ -114,8 +114,8 @@ impl Grant {
             .any(|p| !p.is_empty() && name.starts_with(p.as_str()))
     }
 
-    /// The physical interfaces of this call: the granted patterns, and the interfaces the
-    /// call's agent maps when the grant has [`MAPPED_INTERFACES`].
+    /// The physical interfaces of this call: the granted patterns, and the interfaces and
+    /// bridges the call's agent maps when the grant has [`MAPPED_INTERFACES`].
     fn physical_patterns<'s>(&'s self, scope: &Scope<'s>) -> impl Iterator<Item = &'s str> {
         let mapped = self
             .physical_interfaces
@@ -129,6 +129,7 @@ impl Grant {
                 scope
                     .mapped_interfaces
                     .iter()
+                    .chain(scope.mapped_bridges)
                     .filter(move |_| mapped)
                     .map(|(_, iface)| iface.as_str()),
             )
@@ -237,6 +238,9 @@ pub struct Scope<'a> {
     pub owner: Owner<'a>,
     /// The call's agent's `interface_mappings` (physical network, interface).
     pub mapped_interfaces: &'a [(String, String)],
+    /// The call's agent's `bridge_mappings` (physical network, bridge): made by the operator,
+    /// so used as physical interfaces are, never removed.
+    pub mapped_bridges: &'a [(String, String)],
 }
 
 impl Scope<'_> {
@@ -249,6 +253,7 @@ impl Scope<'_> {
             segmentation_id: None,
         },
         mapped_interfaces: &[],
+        mapped_bridges: &[],
     };
 }
 
@@ -532,6 +537,7 @@ mod tests {
                 segmentation_id: Some(100),
             },
             mapped_interfaces: mapped,
+            mapped_bridges: &[],
         }
     }
 

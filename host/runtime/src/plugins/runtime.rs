@@ -442,6 +442,7 @@ fn network_scope(ctx: &NetworkContext) -> Scope<'_> {
             segmentation_id: ctx.segment.segmentation_id,
         },
         mapped_interfaces: &ctx.agent.configurations.interface_mappings,
+        mapped_bridges: &ctx.agent.configurations.bridge_mappings,
         ..Scope::NONE
     }
 }
@@ -457,5 +458,6 @@ fn attachment_scope(ctx: &PortContext) -> Scope<'_> {
             segmentation_id: ctx.segment.segmentation_id,
         },
         mapped_interfaces: &ctx.agent.configurations.interface_mappings,
+        mapped_bridges: &ctx.agent.configurations.bridge_mappings,
     }
 }
