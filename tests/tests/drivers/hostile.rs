@@ -73,14 +73,12 @@ fn malformed<T: std::fmt::Debug>(r: Result<T, CallError>) -> String {
     }
 }
 
-/// The well-behaved calls of the same driver still work.
+/// The well-behaved calls of the same driver still work (the callers' drivers misbehave in
+/// bind-port or unplug-port only).
 fn still_works(d: &Driver) {
-    assert!(matches!(d.setup_network(&network_ctx()), Ok(_)));
+    assert!(d.setup_network(&network_ctx()).is_ok());
     let plug = d.plug_port(&port_ctx());
-    assert!(
-        plug.is_ok() || d.description().name == "hostile",
-        "{plug:?}"
-    );
+    assert!(plug.is_ok(), "{plug:?}");
 }
 
 #[test]
@@ -179,8 +177,10 @@ fn every_namespace_field_passes_the_name_check() {
 #[test]
 fn a_namespace_prefix_of_dots_is_refused_at_load() {
     let runtime = runtime();
-    let mut settings = DriverSettings::default();
-    settings.config = BTreeMap::from([("behaviour".to_string(), "bad-prefix".to_string())]);
+    let settings = DriverSettings {
+        config: BTreeMap::from([("behaviour".to_string(), "bad-prefix".to_string())]),
+        ..DriverSettings::default()
+    };
     let err = runtime
         .load_file(&component("hostile"), settings)
         .err()

@@ -541,18 +541,11 @@ pub fn plan(plan: &[Op]) -> Result<(), String> {
                     bad(format!("{} is not a gateway address", quote(gw)));
                 }
             }
-            Op::EnsureOvsBridge(b) => {
-                if b.datapath_type.len() > MAX_TOKEN
-                    || !b
-                        .datapath_type
-                        .bytes()
-                        .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
-                {
-                    bad(format!(
-                        "{} is not a datapath type",
-                        quote(&b.datapath_type)
-                    ));
-                }
+            Op::EnsureOvsBridge(b) if !token_ok(&b.datapath_type) => {
+                bad(format!(
+                    "{} is not a datapath type",
+                    quote(&b.datapath_type)
+                ));
             }
             Op::EnsureOvsPort(p) => {
                 if let Some(tag) = p.tag.filter(|t| *t > 4095) {
