@@ -1,5 +1,6 @@
 //! Builds the test-only components: the example driver, the misbehaving drivers (one per
-//! feature) and the wrong-contract-version driver. `src/lib.rs` exposes their paths.
+//! feature), the hostile driver (one component, its attack chosen by a setting) and the
+//! wrong-contract-version driver. `src/lib.rs` exposes their paths.
 
 use neutrino_wasm_build::{Component, build, watch, workspace_root};
 
@@ -21,6 +22,7 @@ fn main() {
     for dir in [
         "examples/macvlan",
         "tests/fixtures/misbehaving",
+        "tests/fixtures/hostile",
         "tests/fixtures/wrong-version",
     ] {
         watch(&root.join(dir));
@@ -40,6 +42,11 @@ fn main() {
             package: "neutrino-fixture-wrong-version",
             features: &[],
             output_name: "wrong-version",
+        },
+        Component {
+            package: "neutrino-fixture-hostile",
+            features: &[],
+            output_name: "hostile",
         },
     ];
     for (name, features) in names.iter().zip(&features) {

@@ -7,6 +7,13 @@ pub const NIC_NAME_LEN: usize = 14;
 /// The kernel's limit on an interface name, in bytes.
 pub const IFNAMSIZ_MAX: usize = 15;
 
+/// A `physical_interfaces` grant entry meaning "the interfaces and bridges the agent of the
+/// call maps in its `interface_mappings` and `bridge_mappings`" (the operator's choice, on
+/// that host). A driver that plugs into the mapped physical interface declares this instead
+/// of `*`: the host then lets it use (never remove or re-address) exactly those. Not an interface name (it has a
+/// `:`), so it cannot be mistaken for one.
+pub const MAPPED_INTERFACES: &str = "agent:interface_mappings";
+
 /// `prefix` + `id`, cut to [`NIC_NAME_LEN`] bytes (on a character boundary).
 pub fn device_name(prefix: &str, id: &str) -> String {
     let mut name = String::with_capacity(NIC_NAME_LEN);
@@ -67,15 +74,18 @@ pub fn vlan_subinterface(interface: &str, vlan: u16) -> String {
     format!("{}{}", &hash[..room.min(hash.len())], suffix)
 }
 
-/// True when `name` is a usable Linux interface name.
+/// True when `name` is a usable interface name, by the host's one grammar of names: 1-15
+/// bytes of printable ASCII other than `/`, `:`, quotes and backslash, not `.` or `..`, not
+/// starting with `-` (which `ovs-vsctl` and `ip` would read as an option).
 pub fn is_valid_ifname(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= IFNAMSIZ_MAX
         && name != "."
         && name != ".."
-        && !name
+        && !name.starts_with('-')
+        && name
             .bytes()
-            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
+            .all(|b| b.is_ascii_graphic() && !b"/:\"'`\\".contains(&b))
 }
 
 fn fnv1a32(bytes: &[u8]) -> u32 {
@@ -111,5 +121,8 @@ mod tests {
         assert!(is_valid_ifname(&long));
         assert!(!is_valid_ifname("sixteen-chars-xx"));
         assert!(!is_valid_ifname("a/b"));
+        for smuggled in ["--", "-x", "tap\u{b}1", "tap\u{1b}[31m", "t\u{e9}p", "a b"] {
+            assert!(!is_valid_ifname(smuggled), "{smuggled:?}");
+        }
     }
 }

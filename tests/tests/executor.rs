@@ -558,3 +558,64 @@ async fn a_failing_step_is_named_and_stops_the_plan() {
     ];
     apply(&executor, &removals).await;
 }
+
+/// Whatever a plan says (issue 11, findings 2-4): the executor opens only
+/// `/run/netns/<name>`, never removes a plain device (a physical NIC, the loopback), and
+/// never hands ovs-vsctl a name it could read as an option or a separator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_executor_refuses_escapes_plain_device_removals_and_option_names() {
+    if !require_root("the_executor_refuses_escapes_plain_device_removals_and_option_names") {
+        return;
+    }
+    let executor = Executor::new(ExecutorConfig::default());
+    let fail = |r: Result<(), ApplyError>| r.expect_err("refused").message;
+
+    for escape in ["../../proc/1/ns/net", "/proc/1/ns/net", ".."] {
+        let m = fail(
+            executor
+                .apply(&[Op::SetLink(LinkSpec {
+                    name: "lo".into(),
+                    namespace: Some(escape.into()),
+                    up: false,
+                    mtu: None,
+                    mac: None,
+                })])
+                .await,
+        );
+        assert!(m.contains("is not a namespace name"), "{escape}: {m}");
+        assert!(m.contains("only /run/netns/<name> is ever opened"), "{m}");
+    }
+    // The host's loopback is still up.
+    let host = executor.links(None).await.unwrap();
+    assert!(link(&host, "lo").up);
+
+    let ns = unique("qx-");
+    let _guard = NetnsGuard::new(&ns);
+    apply(&executor, &[Op::EnsureNamespace(ns.clone())]).await;
+    let m = fail(
+        executor
+            .apply(&[Op::RemoveLink(LinkRef {
+                name: "lo".into(),
+                namespace: Some(ns.clone()),
+            })])
+            .await,
+    );
+    assert!(m.contains("is a plain device"), "{m}");
+    let inside = executor.links(Some(&ns)).await.unwrap();
+    assert!(
+        link(&inside, "lo").up,
+        "the namespace's loopback is untouched"
+    );
+
+    for name in ["--", "-x", "--if-exists"] {
+        let m = fail(
+            executor
+                .apply(&[Op::RemoveOvsPort(neutrino_model::OvsPortRef {
+                    bridge: "br-int".into(),
+                    name: name.into(),
+                })])
+                .await,
+        );
+        assert!(m.contains("is not an OVS name"), "{name}: {m}");
+    }
+}

@@ -38,7 +38,8 @@ impl Driver for Macvlan {
                 link_prefixes: vec![],
                 ovs_bridges: vec![],
                 namespace_prefixes: vec![],
-                physical_interfaces: vec!["*".into()],
+                // The interfaces the host's agent maps (the operator's choice), never any other.
+                physical_interfaces: vec![names::MAPPED_INTERFACES.into()],
             },
         }
     }

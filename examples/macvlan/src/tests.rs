@@ -31,7 +31,10 @@ fn describe_matches_the_contract() {
     assert_eq!(d.network_types, vec![NetworkType::Flat, NetworkType::Vlan]);
     assert_eq!(d.vif_types, vec!["macvtap"]);
     assert!(d.capabilities.link_prefixes.is_empty());
-    assert_eq!(d.capabilities.physical_interfaces, vec!["*"]);
+    assert_eq!(
+        d.capabilities.physical_interfaces,
+        vec![names::MAPPED_INTERFACES]
+    );
 }
 
 #[test]

@@ -37,7 +37,8 @@ impl Driver for FlatDhcp {
                 link_prefixes: vec!["tap".into(), BRIDGE_PREFIX.into()],
                 ovs_bridges: vec![],
                 namespace_prefixes: vec![],
-                physical_interfaces: vec!["*".into()],
+                // The interfaces the host's agent maps (the operator's choice), never any other.
+                physical_interfaces: vec![names::MAPPED_INTERFACES.into()],
             },
         }
     }

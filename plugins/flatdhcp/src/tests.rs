@@ -39,7 +39,10 @@ fn describe_matches_the_contract() {
     );
     assert!(d.capabilities.ovs_bridges.is_empty());
     assert!(d.capabilities.namespace_prefixes.is_empty());
-    assert_eq!(d.capabilities.physical_interfaces, vec!["*".to_string()]);
+    assert_eq!(
+        d.capabilities.physical_interfaces,
+        vec![names::MAPPED_INTERFACES.to_string()]
+    );
 }
 
 #[test]

@@ -49,7 +49,8 @@ impl Driver for LinuxBridge {
                 link_prefixes: vec!["tap".into(), "brq".into(), "vxlan-".into()],
                 ovs_bridges: vec![],
                 namespace_prefixes: vec![],
-                physical_interfaces: vec!["*".into()],
+                // The interfaces the host's agent maps (the operator's choice), never any other.
+                physical_interfaces: vec![names::MAPPED_INTERFACES.into()],
             },
         }
     }

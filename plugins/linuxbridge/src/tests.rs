@@ -53,7 +53,7 @@ fn describe_matches_the_contract() {
     assert_eq!(g.link_prefixes, vec!["tap", "brq", "vxlan-"]);
     assert!(g.ovs_bridges.is_empty());
     assert!(g.namespace_prefixes.is_empty());
-    assert_eq!(g.physical_interfaces, vec!["*"]);
+    assert_eq!(g.physical_interfaces, vec![names::MAPPED_INTERFACES]);
 }
 
 #[test]

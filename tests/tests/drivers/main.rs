@@ -4,6 +4,7 @@
 
 mod binding;
 mod conformance;
+mod hostile;
 mod misbehaving;
 mod plan_snapshots;
 mod registry;

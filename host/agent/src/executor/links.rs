@@ -249,6 +249,14 @@ pub async fn remove_link(c: &mut Connections, spec: &LinkRef) -> Result<()> {
     }
     let nl = c.get(spec.namespace.as_deref()).await?;
     match nl.link(&spec.name).await? {
+        // A device with no link kind is a physical NIC or the loopback: plans use those,
+        // never remove them, whatever the plan's check said.
+        Some(link) if link.kind.is_none() => bail!(
+            "link {} {} is a plain device (a physical interface or loopback); plans never \
+             remove one",
+            link.name,
+            nl.place()
+        ),
         Some(link) => nl.delete(&link).await,
         None => Ok(()),
     }

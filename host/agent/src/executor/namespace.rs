@@ -8,6 +8,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use neutrino_runtime::plugins::validate;
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns, unshare};
@@ -16,25 +17,37 @@ use nix::sys::statfs::{NSFS_MAGIC, statfs};
 /// Where `ip netns` keeps its namespaces.
 pub const NETNS_DIR: &str = "/run/netns";
 
-pub fn path(name: &str) -> PathBuf {
-    Path::new(NETNS_DIR).join(name)
+/// `/run/netns/<name>`, for a name that passes the plan's namespace check (one component,
+/// no `/`, not `.` or `..`): never any other file, whatever a plan says.
+pub fn path(name: &str) -> Result<PathBuf> {
+    if !validate::namespace_name_ok(name) {
+        bail!(
+            "{} is not a namespace name; only {NETNS_DIR}/<name> is ever opened",
+            validate::quote(name)
+        );
+    }
+    Ok(Path::new(NETNS_DIR).join(name))
 }
 
 /// True when `/run/netns/NAME` holds a mounted namespace (not a stale, unmounted file).
 pub fn exists(name: &str) -> bool {
-    statfs(&path(name)).is_ok_and(|fs| fs.filesystem_type() == NSFS_MAGIC)
+    path(name)
+        .and_then(|p| Ok(statfs(&p)?))
+        .is_ok_and(|fs| fs.filesystem_type() == NSFS_MAGIC)
 }
 
 /// The namespace's file, for `setns` and for moving links into it.
 pub fn open(name: &str) -> Result<File> {
+    let path = path(name)?;
     if !exists(name) {
         bail!("network namespace {name} does not exist");
     }
-    File::open(path(name)).with_context(|| format!("open network namespace {name}"))
+    File::open(path).with_context(|| format!("open network namespace {name}"))
 }
 
 /// Creates the namespace unless it exists (`ip netns add`, minus its failure when it exists).
 pub async fn ensure(name: &str) -> Result<()> {
+    path(name)?;
     if exists(name) {
         return Ok(());
     }
@@ -45,7 +58,7 @@ pub async fn ensure(name: &str) -> Result<()> {
 /// Deletes the namespace (`ip netns delete`); succeeds when it is already gone. Links in it go
 /// when its last user (a process inside, an open file) goes.
 pub fn remove(name: &str) -> Result<()> {
-    let path = path(name);
+    let path = path(name)?;
     match umount2(&path, MntFlags::MNT_DETACH) {
         // EINVAL: not a mount point (a stale file); ENOENT: already gone.
         Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
@@ -114,7 +127,7 @@ where
 /// Runs on a thread of its own, which leaves with the new namespace.
 fn create(name: &str) -> Result<()> {
     share_netns_dir()?;
-    let path = path(name);
+    let path = path(name)?;
     match OpenOptions::new()
         .write(true)
         .create_new(true)

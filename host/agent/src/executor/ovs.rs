@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use neutrino_model::{OvsBridgeSpec, OvsPortRef, OvsPortSpec, OvsPortType};
+use neutrino_runtime::plugins::validate;
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -23,6 +24,20 @@ pub struct Vsctl {
 /// An OVSDB string, quoted for ovs-vsctl (which reads JSON string syntax).
 fn quoted(text: &str) -> String {
     Value::String(text.to_string()).to_string()
+}
+
+/// A bridge, port or interface name as an ovs-vsctl argument. ovs-vsctl reads `--` anywhere
+/// as the end of a command and a leading `-` as an option, and has no way to quote a
+/// positional argument, so a name that could be read so is refused here, whatever checked it
+/// before.
+fn name(text: &str) -> Result<&str> {
+    if !validate::link_name_ok(text) {
+        bail!(
+            "{} is not an OVS name ovs-vsctl can only read as a name",
+            validate::quote(text)
+        );
+    }
+    Ok(text)
 }
 
 impl Vsctl {
@@ -58,13 +73,13 @@ impl Vsctl {
     }
 
     pub async fn ensure_bridge(&self, spec: &OvsBridgeSpec) -> Result<()> {
-        let name = spec.name.clone();
+        let name = name(&spec.name)?;
         self.run(&[
-            args(&["--may-exist", "add-br", &name]),
+            args(&["--may-exist", "add-br", name]),
             args(&[
                 "set",
                 "Bridge",
-                &name,
+                name,
                 &format!("datapath_type={}", quoted(&spec.datapath_type)),
             ]),
         ])
@@ -75,7 +90,7 @@ impl Vsctl {
     /// Adds the port, or corrects its tag, type (and patch peer) and Interface external_ids:
     /// the plan's external_ids are the whole map.
     pub async fn ensure_port(&self, spec: &OvsPortSpec) -> Result<()> {
-        let (bridge, name) = (spec.bridge.as_str(), spec.name.as_str());
+        let (bridge, name) = (name(&spec.bridge)?, name(&spec.name)?);
         let mut commands = vec![args(&["--may-exist", "add-port", bridge, name])];
         commands.push(match spec.tag {
             Some(tag) => args(&["set", "Port", name, &format!("tag={tag}")]),
@@ -95,7 +110,7 @@ impl Vsctl {
                 "Interface",
                 name,
                 "type=patch",
-                &format!("options:peer={}", quoted(peer)),
+                &format!("options:peer={}", quoted(self::name(peer)?)),
             ])),
         }
         commands.push(args(&["clear", "Interface", name, "external_ids"]));
@@ -111,15 +126,26 @@ impl Vsctl {
     }
 
     pub async fn remove_port(&self, spec: &OvsPortRef) -> Result<()> {
-        self.run(&[args(&["--if-exists", "del-port", &spec.bridge, &spec.name])])
-            .await?;
+        self.run(&[args(&[
+            "--if-exists",
+            "del-port",
+            name(&spec.bridge)?,
+            name(&spec.name)?,
+        ])])
+        .await?;
         Ok(())
     }
 
     /// The Interface's type (`internal`, `patch`, `""`), or `None` if OVS has no such interface.
     pub async fn interface_type(&self, name: &str) -> Result<Option<String>> {
         let out = self
-            .run(&[args(&["--if-exists", "get", "Interface", name, "type"])])
+            .run(&[args(&[
+                "--if-exists",
+                "get",
+                "Interface",
+                self::name(name)?,
+                "type",
+            ])])
             .await?;
         let out = out.trim();
         if out.is_empty() {
@@ -135,7 +161,7 @@ impl Vsctl {
     pub async fn ports(&self, bridge: &str) -> Result<Vec<OvsPortInfo>> {
         let json = |cols: &str, table: &str| args(&[&format!("--columns={cols}"), "list", table]);
         let mut bridge_cmd = json("ports", "Bridge");
-        bridge_cmd.push(bridge.to_string());
+        bridge_cmd.push(name(bridge)?.to_string());
         let out = self
             .run_with(
                 &["--format=json"],

@@ -2,7 +2,8 @@
 //! stdio. One `CallState` lives in each store, that is for one instance.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime::{ResourceLimiter, Result};
@@ -16,11 +17,89 @@ use super::adapters;
 /// chatty driver cannot flood the host's log.
 const MAX_LOG_LINES: usize = 256;
 const MAX_OUTPUT_BYTES: usize = 16 * 1024;
+/// Longest log line kept, in bytes; a longer one is cut and says how long it was. A line
+/// that says what a driver decided fits in a few hundred bytes; 8 MB lines went straight to
+/// the server's log before.
+pub const MAX_LOG_LINE_BYTES: usize = 1024;
+/// Log lines per second one driver (all its instances together) may write, and the burst it
+/// may write at once. A bind is logged in a line or two, and the server binds at most a few
+/// thousand ports a second across all drivers; a driver over the rate loses lines, and the
+/// next line it is allowed says how many were dropped. At most about 100 KiB/s of log per
+/// driver (rate x line length).
+pub const LOG_LINES_PER_SECOND: f64 = 100.0;
+pub const LOG_BURST_LINES: f64 = 500.0;
+
+/// A token bucket of log lines shared by every instance of one driver.
+#[derive(Debug)]
+pub struct LogBudget {
+    state: Mutex<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    dropped: u64,
+}
+
+impl Default for LogBudget {
+    fn default() -> Self {
+        LogBudget::new()
+    }
+}
+
+impl LogBudget {
+    pub fn new() -> LogBudget {
+        LogBudget {
+            state: Mutex::new(Bucket {
+                tokens: LOG_BURST_LINES,
+                last: Instant::now(),
+                dropped: 0,
+            }),
+        }
+    }
+
+    /// Takes one line; `Some(n)` when it may be written, `n` lines having been dropped since
+    /// the last one written.
+    fn take(&self) -> Option<u64> {
+        let mut b = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let refill = now.duration_since(b.last).as_secs_f64() * LOG_LINES_PER_SECOND;
+        b.tokens = (b.tokens + refill).min(LOG_BURST_LINES);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Some(std::mem::take(&mut b.dropped))
+        } else {
+            b.dropped += 1;
+            None
+        }
+    }
+}
+
+/// A driver's log line as the host writes it: control characters (ANSI escapes, a vertical
+/// tab, newlines that would forge a log line) escaped, and cut to [`MAX_LOG_LINE_BYTES`].
+pub fn log_line(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MAX_LOG_LINE_BYTES) + 32);
+    for c in message.chars() {
+        if out.len() >= MAX_LOG_LINE_BYTES {
+            out.push_str(&format!("... (cut, {} bytes in all)", message.len()));
+            return out;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 pub struct CallState {
     driver: Arc<str>,
     config: Arc<BTreeMap<String, String>>,
     log_lines: usize,
+    log_budget: Arc<LogBudget>,
     memory_cap: usize,
     pub(crate) memory_cap_hit: bool,
     wasi: WasiCtx,
@@ -29,7 +108,12 @@ pub struct CallState {
 }
 
 impl CallState {
-    pub fn new(driver: Arc<str>, config: Arc<BTreeMap<String, String>>, memory_cap: usize) -> Self {
+    pub fn new(
+        driver: Arc<str>,
+        config: Arc<BTreeMap<String, String>>,
+        memory_cap: usize,
+        log_budget: Arc<LogBudget>,
+    ) -> Self {
         let output = MemoryOutputPipe::new(MAX_OUTPUT_BYTES);
         // No args, no environment, no preopens, no network; stdin is empty.
         let wasi = WasiCtxBuilder::new()
@@ -40,6 +124,7 @@ impl CallState {
             driver,
             config,
             log_lines: 0,
+            log_budget,
             memory_cap,
             memory_cap_hit: false,
             wasi,
@@ -91,11 +176,21 @@ impl ResourceLimiter for CallState {
 
 /// What the contract's `log` and `config` imports do, whatever the contract version.
 impl CallState {
-    /// A line of the driver's log, tagged with its name; past `MAX_LOG_LINES`, dropped.
+    /// A line of the driver's log, tagged with its name, escaped and cut short; past
+    /// `MAX_LOG_LINES` for this instance or the driver's rate, dropped.
     pub(crate) fn driver_log(&mut self, level: tracing::Level, message: String) {
         self.log_lines += 1;
         if self.log_lines > MAX_LOG_LINES {
             return;
+        }
+        let Some(dropped) = self.log_budget.take() else {
+            return;
+        };
+        let mut message = log_line(&message);
+        if dropped > 0 {
+            message.push_str(&format!(
+                " ({dropped} earlier lines dropped: over {LOG_LINES_PER_SECOND} lines/s)"
+            ));
         }
         let driver = &*self.driver;
         match level {

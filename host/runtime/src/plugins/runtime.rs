@@ -20,8 +20,8 @@ use neutrino_model::{
 use super::adapters::{DriverInstance, DriverPre};
 use super::contract;
 use super::error::{CallError, LoadError, LoadFailure};
-use super::grant::{Grant, GrantNarrowing, Scope, check_plan};
-use super::host_state::{CallState, linker};
+use super::grant::{Grant, GrantNarrowing, Owner, Scope, check_plan};
+use super::host_state::{CallState, LogBudget, linker};
 use super::limits::{EPOCH_TICK, Limits};
 use super::validate;
 
@@ -122,6 +122,7 @@ impl Runtime {
             config: Arc::new(settings.config),
             description: None,
             grant: Grant::default(),
+            log_budget: Arc::new(LogBudget::new()),
         };
         let description = driver
             .session()
@@ -129,7 +130,17 @@ impl Runtime {
             .map_err(|e| fail(LoadFailure::Describe(e)))?;
         validate::description(&description).map_err(|e| fail(LoadFailure::BadDescription(e)))?;
         driver.name = Arc::from(description.name.as_str());
-        driver.grant = Grant::from(&description.capabilities).narrowed(&settings.grant);
+        let declared = Grant::from(&description.capabilities);
+        driver.grant = declared.narrowed(&settings.grant);
+        let refused = declared.wildcards_not_granted(&driver.grant);
+        if !refused.is_empty() {
+            tracing::warn!(
+                driver = %driver.name,
+                "{source}: declares physical interfaces {refused:?}; a wildcard reaches every \
+                 interface of the host, so it is granted only when the operator lists it \
+                 (grant.physical_interfaces in the driver's settings)"
+            );
+        }
         driver.description = Some(description);
         Ok(driver)
     }
@@ -228,6 +239,8 @@ pub struct Driver {
     config: Arc<BTreeMap<String, String>>,
     description: Option<Description>,
     grant: Grant,
+    /// The log rate this driver's instances share.
+    log_budget: Arc<LogBudget>,
 }
 
 impl Driver {
@@ -258,7 +271,12 @@ impl Driver {
         let limits = &self.runtime.limits;
         let mut store = Store::new(
             &self.runtime.engine,
-            CallState::new(self.name.clone(), self.config.clone(), limits.memory_bytes),
+            CallState::new(
+                self.name.clone(),
+                self.config.clone(),
+                limits.memory_bytes,
+                self.log_budget.clone(),
+            ),
         );
         store.limiter(|s| s);
         arm(&mut store, limits)?;
@@ -368,19 +386,20 @@ impl Session<'_> {
     pub fn bind_port(&mut self, ctx: &BindContext) -> Result<BindDecision, CallError> {
         let decision = self
             .call(|b, s| b.bind_port(s, ctx))?
-            .map_err(CallError::Driver)?;
-        validate::bind_decision(ctx, &decision).map_err(CallError::Malformed)?;
+            .map_err(driver_error)?;
+        validate::bind_decision(ctx, self.driver.description(), &decision)
+            .map_err(CallError::Malformed)?;
         Ok(decision)
     }
 
     pub fn setup_network(&mut self, ctx: &NetworkContext) -> Result<Plan, CallError> {
         let plan = self.call(|b, s| b.setup_network(s, ctx))?;
-        self.checked(plan, Scope::NONE)
+        self.checked(plan, network_scope(ctx))
     }
 
     pub fn teardown_network(&mut self, ctx: &NetworkContext) -> Result<Plan, CallError> {
         let plan = self.call(|b, s| b.teardown_network(s, ctx))?;
-        self.checked(plan, Scope::NONE)
+        self.checked(plan, network_scope(ctx))
     }
 
     pub fn plug_port(&mut self, ctx: &PortContext) -> Result<Plan, CallError> {
@@ -395,20 +414,50 @@ impl Session<'_> {
 
     /// A plan runs only when it is well-formed and entirely inside the grant.
     fn checked(&self, plan: Result<Plan, DriverError>, scope: Scope) -> Result<Plan, CallError> {
-        let plan = plan.map_err(CallError::Driver)?;
+        let plan = plan.map_err(driver_error)?;
         validate::plan(&plan).map_err(CallError::Malformed)?;
         let violations = check_plan(&self.driver.grant, scope, &plan);
         if violations.is_empty() {
             Ok(plan)
         } else {
-            Err(CallError::OutsideGrant(violations))
+            Err(CallError::OutsideGrant(validate::summary(violations)))
         }
     }
 }
 
+/// The driver's own error, unless its message is past the bound: then a malformed answer.
+fn driver_error(e: DriverError) -> CallError {
+    match validate::driver_error(&e) {
+        Ok(()) => CallError::Driver(e),
+        Err(m) => CallError::Malformed(m),
+    }
+}
+
+/// A network call owns the network's and its segment's devices.
+fn network_scope(ctx: &NetworkContext) -> Scope<'_> {
+    Scope {
+        owner: Owner {
+            port_id: None,
+            network_id: Some(&ctx.network.id),
+            segmentation_id: ctx.segment.segmentation_id,
+        },
+        mapped_interfaces: &ctx.agent.configurations.interface_mappings,
+        mapped_bridges: &ctx.agent.configurations.bridge_mappings,
+        ..Scope::NONE
+    }
+}
+
+/// A port call owns the port's devices, and its network's.
 fn attachment_scope(ctx: &PortContext) -> Scope<'_> {
     Scope {
         attachment_namespace: Some(&ctx.attachment.namespace),
         attachment_interface: Some(&ctx.attachment.interface_name),
+        owner: Owner {
+            port_id: Some(&ctx.port.id),
+            network_id: Some(&ctx.network.id),
+            segmentation_id: ctx.segment.segmentation_id,
+        },
+        mapped_interfaces: &ctx.agent.configurations.interface_mappings,
+        mapped_bridges: &ctx.agent.configurations.bridge_mappings,
     }
 }
