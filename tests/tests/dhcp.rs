@@ -9,7 +9,7 @@ use std::time::Duration;
 use dhcproto::v4::{DhcpOption, OptionCode};
 
 use neutrino::agent::protocol::{
-    DhcpNetwork, DhcpSubnet, HostPort, dhcp_interface, dhcp_namespace,
+    DhcpNetwork, DhcpSubnet, ExtraDhcpOpt, HostPort, dhcp_interface, dhcp_namespace,
 };
 use neutrino::dhcp::client::{DhcpClient, Lease};
 use neutrino::dhcp::{DhcpAction, DhcpManager, DhcpOptions};
@@ -214,6 +214,27 @@ fn a_known_mac_gets_its_address_gateway_and_mtu() {
     assert!(stranger.is_err(), "{stranger:?}");
     // The same network again is nothing to do.
     assert_eq!(lab.configure(), DhcpAction::Unchanged);
+}
+
+/// Issue 12, finding 5: a port whose DHCP option dnsmasq would misread (as a server of an
+/// older version could have stored) gets no entries; the network and its other ports keep DHCP.
+#[test]
+fn a_bad_port_is_left_out_and_the_network_keeps_dhcp() {
+    let Some(mut lab) = Lab::new("a_bad_port_is_left_out_and_the_network_keeps_dhcp") else {
+        return;
+    };
+    let mut bad = lab.new_port("fa:16:3e:00:00:66", "10.0.0.66");
+    bad.extra_dhcp_opts = vec![ExtraDhcpOpt {
+        opt_name: "bootfile-name".into(),
+        opt_value: "x\ndhcp-range=10.9.0.0,static".into(),
+        ip_version: 4,
+    }];
+    lab.net.ports.push(bad);
+    assert_eq!(lab.configure(), DhcpAction::Started);
+    let lease = lab.lease("fa:16:3e:00:00:10", WAIT).unwrap();
+    assert_eq!(lease.ip.to_string(), "10.0.0.10");
+    let refused = lab.lease("fa:16:3e:00:00:66", Duration::from_secs(2));
+    assert!(refused.is_err(), "{refused:?}");
 }
 
 #[test]

@@ -276,8 +276,18 @@ impl DhcpManager {
                     port.id, port.network_id
                 )));
             }
-            if let Some(state) = port_state(port, &subnets, &self.options.domain)? {
-                ports.insert(port.id.clone(), state);
+            // One port the agent cannot serve (an option dnsmasq would misread, an address
+            // off the network) is left out, never the network: on a shared network that would
+            // take DHCP away from every tenant.
+            match port_state(port, &subnets, &self.options.domain) {
+                Ok(Some(state)) => {
+                    ports.insert(port.id.clone(), state);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(
+                    "network {network_id}: port {} gets no DHCP entries: {e}",
+                    port.id
+                ),
             }
         }
         let per_shard = self.options.ports_per_dnsmasq;

@@ -231,21 +231,10 @@ fn check_hostname(port_id: &str, name: &str) -> Result<()> {
 /// An option is one line of a dnsmasq options file: a line break or a control character in it
 /// would start another option.
 fn check_extra_opt(port_id: &str, opt: &ExtraDhcpOpt) -> Result<()> {
-    let name_ok = !opt.opt_name.is_empty()
-        && opt
-            .opt_name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_:,.!".contains(c));
-    if !name_ok {
+    // The API's rule (a server of an older version may have stored what it now refuses).
+    if let Some(problem) = neutrino_proto::dhcp_opt_problem(&opt.opt_name, &opt.opt_value) {
         return Err(invalid(format!(
-            "port {port_id}: extra_dhcp_opt name '{}' is not a DHCP option name",
-            opt.opt_name
-        )));
-    }
-    if opt.opt_value.chars().any(char::is_control) {
-        return Err(invalid(format!(
-            "port {port_id}: extra_dhcp_opt {} has a control character in its value",
-            opt.opt_name
+            "port {port_id}: extra_dhcp_opt: {problem}"
         )));
     }
     if opt.ip_version != 4 && opt.ip_version != 6 {
