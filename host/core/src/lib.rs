@@ -13,6 +13,7 @@ pub mod error;
 pub mod networks;
 pub mod port_attributes;
 pub mod port_binding;
+pub mod port_policy;
 pub mod port_writer;
 pub mod ports;
 pub mod subnets;

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{CoreResult, NeutronError, Status};
 use crate::port_attributes as attrs;
-use crate::{RequestContext, Services, body, networks, port_binding, subnets};
+use crate::{RequestContext, Services, body, networks, port_binding, port_policy, subnets};
 use neutrino_ipam as ipam;
 use neutrino_store::ipam::Allocation;
 use neutrino_store::networks::Network;
@@ -188,6 +188,7 @@ pub async fn draft_with(
     if !ctx.owns(&network.project_id) && !network.shared {
         return Err(NeutronError::forbidden("create_port"));
     }
+    port_policy::check(ctx, &network, b, port_policy::Action::Create)?;
     let default_group = lookups.default_group(conn, &project_id).await?;
     let requested_ips = attrs::fixed_ips(b)?;
     let device_owner = body::string_or_empty(b, "device_owner", 255)?.unwrap_or_default();
@@ -599,6 +600,7 @@ pub async fn update(
     let network = store::networks::get(&mut *tx, &p.network_id)
         .await?
         .ok_or_else(|| not_found(id))?;
+    port_policy::check(ctx, &network, b, port_policy::Action::Update)?;
     if let Some(name) = body::string(b, "name", 255)? {
         p.name = name;
     }

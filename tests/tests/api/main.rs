@@ -13,4 +13,5 @@ mod networks;
 mod openapi;
 mod outage;
 mod servers;
+mod shared_networks;
 mod subnets_ports;
