@@ -447,3 +447,60 @@ fn a_second_serve_on_the_same_data_directory_is_refused() {
     assert_eq!(http(&addr, "GET", "/v2.0/networks", &[], "").0, 200);
     assert!(terminate(again).success());
 }
+
+/// Issue 12, finding 6: connections that say nothing, or half a request, do not keep the
+/// server from others, and are closed after the header timeout (10 s); a kept-alive
+/// connection that stays idle is closed the same way.
+#[test]
+fn idle_and_half_open_connections_are_cut_and_others_served() {
+    use std::io::{Read as _, Write as _};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = spawn_serve(dir.path(), &[]);
+    let mut idle = Vec::new();
+    for i in 0..300 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        if i % 2 == 0 {
+            s.write_all(b"GET /v2.0/networks HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap();
+        }
+        idle.push(s);
+    }
+    // A kept-alive connection that made one request and then says nothing.
+    let mut kept = std::net::TcpStream::connect(&addr).unwrap();
+    kept.write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut first = [0u8; 12];
+    kept.read_exact(&mut first).unwrap();
+    assert_eq!(&first[9..12], b"200");
+
+    let asked = Instant::now();
+    let (status, body) = http(&addr, "GET", "/v2.0/networks", &[], "");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    // Past the header timeout every one of them has been closed by the server.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for s in idle.iter_mut().chain(std::iter::once(&mut kept)) {
+        s.set_read_timeout(Some(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(10)),
+        ))
+        .unwrap();
+        let mut rest = Vec::new();
+        // EOF (or a reset) ends the read; a timeout would be an error of kind WouldBlock.
+        match s.read_to_end(&mut rest) {
+            Ok(_) => {}
+            Err(e) => assert!(
+                e.kind() == std::io::ErrorKind::ConnectionReset,
+                "a connection was still open after the header timeout: {e}"
+            ),
+        }
+    }
+    assert!(terminate(child).success());
+}

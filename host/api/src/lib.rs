@@ -5,6 +5,7 @@ pub mod agents;
 pub mod auth;
 pub mod body;
 pub mod compute;
+pub mod connections;
 pub mod discovery;
 pub mod error;
 pub mod health;

@@ -119,13 +119,16 @@ impl Bound {
         let heartbeats = self.state.heartbeats.clone();
         let feed = self.state.feed.clone();
         let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(self.listener, crate::router(self.state))
-            .with_graceful_shutdown(async move {
+        let server = crate::connections::serve(
+            self.listener,
+            crate::router(self.state),
+            crate::connections::default_max_connections(),
+            async move {
                 stop.await;
                 feed.stop();
                 let _ = stopping.send(());
-            })
-            .into_future();
+            },
+        );
         let grace = async move {
             match stopped.await {
                 Ok(()) => tokio::time::sleep(STOP_GRACE).await,
@@ -134,7 +137,7 @@ impl Bound {
             }
         };
         tokio::select! {
-            served = server => served?,
+            () = server => {}
             () = grace => tracing::warn!(
                 "requests still running {STOP_GRACE:?} after the stop: stopping without them"
             ),
@@ -164,10 +167,11 @@ pub async fn spawn(options: ServeOptions) -> anyhow::Result<(SocketAddr, AbortOn
         .await
         .with_context(|| format!("listen on {}", options.listen))?;
     let addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!("server stopped: {e}");
-        }
-    });
+    let task = tokio::spawn(crate::connections::serve(
+        listener,
+        app,
+        crate::connections::default_max_connections(),
+        std::future::pending(),
+    ));
     Ok((addr, AbortOnDropHandle::new(task)))
 }
