@@ -13,6 +13,9 @@ const MISBEHAVIOURS: &[&str] = &[
     "nonsense",
     "hierarchical",
     "endless",
+    // Issue 11: segments and binding work.
+    "tenant-vlan",
+    "fanout",
 ];
 
 fn main() {
