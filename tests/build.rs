@@ -16,6 +16,7 @@ const MISBEHAVIOURS: &[&str] = &[
     // Issue 11: segments and binding work.
     "tenant-vlan",
     "fanout",
+    "kit-aware",
 ];
 
 fn main() {
@@ -25,6 +26,7 @@ fn main() {
         "examples/macvlan",
         "tests/fixtures/misbehaving",
         "tests/fixtures/wrong-version",
+        "tests/fixtures/wrong-types",
     ] {
         watch(&root.join(dir));
     }
@@ -43,6 +45,11 @@ fn main() {
             package: "neutrino-fixture-wrong-version",
             features: &[],
             output_name: "wrong-version",
+        },
+        Component {
+            package: "neutrino-fixture-wrong-types",
+            features: &[],
+            output_name: "wrong-types",
         },
     ];
     for (name, features) in names.iter().zip(&features) {

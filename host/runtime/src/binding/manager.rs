@@ -453,7 +453,12 @@ impl MechanismManager {
                     });
                 }
                 Ok(BindDecision::ContinueWith(c)) => {
-                    let next = match resolve_next(req.network, &c.next_segments, walk) {
+                    let next = match resolve_next(
+                        req.network,
+                        &c.next_segments,
+                        &mut walk.known,
+                        &mut *walk.segments,
+                    ) {
                         Ok(next) => next,
                         Err(reason) => {
                             let reason = format!("malformed answer: {reason}");
@@ -497,17 +502,30 @@ impl MechanismManager {
 /// of that type and physical network (the one the network has, or a new one the host
 /// issues); an unknown id with a segmentation id must name a segment the host issued to this
 /// network. Anything else is refused: a driver never makes a segment up.
+/// [`resolve_next`] for one continue-with answer on its own (the conformance kit): the host's
+/// segments for `next`, or why the answer is malformed.
+pub fn check_next_segments(
+    network: &Network,
+    next: &[Segment],
+    segments: &mut dyn SegmentHost,
+) -> Result<Vec<Segment>, String> {
+    let mut known = network.segments.clone();
+    known.extend(segments.existing());
+    resolve_next(network, next, &mut known, segments)
+}
+
 fn resolve_next(
     network: &Network,
     next: &[Segment],
-    walk: &mut Walk,
+    known: &mut Vec<Segment>,
+    segments: &mut dyn SegmentHost,
 ) -> Result<Vec<Segment>, String> {
     let mut resolved: Vec<Segment> = Vec::with_capacity(next.len());
     let same_place = |a: &Segment, b: &Segment| {
         a.network_type == b.network_type && a.physical_network == b.physical_network
     };
     for s in next {
-        let segment = if let Some(known) = walk.known.iter().find(|k| k.id == s.id) {
+        let segment = if let Some(known) = known.iter().find(|k| k.id == s.id) {
             if !same_place(known, s)
                 || s.segmentation_id.is_some_and(|id| Some(id) != known.segmentation_id)
             {
@@ -518,7 +536,7 @@ fn resolve_next(
             }
             known.clone()
         } else if let Some(id) = s.segmentation_id {
-            walk.known
+            known
                 .iter()
                 .find(|k| same_place(k, s) && k.segmentation_id == Some(id))
                 .cloned()
@@ -536,8 +554,7 @@ fn resolve_next(
                     )
                 })?
         } else {
-            let dynamic = walk
-                .known
+            let dynamic = known
                 .iter()
                 .skip(network.segments.len())
                 .find(|k| same_place(k, s))
@@ -545,11 +562,10 @@ fn resolve_next(
             match dynamic {
                 Some(d) => d,
                 None => {
-                    let issued = walk
-                        .segments
+                    let issued = segments
                         .allocate(s.network_type, s.physical_network.as_deref())
                         .map_err(|e| format!("no dynamic segment for {:?}: {e}", s.id))?;
-                    walk.known.push(issued.clone());
+                    known.push(issued.clone());
                     issued
                 }
             }

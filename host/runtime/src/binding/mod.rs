@@ -14,6 +14,6 @@ mod manager;
 
 pub use manager::{
     BindingLimits, BindingOutcome, BindingResult, BindingWork, DriverDecision, MAX_BINDING_LEVELS,
-    MechanismManager, MemorySegments, SegmentHost, Verdict,
+    MechanismManager, MemorySegments, SegmentHost, Verdict, check_next_segments,
 };
 pub use neutrino_model::{DEFAULT_AGENT_DOWN_TIME, agent_alive};
