@@ -235,7 +235,9 @@ impl SegmentHost for StoreSegments {
     ) -> Result<model::Segment, String> {
         let range = match network_type {
             model::NetworkType::Vlan if physical_network.is_some() => DYNAMIC_VLAN_RANGE,
-            model::NetworkType::Vlan => return Err("a VLAN segment needs a physical network".into()),
+            model::NetworkType::Vlan => {
+                return Err("a VLAN segment needs a physical network".into());
+            }
             model::NetworkType::Vxlan if physical_network.is_none() => self.vni_range,
             model::NetworkType::Vxlan => {
                 return Err("a VXLAN segment has no physical network".into());

@@ -693,7 +693,11 @@ pub async fn update(
         }
     })?;
     // A port bound after the commit reaches its new host's feed with its binding then.
-    let new_host = if bind_after { "" } else { p.binding_host.as_str() };
+    let new_host = if bind_after {
+        ""
+    } else {
+        p.binding_host.as_str()
+    };
     let revision =
         dhcp_hosting::record_port(&mut tx, &p.network_id, &p.id, &[&old_host, new_host]).await?;
     store::commit(tx).await?;

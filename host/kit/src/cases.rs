@@ -160,11 +160,10 @@ fn network_type_cases(driver: &Driver, fx: &AgentFixture, nt: NetworkType, repor
     let network = fx.network(nt);
     let port = fx.sample.port(vnic);
     let bind = |agents: Vec<Agent>| {
-        driver.bind_port(&fx.sample.bind_context(
-            port.clone(),
-            network.clone(),
-            agents,
-        ))
+        driver.bind_port(
+            &fx.sample
+                .bind_context(port.clone(), network.clone(), agents),
+        )
     };
 
     report.record(
@@ -340,8 +339,10 @@ fn faults_contained(driver: &Driver, fx: &AgentFixture, report: &mut Report) {
         })
         .collect();
     let hostile = [
-        fx.sample.bind_context(weird.clone(), fx.network(nt), live.clone()),
-        fx.sample.bind_context(fx.sample.port(d.vnic_types[0]), many, live.clone()),
+        fx.sample
+            .bind_context(weird.clone(), fx.network(nt), live.clone()),
+        fx.sample
+            .bind_context(fx.sample.port(d.vnic_types[0]), many, live.clone()),
     ];
     let mut traps = Vec::new();
     for ctx in &hostile {
@@ -363,7 +364,9 @@ fn faults_contained(driver: &Driver, fx: &AgentFixture, report: &mut Report) {
             Outcome::Fail(traps.join("; "))
         },
     );
-    let normal = fx.sample.bind_context(fx.sample.port(d.vnic_types[0]), fx.network(nt), live);
+    let normal = fx
+        .sample
+        .bind_context(fx.sample.port(d.vnic_types[0]), fx.network(nt), live);
     report.record(
         "faults contained: the driver answers normally afterwards",
         match driver.bind_port(&normal) {

@@ -110,7 +110,10 @@ impl Sample {
             instance_namespace: neutrino_model::instance_namespace(&instance_id),
             instance_id,
             agent_id: id(),
-            mac_address: format!("fa:16:3e:{:02x}:{:02x}:{:02x}", bytes[6], bytes[7], bytes[8]),
+            mac_address: format!(
+                "fa:16:3e:{:02x}:{:02x}:{:02x}",
+                bytes[6], bytes[7], bytes[8]
+            ),
             ip_address: format!("10.{}.{}.{}", bytes[9], bytes[10], 2 + bytes[11] % 250),
             vlan: 2 + word(12) % 4093,
             vni: 1 + (word(12) << 8 | u32::from(bytes[14])) % 0xff_fffe,

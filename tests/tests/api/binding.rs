@@ -35,11 +35,13 @@ fn drivers(names: &[&str], deadline: Duration) -> impl Fn(&mut ApiConfig) {
 
 async fn ovs_node(api: &TestApi, host: &str) {
     let r = api
-        .report(json!({"agent_type": "Open vSwitch agent", "binary": "neutrino-agent",
+        .report(
+            json!({"agent_type": "Open vSwitch agent", "binary": "neutrino-agent",
             "host": host, "topic": "N/A", "start_flag": true,
             "configurations": {"bridge_mappings": {"physnet1": "br-ex"},
                 "tunnel_types": ["vxlan"], "tunneling_ip": "127.0.0.1",
-                "integration_bridge": "br-int"}}))
+                "integration_bridge": "br-int"}}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }

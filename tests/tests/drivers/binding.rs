@@ -184,7 +184,10 @@ fn hierarchical_binding_continues_at_the_next_level() {
     assert_eq!(segment.segmentation_id, Some(1000));
     assert_eq!(segment.physical_network.as_deref(), Some("physnet1"));
     assert_eq!(result.dynamic_segments, vec![segment.clone()]);
-    assert_ne!(segment.id, format!("dynamic-vlan-for-{}", network.segments[0].id));
+    assert_ne!(
+        segment.id,
+        format!("dynamic-vlan-for-{}", network.segments[0].id)
+    );
     // At level 1 the hierarchical driver is asked too (it did not bind the VLAN) and passes.
     assert!(
         result
@@ -294,7 +297,11 @@ fn dynamic_segments_the_network_has_are_reused() {
     let second = m.bind_with(&port, &network, &fx.live(OVS), &mut segments);
     assert_eq!(first.dynamic_segments.len(), 1);
     assert_eq!(first.dynamic_segments, second.dynamic_segments);
-    assert_eq!(segments.segments.len(), 1, "one VLAN per network and physnet");
+    assert_eq!(
+        segments.segments.len(),
+        1,
+        "one VLAN per network and physnet"
+    );
 }
 
 #[test]

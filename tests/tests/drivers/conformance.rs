@@ -125,7 +125,10 @@ fn fixtures_differ_from_run_to_run() {
 #[test]
 fn a_contract_type_mismatch_is_named_as_such() {
     let report = check_file(&component("wrong-types"), &KitConfig::default()).unwrap();
-    let why = failed(&report, "exports the contract's functions with the contract's types");
+    let why = failed(
+        &report,
+        "exports the contract's functions with the contract's types",
+    );
     assert!(!why.is_empty());
     assert!(report.outcome("describe is coherent").is_none(), "{report}");
 }
@@ -138,7 +141,11 @@ fn a_made_up_segment_fails_the_kit() {
     assert!(why.contains("malformed answer"), "{why}");
     assert!(why.contains("segmentation id 200"), "{why}");
     // Asking the host for a VLAN (no id of its own) is how hierarchical drivers continue.
-    let report = check_file(&component("misbehaving-hierarchical"), &KitConfig::default()).unwrap();
+    let report = check_file(
+        &component("misbehaving-hierarchical"),
+        &KitConfig::default(),
+    )
+    .unwrap();
     assert!(
         matches!(report.outcome("vxlan: live agent"), Some(Outcome::Skip(_))),
         "{report}"

@@ -83,7 +83,9 @@ async fn place(
         match port_binding::bind_committed(state, id).await? {
             Some(port) => bound.push(port),
             None => {
-                fault = Some(format!("Port {id} was deleted while the server was booting"));
+                fault = Some(format!(
+                    "Port {id} was deleted while the server was booting"
+                ));
                 break;
             }
         }

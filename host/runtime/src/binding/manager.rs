@@ -159,14 +159,11 @@ impl SegmentHost for MemorySegments {
         let (low, high) = dynamic_range(network_type)
             .ok_or_else(|| format!("no range of {network_type:?} segments to issue from"))?;
         let taken = |id: u32| {
-            self.segments
-                .iter()
-                .chain(&self.network_segments)
-                .any(|s| {
-                    s.network_type == network_type
-                        && s.physical_network.as_deref() == physical_network
-                        && s.segmentation_id == Some(id)
-                })
+            self.segments.iter().chain(&self.network_segments).any(|s| {
+                s.network_type == network_type
+                    && s.physical_network.as_deref() == physical_network
+                    && s.segmentation_id == Some(id)
+            })
         };
         let id = (low..=high)
             .find(|id| !taken(*id))
@@ -527,7 +524,8 @@ fn resolve_next(
     for s in next {
         let segment = if let Some(known) = known.iter().find(|k| k.id == s.id) {
             if !same_place(known, s)
-                || s.segmentation_id.is_some_and(|id| Some(id) != known.segmentation_id)
+                || s.segmentation_id
+                    .is_some_and(|id| Some(id) != known.segmentation_id)
             {
                 return Err(format!(
                     "continue-with segment {:?} does not match the host's segment of that id",
