@@ -323,6 +323,7 @@ fn three_drivers_fanning_out_stop_at_the_work_cap() {
     // The cap's own "skipped" entry is the one decision past it.
     assert_eq!(work.decisions, cap + 1, "{work:?}");
     assert!(work.stopped_by.as_deref().unwrap().contains("work limit"));
+    assert_eq!(work.levels, MAX_BINDING_LEVELS);
     let BindingOutcome::Failed { reason } = &result.outcome else {
         unreachable!()
     };

@@ -382,7 +382,6 @@ impl MechanismManager {
         segments: &[Segment],
         walk: &mut Walk,
     ) -> Option<Found> {
-        walk.deepest = walk.deepest.max(level + 1);
         let max_levels = self.limits.max_levels.min(MAX_BINDING_LEVELS);
         if level >= max_levels {
             walk.decisions.push(DriverDecision {
@@ -394,6 +393,7 @@ impl MechanismManager {
             });
             return None;
         }
+        walk.deepest = walk.deepest.max(level + 1);
         for driver in &self.drivers {
             if walk.stopped_by.is_some() {
                 return None;
