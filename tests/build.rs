@@ -14,6 +14,10 @@ const MISBEHAVIOURS: &[&str] = &[
     "nonsense",
     "hierarchical",
     "endless",
+    // Issue 11: segments and binding work.
+    "tenant-vlan",
+    "fanout",
+    "kit-aware",
 ];
 
 fn main() {
@@ -24,6 +28,7 @@ fn main() {
         "tests/fixtures/misbehaving",
         "tests/fixtures/hostile",
         "tests/fixtures/wrong-version",
+        "tests/fixtures/wrong-types",
     ] {
         watch(&root.join(dir));
     }
@@ -47,6 +52,11 @@ fn main() {
             package: "neutrino-fixture-hostile",
             features: &[],
             output_name: "hostile",
+        },
+        Component {
+            package: "neutrino-fixture-wrong-types",
+            features: &[],
+            output_name: "wrong-types",
         },
     ];
     for (name, features) in names.iter().zip(&features) {

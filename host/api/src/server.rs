@@ -79,6 +79,9 @@ pub struct Bound {
 /// Opens the state and binds the socket; prints the address (scripts and tests read the line).
 pub async fn bind(options: &ServeOptions) -> anyhow::Result<Bound> {
     let state = state(options).await?;
+    // Every configured driver is loaded and checked before the server answers: a refused one
+    // stops the start with its file and reason, instead of a 500 on every bind.
+    state.services.load_drivers().await?;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("listen on {}", options.listen))?;

@@ -80,33 +80,25 @@ pub async fn schedule_waiting(state: &Services) -> CoreResult<usize> {
 }
 
 /// When an L2 agent appears or revives on `host`: the DHCP ports there that failed to bind
-/// (their DHCP agent reported first) are bound again, in one transaction.
+/// (their DHCP agent reported first) are bound again, each outside any write transaction
+/// ([`port_binding::bind_committed`]).
 pub async fn rebind_dhcp_ports(state: &Services, host: &str) -> CoreResult<usize> {
-    let mut tx = state.store.begin_write().await?;
-    let mut newest = None;
-    let mut rebound = 0;
-    for h in dhcp_hosting::on_host(&mut *tx, host).await? {
-        let Some(mut port) = store::ports::get(&mut tx, &h.port_id).await? else {
-            continue;
-        };
-        let Some(network) = store::networks::get(&mut *tx, &h.network_id).await? else {
-            continue;
-        };
-        if port.binding_vif_type != "binding_failed" {
-            continue;
+    let mut conn = state.store.read_conn().await?;
+    let mut failed = Vec::new();
+    for h in dhcp_hosting::on_host(&mut *conn, host).await? {
+        if let Some(port) = store::ports::get(&mut conn, &h.port_id).await?
+            && port.binding_vif_type == "binding_failed"
+        {
+            failed.push(port.id);
         }
-        port_binding::bind(state, &mut port, &network, &mut tx).await?;
-        port.updated_at = store::now();
-        port.revision_number += 1;
-        store::ports::update(&mut tx, &port).await?;
-        newest = newest.max(
-            dhcp_hosting::record_port(&mut tx, &network.id, &port.id, &[&port.binding_host])
-                .await?,
-        );
-        rebound += 1;
     }
-    store::commit(tx).await?;
-    state.feed.committed(newest);
+    drop(conn);
+    let mut rebound = 0;
+    for id in &failed {
+        if port_binding::bind_committed(state, id).await?.is_some() {
+            rebound += 1;
+        }
+    }
     Ok(rebound)
 }
 

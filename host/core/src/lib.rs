@@ -89,6 +89,20 @@ impl Services {
             .get_or_init(|| port_writer::PortWriter::start(self.clone()))
     }
 
+    /// Loads and checks every configured driver now (the server's start), so that a refused
+    /// one stops the start with its file and reason rather than failing each bind later.
+    pub async fn load_drivers(&self) -> anyhow::Result<()> {
+        let drivers = self.config.drivers.clone();
+        let manager = tokio::task::spawn_blocking(move || {
+            let registry = Registry::load(&drivers)?;
+            anyhow::Ok(Arc::new(MechanismManager::new(registry.drivers().to_vec())))
+        })
+        .await??;
+        // A manager loaded meanwhile by a first bind is as good as this one.
+        let _ = self.mechanism.set(manager);
+        Ok(())
+    }
+
     /// The mechanism manager, loading the configured drivers the first time.
     pub async fn mechanism_manager(&self) -> Result<Arc<MechanismManager>, NeutronError> {
         let drivers = self.config.drivers.clone();

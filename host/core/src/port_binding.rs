@@ -9,12 +9,23 @@ use serde_json::Value;
 
 use crate::Services;
 use crate::error::{CoreResult, NeutronError};
-use neutrino_runtime::binding::BindingOutcome;
+use neutrino_runtime::binding::{BindingOutcome, SegmentHost};
+use neutrino_store::dynamic_segments::DynamicSegment;
 use neutrino_store::networks::Network;
 use neutrino_store::ports::Port;
 
-/// Binds (or unbinds, with no host) `port`, setting its `binding:vif_type`,
-/// `binding:vif_details` and the stored decisions.
+/// Neutron's `MAX_BIND_TRIES`: how often a binding made outside the write transaction is made
+/// again because the port or its network changed meanwhile.
+pub const MAX_BIND_TRIES: usize = 10;
+
+/// Dynamic VLANs the host issues come from this range (what no network holds of it).
+pub const DYNAMIC_VLAN_RANGE: (i64, i64) = (1000, 2999);
+
+/// Binds (or unbinds, with no host) `port` inside the caller's transaction, setting its
+/// `binding:vif_type`, `binding:vif_details`, the stored decisions and the dynamic segments its
+/// binding uses. The drivers run against a snapshot (agents and dynamic segments read outside
+/// `conn`); the ports the API creates and updates are bound after their commit instead
+/// ([`bind_committed`]), so a slow driver holds no write transaction.
 pub async fn bind(
     state: &Services,
     port: &mut Port,
@@ -22,13 +33,104 @@ pub async fn bind(
     conn: &mut store::Conn,
 ) -> CoreResult<()> {
     if port.binding_host.is_empty() {
-        port.binding_vif_type = "unbound".into();
-        port.binding_vif_details = "{}".into();
-        port.binding_result = None;
+        unbind(port);
+        neutrino_store::dynamic_segments::forget_port(conn, &port.id).await?;
         return Ok(());
     }
+    for _ in 0..MAX_BIND_TRIES {
+        let result = decide(state, port, network).await?;
+        if record(conn, port, network, &result).await? {
+            return Ok(());
+        }
+    }
+    fail_changing(conn, port, network).await
+}
+
+/// Leaves the port unbound, to be bound after its transaction commits ([`bind_committed`]).
+pub fn defer(port: &mut Port) {
+    unbind(port);
+}
+
+fn unbind(port: &mut Port) {
+    port.binding_vif_type = "unbound".into();
+    port.binding_vif_details = "{}".into();
+    port.binding_result = None;
+}
+
+/// Binds a committed port outside any write transaction: the decision is made from a snapshot
+/// of the port, its network and the host's agents, then written in a short transaction if the
+/// port and network are still what the drivers saw; otherwise it is made again (at most
+/// [`MAX_BIND_TRIES`] times, then the port is `binding_failed` with that reason). Answers the
+/// port as written; None if it was deleted meanwhile.
+pub async fn bind_committed(state: &Services, port_id: &str) -> CoreResult<Option<Port>> {
+    for _ in 0..MAX_BIND_TRIES {
+        let mut conn = state.store.read_conn().await?;
+        let Some(snapshot) = neutrino_store::ports::get(&mut conn, port_id).await? else {
+            return Ok(None);
+        };
+        let Some(network) = neutrino_store::networks::get(&mut *conn, &snapshot.network_id).await?
+        else {
+            return Ok(None);
+        };
+        drop(conn);
+        if snapshot.binding_host.is_empty() {
+            return Ok(Some(snapshot));
+        }
+        let result = decide(state, &snapshot, &network).await?;
+        let mut tx = state.store.begin_write().await?;
+        let Some(mut port) = neutrino_store::ports::get(&mut tx, port_id).await? else {
+            return Ok(None);
+        };
+        let Some(fresh) = neutrino_store::networks::get(&mut *tx, &port.network_id).await? else {
+            return Ok(None);
+        };
+        // Re-checked: what the drivers saw is still the port and network.
+        if port_of(&port) != port_of(&snapshot) || network_of(&fresh) != network_of(&network) {
+            store::rollback(tx).await?;
+            continue;
+        }
+        if !record(&mut tx, &mut port, &fresh, &result).await? {
+            store::rollback(tx).await?;
+            continue;
+        }
+        neutrino_store::ports::update(&mut tx, &port).await?;
+        let revision = neutrino_store::dhcp_hosting::record_port(
+            &mut tx,
+            &port.network_id,
+            &port.id,
+            &[&port.binding_host],
+        )
+        .await?;
+        store::commit(tx).await?;
+        state.feed.committed(revision);
+        return Ok(Some(port));
+    }
+    let mut tx = state.store.begin_write().await?;
+    let Some(mut port) = neutrino_store::ports::get(&mut tx, port_id).await? else {
+        return Ok(None);
+    };
+    let Some(network) = neutrino_store::networks::get(&mut *tx, &port.network_id).await? else {
+        return Ok(None);
+    };
+    fail_changing(&mut tx, &mut port, &network).await?;
+    neutrino_store::ports::update(&mut tx, &port).await?;
+    store::commit(tx).await?;
+    Ok(Some(port))
+}
+
+/// The mechanism manager's answer for `port` on `network`, from a snapshot: the agents on the
+/// host and the network's dynamic segments, read outside any write transaction; the drivers
+/// run on a blocking thread.
+async fn decide(
+    state: &Services,
+    port: &Port,
+    network: &Network,
+) -> CoreResult<neutrino_runtime::binding::BindingResult> {
     let manager = state.mechanism_manager().await?;
+    let mut conn = state.store.read_conn().await?;
     let mut agents = neutrino_store::agents::on_host(&mut *conn, &port.binding_host).await?;
+    let existing = neutrino_store::dynamic_segments::on_network(&mut conn, &network.id).await?;
+    drop(conn);
     state.heartbeats.overlay(&mut agents);
     let now = SystemTime::now();
     let agents: Vec<model::Agent> = agents
@@ -36,19 +138,150 @@ pub async fn bind(
         .map(|a| a.to_binding(now, state.config.agent_down_time))
         .collect();
     let (wit_port, wit_network) = (port_of(port), network_of(network));
-    // Driver calls are synchronous and short (tens of microseconds each); they run on a
-    // blocking thread so a slow or misbehaving driver never stalls the async workers.
-    let result =
-        tokio::task::spawn_blocking(move || manager.bind(&wit_port, &wit_network, &agents))
-            .await
-            .map_err(|e| NeutronError::internal(format!("binding task failed: {e}")))?;
+    let mut segments = StoreSegments {
+        store: state.store.clone(),
+        runtime: tokio::runtime::Handle::current(),
+        network_id: network.id.clone(),
+        mtu: wit_network.mtu,
+        vni_range: state.config.vni_range,
+        existing: existing.iter().filter_map(segment_of).collect(),
+    };
+    // Driver calls are synchronous; they run on a blocking thread so a slow or misbehaving
+    // driver never stalls the async workers. The binding's total work is capped by the manager.
+    tokio::task::spawn_blocking(move || {
+        manager.bind_with(&wit_port, &wit_network, &agents, &mut segments)
+    })
+    .await
+    .map_err(|e| NeutronError::internal(format!("binding task failed: {e}")))
+}
+
+/// Writes `result` into `port` and records the dynamic segments it uses; false (nothing
+/// written) when another binding took one of them meanwhile.
+async fn record(
+    conn: &mut store::Conn,
+    port: &mut Port,
+    network: &Network,
+    result: &neutrino_runtime::binding::BindingResult,
+) -> CoreResult<bool> {
+    let used: Vec<DynamicSegment> = result
+        .dynamic_segments
+        .iter()
+        .map(|s| DynamicSegment {
+            id: s.id.clone(),
+            network_id: network.id.clone(),
+            network_type: model::network_type_name(s.network_type).to_string(),
+            physical_network: s.physical_network.clone().unwrap_or_default(),
+            segmentation_id: s.segmentation_id.map(i64::from).unwrap_or_default(),
+            mtu: i64::from(s.mtu),
+        })
+        .collect();
+    if !neutrino_store::dynamic_segments::record_binding(conn, &port.id, &network.id, &used).await?
+    {
+        return Ok(false);
+    }
     port.binding_vif_type = result.vif_type().to_string();
     port.binding_vif_details = match &result.outcome {
         BindingOutcome::Bound { vif_details, .. } => Value::Object(vif_details.clone()).to_string(),
         _ => "{}".into(),
     };
+    port.binding_result = Some(serde_json::to_string(result).map_err(NeutronError::internal)?);
+    Ok(true)
+}
+
+/// `binding_failed`: the port or its dynamic segments kept changing while it was bound.
+async fn fail_changing(
+    conn: &mut store::Conn,
+    port: &mut Port,
+    network: &Network,
+) -> CoreResult<()> {
+    let reason = format!(
+        "port {} or network {} changed {MAX_BIND_TRIES} times while the port was being bound",
+        port.id, network.id
+    );
+    let result = neutrino_runtime::binding::BindingResult {
+        host: port.binding_host.clone(),
+        outcome: BindingOutcome::Failed { reason },
+        decisions: Vec::new(),
+        dynamic_segments: Vec::new(),
+        work: None,
+    };
+    neutrino_store::dynamic_segments::forget_port(conn, &port.id).await?;
+    port.binding_vif_type = result.vif_type().to_string();
+    port.binding_vif_details = "{}".into();
     port.binding_result = Some(serde_json::to_string(&result).map_err(NeutronError::internal)?);
     Ok(())
+}
+
+/// The host's dynamic segments for one binding: those the network has (the snapshot), and new
+/// ones proposed from the lowest free segmentation id, which [`record`] claims with the binding.
+struct StoreSegments {
+    store: store::Store,
+    runtime: tokio::runtime::Handle,
+    network_id: String,
+    mtu: u32,
+    vni_range: (i64, i64),
+    existing: Vec<model::Segment>,
+}
+
+impl SegmentHost for StoreSegments {
+    fn existing(&self) -> Vec<model::Segment> {
+        self.existing.clone()
+    }
+
+    fn allocate(
+        &mut self,
+        network_type: model::NetworkType,
+        physical_network: Option<&str>,
+    ) -> Result<model::Segment, String> {
+        let range = match network_type {
+            model::NetworkType::Vlan if physical_network.is_some() => DYNAMIC_VLAN_RANGE,
+            model::NetworkType::Vlan => {
+                return Err("a VLAN segment needs a physical network".into());
+            }
+            model::NetworkType::Vxlan if physical_network.is_none() => self.vni_range,
+            model::NetworkType::Vxlan => {
+                return Err("a VXLAN segment has no physical network".into());
+            }
+            other => {
+                return Err(format!(
+                    "the host issues no dynamic {} segments",
+                    model::network_type_name(other)
+                ));
+            }
+        };
+        let type_name = model::network_type_name(network_type);
+        let physnet = physical_network.unwrap_or("");
+        // Called on the binding's blocking thread: one read, outside any transaction.
+        let free = self.runtime.block_on(async {
+            let mut conn = self.store.read_conn().await?;
+            neutrino_store::dynamic_segments::lowest_free(&mut conn, type_name, physnet, range)
+                .await
+        });
+        let id = match free {
+            Ok(Some(id)) => id,
+            Ok(None) => return Err(format!("no free {type_name} id on {physnet:?}")),
+            Err(e) => return Err(format!("reading free {type_name} ids: {e}")),
+        };
+        let segment = model::Segment {
+            id: store::new_id(),
+            network_type,
+            physical_network: physical_network.map(str::to_string),
+            segmentation_id: u32::try_from(id).ok(),
+            mtu: self.mtu,
+        };
+        tracing::debug!(network = %self.network_id, "proposing dynamic segment {segment:?}");
+        Ok(segment)
+    }
+}
+
+fn segment_of(d: &DynamicSegment) -> Option<model::Segment> {
+    Some(model::Segment {
+        id: d.id.clone(),
+        network_type: model::network_type_named(&d.network_type)?,
+        physical_network: (!d.physical_network.is_empty()).then(|| d.physical_network.clone()),
+        segmentation_id: u32::try_from(d.segmentation_id).ok(),
+        mtu: u32::try_from(d.mtu).unwrap_or(1500),
+    })
 }
 
 fn port_of(p: &Port) -> model::Port {

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::RequestContext;
 use crate::Services;
 use crate::error::{CoreResult, NeutronError, Status};
+use crate::port_binding;
 use crate::ports::{DraftLookups, draft_with, write_draft};
 use neutrino_store::port_writes::{Finished, PortWrites};
 use neutrino_store::ports::Port;
@@ -40,14 +41,16 @@ struct Job {
 /// The handle requests queue their creates on.
 pub struct PortWriter {
     jobs: mpsc::Sender<Job>,
+    /// For binding the created ports after their commit, in the request's task.
+    state: Services,
 }
 
 impl PortWriter {
     /// Starts the writing task of `state`'s server.
     pub fn start(state: Services) -> PortWriter {
         let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(state, queue));
-        PortWriter { jobs }
+        tokio::spawn(run(state.clone(), queue));
+        PortWriter { jobs, state }
     }
 
     /// Creates the ports of one request (bodies checked for attributes and policy, with the
@@ -68,7 +71,15 @@ impl PortWriter {
         let gone = || NeutronError::internal("the port writer has stopped");
         self.jobs.send(job).await.map_err(|_| gone())?;
         // The caller makes the API dicts in the request's task, not in the one writing task.
-        answer.await.map_err(|_| gone())?
+        let mut created = answer.await.map_err(|_| gone())??;
+        // Ports with a host are written unbound and bound now, after their commit and outside
+        // any write transaction: a slow driver delays this request only.
+        for port in created.iter_mut().filter(|p| !p.binding_host.is_empty()) {
+            if let Some(bound) = port_binding::bind_committed(&self.state, &port.id).await? {
+                *port = bound;
+            }
+        }
+        Ok(created)
     }
 }
 
@@ -213,7 +224,8 @@ async fn write(
     for job in jobs {
         let mut created = Vec::with_capacity(job.bodies.len());
         for (b, project) in job.bodies.iter().zip(&job.projects) {
-            let d = draft_with(&mut tx, lookups, &job.ctx, b, project.clone()).await?;
+            let mut d = draft_with(&mut tx, lookups, &job.ctx, b, project.clone()).await?;
+            d.bind_after_commit();
             created.push(write_draft(state, &job.ctx, b, d, &mut tx, &mut writes).await?);
         }
         results.push(created);

@@ -39,9 +39,17 @@ pub struct Draft {
     mac_given: bool,
     /// The project's default security group, when it already exists.
     default_group: Option<String>,
+    /// Written unbound, to be bound after the transaction commits
+    /// ([`port_binding::bind_committed`]), instead of inside it.
+    bind_after_commit: bool,
 }
 
 impl Draft {
+    /// The port is bound after its transaction commits, not inside it.
+    pub fn bind_after_commit(&mut self) {
+        self.bind_after_commit = true;
+    }
+
     /// The host the port will be bound to when written (the compute API drafts a server's
     /// ports before it has chosen the host).
     pub fn set_binding_host(&mut self, host: &str) {
@@ -230,6 +238,7 @@ pub async fn draft_with(
         requested_ips,
         mac_given: mac_given.is_some(),
         default_group,
+        bind_after_commit: false,
     })
 }
 
@@ -253,6 +262,7 @@ pub async fn write_draft(
         requested_ips,
         mac_given,
         default_group,
+        bind_after_commit,
     } = d;
     // The MAC first: SLAAC addresses, address pairs and the binding are made from it.
     if mac_given {
@@ -282,12 +292,20 @@ pub async fn write_draft(
         0,
     )
     .await?;
-    port_binding::bind(state, &mut port, &network, tx).await?;
+    if bind_after_commit {
+        port_binding::defer(&mut port);
+    } else {
+        port_binding::bind(state, &mut port, &network, tx).await?;
+    }
     match writes.insert_port(tx, &port).await {
         Ok(true) => {
-            writes
-                .port_changed(tx, &port, &[&port.binding_host])
-                .await?;
+            // A port bound after the commit reaches its host's feed with its binding then.
+            let hosts: &[&str] = if bind_after_commit {
+                &[]
+            } else {
+                &[&port.binding_host]
+            };
+            writes.port_changed(tx, &port, hosts).await?;
             Ok(port)
         }
         // The MAC was free when chosen above, so only a port written since by a transaction
@@ -659,7 +677,12 @@ pub async fn update(
     if let Some(profile) = attrs::profile(b)? {
         p.binding_profile = profile;
     }
-    if rebind {
+    // The drivers run after the commit (a slow one holds no write transaction); a port that
+    // loses its host is unbound here.
+    let bind_after = rebind && !p.binding_host.is_empty();
+    if bind_after {
+        port_binding::defer(&mut p);
+    } else if rebind {
         port_binding::bind(state, &mut p, &network, &mut tx).await?;
     }
     p.updated_at = store::now();
@@ -671,11 +694,19 @@ pub async fn update(
             e.into()
         }
     })?;
+    // A port bound after the commit reaches its new host's feed with its binding then.
+    let new_host = if bind_after {
+        ""
+    } else {
+        p.binding_host.as_str()
+    };
     let revision =
-        dhcp_hosting::record_port(&mut tx, &p.network_id, &p.id, &[&old_host, &p.binding_host])
-            .await?;
+        dhcp_hosting::record_port(&mut tx, &p.network_id, &p.id, &[&old_host, new_host]).await?;
     store::commit(tx).await?;
     state.feed.committed(revision);
+    if bind_after && let Some(bound) = port_binding::bind_committed(state, &p.id).await? {
+        p = bound;
+    }
     Ok(p)
 }
 

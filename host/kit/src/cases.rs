@@ -7,10 +7,24 @@ use neutrino_model::{
     vnic_type_name,
 };
 
-use super::fixtures::{self, AgentFixture};
+use super::fixtures::{AgentFixture, Sample};
 use super::report::{Outcome, Report};
 use neutrino_model::{NETWORK_TYPES, VNIC_TYPES};
+use neutrino_runtime::binding::{MemorySegments, check_next_segments};
 use neutrino_runtime::plugins::{CallError, Driver, DriverSettings, LoadFailure, Runtime};
+
+/// The case a component lands in when its exports do not have the contract's functions and
+/// types (built against an edited WIT of a supported version): a contract mismatch, not an
+/// incoherent description.
+const CONTRACT_TYPES: &str = "exports the contract's functions with the contract's types";
+
+fn contract_mismatch(cause: &LoadFailure) -> bool {
+    match cause {
+        LoadFailure::Other(m) => m.starts_with("cannot link"),
+        LoadFailure::Describe(CallError::Host(m)) => m.contains("type"),
+        _ => false,
+    }
+}
 
 pub fn run(
     runtime: &Arc<Runtime>,
@@ -27,6 +41,7 @@ pub fn run(
         Ok(d) => d,
         Err(e) => {
             let case = match &e.cause {
+                cause if contract_mismatch(cause) => CONTRACT_TYPES,
                 LoadFailure::Io(_) | LoadFailure::NotAComponent(_) | LoadFailure::Other(_) => {
                     "is a loadable component"
                 }
@@ -34,7 +49,8 @@ pub fn run(
                     "exports the driver interface in a supported contract version"
                 }
                 LoadFailure::ForbiddenImports(_) => "imports only what drivers may import",
-                LoadFailure::Describe(_) | LoadFailure::BadDescription(_) => "describe is coherent",
+                LoadFailure::Describe(_) => "describe answers",
+                LoadFailure::BadDescription(_) => "describe is coherent",
             };
             report.record(case, Outcome::Fail(e.to_string()));
             report.record(
@@ -45,18 +61,20 @@ pub fn run(
         }
     };
     let d = driver.description().clone();
-    report.driver = Some(format!(
+    report.driver = Some(super::report::printable(&format!(
         "{} {} (contract {}, agent type {:?})",
         d.name,
         d.version,
         driver.contract_version(),
         d.agent_type
-    ));
+    )));
     report.record(
         "exports the driver interface in a supported contract version",
         Outcome::Pass,
     );
+    report.record(CONTRACT_TYPES, Outcome::Pass);
     report.record("imports only what drivers may import", Outcome::Pass);
+    report.record("describe answers", Outcome::Pass);
     report.record("describe is coherent", Outcome::Pass);
     report.record(
         "describe is deterministic",
@@ -103,8 +121,8 @@ fn unsupported_vnic_passes(driver: &Driver, fx: &AgentFixture, report: &mut Repo
         );
         return;
     };
-    let ctx = fixtures::bind_context(
-        fixtures::port(*vnic),
+    let ctx = fx.sample.bind_context(
+        fx.sample.port(*vnic),
         fx.network(nt),
         fx.live(&d.agent_type),
     );
@@ -124,8 +142,8 @@ fn unsupported_network_type_passes(driver: &Driver, fx: &AgentFixture, report: &
         );
         return;
     };
-    let ctx = fixtures::bind_context(
-        fixtures::port(d.vnic_types[0]),
+    let ctx = fx.sample.bind_context(
+        fx.sample.port(d.vnic_types[0]),
         fx.network(nt),
         fx.live(&d.agent_type),
     );
@@ -140,13 +158,12 @@ fn network_type_cases(driver: &Driver, fx: &AgentFixture, nt: NetworkType, repor
     let t = type_name(nt);
     let vnic: VnicType = d.vnic_types[0];
     let network = fx.network(nt);
-    let port = fixtures::port(vnic);
+    let port = fx.sample.port(vnic);
     let bind = |agents: Vec<Agent>| {
-        driver.bind_port(&fixtures::bind_context(
-            port.clone(),
-            network.clone(),
-            agents,
-        ))
+        driver.bind_port(
+            &fx.sample
+                .bind_context(port.clone(), network.clone(), agents),
+        )
     };
 
     report.record(
@@ -179,6 +196,10 @@ fn network_type_cases(driver: &Driver, fx: &AgentFixture, nt: NetworkType, repor
             _ => Outcome::Fail("two calls with the same input answered differently".into()),
         },
     );
+    report.record(
+        format!("{t}: another host and other ids give the same kind of decision"),
+        same_elsewhere(driver, fx, nt, &first),
+    );
     let bound: Option<Bound> = match first {
         Ok(BindDecision::Bound(b)) if d.vif_types.contains(&b.vif_type) => {
             report.record(
@@ -197,12 +218,19 @@ fn network_type_cases(driver: &Driver, fx: &AgentFixture, nt: NetworkType, repor
             );
             None
         }
-        Ok(BindDecision::ContinueWith(_)) => {
+        Ok(BindDecision::ContinueWith(c)) => {
+            // The segments it continues with must be the host's: the network's own, or a
+            // dynamic one it asks the host for (type and physical network, no id of its own).
+            let mut segments = MemorySegments::for_network(&network);
             report.record(
                 format!("{t}: live agent gives bound with vif type and details"),
-                Outcome::Skip(
-                    "the driver binds hierarchically; the bottom level is not in the kit".into(),
-                ),
+                match check_next_segments(&network, &c.next_segments, &mut segments) {
+                    Ok(_) => Outcome::Skip(
+                        "the driver binds hierarchically; the bottom level is not in the kit"
+                            .into(),
+                    ),
+                    Err(e) => Outcome::Fail(format!("malformed answer: {e}")),
+                },
             );
             None
         }
@@ -234,8 +262,8 @@ fn network_type_cases(driver: &Driver, fx: &AgentFixture, nt: NetworkType, repor
         .find(|s| s.id == bound.segment_id)
         .expect("validated");
     let agent = &live[0];
-    let nctx = fixtures::network_context(&network, segment, agent);
-    let pctx = fixtures::port_context(
+    let nctx = fx.sample.network_context(&network, segment, agent);
+    let pctx = fx.sample.port_context(
         &port,
         &network,
         segment,
@@ -298,7 +326,7 @@ fn faults_contained(driver: &Driver, fx: &AgentFixture, report: &mut Report) {
     let d = driver.description();
     let nt = d.network_types[0];
     let live = fx.live(&d.agent_type);
-    let mut weird = fixtures::port(d.vnic_types[0]);
+    let mut weird = fx.sample.port(d.vnic_types[0]);
     weird.id = String::new();
     weird.mac_address = "not-a-mac".into();
     weird.name = "\u{1F4A5}".repeat(10_000);
@@ -311,8 +339,10 @@ fn faults_contained(driver: &Driver, fx: &AgentFixture, report: &mut Report) {
         })
         .collect();
     let hostile = [
-        fixtures::bind_context(weird.clone(), fx.network(nt), live.clone()),
-        fixtures::bind_context(fixtures::port(d.vnic_types[0]), many, live.clone()),
+        fx.sample
+            .bind_context(weird.clone(), fx.network(nt), live.clone()),
+        fx.sample
+            .bind_context(fx.sample.port(d.vnic_types[0]), many, live.clone()),
     ];
     let mut traps = Vec::new();
     for ctx in &hostile {
@@ -334,7 +364,9 @@ fn faults_contained(driver: &Driver, fx: &AgentFixture, report: &mut Report) {
             Outcome::Fail(traps.join("; "))
         },
     );
-    let normal = fixtures::bind_context(fixtures::port(d.vnic_types[0]), fx.network(nt), live);
+    let normal = fx
+        .sample
+        .bind_context(fx.sample.port(d.vnic_types[0]), fx.network(nt), live);
     report.record(
         "faults contained: the driver answers normally afterwards",
         match driver.bind_port(&normal) {
@@ -342,4 +374,40 @@ fn faults_contained(driver: &Driver, fx: &AgentFixture, report: &mut Report) {
             Err(e) => Outcome::Fail(e.to_string()),
         },
     );
+}
+
+/// The first decision's kind (bound with its vif type, continue, pass, error), asked again with
+/// another random host, ids, MAC and segmentation ids: a driver that recognises its inputs
+/// (the kit's host, a fixed id) answers differently.
+fn same_elsewhere(
+    driver: &Driver,
+    fx: &AgentFixture,
+    nt: NetworkType,
+    first: &Result<BindDecision, CallError>,
+) -> Outcome {
+    let d = driver.description();
+    let other = AgentFixture {
+        sample: Sample::random(),
+        ..fx.clone()
+    };
+    let ctx = other.sample.bind_context(
+        other.sample.port(d.vnic_types[0]),
+        other.network(nt),
+        other.live(&d.agent_type),
+    );
+    let kind = |r: &Result<BindDecision, CallError>| match r {
+        Ok(BindDecision::Bound(b)) => format!("bound ({})", b.vif_type),
+        Ok(BindDecision::ContinueWith(_)) => "continue-with".to_string(),
+        Ok(BindDecision::Pass(_)) => "pass".to_string(),
+        Err(_) => "an error".to_string(),
+    };
+    let (a, b) = (kind(first), kind(&driver.bind_port(&ctx)));
+    if a == b {
+        Outcome::Pass
+    } else {
+        Outcome::Fail(format!(
+            "host {:?} got {a}, host {:?} got {b}",
+            fx.sample.host, other.sample.host
+        ))
+    }
 }

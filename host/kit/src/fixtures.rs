@@ -1,5 +1,9 @@
 //! Inputs the kit feeds a driver, in the spirit of Neutron's mechanism-driver test base:
 //! `AGENTS` (live, configured), `AGENTS_DEAD`, `AGENTS_BAD` (live, right type, no mappings).
+//!
+//! The identities in them (host, ids, MAC, address, segmentation ids) come from a [`Sample`]:
+//! fixed for the host's own tests, drawn at random by every `plugin check`, so that a driver
+//! cannot recognise the kit and behave only for it.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +14,7 @@ use neutrino_model::{
     NetworkContext, NetworkType, Port, PortContext, Segment, VnicType, network_type_name,
 };
 
+/// The fixed sample's host (tests); `plugin check` draws another each run.
 pub const HOST: &str = "conformance-host";
 pub const PORT_ID: &str = "3f1c2a9e-7b44-4f7e-9a51-0c8d2b6f1e11";
 pub const NETWORK_ID: &str = "9b7e2c1d-55aa-4c3e-8f10-2d4b6a8c0e12";
@@ -34,6 +39,160 @@ pub struct AgentFixture {
     pub datapath_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ovs_hybrid_plug: Option<bool>,
+    /// The identities of the fixtures (not configurable).
+    #[serde(skip)]
+    pub sample: Sample,
+}
+
+/// The identities one run of the kit uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    pub host: String,
+    pub port_id: String,
+    pub network_id: String,
+    pub network_name: String,
+    pub project_id: String,
+    pub subnet_id: String,
+    pub instance_id: String,
+    /// The instance's namespace, where plugged ports go.
+    pub instance_namespace: String,
+    pub agent_id: String,
+    pub mac_address: String,
+    pub ip_address: String,
+    pub vlan: u32,
+    pub vni: u32,
+    pub local_vlan: u16,
+}
+
+impl Default for Sample {
+    fn default() -> Self {
+        Sample::fixed()
+    }
+}
+
+impl Sample {
+    /// The constants the host's own tests use.
+    pub fn fixed() -> Sample {
+        Sample {
+            host: HOST.into(),
+            port_id: PORT_ID.into(),
+            network_id: NETWORK_ID.into(),
+            network_name: "conformance".into(),
+            project_id: "conformance".into(),
+            subnet_id: "5d1f0e3a-0000-4000-8000-000000000001".into(),
+            instance_id: INSTANCE_ID.into(),
+            instance_namespace: "inst-c0ffee00".into(),
+            agent_id: "a9a9a9a9-0000-4000-8000-00000000000a".into(),
+            mac_address: "fa:16:3e:12:34:56".into(),
+            ip_address: "10.0.0.5".into(),
+            vlan: 100,
+            vni: 1001,
+            local_vlan: 1,
+        }
+    }
+
+    /// Fresh identities: random UUIDs, a host name of a common shape, a MAC with Neutron's
+    /// prefix, an address, VLAN and VNI, none of them the kit's own.
+    pub fn random() -> Sample {
+        let id = || uuid::Uuid::new_v4().to_string();
+        let instance_id = id();
+        let bytes = *uuid::Uuid::new_v4().as_bytes();
+        let word = |i: usize| u32::from(u16::from_be_bytes([bytes[i], bytes[i + 1]]));
+        const SHAPES: [&str; 6] = ["compute", "node", "cmp", "hv", "worker", "rack"];
+        let shape = SHAPES[usize::from(bytes[0]) % SHAPES.len()];
+        Sample {
+            host: format!("{shape}-{:03}-{:x}", bytes[1], word(2)),
+            port_id: id(),
+            network_id: id(),
+            network_name: format!("net-{:x}", word(4)),
+            project_id: uuid::Uuid::new_v4().simple().to_string(),
+            subnet_id: id(),
+            instance_namespace: neutrino_model::instance_namespace(&instance_id),
+            instance_id,
+            agent_id: id(),
+            mac_address: format!(
+                "fa:16:3e:{:02x}:{:02x}:{:02x}",
+                bytes[6], bytes[7], bytes[8]
+            ),
+            ip_address: format!("10.{}.{}.{}", bytes[9], bytes[10], 2 + bytes[11] % 250),
+            vlan: 2 + word(12) % 4093,
+            vni: 1 + (word(12) << 8 | u32::from(bytes[14])) % 0xff_fffe,
+            local_vlan: 1 + u16::from(bytes[15]) % 4094,
+        }
+    }
+
+    /// An instance's port on the sample network, bound to the sample host.
+    pub fn port(&self, vnic_type: VnicType) -> Port {
+        Port {
+            id: self.port_id.clone(),
+            network_id: self.network_id.clone(),
+            name: format!("port-{}", &self.port_id[..8]),
+            mac_address: self.mac_address.clone(),
+            fixed_ips: vec![FixedIp {
+                subnet_id: self.subnet_id.clone(),
+                ip_address: self.ip_address.clone(),
+            }],
+            vnic_type,
+            binding_host: self.host.clone(),
+            binding_profile: vec![],
+            device_owner: "compute:nova".into(),
+            device_id: self.instance_id.clone(),
+            admin_state_up: true,
+        }
+    }
+
+    pub fn bind_context(&self, port: Port, network: Network, agents: Vec<Agent>) -> BindContext {
+        BindContext {
+            host: self.host.clone(),
+            level: 0,
+            segments_to_bind: network.segments.clone(),
+            upper_levels: vec![],
+            port,
+            network,
+            agents,
+        }
+    }
+
+    pub fn network_context(
+        &self,
+        network: &Network,
+        segment: &Segment,
+        agent: &Agent,
+    ) -> NetworkContext {
+        NetworkContext {
+            host: self.host.clone(),
+            network: network.clone(),
+            segment: segment.clone(),
+            agent: agent.clone(),
+            local_vlan: Some(self.local_vlan),
+        }
+    }
+
+    pub fn port_context(
+        &self,
+        port: &Port,
+        network: &Network,
+        segment: &Segment,
+        agent: &Agent,
+        vif_type: &str,
+        vif_details: &[(String, String)],
+    ) -> PortContext {
+        PortContext {
+            host: self.host.clone(),
+            port: port.clone(),
+            network: network.clone(),
+            segment: segment.clone(),
+            vif_type: vif_type.into(),
+            vif_details: vif_details.to_vec(),
+            agent: agent.clone(),
+            local_vlan: Some(self.local_vlan),
+            attachment: Attachment {
+                kind: AttachmentKind::Instance,
+                namespace: self.instance_namespace.clone(),
+                interface_name: "eth0".into(),
+            },
+        }
+    }
 }
 
 impl Default for AgentFixture {
@@ -47,6 +206,7 @@ impl Default for AgentFixture {
             integration_bridge: Some("br-int".into()),
             datapath_type: Some("netdev".into()),
             ovs_hybrid_plug: Some(true),
+            sample: Sample::fixed(),
         }
     }
 }
@@ -68,10 +228,10 @@ impl AgentFixture {
 
     fn agent(&self, agent_type: &str, alive: bool, configurations: AgentConfigurations) -> Agent {
         Agent {
-            id: "a9a9a9a9-0000-4000-8000-00000000000a".into(),
+            id: self.sample.agent_id.clone(),
             agent_type: agent_type.into(),
             binary: "neutrino-agent".into(),
-            host: HOST.into(),
+            host: self.sample.host.clone(),
             alive,
             admin_state_up: true,
             configurations,
@@ -109,16 +269,16 @@ impl AgentFixture {
         let physnet = Some(self.physical_network.clone());
         let (physical_network, segmentation_id, mtu) = match network_type {
             NetworkType::Flat => (physnet, None, 1500),
-            NetworkType::Vlan => (physnet, Some(100), 1500),
-            NetworkType::Vxlan => (None, Some(1001), 1450),
-            NetworkType::Gre => (None, Some(2001), 1458),
-            NetworkType::Geneve => (None, Some(3001), 1442),
+            NetworkType::Vlan => (physnet, Some(self.sample.vlan), 1500),
+            NetworkType::Vxlan => (None, Some(self.sample.vni), 1450),
+            NetworkType::Gre => (None, Some(self.sample.vni + 1000), 1458),
+            NetworkType::Geneve => (None, Some(self.sample.vni + 2000), 1442),
             NetworkType::Local => (None, None, 1500),
         };
         Network {
-            id: NETWORK_ID.into(),
-            name: "conformance".into(),
-            project_id: "conformance".into(),
+            id: self.sample.network_id.clone(),
+            name: self.sample.network_name.clone(),
+            project_id: self.sample.project_id.clone(),
             mtu,
             admin_state_up: true,
             shared: false,
@@ -134,46 +294,17 @@ impl AgentFixture {
     }
 }
 
-/// An instance's port on the fixture network, bound to the fixture host.
+/// An instance's port on the fixed sample's network, bound to its host.
 pub fn port(vnic_type: VnicType) -> Port {
-    Port {
-        id: PORT_ID.into(),
-        network_id: NETWORK_ID.into(),
-        name: "conformance-port".into(),
-        mac_address: "fa:16:3e:12:34:56".into(),
-        fixed_ips: vec![FixedIp {
-            subnet_id: "5d1f0e3a-0000-4000-8000-000000000001".into(),
-            ip_address: "10.0.0.5".into(),
-        }],
-        vnic_type,
-        binding_host: HOST.into(),
-        binding_profile: vec![],
-        device_owner: "compute:nova".into(),
-        device_id: INSTANCE_ID.into(),
-        admin_state_up: true,
-    }
+    Sample::fixed().port(vnic_type)
 }
 
 pub fn bind_context(port: Port, network: Network, agents: Vec<Agent>) -> BindContext {
-    BindContext {
-        host: HOST.into(),
-        level: 0,
-        segments_to_bind: network.segments.clone(),
-        upper_levels: vec![],
-        port,
-        network,
-        agents,
-    }
+    Sample::fixed().bind_context(port, network, agents)
 }
 
 pub fn network_context(network: &Network, segment: &Segment, agent: &Agent) -> NetworkContext {
-    NetworkContext {
-        host: HOST.into(),
-        network: network.clone(),
-        segment: segment.clone(),
-        agent: agent.clone(),
-        local_vlan: Some(1),
-    }
+    Sample::fixed().network_context(network, segment, agent)
 }
 
 pub fn port_context(
@@ -184,19 +315,5 @@ pub fn port_context(
     vif_type: &str,
     vif_details: &[(String, String)],
 ) -> PortContext {
-    PortContext {
-        host: HOST.into(),
-        port: port.clone(),
-        network: network.clone(),
-        segment: segment.clone(),
-        vif_type: vif_type.into(),
-        vif_details: vif_details.to_vec(),
-        agent: agent.clone(),
-        local_vlan: Some(1),
-        attachment: Attachment {
-            kind: AttachmentKind::Instance,
-            namespace: "inst-c0ffee00".into(),
-            interface_name: "eth0".into(),
-        },
-    }
+    Sample::fixed().port_context(port, network, segment, agent, vif_type, vif_details)
 }

@@ -52,5 +52,10 @@ pub fn check_bytes(source: &str, bytes: &[u8], kit: &KitConfig) -> anyhow::Resul
         config: kit.config.clone(),
         grant: kit.grant.clone(),
     };
-    Ok(cases::run(&runtime, source, bytes, settings, &kit.fixtures))
+    // Fresh identities every run: a driver cannot tell the kit's inputs from a real host's.
+    let fixtures = AgentFixture {
+        sample: fixtures::Sample::random(),
+        ..kit.fixtures.clone()
+    };
+    Ok(cases::run(&runtime, source, bytes, settings, &fixtures))
 }

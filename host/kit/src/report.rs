@@ -2,6 +2,27 @@ use std::fmt;
 
 use serde::Serialize;
 
+/// Characters of a reason the report keeps (a driver's reason can be megabytes).
+pub const MAX_REASON: usize = 500;
+
+/// `text` as the report prints it: at most [`MAX_REASON`] characters, then how much was cut;
+/// control characters escaped, so a driver cannot write terminal escapes through the kit.
+pub fn printable(text: &str) -> String {
+    let mut out = String::new();
+    for (count, (at, c)) in text.char_indices().enumerate() {
+        if count == MAX_REASON {
+            out.push_str(&format!("... ({} more bytes)", text.len() - at));
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", content = "why", rename_all = "snake_case")]
 pub enum Outcome {
@@ -26,9 +47,16 @@ pub struct Report {
 }
 
 impl Report {
+    /// Records a case; what a driver put in its reason is cut to [`MAX_REASON`] characters and
+    /// its control characters (terminal escapes) shown escaped.
     pub fn record(&mut self, case: impl Into<String>, outcome: Outcome) {
+        let outcome = match outcome {
+            Outcome::Pass => Outcome::Pass,
+            Outcome::Fail(why) => Outcome::Fail(printable(&why)),
+            Outcome::Skip(why) => Outcome::Skip(printable(&why)),
+        };
         self.cases.push(CaseResult {
-            case: case.into(),
+            case: printable(&case.into()),
             outcome,
         });
     }

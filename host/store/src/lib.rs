@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod dhcp_hosting;
+pub mod dynamic_segments;
 pub mod error;
 pub mod feed;
 pub mod ipam;
@@ -48,6 +49,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("sql/0006_dhcp_hosting.sql")),
     (7, include_str!("sql/0007_lists.sql")),
     (8, include_str!("sql/0008_address_join.sql")),
+    (9, include_str!("sql/0009_dynamic_segments.sql")),
 ];
 
 /// Migrations whose PostgreSQL version differs, used there instead of the one above.

@@ -447,8 +447,10 @@ pub async fn on_networks(store: &Store, network_ids: &[String]) -> crate::Result
     list(store, &[("p.network_id", network_ids.to_vec())], None).await
 }
 
-/// Deletes the port row and its address rows (the caller gives addresses back to IPAM first).
+/// Deletes the port row and its address rows (the caller gives addresses back to IPAM first),
+/// and releases the dynamic segments only its binding used.
 pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> crate::Result<()> {
+    crate::dynamic_segments::forget_port(tx, id).await?;
     for statement in [
         "DELETE FROM ip_allocations WHERE port_id = $1",
         "DELETE FROM ports WHERE id = $1",

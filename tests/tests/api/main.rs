@@ -3,6 +3,7 @@
 //! on SQLite and on PostgreSQL (`neutrino_tests::api::both_backends!`).
 
 mod agents;
+mod binding;
 mod bulk;
 mod disk_full;
 mod host_feed;

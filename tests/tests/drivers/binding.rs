@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use neutrino::binding::{
-    BindingOutcome, DEFAULT_AGENT_DOWN_TIME, MAX_BINDING_LEVELS, MechanismManager, Verdict,
-    agent_alive,
+    BindingLimits, BindingOutcome, DEFAULT_AGENT_DOWN_TIME, MAX_BINDING_LEVELS, MechanismManager,
+    MemorySegments, Verdict, agent_alive,
 };
 use neutrino::conformance::{AgentFixture, fixtures};
 use neutrino::plugins::{Driver, Runtime};
@@ -180,7 +180,14 @@ fn hierarchical_binding_continues_at_the_next_level() {
         NetworkType::Vlan,
         "the bottom segment is the dynamic VLAN"
     );
-    assert_eq!(segment.segmentation_id, Some(300));
+    // The driver named VLAN on physnet1; the host issued the id and recorded the segment.
+    assert_eq!(segment.segmentation_id, Some(1000));
+    assert_eq!(segment.physical_network.as_deref(), Some("physnet1"));
+    assert_eq!(result.dynamic_segments, vec![segment.clone()]);
+    assert_ne!(
+        segment.id,
+        format!("dynamic-vlan-for-{}", network.segments[0].id)
+    );
     // At level 1 the hierarchical driver is asked too (it did not bind the VLAN) and passes.
     assert!(
         result
@@ -228,4 +235,127 @@ fn a_crashing_driver_is_skipped_with_its_reason() {
         "{:?}",
         result.decisions[0]
     );
+}
+
+// ---- Issue 11: segments a driver continues with, and the work of one binding ----
+
+#[test]
+fn a_made_up_segment_is_a_malformed_answer_and_never_bound() {
+    let runtime = runtime();
+    let m = manager(&runtime, &["misbehaving-tenant-vlan", "ovs-hybrid"]);
+    let fx = AgentFixture::default();
+    let network = fx.network(NetworkType::Vxlan);
+    let result = m.bind(&fixtures::port(VnicType::Normal), &network, &fx.live(OVS));
+    let BindingOutcome::Bound {
+        levels, segment, ..
+    } = &result.outcome
+    else {
+        panic!("{result:?}")
+    };
+    // ovs-hybrid bound the network's own VXLAN; VLAN 200 reached no level.
+    assert_eq!(segment, &network.segments[0]);
+    assert_eq!(levels.len(), 1);
+    assert!(result.dynamic_segments.is_empty());
+    let refused = &result.decisions[0];
+    assert_eq!(refused.driver, "misbehaving-tenant-vlan");
+    assert!(
+        matches!(&refused.verdict, Verdict::Error { reason }
+            if reason.starts_with("malformed answer") && reason.contains("segmentation id 200")
+                && reason.contains("not allocated to network")),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_segment_id_of_the_network_must_match_the_hosts_record() {
+    // The network's own segment named with another VLAN id is refused too.
+    let runtime = runtime();
+    let m = manager(&runtime, &["misbehaving-tenant-vlan"]);
+    let fx = AgentFixture::default();
+    let mut network = fx.network(NetworkType::Vlan);
+    network.segments[0].id = "vlan-200".into();
+    network.segments[0].segmentation_id = Some(201);
+    let result = m.bind(&fixtures::port(VnicType::Normal), &network, &fx.live(OVS));
+    assert_eq!(result.vif_type(), "binding_failed");
+    assert!(
+        matches!(&result.decisions[0].verdict, Verdict::Error { reason }
+            if reason.contains("does not match the host's segment")),
+        "{:?}",
+        result.decisions
+    );
+}
+
+#[test]
+fn dynamic_segments_the_network_has_are_reused() {
+    let runtime = runtime();
+    let m = manager(&runtime, &["misbehaving-hierarchical", "ovs-hybrid"]);
+    let fx = AgentFixture::default();
+    let network = fx.network(NetworkType::Vxlan);
+    let mut segments = MemorySegments::for_network(&network);
+    let port = fixtures::port(VnicType::Normal);
+    let first = m.bind_with(&port, &network, &fx.live(OVS), &mut segments);
+    let second = m.bind_with(&port, &network, &fx.live(OVS), &mut segments);
+    assert_eq!(first.dynamic_segments.len(), 1);
+    assert_eq!(first.dynamic_segments, second.dynamic_segments);
+    assert_eq!(
+        segments.segments.len(),
+        1,
+        "one VLAN per network and physnet"
+    );
+}
+
+#[test]
+fn three_drivers_fanning_out_stop_at_the_work_cap() {
+    let runtime = runtime();
+    let fanout = Arc::new(test_driver(&runtime, "misbehaving-fanout"));
+    let m = MechanismManager::new(vec![fanout.clone(), fanout.clone(), fanout]);
+    let fx = AgentFixture::default();
+    let started = std::time::Instant::now();
+    let result = m.bind(
+        &fixtures::port(VnicType::Normal),
+        &fx.network(NetworkType::Vxlan),
+        &fx.live(OVS),
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(result.vif_type(), "binding_failed");
+    let work = result.work.clone().expect("work is recorded");
+    let cap = m.limits().max_decisions;
+    // The cap's own "skipped" entry is the one decision past it.
+    assert_eq!(work.decisions, cap + 1, "{work:?}");
+    assert!(work.stopped_by.as_deref().unwrap().contains("work limit"));
+    assert_eq!(work.levels, MAX_BINDING_LEVELS);
+    let BindingOutcome::Failed { reason } = &result.outcome else {
+        unreachable!()
+    };
+    assert!(reason.contains("binding work limit reached"), "{reason}");
+    println!(
+        "fanout of 3 drivers: {} decisions, {} levels, {:?}",
+        work.decisions, work.levels, elapsed
+    );
+}
+
+#[test]
+fn a_binding_stops_at_its_time_cap() {
+    let runtime = runtime();
+    let spin = Arc::new(test_driver(&runtime, "misbehaving-spin"));
+    let m = MechanismManager::new(vec![
+        spin.clone(),
+        spin,
+        Arc::new(bundled_driver(&runtime, "ovs-hybrid")),
+    ])
+    .with_limits(BindingLimits {
+        max_time: Duration::from_millis(1),
+        ..BindingLimits::default()
+    });
+    let fx = AgentFixture::default();
+    let result = m.bind(
+        &fixtures::port(VnicType::Normal),
+        &fx.network(NetworkType::Flat),
+        &fx.live(OVS),
+    );
+    // The first spin ran to its deadline, past the binding's whole time: nothing else asked.
+    assert_eq!(result.vif_type(), "binding_failed");
+    let work = result.work.unwrap();
+    assert!(work.stopped_by.unwrap().contains("time limit"));
+    assert_eq!(work.decisions, 2);
 }

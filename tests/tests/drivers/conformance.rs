@@ -88,3 +88,68 @@ fn kit_config_passes_driver_settings_and_narrowing() {
     let report = check_bytes("flatdhcp", bundled::get("flatdhcp").unwrap(), &narrow).unwrap();
     assert!(failed(&report, "flat: setup-network plan").contains("link eth1 is not granted"));
 }
+
+// ---- Issue 11: a kit a driver cannot recognise, that prints what it must, named right ----
+
+/// A driver that behaves only for the kit's old fixed host is caught: every run draws another
+/// host; what it answered is cut short and its terminal escapes shown escaped.
+#[test]
+fn a_driver_that_recognises_the_kit_is_caught_and_its_reason_cut() {
+    let report = check_file(&component("misbehaving-kit-aware"), &KitConfig::default()).unwrap();
+    assert!(!report.ok());
+    let why = failed(&report, "flat: live agent");
+    // Its 1.3 MB reason is over the host's bound for a reason: a malformed answer, quoted
+    // short with its escapes shown escaped.
+    assert!(why.contains("is over the bound"), "{why}");
+    assert!(why.contains("\\u{1b}[31mnot the kit"), "{why}");
+    assert!(why.len() < 1_000, "{} bytes", why.len());
+    let printed = report.to_string();
+    assert!(!printed.contains('\u{1b}'));
+    assert!(printed.len() < 64 * 1024, "{} bytes printed", printed.len());
+}
+
+#[test]
+fn fixtures_differ_from_run_to_run() {
+    use neutrino::conformance::fixtures::Sample;
+    let (a, b) = (Sample::random(), Sample::random());
+    assert_ne!(a.host, b.host);
+    assert_ne!(a.port_id, b.port_id);
+    assert_ne!(a.mac_address, b.mac_address);
+    for s in [&a, &b] {
+        assert_ne!(s.host, "conformance-host");
+        assert!(s.mac_address.starts_with("fa:16:3e:"), "{}", s.mac_address);
+        assert!((2..=4094).contains(&s.vlan), "{}", s.vlan);
+    }
+}
+
+/// A component of a supported version whose exports have other types is a contract mismatch,
+/// named as such, not an incoherent description.
+#[test]
+fn a_contract_type_mismatch_is_named_as_such() {
+    let report = check_file(&component("wrong-types"), &KitConfig::default()).unwrap();
+    let why = failed(
+        &report,
+        "exports the contract's functions with the contract's types",
+    );
+    assert!(!why.is_empty());
+    assert!(report.outcome("describe is coherent").is_none(), "{report}");
+}
+
+/// Continuing with a segment the host did not issue (another project's VLAN 200) fails the kit.
+#[test]
+fn a_made_up_segment_fails_the_kit() {
+    let report = check_file(&component("misbehaving-tenant-vlan"), &KitConfig::default()).unwrap();
+    let why = failed(&report, "vxlan: live agent");
+    assert!(why.contains("malformed answer"), "{why}");
+    assert!(why.contains("segmentation id 200"), "{why}");
+    // Asking the host for a VLAN (no id of its own) is how hierarchical drivers continue.
+    let report = check_file(
+        &component("misbehaving-hierarchical"),
+        &KitConfig::default(),
+    )
+    .unwrap();
+    assert!(
+        matches!(report.outcome("vxlan: live agent"), Some(Outcome::Skip(_))),
+        "{report}"
+    );
+}

@@ -64,3 +64,106 @@ fn precompiled_components_are_cached_and_reused() {
         "not rewritten"
     );
 }
+
+// ---- Issue 11: every configured driver loaded and checked at start ----
+
+/// What `tracing` wrote while `f` ran.
+fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    #[derive(Clone)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer(Arc::default());
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let answer = {
+        let _guard = subscriber.set_default();
+        f()
+    };
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    (answer, text)
+}
+
+#[test]
+fn a_plugin_file_replacing_a_bundled_driver_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ovs-hybrid.wasm");
+    std::fs::write(&file, bundled::get("ovs-hybrid").unwrap()).unwrap();
+    let config = DriversConfig {
+        mechanism_drivers: vec!["ovs-hybrid".into(), "linuxbridge".into()],
+        plugin_dir: Some(dir.path().to_path_buf()),
+        ..DriversConfig::default()
+    };
+    let (registry, log) = logged(|| Registry::load(&config));
+    let registry = registry.unwrap();
+    assert_eq!(registry.drivers()[0].source(), file.display().to_string());
+    assert!(
+        log.contains(&format!(
+            "{} replaces the bundled driver of that name",
+            file.display()
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("linuxbridge"), "{log}");
+}
+
+#[test]
+fn a_driver_configured_twice_is_refused() {
+    let config = DriversConfig {
+        mechanism_drivers: vec!["ovs-hybrid".into(), "ovs-hybrid".into()],
+        ..DriversConfig::default()
+    };
+    let err = Registry::load(&config).err().unwrap().to_string();
+    assert!(
+        err.contains("the name of another configured driver"),
+        "{err}"
+    );
+}
+
+/// `serve` refuses to start with a refused driver, naming its file and the reason, instead of
+/// starting healthy and answering 500 to every bind.
+#[tokio::test]
+async fn serve_refuses_to_start_with_a_refused_driver() {
+    let plugins = component("wrong-version").parent().unwrap().to_path_buf();
+    for (driver, reason) in [
+        ("wrong-version", "contract version"),
+        ("misbehaving-clock", "imports"),
+        ("no-such-driver", "no no-such-driver.wasm"),
+    ] {
+        let data = tempfile::tempdir().unwrap();
+        let options = neutrino::server::ServeOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database: None,
+            data_dir: data.path().to_path_buf(),
+            agent_token_file: None,
+            api: neutrino::api::ApiConfig {
+                drivers: DriversConfig {
+                    mechanism_drivers: vec!["ovs-hybrid".into(), driver.into()],
+                    plugin_dir: Some(plugins.clone()),
+                    ..DriversConfig::default()
+                },
+                ..Default::default()
+            },
+        };
+        let err = match neutrino::server::bind(&options).await {
+            Ok(_) => panic!("{driver}: serve started"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains(reason), "{driver}: {err}");
+        if driver != "no-such-driver" {
+            assert!(err.contains(&format!("{driver}.wasm")), "{err}");
+        }
+    }
+}

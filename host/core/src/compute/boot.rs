@@ -1,12 +1,14 @@
-//! A server's boot: its NICs planned, a host picked, then the server, its ports and NICs and
-//! the host's feed entries written in one transaction. A boot that cannot be placed or whose
-//! ports cannot be bound is still written, in ERROR with the reason, as in Nova.
+//! A server's boot: its NICs planned, a host picked, then the server, its ports and NICs
+//! written in one transaction, the ports bound after it (outside any write transaction), and
+//! the host's feed entries written. A boot that cannot be placed or whose ports cannot be bound
+//! is still written, in ERROR with the reason and no ports, as in Nova.
 
 use chrono::Utc;
 
 use super::nics::{self, FeedEntries, NicRequest, PlannedNic};
 use super::scheduler::{self, NO_VALID_HOST};
 use crate::error::CoreResult;
+use crate::port_binding;
 use crate::{RequestContext, Services};
 use neutrino_store as store;
 use neutrino_store::agents::stored_time;
@@ -48,7 +50,10 @@ pub async fn boot(
     Ok(server)
 }
 
-/// Writes the server, its ports and NICs and the host's feed entries in one transaction.
+/// Writes the server, its ports (unbound) and NICs in one transaction; then binds the ports,
+/// outside any write transaction (a slow driver holds none); then either gives the host the
+/// server and its ports (its feed entries), or, when a port could not be bound, releases the
+/// ports and fails the server with the reason.
 async fn place(
     state: &Services,
     ctx: &RequestContext,
@@ -56,7 +61,7 @@ async fn place(
     planned: Vec<PlannedNic>,
 ) -> CoreResult<()> {
     let mut attempt = 0;
-    loop {
+    let port_ids: Vec<String> = loop {
         let mut tx = state.store.begin_write().await?;
         let attached = match nics::attach(state, ctx, &mut tx, server, planned.clone()).await {
             Ok(attached) => attached,
@@ -67,20 +72,52 @@ async fn place(
             }
             Err(e) => return Err(e),
         };
-        if let Some(fault) = nics::binding_failure(&attached) {
-            store::rollback(tx).await?;
-            return fail_unplaced(state, server, &fault).await;
-        }
         let nics: Vec<repo::Nic> = attached.iter().map(|a| a.nic.clone()).collect();
         repo::insert(&mut tx, server, &nics).await?;
+        store::commit(tx).await?;
+        break nics.into_iter().map(|n| n.port_id).collect();
+    };
+    let mut bound = Vec::with_capacity(port_ids.len());
+    let mut fault = None;
+    for id in &port_ids {
+        match port_binding::bind_committed(state, id).await? {
+            Some(port) => bound.push(port),
+            None => {
+                fault = Some(format!(
+                    "Port {id} was deleted while the server was booting"
+                ));
+                break;
+            }
+        }
+    }
+    if let Some(fault) = fault.or_else(|| nics::binding_failure(&bound)) {
+        return fail_unbound(state, server, &fault).await;
+    }
+    let mut tx = state.store.begin_write().await?;
+    let mut feed = FeedEntries::default();
+    let port_ids: Vec<&str> = port_ids.iter().map(String::as_str).collect();
+    feed.server(server, &port_ids);
+    let revision = feed.record(&mut tx).await?;
+    store::commit(tx).await?;
+    state.feed.committed(revision);
+    Ok(())
+}
+
+/// A placed server one of whose ports could not be bound: its ports released (created ones
+/// deleted, given ones cleared) and the server in ERROR with `fault`, as if never placed.
+async fn fail_unbound(state: &Services, server: &mut Server, fault: &str) -> CoreResult<()> {
+    let mut tx = state.store.begin_write().await?;
+    nics::lock_server(state, &mut tx, &server.id).await?;
+    if repo::fail_build(&mut tx, &server.id, fault).await? {
         let mut feed = FeedEntries::default();
-        let port_ids: Vec<&str> = nics.iter().map(|n| n.port_id.as_str()).collect();
-        feed.server(server, &port_ids);
+        nics::release(state, &mut tx, server, &mut feed).await?;
         let revision = feed.record(&mut tx).await?;
         store::commit(tx).await?;
         state.feed.committed(revision);
-        return Ok(());
     }
+    server.status = ERROR.into();
+    server.fault = Some(fault.to_string());
+    Ok(())
 }
 
 /// Writes the server in ERROR, with no ports, and `fault`.

@@ -112,6 +112,8 @@ pub async fn attach(
         let (port, created_port) = match nic {
             PlannedNic::Create { body, mut draft } => {
                 draft.set_binding_host(&server.host);
+                // Bound after the boot's transaction commits (`boot::place`).
+                draft.bind_after_commit();
                 let (port, _) = ports::write_one_draft(state, ctx, &body, *draft, tx).await?;
                 if port.fixed_ips.is_empty() {
                     return Err(NeutronError::bad(
@@ -152,13 +154,14 @@ async fn take(
         .await?
         .ok_or_else(|| port_not_found(port_id))?;
     check_free(&port)?;
-    let network = networks::get(&mut **tx, &port.network_id)
+    networks::get(&mut **tx, &port.network_id)
         .await?
         .ok_or_else(|| port_not_found(port_id))?;
     port.device_id.clone_from(&server.id);
     port.device_owner = DEVICE_OWNER.into();
     port.binding_host.clone_from(&server.host);
-    port_binding::bind(state, &mut port, &network, tx).await?;
+    // Bound after the boot's transaction commits (`boot::place`).
+    port_binding::defer(&mut port);
     port.updated_at = store::now();
     port.revision_number += 1;
     port_repo::update(tx, &port).await?;
@@ -167,19 +170,18 @@ async fn take(
 
 /// Nova's `PortBindingFailed`, with the reason the mechanism manager kept; None when every
 /// port is bound.
-pub fn binding_failure(attached: &[Attached]) -> Option<String> {
-    attached
+pub fn binding_failure(ports: &[Port]) -> Option<String> {
+    ports
         .iter()
-        .find(|a| a.port.binding_vif_type == "binding_failed")
-        .map(|a| {
-            let reason = a
-                .port
+        .find(|p| p.binding_vif_type == "binding_failed")
+        .map(|p| {
+            let reason = p
                 .binding_result
                 .as_deref()
                 .and_then(|r| serde_json::from_str::<Value>(r).ok())
                 .and_then(|r| r["reason"].as_str().map(str::to_string))
                 .unwrap_or_else(|| "no reason was given".into());
-            format!("Binding failed for port {}: {reason}", a.port.id)
+            format!("Binding failed for port {}: {reason}", p.id)
         })
 }
 

@@ -47,10 +47,21 @@ impl Registry {
     /// Loads every configured driver; the first that fails stops the start-up with its reason.
     pub fn load(config: &DriversConfig) -> anyhow::Result<Registry> {
         let runtime = Runtime::new(config.limits.clone(), config.cache_dir.clone())?;
-        let mut drivers = Vec::new();
+        let mut drivers: Vec<Arc<Driver>> = Vec::new();
         for name in &config.mechanism_drivers {
             let settings = config.drivers.get(name).cloned().unwrap_or_default();
             let driver = load_one(&runtime, config.plugin_dir.as_deref(), name, settings)?;
+            if let Some(first) = drivers.iter().find(|d| d.name() == driver.name()) {
+                return Err(LoadError {
+                    source_name: driver.source().to_string(),
+                    cause: LoadFailure::BadDescription(format!(
+                        "describes itself as {:?}, the name of another configured driver ({})",
+                        driver.name(),
+                        first.source()
+                    )),
+                }
+                .into());
+            }
             drivers.push(Arc::new(driver));
         }
         Ok(Registry { runtime, drivers })
@@ -84,7 +95,16 @@ fn load_one(
         .map(|d| d.join(format!("{name}.wasm")))
         .filter(|f| f.exists());
     let driver = match (&file, bundled::get(name)) {
-        (Some(file), _) => runtime.load_file(file, settings)?,
+        (Some(file), bundled) => {
+            if bundled.is_some() {
+                // Said once at start, where an operator reads what the server runs.
+                tracing::warn!(
+                    "driver {name}: {} replaces the bundled driver of that name",
+                    file.display()
+                );
+            }
+            runtime.load_file(file, settings)?
+        }
         (None, Some(bytes)) => runtime.load_bytes(&format!("bundled:{name}"), bytes, settings)?,
         (None, None) => {
             return Err(LoadError {
