@@ -15,6 +15,7 @@ pub mod port_attributes;
 pub mod port_binding;
 pub mod port_writer;
 pub mod ports;
+pub mod quotas;
 pub mod subnets;
 
 use std::sync::{Arc, OnceLock};

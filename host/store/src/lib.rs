@@ -14,6 +14,7 @@ pub mod listing;
 pub mod networks;
 pub mod port_writes;
 pub mod ports;
+pub mod quotas;
 pub mod security_groups;
 pub mod servers;
 pub mod subnets;
@@ -48,6 +49,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("sql/0006_dhcp_hosting.sql")),
     (7, include_str!("sql/0007_lists.sql")),
     (8, include_str!("sql/0008_address_join.sql")),
+    (9, include_str!("sql/0009_quotas.sql")),
 ];
 
 /// Migrations whose PostgreSQL version differs, used there instead of the one above.
