@@ -12,5 +12,6 @@ mod lists;
 mod networks;
 mod openapi;
 mod outage;
+mod quotas;
 mod servers;
 mod subnets_ports;
