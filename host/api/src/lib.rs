@@ -206,11 +206,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v2.0/quotas/{project_id}",
-            neutron_405(
-                get(quotas::show)
-                    .put(quotas::update)
-                    .delete(quotas::delete),
-            ),
+            neutron_405(get(quotas::show).put(quotas::update).delete(quotas::delete)),
         )
         .route(
             "/v2.0/quotas/{project_id}/default",

@@ -16,8 +16,8 @@ use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
 use super::{AppState, base_url, listing, strip_json_suffix};
-use neutrino_core::{dhcp_scheduling, quotas};
 use neutrino_core::subnets::{self, visible};
+use neutrino_core::{dhcp_scheduling, quotas};
 use neutrino_store::{self as store, subnets as repo, subnets::Subnet};
 
 pub const SPEC: CollectionSpec = CollectionSpec {

@@ -18,9 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::RequestContext;
 use crate::Services;
-use crate::quotas;
 use crate::error::{CoreResult, NeutronError, Status};
 use crate::ports::{DraftLookups, draft_with, write_draft};
+use crate::quotas;
 use neutrino_store::port_writes::{Finished, PortWrites};
 use neutrino_store::ports::Port;
 

@@ -348,9 +348,7 @@ mod tests {
     #[test]
     fn a_ledger_charges_up_to_the_limit_and_not_past_it() {
         let mut ledger = Ledger::default();
-        ledger
-            .entries
-            .insert(("p".into(), "port"), Some((5, 3)));
+        ledger.entries.insert(("p".into(), "port"), Some((5, 3)));
         ledger.entries.insert(("q".into(), "port"), None);
         ledger.charge("p", "port", 2).unwrap();
         let e = ledger.charge("p", "port", 1).unwrap_err();

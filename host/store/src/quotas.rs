@@ -26,13 +26,13 @@ pub async fn limit<'e, E: Executor<'e, Database = Any>>(
     project: &str,
     resource: &str,
 ) -> crate::Result<Option<i64>> {
-    Ok(sqlx::query_scalar(
-        "SELECT hard_limit FROM quotas WHERE project_id = $1 AND resource = $2",
+    Ok(
+        sqlx::query_scalar("SELECT hard_limit FROM quotas WHERE project_id = $1 AND resource = $2")
+            .bind(project)
+            .bind(resource)
+            .fetch_optional(e)
+            .await?,
     )
-    .bind(project)
-    .bind(resource)
-    .fetch_optional(e)
-    .await?)
 }
 
 /// Every limit set, as (project, resource, limit), by project.

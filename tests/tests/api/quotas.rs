@@ -53,7 +53,12 @@ async fn create(api: &TestApi, who: Option<(&str, &str)>, collection: &str, body
     .await
 }
 
-async fn bulk(api: &TestApi, who: Option<(&str, &str)>, collection: &str, items: Vec<Value>) -> Reply {
+async fn bulk(
+    api: &TestApi,
+    who: Option<(&str, &str)>,
+    collection: &str,
+    items: Vec<Value>,
+) -> Reply {
     api.call_as(
         who,
         Method::POST,
@@ -98,7 +103,9 @@ async fn count(api: &TestApi, collection: &str, who: Option<(&str, &str)>) -> us
 
 on_both_databases!(shapes_and_status_codes, |api: TestApi| async move {
     // Defaults, for any project, and the extensions advertised.
-    let r = api.call(Method::GET, "/v2.0/quotas/alice-project", None).await;
+    let r = api
+        .call(Method::GET, "/v2.0/quotas/alice-project", None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body, json!({ "quota": default_quota() }));
     let r = api
@@ -133,7 +140,9 @@ on_both_databases!(shapes_and_status_codes, |api: TestApi| async move {
     expected["port"] = json!(20);
     expected["network"] = json!(7);
     assert_eq!(r.body, json!({ "quota": expected }));
-    let r = api.call(Method::GET, "/v2.0/quotas/alice-project", None).await;
+    let r = api
+        .call(Method::GET, "/v2.0/quotas/alice-project", None)
+        .await;
     assert_eq!(r.body, json!({ "quota": expected }));
     let r = api.call(Method::GET, "/v2.0/quotas", None).await;
     let mut listed = expected.clone();
@@ -173,7 +182,9 @@ on_both_databases!(shapes_and_status_codes, |api: TestApi| async move {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = api.call(Method::GET, "/v2.0/quotas/alice-project", None).await;
+    let r = api
+        .call(Method::GET, "/v2.0/quotas/alice-project", None)
+        .await;
     assert_eq!(r.body["quota"]["port"], 20);
 
     // Details: limit, used, reserved; used counts the project's own resources.
@@ -208,7 +219,9 @@ on_both_databases!(shapes_and_status_codes, |api: TestApi| async move {
     assert_eq!(r.body["quota"]["network"], 0);
 
     // POST is not supported; other methods 405.
-    let r = api.call(Method::POST, "/v2.0/quotas", Some(json!({}))).await;
+    let r = api
+        .call(Method::POST, "/v2.0/quotas", Some(json!({})))
+        .await;
     assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED);
     let r = api
         .call(Method::POST, "/v2.0/quotas/alice-project", Some(json!({})))
@@ -220,7 +233,9 @@ on_both_databases!(shapes_and_status_codes, |api: TestApi| async move {
         .call(Method::DELETE, "/v2.0/quotas/alice-project", None)
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = api.call(Method::GET, "/v2.0/quotas/alice-project", None).await;
+    let r = api
+        .call(Method::GET, "/v2.0/quotas/alice-project", None)
+        .await;
     assert_eq!(r.body, json!({ "quota": default_quota() }));
     let r = api.call(Method::GET, "/v2.0/quotas", None).await;
     assert_eq!(r.body, json!({"quotas": []}));
@@ -246,7 +261,10 @@ on_both_databases!(members_see_only_their_own, |api: TestApi| async move {
         assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
     }
     // Another's: 403, as Neutron.
-    for path in ["/v2.0/quotas/bob-project", "/v2.0/quotas/bob-project/default"] {
+    for path in [
+        "/v2.0/quotas/bob-project",
+        "/v2.0/quotas/bob-project/default",
+    ] {
         let r = api.call_as(ALICE, Method::GET, path, None).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
         assert_eq!(r.error_message(), "rule:get_quota is disallowed by policy");
@@ -279,83 +297,101 @@ on_both_databases!(members_see_only_their_own, |api: TestApi| async move {
         let r = api.call_as(ALICE, method.clone(), path, body).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path}");
     }
-    let r = api.call_as(BOB, Method::GET, "/v2.0/quotas/bob-project", None).await;
+    let r = api
+        .call_as(BOB, Method::GET, "/v2.0/quotas/bob-project", None)
+        .await;
     assert_eq!(r.body["quota"]["port"], 3);
 });
 
-on_both_databases!(networks_and_subnets_are_enforced, |api: TestApi| async move {
-    set(&api, "alice-project", json!({"network": 2, "subnet": 2})).await;
-    let net = network_with_subnet(&api, ALICE, "10.0.0.0/24").await;
-    // A bulk that would go over is refused whole.
-    let r = bulk(
-        &api,
-        ALICE,
-        "networks",
-        vec![json!({"name": "a"}), json!({"name": "b"})],
-    )
-    .await;
-    assert_over_quota(&r, "network");
-    assert_eq!(count(&api, "networks", ALICE).await, 1);
-    assert_eq!(
-        create(&api, ALICE, "networks", json!({"name": "second"})).await.status,
-        StatusCode::CREATED
-    );
-    assert_over_quota(
-        &create(&api, ALICE, "networks", json!({"name": "third"})).await,
-        "network",
-    );
-    // Another project is not affected; nor is an admin creating for itself.
-    assert_eq!(
-        create(&api, BOB, "networks", json!({"name": "b"})).await.status,
-        StatusCode::CREATED
-    );
-    let subnet = |cidr: &str| json!({"network_id": net, "ip_version": 4, "cidr": cidr});
-    let r = bulk(
-        &api,
-        ALICE,
-        "subnets",
-        vec![subnet("10.0.1.0/24"), subnet("10.0.2.0/24")],
-    )
-    .await;
-    assert_over_quota(&r, "subnet");
-    assert_eq!(count(&api, "subnets", ALICE).await, 1);
-    assert_eq!(
-        create(&api, ALICE, "subnets", subnet("10.0.1.0/24")).await.status,
-        StatusCode::CREATED
-    );
-    assert_over_quota(
-        &create(&api, ALICE, "subnets", subnet("10.0.2.0/24")).await,
-        "subnet",
-    );
-    // An admin creating for alice is held to alice's quota.
-    let r = create(
-        &api,
-        None,
-        "networks",
-        json!({"name": "for-alice", "project_id": "alice-project"}),
-    )
-    .await;
-    assert_over_quota(&r, "network");
-    // Deleting frees room; raising the limit too.
-    let r = api
-        .call_as(ALICE, Method::GET, "/v2.0/networks?name=second", None)
+on_both_databases!(
+    networks_and_subnets_are_enforced,
+    |api: TestApi| async move {
+        set(&api, "alice-project", json!({"network": 2, "subnet": 2})).await;
+        let net = network_with_subnet(&api, ALICE, "10.0.0.0/24").await;
+        // A bulk that would go over is refused whole.
+        let r = bulk(
+            &api,
+            ALICE,
+            "networks",
+            vec![json!({"name": "a"}), json!({"name": "b"})],
+        )
         .await;
-    let second = r.body["networks"][0]["id"].as_str().unwrap().to_string();
-    let r = api
-        .call_as(ALICE, Method::DELETE, &format!("/v2.0/networks/{second}"), None)
+        assert_over_quota(&r, "network");
+        assert_eq!(count(&api, "networks", ALICE).await, 1);
+        assert_eq!(
+            create(&api, ALICE, "networks", json!({"name": "second"}))
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+        assert_over_quota(
+            &create(&api, ALICE, "networks", json!({"name": "third"})).await,
+            "network",
+        );
+        // Another project is not affected; nor is an admin creating for itself.
+        assert_eq!(
+            create(&api, BOB, "networks", json!({"name": "b"}))
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+        let subnet = |cidr: &str| json!({"network_id": net, "ip_version": 4, "cidr": cidr});
+        let r = bulk(
+            &api,
+            ALICE,
+            "subnets",
+            vec![subnet("10.0.1.0/24"), subnet("10.0.2.0/24")],
+        )
         .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert_eq!(
-        create(&api, ALICE, "networks", json!({"name": "again"})).await.status,
-        StatusCode::CREATED
-    );
-    set(&api, "alice-project", json!({"network": -1})).await;
-    let many: Vec<Value> = (0..5).map(|i| json!({"name": format!("n{i}")})).collect();
-    assert_eq!(
-        bulk(&api, ALICE, "networks", many).await.status,
-        StatusCode::CREATED
-    );
-});
+        assert_over_quota(&r, "subnet");
+        assert_eq!(count(&api, "subnets", ALICE).await, 1);
+        assert_eq!(
+            create(&api, ALICE, "subnets", subnet("10.0.1.0/24"))
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+        assert_over_quota(
+            &create(&api, ALICE, "subnets", subnet("10.0.2.0/24")).await,
+            "subnet",
+        );
+        // An admin creating for alice is held to alice's quota.
+        let r = create(
+            &api,
+            None,
+            "networks",
+            json!({"name": "for-alice", "project_id": "alice-project"}),
+        )
+        .await;
+        assert_over_quota(&r, "network");
+        // Deleting frees room; raising the limit too.
+        let r = api
+            .call_as(ALICE, Method::GET, "/v2.0/networks?name=second", None)
+            .await;
+        let second = r.body["networks"][0]["id"].as_str().unwrap().to_string();
+        let r = api
+            .call_as(
+                ALICE,
+                Method::DELETE,
+                &format!("/v2.0/networks/{second}"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(
+            create(&api, ALICE, "networks", json!({"name": "again"}))
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+        set(&api, "alice-project", json!({"network": -1})).await;
+        let many: Vec<Value> = (0..5).map(|i| json!({"name": format!("n{i}")})).collect();
+        assert_eq!(
+            bulk(&api, ALICE, "networks", many).await.status,
+            StatusCode::CREATED
+        );
+    }
+);
 
 on_both_databases!(ports_are_enforced, |api: TestApi| async move {
     let net = network_with_subnet(&api, ALICE, "10.0.0.0/24").await;
@@ -382,7 +418,12 @@ on_both_databases!(ports_are_enforced, |api: TestApi| async move {
     );
     assert_over_quota(&create(&api, ALICE, "ports", port()).await, "port");
     let r = api
-        .call_as(ALICE, Method::GET, "/v2.0/quotas/alice-project/details", None)
+        .call_as(
+            ALICE,
+            Method::GET,
+            "/v2.0/quotas/alice-project/details",
+            None,
+        )
         .await;
     assert_eq!(
         r.body["quota"]["port"],
@@ -437,7 +478,10 @@ for_both_databases!(two_servers_never_exceed_a_quota, |db: Db| async move {
         let r = t.await.unwrap();
         match r.status {
             StatusCode::CREATED => {
-                made += r.body.get("ports").map_or(1, |p| p.as_array().unwrap().len())
+                made += r
+                    .body
+                    .get("ports")
+                    .map_or(1, |p| p.as_array().unwrap().len())
             }
             _ => {
                 assert_over_quota(&r, "port");
