@@ -135,6 +135,19 @@ impl TestApi {
         }
     }
 
+    /// Lifts the default (admin) project's quotas of networks, subnets and ports, for tests
+    /// that make more than Neutron's defaults allow (100 networks, 100 subnets, 500 ports).
+    pub async fn unlimited_quotas(&self) {
+        let r = self
+            .call(
+                Method::PUT,
+                "/v2.0/quotas/admin-project",
+                Some(serde_json::json!({"quota": {"network": -1, "subnet": -1, "port": -1}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+
     /// An agent's heartbeat: `POST /internal/agents/report` with `{"agent": report}`.
     pub async fn report(&self, report: Value) -> Reply {
         let body = serde_json::json!({ "agent": report })

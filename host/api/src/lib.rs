@@ -18,6 +18,7 @@ pub mod networks;
 pub mod openapi;
 pub mod ports;
 pub mod query;
+pub mod quotas;
 pub mod server;
 pub mod subnets;
 
@@ -199,6 +200,22 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v2.0/ports/{id}/binding",
             neutron_405(get(ports::show_binding)),
+        )
+        .route(
+            "/v2.0/quotas",
+            neutron_405(get(quotas::list).post(quotas::no_create)),
+        )
+        .route(
+            "/v2.0/quotas/{project_id}",
+            neutron_405(get(quotas::show).put(quotas::update).delete(quotas::delete)),
+        )
+        .route(
+            "/v2.0/quotas/{project_id}/default",
+            neutron_405(get(quotas::default)),
+        )
+        .route(
+            "/v2.0/quotas/{project_id}/details",
+            neutron_405(get(quotas::details)),
         )
         .merge(agents::routes())
         .merge(compute::routes())

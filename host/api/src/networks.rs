@@ -16,6 +16,7 @@ use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
 use super::{AppState, base_url, listing, strip_json_suffix};
 use neutrino_core::networks::{self, subnet_ids, visible_in};
+use neutrino_core::quotas;
 use neutrino_store::{self as store, networks as repo, networks::Network};
 
 pub const SPEC: CollectionSpec = CollectionSpec {
@@ -149,11 +150,16 @@ pub async fn create(
         CreateBody::One(b) => (vec![b], false),
         CreateBody::Bulk(v) => (v, true),
     };
-    // All or nothing: one transaction for the whole request.
+    let projects = bodies
+        .iter()
+        .map(|b| check_create(&ctx, b))
+        .collect::<ApiResult<Vec<_>>>()?;
+    // All or nothing: one transaction for the whole request, its quota checked first.
     let mut tx = state.store.begin_write().await?;
+    let deltas: Vec<(String, i64)> = projects.iter().map(|p| (p.clone(), 1)).collect();
+    quotas::Ledger::check(&mut tx, state.store.backend, "network", &deltas).await?;
     let mut created = Vec::with_capacity(bodies.len());
-    for b in &bodies {
-        let project_id = check_create(&ctx, b)?;
+    for (b, project_id) in bodies.iter().zip(projects) {
         let n = networks::create_one(&state, project_id, b, &mut tx).await?;
         created.push(Value::Object(to_json(&n, vec![], ctx.is_admin())));
     }

@@ -16,8 +16,8 @@ use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
 use super::{AppState, base_url, listing, strip_json_suffix};
-use neutrino_core::dhcp_scheduling;
 use neutrino_core::subnets::{self, visible};
+use neutrino_core::{dhcp_scheduling, quotas};
 use neutrino_store::{self as store, subnets as repo, subnets::Subnet};
 
 pub const SPEC: CollectionSpec = CollectionSpec {
@@ -147,12 +147,20 @@ pub async fn create(
         CreateBody::One(b) => (vec![b], false),
         CreateBody::Bulk(v) => (v, true),
     };
+    let projects = bodies
+        .iter()
+        .map(|b| {
+            body::check_create_attributes(b, CREATE_ATTRS, READ_ONLY)?;
+            Ok(ctx.project_for_create(b)?)
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    // All or nothing: one transaction for the whole request, its quota checked first.
     let mut tx = state.store.begin_write().await?;
+    let deltas: Vec<(String, i64)> = projects.iter().map(|p| (p.clone(), 1)).collect();
+    quotas::Ledger::check(&mut tx, state.store.backend, "subnet", &deltas).await?;
     let mut created = Vec::with_capacity(bodies.len());
     let mut networks: Vec<String> = Vec::new();
-    for b in &bodies {
-        body::check_create_attributes(b, CREATE_ATTRS, READ_ONLY)?;
-        let project_id = ctx.project_for_create(b)?;
+    for (b, project_id) in bodies.iter().zip(projects) {
         let (s, external) = subnets::create_one(&state, &ctx, project_id, b, &mut tx).await?;
         if !networks.contains(&s.network_id) {
             networks.push(s.network_id.clone());

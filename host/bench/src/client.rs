@@ -278,3 +278,32 @@ pub async fn serves(conn: &mut Connection, collection: &str) -> anyhow::Result<b
     }
     Ok(true)
 }
+
+/// Lifts the caller's network, subnet and port quotas (Neutron's defaults: 100, 100, 500),
+/// which a benchmark making thousands of ports would hit: `GET /v2.0/quotas/project` names the
+/// caller's project, then `PUT /v2.0/quotas/{project}`. A server without quotas, or a caller
+/// that may not change them, is left as it is (a note says so).
+pub async fn lift_quotas(conn: &mut Connection) -> anyhow::Result<Option<String>> {
+    let r = conn.get("/v2.0/quotas/project").await?;
+    if r.status == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let body = r.expect(StatusCode::OK, "GET /v2.0/quotas/project")?;
+    let Some(project) = body["project"]["project_id"].as_str() else {
+        bail!("GET /v2.0/quotas/project: no project_id in {body}");
+    };
+    let unlimited = serde_json::json!({"quota": {"network": -1, "subnet": -1, "port": -1}});
+    let r = conn
+        .request(
+            Method::PUT,
+            &format!("/v2.0/quotas/{project}"),
+            Some(&unlimited),
+        )
+        .await?;
+    Ok(match r.status {
+        StatusCode::OK => None,
+        other => Some(format!(
+            "could not lift the quotas of project {project} (HTTP {other}): creates may be refused with OverQuota"
+        )),
+    })
+}

@@ -243,6 +243,7 @@ pub async fn measure(
         .expect(StatusCode::OK, "GET / (versions)")?;
     let ports = serves(&mut conn, "ports").await? && serves(&mut conn, "subnets").await?;
     let agents = serves(&mut conn, "agents").await?;
+    notes.extend(client::lift_quotas(&mut conn).await?);
     let max_concurrency = opts.concurrency.iter().copied().max().unwrap_or(1);
     let run = format!("{:08x}", rand_u32());
 

@@ -304,6 +304,9 @@ async fn measure(
     if !super::client::serves(&mut conn, "ports").await? {
         bail!("this server does not serve /v2.0/ports");
     }
+    if let Some(note) = super::client::lift_quotas(&mut conn).await? {
+        eprintln!("{note}");
+    }
     let run = format!("{:08x}", uuid::Uuid::new_v4().as_u128() as u32);
     let mut networks = Vec::with_capacity(opts.networks + 1);
     eprintln!(

@@ -16,6 +16,7 @@ pub mod port_binding;
 pub mod port_policy;
 pub mod port_writer;
 pub mod ports;
+pub mod quotas;
 pub mod subnets;
 
 use std::sync::{Arc, OnceLock};

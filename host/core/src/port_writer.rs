@@ -21,6 +21,7 @@ use crate::Services;
 use crate::error::{CoreResult, NeutronError, Status};
 use crate::port_binding;
 use crate::ports::{DraftLookups, draft_with, write_draft};
+use crate::quotas;
 use neutrino_store::port_writes::{Finished, PortWrites};
 use neutrino_store::ports::Port;
 
@@ -184,6 +185,7 @@ async fn write(
 ) -> CoreResult<Vec<Vec<Port>>> {
     let mut tx = state.store.begin_write_on(conn).await?;
     lookups.revalidate(&mut tx, state.store.backend).await?;
+    charge_quotas(state, &mut tx, jobs).await?;
     let mut writes = match jobs.len() {
         1 => PortWrites::alone(),
         _ => PortWrites::grouped(),
@@ -238,6 +240,48 @@ async fn write(
     store::commit(tx).await.map_err(|e| refused(grouped, e))?;
     state.feed.committed(revision);
     Ok(results)
+}
+
+/// Counts every job's ports against its projects' port quotas, before anything else is
+/// locked or drafted: a job that goes over fails the batch, which then runs one job at a
+/// time, where only the jobs over the quota fail (`OverQuota`).
+async fn charge_quotas(state: &Services, tx: &mut store::Tx<'_>, jobs: &[Job]) -> CoreResult<()> {
+    let counted = |b: &Map<String, Value>| {
+        b.get("device_owner")
+            .and_then(Value::as_str)
+            .is_none_or(quotas::counted_port)
+    };
+    let projects: Vec<&str> = jobs
+        .iter()
+        .flat_map(|j| j.bodies.iter().zip(&j.projects))
+        .filter(|(b, _)| counted(b))
+        .map(|(_, p)| p.as_str())
+        .collect();
+    if projects.is_empty() {
+        return Ok(());
+    }
+    let mut ledger = quotas::Ledger::default();
+    ledger
+        .load(tx, state.store.backend, "port", &projects)
+        .await?;
+    for job in jobs {
+        let mut deltas: Vec<(&str, i64)> = Vec::new();
+        for (b, project) in job.bodies.iter().zip(&job.projects) {
+            if !counted(b) {
+                continue;
+            }
+            match deltas.iter_mut().find(|(p, _)| p == project) {
+                Some((_, n)) => *n += 1,
+                None => deltas.push((project, 1)),
+            }
+        }
+        // Any job over its quota fails the whole transaction (the batch then runs one job at
+        // a time).
+        for (project, n) in deltas {
+            ledger.charge(project, "port", n)?;
+        }
+    }
+    Ok(())
 }
 
 /// The batch cannot be written together; its jobs are written one at a time.

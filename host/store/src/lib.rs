@@ -15,6 +15,7 @@ pub mod listing;
 pub mod networks;
 pub mod port_writes;
 pub mod ports;
+pub mod quotas;
 pub mod security_groups;
 pub mod servers;
 pub mod subnets;
@@ -50,6 +51,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("sql/0007_lists.sql")),
     (8, include_str!("sql/0008_address_join.sql")),
     (9, include_str!("sql/0009_dynamic_segments.sql")),
+    (10, include_str!("sql/0010_quotas.sql")),
 ];
 
 /// Migrations whose PostgreSQL version differs, used there instead of the one above.

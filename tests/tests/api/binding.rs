@@ -235,6 +235,17 @@ fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
 async fn other_projects_writes(db: Db, names: &[&str], deadline: Duration) -> (f64, f64, f64) {
     let api = std::sync::Arc::new(TestApi::with(db, drivers(names, deadline)).await);
     ovs_node(&api, "h1").await;
+    // More networks and ports than Neutron's default quotas allow.
+    for project in ["p1", "p2"] {
+        let r = api
+            .call(
+                Method::PUT,
+                &format!("/v2.0/quotas/{project}"),
+                Some(json!({"quota": {"network": -1, "subnet": -1, "port": -1}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
     let n = network_with_subnet(&api, "10.4.0.0/22").await;
     bound_port(&api, &n, "h1").await; // loads the drivers
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

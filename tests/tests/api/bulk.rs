@@ -21,7 +21,9 @@ const SLAAC: &str = "fd00:1::/64";
 
 /// A server whose generated MACs are [`predicted`]'s, in that order.
 async fn seeded_api(db: Db) -> TestApi {
-    TestApi::with(db, |c| c.mac_generator = MacGenerator::seeded(SEED)).await
+    let api = TestApi::with(db, |c| c.mac_generator = MacGenerator::seeded(SEED)).await;
+    api.unlimited_quotas().await;
+    api
 }
 
 /// The first `n` MACs a server of [`seeded_api`] generates.
@@ -236,6 +238,7 @@ for_both_databases!(
 
 for_both_databases!(a_given_mac_in_use_fails_the_whole_bulk, |db| async move {
     let api = Arc::new(TestApi::new(db).await);
+    api.unlimited_quotas().await;
     let net = network(&api).await;
     let first = created(&api, "ports", "port", json!({"network_id": net})).await;
     let in_use = mac_of(&first);

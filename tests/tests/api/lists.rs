@@ -141,6 +141,7 @@ fn sorted(all: &[Value], keys: &[(&str, bool)]) -> Vec<String> {
 on_both_databases!(
     pages_forward_and_back_across_a_large_table,
     |api: TestApi| async move {
+        api.unlimited_quotas().await;
         let (net, _) = network(&api).await;
         ports(&api, &net, 2_500).await;
 

@@ -159,6 +159,7 @@ async fn postgres_unreachable_under_load_fails_fast_and_recovers() {
     let proxy = Proxy::start(upstream).await;
     let through = database.replacen(&host, &proxy.addr.to_string(), 1);
     let api = Arc::new(TestApi::at(through).await);
+    api.unlimited_quotas().await;
     let seed = api
         .call(
             Method::POST,

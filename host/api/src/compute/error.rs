@@ -122,6 +122,8 @@ pub fn nova_error(e: CoreError) -> NovaError {
         "IpAddressAlreadyAllocated" | "IpAddressInUse" => {
             NovaError::bad_request(format!("Fixed IP address is already in use: {}", e.message))
         }
+        // Nova's `PortLimitExceeded` (an `OverQuota`: 403).
+        "OverQuota" => NovaError::new(StatusCode::FORBIDDEN, "Maximum number of ports exceeded"),
         _ => e.into(),
     }
 }

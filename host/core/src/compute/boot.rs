@@ -63,6 +63,12 @@ async fn place(
     let mut attempt = 0;
     let port_ids: Vec<String> = loop {
         let mut tx = state.store.begin_write().await?;
+        let creates = planned
+            .iter()
+            .filter(|nic| matches!(nic, PlannedNic::Create { .. }))
+            .count() as i64;
+        let deltas = [(ctx.project_id.clone(), creates)];
+        crate::quotas::Ledger::check(&mut tx, state.store.backend, "port", &deltas).await?;
         let attached = match nics::attach(state, ctx, &mut tx, server, planned.clone()).await {
             Ok(attached) => attached,
             // Dropping the transaction rolls back whatever was created or taken.
