@@ -26,6 +26,11 @@ pub const VALID_CACHE_TIME: Duration = Duration::from_secs(300);
 pub const INVALID_CACHE_TIME: Duration = Duration::from_secs(10);
 /// Past this many cached tokens, expired entries are dropped (and, if that is not enough, all).
 const MAX_CACHED: usize = 50_000;
+/// Validations in flight at once: a flood of distinct bad tokens costs Keystone at most this
+/// many concurrent calls from us, and the rest wait (or, past [`VALIDATION_QUEUE_TIME`], 503).
+pub const MAX_CONCURRENT_VALIDATIONS: usize = 16;
+/// How long a request waits for a validation slot before it is answered 503.
+pub const VALIDATION_QUEUE_TIME: Duration = Duration::from_secs(2);
 
 /// Why a request is not let in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +57,12 @@ pub struct Keystone {
     base: String,
     client: reqwest::Client,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
+    validations: tokio::sync::Semaphore,
+    /// Set when Keystone could not be asked: while it is, one request at a time asks (the
+    /// probe that sees it back) and the others answer 503 at once instead of each waiting
+    /// for the client's timeout (10 s with a Keystone that accepts and never answers).
+    down: Mutex<Option<String>>,
+    probing: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Keystone {
@@ -83,6 +94,9 @@ impl Keystone {
             base,
             client,
             cache: Mutex::new(HashMap::new()),
+            validations: tokio::sync::Semaphore::new(MAX_CONCURRENT_VALIDATIONS),
+            down: Mutex::new(None),
+            probing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -100,7 +114,7 @@ impl Keystone {
         if let Some(hit) = self.cached(&key) {
             return hit;
         }
-        let (outcome, until) = match self.validate(token).await {
+        let (outcome, until) = match self.guarded_validate(token).await {
             Ok(Some((context, expires_at))) => {
                 let left = (expires_at - Utc::now()).to_std().unwrap_or_default();
                 (Ok(context), Instant::now() + left.min(VALID_CACHE_TIME))
@@ -126,6 +140,40 @@ impl Keystone {
         };
         self.remember(key, entry);
         outcome
+    }
+
+    /// [`Keystone::validate`] within the bound on concurrent calls, and not at all while
+    /// Keystone is known to be down (but for one probe at a time).
+    async fn guarded_validate(
+        &self,
+        token: &str,
+    ) -> Result<Option<(RequestContext, DateTime<Utc>)>, String> {
+        use std::sync::atomic::Ordering;
+        let down = self.down.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let _probe = match down {
+            Some(reason) => {
+                if self.probing.swap(true, Ordering::AcqRel) {
+                    return Err(format!("Keystone is unreachable ({reason})"));
+                }
+                Some(ProbeGuard(&self.probing))
+            }
+            None => None,
+        };
+        let _slot = tokio::time::timeout(VALIDATION_QUEUE_TIME, self.validations.acquire())
+            .await
+            .map_err(|_| "too many token validations in flight".to_string())?
+            .expect("the semaphore is never closed");
+        let answer = self.validate(token).await;
+        let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        match &answer {
+            Ok(_) => {
+                if down.take().is_some() {
+                    tracing::warn!("Keystone at {} answers again", self.base);
+                }
+            }
+            Err(reason) => *down = Some(reason.clone()),
+        }
+        answer
     }
 
     fn cached(&self, key: &[u8; 32]) -> Option<Result<RequestContext, AuthFailure>> {
@@ -179,6 +227,15 @@ impl Keystone {
         let body: Value = serde_json::from_slice(&body)
             .map_err(|e| format!("Keystone's token is not JSON: {e}"))?;
         Ok(context_of(&body["token"]))
+    }
+}
+
+/// The one request asking a Keystone known to be down; the next may when it is dropped.
+struct ProbeGuard<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
     }
 }
 

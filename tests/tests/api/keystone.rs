@@ -290,3 +290,62 @@ async fn real_keystone_projects_roles_and_outage() {
         "rejections are cached briefly too"
     );
 }
+
+/// Issue 12, finding 7: a Keystone that takes connections and never answers holds one request
+/// for the client's timeout; while it is known to be down the others answer 503 at once, and
+/// many distinct tokens never become many waiting Keystone calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_silent_keystone_fails_fast_after_the_first_timeout() {
+    use std::time::{Duration, Instant};
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v3", silent.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let held = {
+        let accepted = accepted.clone();
+        tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = silent.accept().await {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                open.push(stream);
+            }
+        })
+    };
+    let api = std::sync::Arc::new(
+        TestApi::with(Db::Sqlite, |c| {
+            c.auth = AuthStrategy::Keystone { url: url.clone() }
+        })
+        .await,
+    );
+    // The first one waits for the client's timeout: 503.
+    let r = call(&api, Some("token-0"), Method::GET, "/v2.0/networks", None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    // Now it is known to be down: 200 distinct tokens at once, each answered within a second.
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 1..=200 {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            let token = format!("token-{i}");
+            let t = Instant::now();
+            let r = call(&api, Some(&token), Method::GET, "/v2.0/networks", None).await;
+            (r.status, t.elapsed())
+        }));
+    }
+    let mut slow = 0;
+    for t in tasks {
+        let (status, took) = t.await.unwrap();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        if took > Duration::from_secs(1) {
+            slow += 1;
+        }
+    }
+    // One of them may be the probe that waits the whole timeout.
+    assert!(slow <= 1, "{slow} requests waited for a silent Keystone");
+    assert!(started.elapsed() < Duration::from_secs(12));
+    assert!(
+        accepted.load(std::sync::atomic::Ordering::Relaxed) <= 3,
+        "{} connections to Keystone",
+        accepted.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    held.abort();
+}
