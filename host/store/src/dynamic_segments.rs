@@ -53,34 +53,9 @@ pub async fn lowest_free(
     conn: &mut AnyConnection,
     network_type: &str,
     physical_network: &str,
-    (low, high): (i64, i64),
+    range: (i64, i64),
 ) -> crate::Result<Option<i64>> {
-    let start_taken: Option<i64> = sqlx::query_scalar(
-        "SELECT segmentation_id FROM segment_allocations \
-         WHERE network_type = $1 AND physical_network = $2 AND segmentation_id = $3",
-    )
-    .bind(network_type)
-    .bind(physical_network)
-    .bind(low)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if start_taken.is_none() {
-        return Ok(Some(low));
-    }
-    let gap: Option<i64> = sqlx::query_scalar(
-        "SELECT MIN(a.segmentation_id) + 1 FROM segment_allocations a \
-         WHERE a.network_type = $1 AND a.physical_network = $2 \
-           AND a.segmentation_id >= $3 AND a.segmentation_id < $4 \
-           AND NOT EXISTS (SELECT 1 FROM segment_allocations b WHERE b.network_type = $1 \
-               AND b.physical_network = $2 AND b.segmentation_id = a.segmentation_id + 1)",
-    )
-    .bind(network_type)
-    .bind(physical_network)
-    .bind(low)
-    .bind(high)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(gap.filter(|g| *g <= high))
+    Ok(super::networks::lowest_free(conn, network_type, physical_network, range).await?)
 }
 
 /// Records that `port_id`'s binding uses exactly `used` (dynamic segments of `network_id`):

@@ -139,8 +139,8 @@ async fn claim(
 
 /// The lowest id of `range` not allocated: the start if free, else the first gap after an
 /// allocated id (found by the database through the index, not by scanning ids here).
-async fn lowest_free(
-    tx: &mut Transaction<'_, Any>,
+pub(crate) async fn lowest_free(
+    conn: &mut sqlx::AnyConnection,
     network_type: &str,
     physnet: &str,
     (low, high): (i64, i64),
@@ -152,7 +152,7 @@ async fn lowest_free(
     .bind(network_type)
     .bind(physnet)
     .bind(low)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *conn)
     .await?;
     if start_taken.is_none() {
         return Ok(Some(low));
@@ -168,7 +168,7 @@ async fn lowest_free(
     .bind(physnet)
     .bind(low)
     .bind(high)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *conn)
     .await?;
     Ok(gap.filter(|g| *g <= high))
 }
