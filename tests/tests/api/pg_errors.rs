@@ -4,7 +4,7 @@
 
 use axum::http::{Method, StatusCode};
 use neutrino_tests::api::{Db, TestApi};
-use neutrino_tests::{for_both_databases, on_both_databases};
+use neutrino_tests::on_both_databases;
 use serde_json::{Value, json};
 
 async fn created(api: &TestApi, path: &str, body: Value) -> Value {
@@ -209,3 +209,87 @@ on_both_databases!(nul_bytes, |api: TestApi| async move {
         (StatusCode::NOT_FOUND, "NetworkNotFound")
     );
 });
+
+/// A network delete racing 50 port creates on two servers sharing PostgreSQL: every create
+/// is 201 or 404 NetworkNotFound, the delete 204 or 409 NetworkInUse (never a 500, a 503 or
+/// IpAddressGenerationFailure), and no port is left on a network that is gone.
+async fn delete_races_port_creates(db: Db) {
+    let (a, b) = TestApi::two(db).await;
+    a.unlimited_quotas().await;
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let mut deleted = 0;
+    for round in 0..4 {
+        let net = created(&a, "/v2.0/networks", json!({"network": {"name": "race"}})).await;
+        let net = net["network"]["id"].as_str().unwrap().to_string();
+        created(
+            &a,
+            "/v2.0/subnets",
+            json!({"subnet": {"network_id": net, "cidr": "10.0.0.0/24", "ip_version": 4}}),
+        )
+        .await;
+        let mut creates = tokio::task::JoinSet::new();
+        for i in 0..50 {
+            let api = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let net = net.clone();
+            creates.spawn(async move {
+                api.call(
+                    Method::POST,
+                    "/v2.0/ports",
+                    Some(json!({"port": {"network_id": net}})),
+                )
+                .await
+            });
+        }
+        // Let a few creates start first, then delete from the other server.
+        tokio::time::sleep(std::time::Duration::from_millis(2 * round)).await;
+        let del = b
+            .call(Method::DELETE, &format!("/v2.0/networks/{net}"), None)
+            .await;
+        assert!(
+            del.status == StatusCode::NO_CONTENT
+                || (del.status, del.error_type()) == (StatusCode::CONFLICT, "NetworkInUse"),
+            "delete: {} {}",
+            del.status,
+            del.body
+        );
+        let mut made = 0;
+        while let Some(r) = creates.join_next().await {
+            let r = r.unwrap();
+            match (r.status, r.error_type()) {
+                (StatusCode::CREATED, _) => made += 1,
+                (StatusCode::NOT_FOUND, "NetworkNotFound") => {}
+                other => panic!("create: {other:?} {}", r.body),
+            }
+        }
+        let left = a
+            .call(Method::GET, &format!("/v2.0/ports?network_id={net}"), None)
+            .await;
+        let left = ids(&left.body, "ports");
+        if del.status == StatusCode::NO_CONTENT {
+            deleted += 1;
+            assert!(left.is_empty(), "ports on a deleted network: {left:?}");
+        } else {
+            assert!(made > 0, "NetworkInUse with no port made");
+        }
+        // No port anywhere on a network that is gone.
+        let all = a.call(Method::GET, "/v2.0/ports", None).await;
+        for p in all.body["ports"].as_array().unwrap() {
+            let n = p["network_id"].as_str().unwrap();
+            let shown = a
+                .call(Method::GET, &format!("/v2.0/networks/{n}"), None)
+                .await;
+            assert_eq!(shown.status, StatusCode::OK, "orphan port {}", p["id"]);
+        }
+    }
+    eprintln!("network deletes that won the race: {deleted} of 4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_races_port_creates_postgres() {
+    delete_races_port_creates(Db::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_races_port_creates_sqlite() {
+    delete_races_port_creates(Db::Sqlite).await
+}
