@@ -228,6 +228,14 @@ async fn delete_races_port_creates(db: Db) {
         )
         .await;
         let mut creates = tokio::task::JoinSet::new();
+        // Odd rounds: the delete starts first, the creates meet it on its way.
+        let early = (round % 2 == 1).then(|| {
+            let (b, net) = (b.clone(), net.clone());
+            tokio::spawn(async move {
+                b.call(Method::DELETE, &format!("/v2.0/networks/{net}"), None)
+                    .await
+            })
+        });
         for i in 0..50 {
             let api = if i % 2 == 0 { a.clone() } else { b.clone() };
             let net = net.clone();
@@ -240,11 +248,15 @@ async fn delete_races_port_creates(db: Db) {
                 .await
             });
         }
-        // Let a few creates start first, then delete from the other server.
-        tokio::time::sleep(std::time::Duration::from_millis(2 * round)).await;
-        let del = b
-            .call(Method::DELETE, &format!("/v2.0/networks/{net}"), None)
-            .await;
+        // Even rounds: a few creates start first, then the delete, from the other server.
+        let del = match early {
+            Some(del) => del.await.unwrap(),
+            None => {
+                tokio::time::sleep(std::time::Duration::from_millis(2 * round)).await;
+                b.call(Method::DELETE, &format!("/v2.0/networks/{net}"), None)
+                    .await
+            }
+        };
         assert!(
             del.status == StatusCode::NO_CONTENT
                 || (del.status, del.error_type()) == (StatusCode::CONFLICT, "NetworkInUse"),
