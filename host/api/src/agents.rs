@@ -22,7 +22,7 @@ use super::body::{self, CreateBody};
 use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
-use super::{AppState, base_url, strip_json_suffix};
+use super::{AppState, base_url, path_id};
 use neutrino_store::agents::{self as repo, Agent};
 
 pub const SPEC: CollectionSpec = CollectionSpec {
@@ -180,7 +180,7 @@ pub async fn show(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let id = strip_json_suffix(&id);
+    let id = path_id(&id, not_found)?;
     let query = ListQuery::parse_fields(q.as_deref(), &SPEC);
     let a = repo::get(&state.store.read, id)
         .await?
@@ -201,7 +201,7 @@ pub async fn update(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let id = strip_json_suffix(&id);
+    let id = path_id(&id, not_found)?;
     // Neutron validates the body before it looks the agent up or checks policy.
     let b = body::update_body(&bytes, "agent")?;
     if let Some(read_only) = check_body(&b, UPDATABLE)? {
@@ -236,7 +236,7 @@ pub async fn delete(
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let id = strip_json_suffix(&id);
+    let id = path_id(&id, not_found)?;
     let mut tx = state.store.begin_write().await?;
     let a = repo::get_for_update(&mut tx, id)
         .await?

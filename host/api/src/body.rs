@@ -13,8 +13,50 @@ pub enum CreateBody {
 }
 
 fn parse(bytes: &[u8]) -> ApiResult<Value> {
-    serde_json::from_slice(bytes)
-        .map_err(|_| NeutronError::bad_request("Body contains invalid data"))
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|_| NeutronError::bad_request("Body contains invalid data"))?;
+    refuse_nul(&value, &[])?;
+    Ok(value)
+}
+
+/// PostgreSQL text cannot hold U+0000, so no attribute may contain it: on both backends a
+/// body with a NUL anywhere (a key or a string value, however deep) is a 400 `InvalidInput`
+/// naming the resource's attribute that holds it, rather than a 201 on SQLite and a 500 on
+/// PostgreSQL. (Neutron stores such a name; it cannot be stored here on PostgreSQL.)
+fn refuse_nul(value: &Value, path: &[&str]) -> ApiResult<()> {
+    let nul = |s: &str| s.contains('\0');
+    match value {
+        Value::String(s) if nul(s) => Err(nul_refused(path.get(1).copied())),
+        Value::Array(items) => items.iter().try_for_each(|i| refuse_nul(i, path)),
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            if nul(k) {
+                return Err(nul_refused(None));
+            }
+            // `{"<resource>": {"<attribute>": ...}}`: the attribute is the second key (a bulk
+            // list adds no key).
+            let mut inner = path.to_vec();
+            inner.push(k);
+            refuse_nul(v, &inner)
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a JSON value holds a NUL anywhere (a key or a string, however deep).
+pub fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
+    }
+}
+
+fn nul_refused(attribute: Option<&str>) -> NeutronError {
+    NeutronError::invalid_input(match attribute {
+        Some(a) => format!("'{a}' must not contain a NUL character (U+0000)."),
+        None => "the request body must not contain a NUL character (U+0000).".to_string(),
+    })
 }
 
 fn missing(resource: &str) -> NeutronError {

@@ -272,3 +272,15 @@ pub fn base_url(headers: &HeaderMap) -> String {
 pub fn strip_json_suffix(id: &str) -> &str {
     id.strip_suffix(".json").unwrap_or(id)
 }
+
+/// The id of a resource's path (`.json` stripped). An id with a NUL names nothing (no id holds
+/// one, and PostgreSQL cannot even compare it), so it is the resource's 404 on both backends
+/// without asking the database.
+pub fn path_id<E>(id: &str, not_found: impl FnOnce(&str) -> E) -> Result<&str, E> {
+    let id = strip_json_suffix(id);
+    if id.contains('\0') {
+        Err(not_found(id))
+    } else {
+        Ok(id)
+    }
+}

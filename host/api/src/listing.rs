@@ -177,6 +177,10 @@ pub async fn respond<S: Source>(
     let limit = query.limit();
     let mut start = Start::First;
     if let Some(marker) = query.marker() {
+        // No id holds a NUL (and PostgreSQL cannot compare with one): an unknown marker.
+        if marker.contains('\0') {
+            return Err(not_found(marker));
+        }
         let table = source.table();
         match listing::key_of(store, table, &plan.order, marker, visible_to.as_deref()).await? {
             Some(key) => start = Start::After(key),

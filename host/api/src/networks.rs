@@ -14,7 +14,7 @@ use super::body::{self, CreateBody};
 use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
-use super::{AppState, base_url, listing, strip_json_suffix};
+use super::{AppState, base_url, listing, path_id};
 use neutrino_core::networks::{self, subnet_ids, visible_in};
 use neutrino_core::quotas;
 use neutrino_store::{self as store, networks as repo, networks::Network};
@@ -271,7 +271,7 @@ pub async fn show(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let id = strip_json_suffix(&id);
+    let id = path_id(&id, not_found)?;
     let query = ListQuery::parse_fields(q.as_deref(), &SPEC);
     let mut conn = state.store.read_conn().await?;
     let n = visible_in(&mut conn, &ctx, id).await?;
@@ -287,7 +287,7 @@ pub async fn update(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let id = strip_json_suffix(&id);
+    let id = path_id(&id, not_found)?;
     let b = body::update_body(&bytes, "network")?;
     if b.contains_key("provider:segmentation_id") {
         return Err(NeutronError::invalid_input(
@@ -306,7 +306,7 @@ pub async fn delete(
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let id = strip_json_suffix(&id);
+    let id = path_id(&id, not_found)?;
     networks::delete(&state, &ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,7 +16,7 @@ use super::body::{self, CreateBody};
 use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
-use super::{AppState, base_url, listing, strip_json_suffix};
+use super::{AppState, base_url, listing, path_id};
 use neutrino_core::port_attributes as attrs;
 use neutrino_core::ports::{ADMIN_ONLY, visible};
 use neutrino_store::ports::Port;
@@ -417,7 +417,7 @@ pub async fn show(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let id = strip_json_suffix(&id);
+    let id = path_id(&id, not_found)?;
     let query = ListQuery::parse_fields(q.as_deref(), &SPEC);
     let mut conn = state.store.read_conn().await?;
     let p = visible(&mut conn, &ctx, id).await?;
@@ -432,8 +432,9 @@ pub async fn show_binding(
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    let id = path_id(&id, not_found)?;
     let mut conn = state.store.read_conn().await?;
-    let p = visible(&mut conn, &ctx, &id).await?;
+    let p = visible(&mut conn, &ctx, id).await?;
     if !ctx.is_admin() {
         return Err(NeutronError::forbidden("get_port:binding"));
     }
@@ -451,7 +452,7 @@ pub async fn update(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let id = strip_json_suffix(&id);
+    let id = path_id(&id, not_found)?;
     let b = body::update_body(&bytes, "port")?;
     body::check_attributes(&b, UPDATE_ATTRS, READ_ONLY)?;
     let p = neutrino_core::ports::update(&state, &ctx, id, &b).await?;
@@ -463,7 +464,7 @@ pub async fn delete(
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let id = strip_json_suffix(&id);
+    let id = path_id(&id, not_found)?;
     neutrino_core::ports::delete(&state, &ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -300,6 +300,14 @@ impl ListQuery {
             order: Vec::new(),
         };
         for filter in &self.filters {
+            let Some(filter) = filter.without_nul() else {
+                plan.conditions.push(Condition::In {
+                    column: table.id,
+                    values: Vec::new(),
+                });
+                continue;
+            };
+            let filter = &filter;
             match filter {
                 Filter::Equals { key, .. } if hidden.contains(&key.as_str()) => {
                     plan.conditions.push(Condition::In {
@@ -631,6 +639,33 @@ enum Filter {
 }
 
 impl Filter {
+    /// The filter without the values that hold a NUL: nothing stored can equal one (PostgreSQL
+    /// text cannot hold U+0000, nor be compared with it), so they are dropped before SQL sees
+    /// them; `None` when a part of the filter is left with no value (it matches nothing).
+    fn without_nul(&self) -> Option<Filter> {
+        let keep = |values: &[String]| -> Option<Vec<String>> {
+            let kept: Vec<String> = values
+                .iter()
+                .filter(|v| !v.contains('\0'))
+                .cloned()
+                .collect();
+            (kept.len() == values.len() || !kept.is_empty()).then_some(kept)
+        };
+        Some(match self {
+            Filter::Equals { key, values } => Filter::Equals {
+                key: key.clone(),
+                values: keep(values)?,
+            },
+            Filter::FixedIps(f) => Filter::FixedIps(FixedIpsFilter {
+                ip_address: keep(&f.ip_address)?,
+                subnet_id: keep(&f.subnet_id)?,
+                ip_address_substr: keep(&f.ip_address_substr)?,
+            }),
+            // Tags are not stored: matched without SQL.
+            Filter::Tags { .. } => self.clone(),
+        })
+    }
+
     /// The filter for one (filterable) key; `None` when it constrains nothing.
     fn parse(key: &str, values: &[&str]) -> Result<Option<Filter>, NeutronError> {
         if key == "fixed_ips" {

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::auth::RequestContext;
 use super::body;
 use super::error::{ApiResult, NeutronError};
-use super::{AppState, strip_json_suffix};
+use super::{AppState, path_id};
 use neutrino_core::quotas::{self, Limits};
 
 fn to_json(limits: &Limits) -> Map<String, Value> {
@@ -45,13 +45,21 @@ pub async fn no_create() -> NeutronError {
     )
 }
 
+/// The project of a quota path: one with a NUL cannot exist (nor be stored on PostgreSQL), a
+/// 400 on both backends.
+fn project_id(project: &str) -> ApiResult<&str> {
+    path_id(project, |_| {
+        NeutronError::invalid_input("a project id must not contain a NUL character (U+0000).")
+    })
+}
+
 /// `GET /v2.0/quotas/{project}`; `project` and `tenant` name the caller's own project.
 pub async fn show(
     State(state): State<AppState>,
     ctx: RequestContext,
     Path(project): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let project = strip_json_suffix(&project);
+    let project = project_id(&project)?;
     match project {
         "project" => return Ok(Json(json!({"project": {"project_id": ctx.project_id}}))),
         "tenant" => return Ok(Json(json!({"tenant": {"tenant_id": ctx.project_id}}))),
@@ -63,7 +71,7 @@ pub async fn show(
 
 /// `GET /v2.0/quotas/{project}/default`.
 pub async fn default(ctx: RequestContext, Path(project): Path<String>) -> ApiResult<Json<Value>> {
-    let limits = quotas::default(&ctx, strip_json_suffix(&project))?;
+    let limits = quotas::default(&ctx, project_id(&project)?)?;
     Ok(Json(json!({ "quota": to_json(&limits) })))
 }
 
@@ -74,7 +82,7 @@ pub async fn details(
     ctx: RequestContext,
     Path(project): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let rows = quotas::details(&state, &ctx, strip_json_suffix(&project)).await?;
+    let rows = quotas::details(&state, &ctx, project_id(&project)?).await?;
     let quota: Map<String, Value> = rows
         .into_iter()
         .map(|(r, limit, used)| {
@@ -95,7 +103,7 @@ pub async fn update(
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
     let b = body::update_body(&bytes, "quota")?;
-    let limits = quotas::update(&state, &ctx, strip_json_suffix(&project), &b).await?;
+    let limits = quotas::update(&state, &ctx, project_id(&project)?, &b).await?;
     Ok(Json(json!({ "quota": to_json(&limits) })))
 }
 
@@ -105,6 +113,6 @@ pub async fn delete(
     ctx: RequestContext,
     Path(project): Path<String>,
 ) -> ApiResult<Response> {
-    quotas::reset(&state, &ctx, strip_json_suffix(&project)).await?;
+    quotas::reset(&state, &ctx, project_id(&project)?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -15,7 +15,7 @@ use super::body::{self, CreateBody};
 use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
-use super::{AppState, base_url, listing, strip_json_suffix};
+use super::{AppState, base_url, listing, path_id};
 use neutrino_core::subnets::{self, visible};
 use neutrino_core::{dhcp_scheduling, quotas};
 use neutrino_store::{self as store, subnets as repo, subnets::Subnet};
@@ -233,7 +233,7 @@ pub async fn show(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let id = strip_json_suffix(&id);
+    let id = path_id(&id, not_found)?;
     let query = ListQuery::parse_fields(q.as_deref(), &SPEC);
     let mut conn = state.store.read_conn().await?;
     let (s, network) = visible(&mut conn, &ctx, id).await?;
@@ -248,7 +248,7 @@ pub async fn update(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let id = strip_json_suffix(&id);
+    let id = path_id(&id, not_found)?;
     let b = body::update_body(&bytes, "subnet")?;
     body::check_attributes(&b, UPDATE_ATTRS, READ_ONLY)?;
     let (s, external) = subnets::update(&state, &ctx, id, &b).await?;
@@ -260,7 +260,7 @@ pub async fn delete(
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let id = strip_json_suffix(&id);
+    let id = path_id(&id, not_found)?;
     subnets::delete(&state, &ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -37,6 +37,10 @@ pub struct NeutronError {
     /// The exception class name clients key on (`NetworkNotFound`, `IpAddressInUse`, ...).
     pub kind: String,
     pub message: String,
+    /// The transaction failed on a conflict with a concurrent one (a deadlock, a serialization
+    /// failure, a row another transaction deleted): running it again may succeed
+    /// ([`crate::retry::retrying`]).
+    pub(crate) again: bool,
 }
 
 pub type CoreResult<T> = Result<T, NeutronError>;
@@ -47,6 +51,7 @@ impl NeutronError {
             status,
             kind: kind.to_string(),
             message: message.into(),
+            again: false,
         }
     }
 
@@ -137,6 +142,27 @@ impl std::error::Error for NeutronError {}
 /// anything else an internal error.
 impl From<neutrino_store::Error> for NeutronError {
     fn from(e: neutrino_store::Error) -> Self {
+        if e.is_transient_conflict() {
+            // Run again by `retry::retrying` where the write is wrapped; a 503 when that did
+            // not help (or the write is not wrapped): the client may retry.
+            tracing::debug!("{e}");
+            return NeutronError {
+                again: true,
+                ..NeutronError::new(
+                    Status::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "The database refused the write on a conflict with another one (a deadlock or a serialization failure). Retry later.",
+                )
+            };
+        }
+        if e.is_foreign_key_violation() {
+            // A row this write refers to was deleted by a concurrent transaction: running the
+            // write again answers as Neutron does (the network is gone: NetworkNotFound).
+            return NeutronError {
+                again: true,
+                ..NeutronError::internal(e)
+            };
+        }
         if let Some(reason) = e.unavailable_reason() {
             tracing::error!("{e}");
             NeutronError::new(

@@ -17,6 +17,7 @@ pub mod port_policy;
 pub mod port_writer;
 pub mod ports;
 pub mod quotas;
+pub mod retry;
 pub mod subnets;
 
 use std::sync::{Arc, OnceLock};

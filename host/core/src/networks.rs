@@ -299,6 +299,12 @@ pub async fn update(
 /// Deletes a network the caller owns and may write, with its DHCP port (unscheduled) and
 /// subnets; refused while other ports use it.
 pub async fn delete(state: &Services, ctx: &RequestContext, id: &str) -> CoreResult<()> {
+    // Port creates racing the delete may deadlock with it or add a port after its check:
+    // run again, it answers NetworkInUse (or deletes), as Neutron does.
+    crate::retry::retrying("network delete", || delete_once(state, ctx, id)).await
+}
+
+async fn delete_once(state: &Services, ctx: &RequestContext, id: &str) -> CoreResult<()> {
     let mut tx = state.store.begin_write().await?;
     match repo::get(&mut *tx, id).await? {
         Some(n) if ctx.owns(&n.project_id) => ctx.require_write("delete_network")?,

@@ -158,11 +158,43 @@ async fn write_on(
     lookups: &mut DraftLookups,
     jobs: &[Job],
 ) -> CoreResult<Vec<Vec<Port>>> {
+    // A deadlock with a network delete, or a network or subnet deleted under the write, runs
+    // the transaction again (as `retry::retrying` does): it then answers NetworkNotFound (or
+    // writes), never a 500.
+    let mut run = 1;
+    loop {
+        match write_once(state, conn, lookups, jobs).await {
+            Err(e) if e.again && run < crate::retry::TRIES => {
+                tracing::debug!("port create: run {run} conflicted ({e}); running it again");
+                // What the drafts read may be what the other transaction deleted.
+                *lookups = DraftLookups::default();
+                tokio::time::sleep(crate::retry::backoff(run)).await;
+                run += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn write_once(
+    state: &Services,
+    conn: &mut Option<store::PooledConn>,
+    lookups: &mut DraftLookups,
+    jobs: &[Job],
+) -> CoreResult<Vec<Vec<Port>>> {
     let held = match conn {
         Some(held) => held,
         None => conn.insert(state.store.write_conn().await?),
     };
-    let result = write(state, held, lookups, jobs).await;
+    let mut result = write(state, held, lookups, jobs).await;
+    if let Err(e) = &mut result
+        && e.kind == "IpAddressGenerationFailure"
+        && network_gone(held, jobs).await
+    {
+        // The subnet's free addresses went with a network deleted under the write: run
+        // again, it answers NetworkNotFound.
+        e.again = true;
+    }
     if result.is_err() && !store::usable(held).await {
         tracing::warn!("the port writer's connection is unusable after a failed write; closing it");
         if let Some(broken) = conn.take() {
@@ -172,6 +204,18 @@ async fn write_on(
         *lookups = DraftLookups::default();
     }
     result
+}
+
+/// Whether a network a job's ports are on is gone (deleted since the transaction read it).
+async fn network_gone(conn: &mut store::Conn, jobs: &[Job]) -> bool {
+    for b in jobs.iter().flat_map(|j| &j.bodies) {
+        if let Some(Value::String(network)) = b.get("network_id")
+            && matches!(store::networks::get(&mut *conn, network).await, Ok(None))
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// Drafts and writes every job's ports in one transaction. Several jobs' rows are held back and written

@@ -473,6 +473,10 @@ pub async fn update(
 /// Deletes a subnet the caller owns and may write, unless a port other than its DHCP port
 /// holds an address on it; the network's DHCP follows.
 pub async fn delete(state: &Services, ctx: &RequestContext, id: &str) -> CoreResult<()> {
+    crate::retry::retrying("subnet delete", || delete_once(state, ctx, id)).await
+}
+
+async fn delete_once(state: &Services, ctx: &RequestContext, id: &str) -> CoreResult<()> {
     let mut tx = state.store.begin_write().await?;
     let (s, _) = visible(&mut tx, ctx, id).await?;
     if !ctx.owns(&s.project_id) {

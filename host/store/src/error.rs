@@ -29,6 +29,18 @@ impl Error {
         matches!(self, Error::ForeignKeyViolation(_))
     }
 
+    /// A deadlock (SQLSTATE 40P01) or a serialization failure (40001) on PostgreSQL: the
+    /// database rolled the transaction back, and running it again as it is may well succeed
+    /// (Neutron's DB retry does so). SQLite's writers queue (`BEGIN IMMEDIATE`) instead.
+    pub fn is_transient_conflict(&self) -> bool {
+        match self {
+            Error::Other(sqlx::Error::Database(db)) => {
+                is_postgres(db.as_ref()) && db.code().is_some_and(|c| transient_conflict(&c))
+            }
+            _ => false,
+        }
+    }
+
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Error::Unavailable(_))
     }
@@ -122,6 +134,11 @@ fn sqlite_unavailable(code: &str) -> bool {
         .is_ok_and(|c| matches!(c & 0xff, 5 | 10 | 13 | 14))
 }
 
+/// 40P01 (deadlock detected), 40001 (serialization failure).
+fn transient_conflict(code: &str) -> bool {
+    matches!(code, "40P01" | "40001")
+}
+
 /// Class 08 (connection exception), class 53 (insufficient resources, disk full: 53100),
 /// 57P01-57P03 (the server shuts down or cannot take connections now).
 fn postgres_unavailable(code: &str) -> bool {
@@ -143,9 +160,11 @@ mod tests {
         for code in ["08006", "53100", "57P01"] {
             assert!(postgres_unavailable(code), "{code}");
         }
-        for code in ["23505", "23503", "42601", "22P02"] {
+        for code in ["23505", "23503", "42601", "22P02", "40P01", "40001"] {
             assert!(!postgres_unavailable(code), "{code}");
         }
+        assert!(transient_conflict("40P01") && transient_conflict("40001"));
+        assert!(!transient_conflict("23503") && !transient_conflict("57P01"));
         assert!(Error::from(sqlx::Error::PoolTimedOut).is_unavailable());
         assert!(Error::from(sqlx::Error::PoolTimedOut).is_unreachable());
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);

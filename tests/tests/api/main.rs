@@ -13,6 +13,7 @@ mod lists;
 mod networks;
 mod openapi;
 mod outage;
+mod pg_errors;
 mod quotas;
 mod servers;
 mod shared_networks;

@@ -46,6 +46,12 @@ fn invalid(field: &str, reason: impl std::fmt::Display) -> NovaError {
 pub fn parse(bytes: &[u8]) -> NovaResult<BootRequest> {
     let body: Value = serde_json::from_slice(bytes)
         .map_err(|_| NovaError::bad_request("Malformed request body"))?;
+    // PostgreSQL text cannot hold U+0000: refused on both backends alike.
+    if crate::body::contains_nul(&body) {
+        return Err(NovaError::bad_request(
+            "Invalid input: the request body must not contain a NUL character (U+0000).",
+        ));
+    }
     let Some(Value::Object(server)) = body.get("server") else {
         return Err(invalid("server", "'server' is a required property"));
     };

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::error::{NovaError, NovaResult, nova_error};
 use super::{request, view};
 use crate::auth::RequestContext;
-use crate::{AppState, base_url, strip_json_suffix};
+use crate::{AppState, base_url, path_id};
 use neutrino_core::compute::boot;
 use neutrino_core::compute::nics::{self, FeedEntries};
 use neutrino_store as store;
@@ -108,7 +108,7 @@ pub async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> NovaResult<Json<Value>> {
-    let id = strip_json_suffix(&id);
+    let id = path_id(&id, NovaError::instance_not_found)?;
     let mut conn = state.store.read_conn().await?;
     let server = visible(&mut conn, &ctx, id).await?;
     drop(conn);
@@ -134,7 +134,7 @@ pub async fn interfaces(
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> NovaResult<Json<Value>> {
-    let id = strip_json_suffix(&id);
+    let id = path_id(&id, NovaError::instance_not_found)?;
     let mut conn = state.store.read_conn().await?;
     visible(&mut conn, &ctx, id).await?;
     let mut attachments = Vec::new();
@@ -163,7 +163,7 @@ pub async fn delete(
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> NovaResult<StatusCode> {
-    let id = strip_json_suffix(&id);
+    let id = path_id(&id, NovaError::instance_not_found)?;
     let mut tx = state.store.begin_write().await?;
     nics::lock_server(&state, &mut tx, id).await?;
     let server = visible(&mut tx, &ctx, id).await?;
