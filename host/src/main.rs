@@ -88,7 +88,7 @@ enum Command {
         /// the server's shared --agent-token-file with `serve --shared-agent-token`).
         #[arg(long, visible_alias = "agent-token-file", conflicts_with = "token")]
         token_file: Option<PathBuf>,
-        /// The agents' token itself.
+        /// This host's agent token itself.
         #[arg(long, env = "NEUTRINO_AGENT_TOKEN", hide_env_values = true)]
         token: Option<String>,
         /// Where the agent keeps its local state (local VLANs, DHCP files).
@@ -135,12 +135,14 @@ enum AgentCommand {
     /// Gives HOST's agent a credential of its own and prints its token (only a digest is kept;
     /// enrolling again replaces the token). It is good for HOST's feed, statuses and reports only.
     Enroll {
+        /// The host's name, as its agent reports it (`neutrino agent --host`).
         host: String,
         #[command(flatten)]
         store: StoreArgs,
     },
     /// Revokes HOST's agent credential: its agent is refused (401) from then on.
     Revoke {
+        /// The host's name.
         host: String,
         #[command(flatten)]
         store: StoreArgs,

@@ -124,7 +124,7 @@ impl AgentIdentity {
             AgentIdentity::Host(_) => Err(NeutronError::new(
                 StatusCode::FORBIDDEN,
                 "HTTPForbidden",
-                format!("This agent credential is not valid for host {host}."),
+                "This agent credential is not valid for the requested host.",
             )),
         }
     }
