@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use neutrino::agent::AgentOptions;
 use neutrino::agent::config::NodeConfig;
@@ -43,10 +44,14 @@ enum Command {
         /// Seconds without a heartbeat after which an agent is dead (Neutron's agent_down_time).
         #[arg(long, default_value_t = 75, value_parser = clap::value_parser!(u64).range(1..=2147483))]
         agent_down_time: u64,
-        /// The secret agents report with (X-Neutrino-Agent-Token); created, mode 0600, if
-        /// absent. Default: <data-dir>/agent-token.
+        /// The shared agent token's file (X-Neutrino-Agent-Token), read only with
+        /// --shared-agent-token; created, mode 0600, if absent. Default: <data-dir>/agent-token.
         #[arg(long)]
         agent_token_file: Option<PathBuf>,
+        /// Also accept the token of --agent-token-file from any host's agent (all-in-one; off
+        /// by default: each host's agent has its own credential, `neutrino agent enroll HOST`).
+        #[arg(long)]
+        shared_agent_token: bool,
         /// How API requests are authenticated.
         #[arg(long, value_enum, default_value_t = Auth::Noauth)]
         auth: Auth,
@@ -67,18 +72,23 @@ enum Command {
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
         boot_timeout: u64,
     },
-    /// A node agent: wires this host's ports, serves DHCP, boots instances (needs root).
+    /// A node agent: wires this host's ports, serves DHCP, boots instances (needs root). Its
+    /// subcommands manage the hosts' agent credentials on the server side.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Agent {
+        #[command(subcommand)]
+        command: Option<AgentCommand>,
         /// The server, e.g. http://controller:9696.
-        #[arg(long)]
-        server: String,
+        #[arg(long, required = true)]
+        server: Option<String>,
         /// This host's name, as ports' binding:host_id names it (default: this machine's).
         #[arg(long)]
         host: Option<String>,
-        /// A file holding the agents' token (the server's --agent-token-file).
-        #[arg(long, conflicts_with = "token")]
+        /// A file holding this host's agent token (`neutrino agent enroll HOST` printed it; or
+        /// the server's shared --agent-token-file with `serve --shared-agent-token`).
+        #[arg(long, visible_alias = "agent-token-file", conflicts_with = "token")]
         token_file: Option<PathBuf>,
-        /// The agents' token itself.
+        /// This host's agent token itself.
         #[arg(long, env = "NEUTRINO_AGENT_TOKEN", hide_env_values = true)]
         token: Option<String>,
         /// Where the agent keeps its local state (local VLANs, DHCP files).
@@ -98,6 +108,44 @@ enum Command {
         /// A TOML file with `mechanism_drivers`, `plugin_dir`, `[limits]` and `[drivers.<name>]`.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+}
+
+/// Where `agent enroll` and `agent revoke` find the server's database.
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// `postgres://...` or `sqlite://...`: the server's --database.
+    #[arg(long)]
+    database: Option<String>,
+    /// The server's --data-dir (its SQLite file), when it has no --database.
+    #[arg(long, default_value = "/var/lib/neutrino")]
+    data_dir: PathBuf,
+}
+
+impl StoreArgs {
+    fn url(&self) -> String {
+        self.database
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("neutrino.db").display()))
+    }
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Gives HOST's agent a credential of its own and prints its token (only a digest is kept;
+    /// enrolling again replaces the token). It is good for HOST's feed, statuses and reports only.
+    Enroll {
+        /// The host's name, as its agent reports it (`neutrino agent --host`).
+        host: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revokes HOST's agent credential: its agent is refused (401) from then on.
+    Revoke {
+        /// The host's name.
+        host: String,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 
@@ -135,8 +183,9 @@ enum BenchCommand {
         /// Host the ports are bound to.
         #[arg(long, default_value = "bench-host-1")]
         host: String,
-        /// With --url: the server's agent token file, to register an agent on --host (without
-        /// it every bind ends in binding_failed).
+        /// With --url: a file holding --host's agent token (`neutrino agent enroll HOST` on the
+        /// server side), to register an agent on --host (without it every bind ends in
+        /// binding_failed).
         #[arg(long, requires = "url")]
         agent_token_file: Option<PathBuf>,
     },
@@ -228,6 +277,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// `neutrino agent enroll|revoke HOST`, straight on the server's database.
+fn agent_credentials(command: AgentCommand) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        match command {
+            AgentCommand::Enroll { host, store } => {
+                let store = neutrino::store::Store::connect(&store.url()).await?;
+                let token = neutrino::api::internal::enroll(&store, &host).await?;
+                println!("{token}");
+                Ok(ExitCode::SUCCESS)
+            }
+            AgentCommand::Revoke { host, store } => {
+                let store = neutrino::store::Store::connect(&store.url()).await?;
+                if neutrino::api::internal::revoke(&store, &host).await? {
+                    eprintln!("neutrino: revoked the agent credential of host {host:?}");
+                    Ok(ExitCode::SUCCESS)
+                } else {
+                    eprintln!("neutrino: host {host:?} has no agent credential");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plugin {
@@ -256,6 +330,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             default_project,
             agent_down_time,
             agent_token_file,
+            shared_agent_token,
             auth,
             keystone_url,
             config,
@@ -283,6 +358,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 database,
                 data_dir,
                 agent_token_file,
+                shared_agent_token,
                 api: ApiConfig {
                     default_project,
                     agent_down_time: std::time::Duration::from_secs(agent_down_time),
@@ -371,6 +447,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Agent {
+            command: Some(command),
+            ..
+        } => agent_credentials(command),
+        Command::Agent {
+            command: None,
             server,
             host,
             token_file,
@@ -388,6 +469,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 neutrino::agent::can_run_here(),
                 "the agent changes the kernel's namespaces and devices: run it as root"
             );
+            let server = server.context("the agent needs --server")?;
             let options = AgentOptions {
                 server,
                 host: host.unwrap_or_else(neutrino::agent::local_host_name),

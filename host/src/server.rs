@@ -30,7 +30,16 @@ pub async fn serve(
     let bound = bind(&options).await?;
     // After `bind` printed the address, which scripts and tests read.
     let agent = match &agent {
-        Some(agent) => start_embedded_agent(&options, agent, bound.local_addr()?, &bound.health())?,
+        Some(agent) => {
+            start_embedded_agent(
+                &options,
+                agent,
+                bound.store(),
+                bound.local_addr()?,
+                &bound.health(),
+            )
+            .await?
+        }
         None => None,
     };
     bound
@@ -100,10 +109,12 @@ const AGENT_RAN_WELL: Duration = Duration::from_secs(120);
 
 /// Starts the local agent and keeps it running: when it cannot start or stops, it is started
 /// again after a wait that doubles (see [`AGENT_RETRY_FIRST`]), each time said in the log and
-/// shown by `/healthz`. Without root it is not started at all, loudly.
-fn start_embedded_agent(
+/// shown by `/healthz`. Without root it is not started at all, loudly. Its credential is one
+/// for its own host, enrolled here.
+async fn start_embedded_agent(
     options: &ServeOptions,
     agent: &EmbeddedAgent,
+    store: &neutrino_store::Store,
     listening: SocketAddr,
     health: &ServerHealth,
 ) -> anyhow::Result<Option<AbortOnDropHandle<()>>> {
@@ -127,9 +138,11 @@ fn start_embedded_agent(
     if server.ip().is_unspecified() {
         server.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let path = options.agent_token_path();
-    let token =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    // The embedded agent has its own host's credential, made anew at every start (it replaces
+    // the host's previous one), never the shared token.
+    let token = neutrino_api::internal::enroll(store, &agent.host)
+        .await
+        .context("the embedded agent's credential")?;
     let agent_options = neutrino_agent::AgentOptions {
         server: format!("http://{server}"),
         host: agent.host.clone(),

@@ -189,11 +189,99 @@ fn terminate(mut child: std::process::Child) -> std::process::ExitStatus {
     child.wait().unwrap()
 }
 
+/// `neutrino agent enroll HOST --data-dir DIR`: the token it prints (stdout only).
+fn enroll(dir: &std::path::Path, host: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_neutrino"))
+        .args(["agent", "enroll", host, "--data-dir"])
+        .arg(dir)
+        .output()
+        .expect("run neutrino agent enroll");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(token.len(), 64, "32 random bytes, hex: {token:?}");
+    token
+}
+
+/// Issue 12, finding 9: by default the server takes no shared agent token; `agent enroll`
+/// prints a host's token, good for that host only, replaced by enrolling again, refused once
+/// `agent revoke` ran.
 #[test]
-fn serve_creates_the_agent_token_and_takes_reports() {
+fn agent_enroll_prints_a_token_the_server_accepts_for_its_host_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = spawn_serve(dir.path(), &[]);
+    let report = |host: &str| {
+        format!(
+            r#"{{"agent": {{"agent_type": "DHCP agent", "host": "{host}", "binary": "neutron-dhcp-agent"}}}}"#
+        )
+    };
+    let post = |token: &str, host: &str| {
+        http(
+            &addr,
+            "POST",
+            "/internal/agents/report",
+            &[("X-Neutrino-Agent-Token", token)],
+            &report(host),
+        )
+    };
+    let shared_file = dir.path().join("agent-token").exists();
+    let first = enroll(dir.path(), "node1");
+    let accepted = post(&first, "node1");
+    let (other_host, other_body) = post(&first, "node2");
+    let feed_of_other = http(
+        &addr,
+        "GET",
+        "/internal/hosts/node2/changes?after=0&timeout=0",
+        &[("X-Neutrino-Agent-Token", first.as_str())],
+        "",
+    );
+    let second = enroll(dir.path(), "node1");
+    let (replaced, _) = post(&first, "node1");
+    let (current, _) = post(&second, "node1");
+    let (revoked_code, revoked_out) = neutrino(&[
+        "agent",
+        "revoke",
+        "node1",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let (after_revoke, _) = post(&second, "node1");
+    let (again_code, _) = neutrino(&[
+        "agent",
+        "revoke",
+        "node1",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let exit = terminate(child);
+    assert!(
+        !shared_file,
+        "no shared token file without --shared-agent-token"
+    );
+    assert_eq!(accepted, (200, r#"{"result":"new"}"#.to_string()));
+    assert_eq!(other_host, 403, "{other_body}");
+    assert!(other_body.contains("HTTPForbidden"), "{other_body}");
+    assert_eq!(feed_of_other.0, 403, "{}", feed_of_other.1);
+    assert_ne!(first, second);
+    assert_eq!(replaced, 401, "the first token was replaced");
+    assert_eq!(current, 200);
+    assert_eq!(revoked_code, 0, "{revoked_out}");
+    assert_eq!(after_revoke, 401);
+    assert_eq!(again_code, 1, "nothing left to revoke");
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[test]
+fn serve_with_a_shared_agent_token_creates_it_and_takes_reports() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
-    let (child, addr) = spawn_serve(dir.path(), &["--agent-down-time", "30"]);
+    let (child, addr) = spawn_serve(
+        dir.path(),
+        &["--agent-down-time", "30", "--shared-agent-token"],
+    );
     let token_file = dir.path().join("agent-token");
     let token = std::fs::read_to_string(&token_file).unwrap();
     let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
@@ -312,8 +400,7 @@ const STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
 fn serve_stops_at_once_with_an_agent_long_poll_open() {
     let dir = tempfile::tempdir().unwrap();
     let (child, addr) = spawn_serve(dir.path(), &[]);
-    let token = std::fs::read_to_string(dir.path().join("agent-token")).unwrap();
-    let token = token.trim().to_string();
+    let token = enroll(dir.path(), "node1");
     // A port bound to node1, so that node1's feed has a revision to wait after.
     let (status, body) = http(
         &addr,

@@ -205,11 +205,20 @@ impl Server {
     }
 
     /// Registers an Open vSwitch agent on `host` the way a node agent does (a heartbeat to the
-    /// internal API with the token the server keeps in its data directory).
+    /// internal API with the host's own token, from `neutrino agent enroll`).
     fn register_agent(&self, host: &str) -> String {
         let url = self.url.clone();
-        let token = std::fs::read_to_string(self.dir.path().join("data/agent-token"))
-            .expect("the server's agent token");
+        let enrolled = Command::new(env!("CARGO_BIN_EXE_neutrino"))
+            .args(["agent", "enroll", host, "--data-dir"])
+            .arg(self.dir.path().join("data"))
+            .output()
+            .expect("run neutrino agent enroll");
+        assert!(
+            enrolled.status.success(),
+            "{}",
+            String::from_utf8_lossy(&enrolled.stderr)
+        );
+        let token = String::from_utf8(enrolled.stdout).unwrap();
         let agent = ovs_agent(host);
         runtime().block_on(async move {
             let endpoint = Endpoint::parse(&url).await.unwrap();

@@ -30,7 +30,8 @@ pub struct TestApi {
     router: Router,
     /// The server's state, for tests that call the store or the heartbeat buffer directly.
     pub state: AppState,
-    /// The secret agents report with (shared by the servers of [`TestApi::two`]).
+    /// The shared agent token, good for every host (`serve --shared-agent-token`; shared by
+    /// the servers of [`TestApi::two`]); refused by a [`TestApi::scoped`] server.
     pub agent_token: String,
     _dir: tempfile::TempDir,
 }
@@ -76,8 +77,8 @@ impl TestApi {
             ..ApiConfig::default()
         };
         configure(&mut config);
-        let first = Self::on(Some(database.clone()), &token_file, &config).await;
-        let second = Self::on(Some(database), &token_file, &config).await;
+        let first = Self::on(Some(database.clone()), &token_file, &config, true).await;
+        let second = Self::on(Some(database), &token_file, &config, true).await;
         (
             TestApi {
                 router: first.router,
@@ -104,7 +105,7 @@ impl TestApi {
             default_project: "admin-project".into(),
             ..ApiConfig::default()
         };
-        let api = Self::on(Some(database), &token_file, &config).await;
+        let api = Self::on(Some(database), &token_file, &config, true).await;
         TestApi {
             router: api.router,
             state: api.state,
@@ -113,10 +114,72 @@ impl TestApi {
         }
     }
 
+    /// One server as `serve` runs by default: no shared agent token, each host's agent with
+    /// its own credential ([`TestApi::enroll`]). Its `agent_token` (the file's) is refused.
+    pub async fn scoped(db: Db) -> TestApi {
+        let dir = tempfile::tempdir().unwrap();
+        let database = match db {
+            Db::Sqlite => format!("sqlite://{}", dir.path().join("scoped.db").display()),
+            Db::Postgres => fresh_postgres_database().await,
+        };
+        let token_file = dir.path().join("agent-token");
+        std::fs::write(
+            &token_file,
+            format!("test-token-{}", uuid::Uuid::new_v4().simple()),
+        )
+        .unwrap();
+        let config = ApiConfig {
+            default_project: "admin-project".into(),
+            ..ApiConfig::default()
+        };
+        let api = Self::on(Some(database), &token_file, &config, false).await;
+        TestApi {
+            router: api.router,
+            state: api.state,
+            agent_token: api.agent_token,
+            _dir: dir,
+        }
+    }
+
+    /// `neutrino agent enroll HOST`: a new credential for `host`; answers its token.
+    pub async fn enroll(&self, host: &str) -> String {
+        neutrino::api::internal::enroll(&self.state.store, host)
+            .await
+            .unwrap()
+    }
+
+    /// `neutrino agent revoke HOST`: answers whether `host` had a credential.
+    pub async fn revoke(&self, host: &str) -> bool {
+        neutrino::api::internal::revoke(&self.state.store, host)
+            .await
+            .unwrap()
+    }
+
+    /// An agent's heartbeat sent with `token`.
+    pub async fn report_with(&self, token: &str, report: Value) -> Reply {
+        let body = serde_json::json!({ "agent": report })
+            .to_string()
+            .into_bytes();
+        self.request(
+            Method::POST,
+            "/internal/agents/report",
+            &[("x-neutrino-agent-token", token)],
+            body,
+        )
+        .await
+    }
+
+    /// A request of the internal API with `token` (`body`: JSON, or empty for a GET).
+    pub async fn internal(&self, token: &str, method: Method, path: &str, body: Vec<u8>) -> Reply {
+        self.request(method, path, &[("x-neutrino-agent-token", token)], body)
+            .await
+    }
+
     async fn on(
         database: Option<String>,
         token_file: &std::path::Path,
         config: &ApiConfig,
+        shared_agent_token: bool,
     ) -> TestApi {
         let dir = tempfile::tempdir().unwrap();
         let options = ServeOptions {
@@ -124,6 +187,7 @@ impl TestApi {
             database,
             data_dir: dir.path().to_path_buf(),
             agent_token_file: Some(token_file.to_path_buf()),
+            shared_agent_token,
             api: config.clone(),
         };
         let state = state(&options).await.expect("app state");

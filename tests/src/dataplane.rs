@@ -116,6 +116,7 @@ impl Node {
             database: None,
             data_dir: dir.path().join("server"),
             agent_token_file: None,
+            shared_agent_token: false,
             api: ApiConfig {
                 drivers,
                 vni_range: (vni_start, vni_start + 15),
@@ -127,7 +128,10 @@ impl Node {
         // Installed by the server's agent client too; the test's own client needs it first.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let url = format!("http://{addr}");
-        let token = std::fs::read_to_string(options.agent_token_path())?;
+        // The host's own agent credential, as `neutrino agent enroll HOST` makes it.
+        let store = neutrino::store::Store::connect(&options.database_url()).await?;
+        let token = neutrino::api::internal::enroll(&store, &host).await?;
+        drop(store);
         let agent_options = AgentOptions {
             server: url.clone(),
             host: host.clone(),

@@ -49,7 +49,7 @@ pub async fn changes(
     headers: HeaderMap,
     query: Result<Query<ChangesQuery>, QueryRejection>,
 ) -> ApiResult<Json<HostChanges>> {
-    authorize_agent(&state, &headers)?;
+    authorize_agent(&state, &headers, &host).await?;
     let Query(query) = query.map_err(|e| NeutronError::bad_request(e.body_text()))?;
     if query.after < 0 {
         return Err(NeutronError::bad_request(format!(
@@ -410,7 +410,7 @@ pub async fn port_status(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
-    authorize_agent(&state, &headers)?;
+    authorize_agent(&state, &headers, &host).await?;
     let report: PortStatusReport = serde_json::from_slice(&bytes)
         .map_err(|e| NeutronError::bad_request(format!("Failed to parse request. Reason: {e}")))?;
     if let Some(bad) = report

@@ -1,8 +1,12 @@
 //! The internal API agents talk to: `POST /internal/agents/report`, Neutron's `report_state`.
 //!
-//! It is not under `/v2.0` and not an extension: agents authenticate with a shared secret in
-//! `X-Neutrino-Agent-Token` (the `--agent-token-file`, by default `<data-dir>/agent-token`),
-//! never with user credentials, and never reach the database themselves.
+//! It is not under `/v2.0` and not an extension: agents authenticate with a secret in
+//! `X-Neutrino-Agent-Token`, never with user credentials, and never reach the database
+//! themselves. Each host has its own credential (`neutrino agent enroll HOST`, kept in the store
+//! as a SHA-256 digest, revoked by `neutrino agent revoke HOST`): it is good for that host's
+//! feed, statuses and reports only. A shared token good for every host exists only when the
+//! server was started with `--shared-agent-token` (the `--agent-token-file`, by default
+//! `<data-dir>/agent-token`).
 
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
@@ -21,11 +25,13 @@ use super::body;
 use super::error::{ApiResult, NeutronError};
 use crate::heartbeat::{Outcome, Report};
 use neutrino_core::dhcp_scheduling;
+use neutrino_store::Store;
+use neutrino_store::agent_credentials;
 use neutrino_store::agents::Reported;
 
 pub use neutrino_proto::TOKEN_HEADER;
 
-/// The agents' shared secret. Only its SHA-256 is kept, and presented tokens are compared by
+/// The agents' shared secret (`serve --shared-agent-token`). Only its SHA-256 is kept, and presented tokens are compared by
 /// digest, so the comparison's timing says nothing about the secret.
 #[derive(Clone)]
 pub struct AgentToken {
@@ -56,10 +62,7 @@ impl AgentToken {
         match std::fs::read_to_string(path) {
             Ok(text) => Self::from_file_text(path, &text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut bytes = [0u8; 32];
-                getrandom::fill(&mut bytes)
-                    .map_err(|e| anyhow::anyhow!("no random source for the agent token: {e}"))?;
-                let token = hex::encode(bytes);
+                let token = new_token()?;
                 let created = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -103,21 +106,94 @@ impl AgentToken {
     }
 }
 
-/// Every internal endpoint starts with this: the request must carry the agents' token.
-pub fn authorize_agent(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
-    let authorized = headers
-        .get(TOKEN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| state.agent_token.matches(t));
-    if authorized {
-        Ok(())
-    } else {
-        Err(NeutronError::new(
-            StatusCode::UNAUTHORIZED,
-            "HTTPUnauthorized",
-            "A valid X-Neutrino-Agent-Token header is required on the agents' internal API.",
-        ))
+/// Who a request of the internal API speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentIdentity {
+    /// The shared token of `serve --shared-agent-token`: every host.
+    AnyHost,
+    /// A host's own credential.
+    Host(String),
+}
+
+impl AgentIdentity {
+    /// Ok when this credential may act for `host`; 403 otherwise, naming no other host.
+    pub fn may_act_for(&self, host: &str) -> ApiResult<()> {
+        match self {
+            AgentIdentity::AnyHost => Ok(()),
+            AgentIdentity::Host(h) if h == host => Ok(()),
+            AgentIdentity::Host(_) => Err(NeutronError::new(
+                StatusCode::FORBIDDEN,
+                "HTTPForbidden",
+                "This agent credential is not valid for the requested host.",
+            )),
+        }
     }
+}
+
+/// The hex SHA-256 of a token as the store keeps it (surrounding blanks ignored).
+pub fn token_digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.trim().as_bytes()))
+}
+
+/// A new random token: 32 bytes, hex.
+pub fn new_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no random source for the agent token: {e}"))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Gives `host` a new credential and answers its token (only its digest is stored). The host's
+/// previous token, if any, stops working.
+pub async fn enroll(store: &Store, host: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        !host.trim().is_empty() && host.len() <= 255 && host == host.trim(),
+        "a host name is 1 to 255 characters without surrounding blanks"
+    );
+    let token = new_token()?;
+    agent_credentials::enroll(&store.write, host, &token_digest(&token))
+        .await
+        .with_context(|| format!("enrolling host {host}"))?;
+    Ok(token)
+}
+
+/// Removes `host`'s credential; answers whether it had one.
+pub async fn revoke(store: &Store, host: &str) -> anyhow::Result<bool> {
+    agent_credentials::revoke(&store.write, host)
+        .await
+        .with_context(|| format!("revoking host {host}"))
+}
+
+fn unauthorized() -> NeutronError {
+    NeutronError::new(
+        StatusCode::UNAUTHORIZED,
+        "HTTPUnauthorized",
+        "A valid X-Neutrino-Agent-Token header is required on the agents' internal API.",
+    )
+}
+
+/// Every internal endpoint starts with this: the request must carry a host's credential, or the
+/// shared token when the server accepts one.
+pub async fn authenticate_agent(state: &AppState, headers: &HeaderMap) -> ApiResult<AgentIdentity> {
+    let Some(presented) = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()) else {
+        return Err(unauthorized());
+    };
+    if state
+        .shared_agent_token
+        .as_ref()
+        .is_some_and(|t| t.matches(presented))
+    {
+        return Ok(AgentIdentity::AnyHost);
+    }
+    match agent_credentials::host_of(&state.store.read, &token_digest(presented)).await? {
+        Some(host) => Ok(AgentIdentity::Host(host)),
+        None => Err(unauthorized()),
+    }
+}
+
+/// [`authenticate_agent`], then the credential must be good for `host`.
+pub async fn authorize_agent(state: &AppState, headers: &HeaderMap, host: &str) -> ApiResult<()> {
+    authenticate_agent(state, headers).await?.may_act_for(host)
 }
 
 /// `POST /internal/agents/report` with `{"agent": {...}}` -> `{"result": "new"|"alive"|"revived"}`.
@@ -126,9 +202,10 @@ pub async fn report(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
-    authorize_agent(&state, &headers)?;
+    let identity = authenticate_agent(&state, &headers).await?;
     let body = body::update_body(&bytes, "agent")?;
     let report = parse_report(&body)?;
+    identity.may_act_for(&report.host)?;
     let outcome = state.heartbeats.report(&report).await?;
     // A DHCP agent that appears, revives or restarts may take the networks waiting for one.
     if report.agent_type == dhcp_scheduling::DHCP_AGENT_TYPE

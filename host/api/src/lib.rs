@@ -87,8 +87,9 @@ pub struct AppState {
     pub services: Services,
     pub config: Arc<ApiConfig>,
     pub heartbeats: Arc<Heartbeats>,
-    /// The secret agents present to `/internal/agents/report`.
-    pub agent_token: Arc<internal::AgentToken>,
+    /// The shared agent token good for every host (`serve --shared-agent-token`); hosts'
+    /// own credentials are in the store.
+    pub shared_agent_token: Option<Arc<internal::AgentToken>>,
     /// Set with `--auth keystone`.
     pub keystone: Option<Arc<keystone::Keystone>>,
     /// What `/healthz` reports besides the database (the embedded agent).
@@ -100,7 +101,7 @@ impl AppState {
         store: Store,
         config: ApiConfig,
         heartbeats: Arc<Heartbeats>,
-        agent_token: internal::AgentToken,
+        shared_agent_token: Option<internal::AgentToken>,
         keystone: Option<Arc<keystone::Keystone>>,
     ) -> AppState {
         let services = Services::new(store, config.services(), heartbeats.clone());
@@ -108,7 +109,7 @@ impl AppState {
             services,
             config: Arc::new(config),
             heartbeats,
-            agent_token: Arc::new(agent_token),
+            shared_agent_token: shared_agent_token.map(Arc::new),
             keystone,
             health: Arc::default(),
         }

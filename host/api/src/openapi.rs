@@ -204,10 +204,11 @@ pub fn document() -> Value {
         "responses": {"200": {"description": "host, status (unbound/bound/failed), decisions"},
             "403": error_response("not an admin"), "404": error_response("no such port")}}}));
     paths.insert("/internal/agents/report".into(), json!({"post": {
-        "summary": "An agent's heartbeat (internal; needs the X-Neutrino-Agent-Token header)", "tags": ["internal"],
+        "summary": "An agent's heartbeat (internal; needs the X-Neutrino-Agent-Token header: the report's host's own credential, or the shared token of serve --shared-agent-token)", "tags": ["internal"],
         "requestBody": body("agent", object_schema(&["agent_type", "binary", "host", "topic", "configurations", "start_flag", "availability_zone"])),
         "responses": {"200": {"description": "{\"result\": \"new\" | \"alive\" | \"revived\"}"},
-            "400": error_response("bad report"), "401": error_response("bad or missing agent token")}}}));
+            "400": error_response("bad report"), "401": error_response("bad, missing or revoked agent token"),
+            "403": error_response("the credential is another host's")}}}));
     paths.insert("/openapi.json".into(), json!({"get": {"summary": "This document", "tags": ["discovery"], "responses": {"200": {"description": "OpenAPI 3.1"}}}}));
     json!({
         "openapi": "3.1.0",

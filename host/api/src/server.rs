@@ -21,8 +21,12 @@ pub struct ServeOptions {
     /// `sqlite://...` or `postgres://...`; None: an SQLite file in `data_dir`.
     pub database: Option<String>,
     pub data_dir: PathBuf,
-    /// The agents' shared secret; None: `<data_dir>/agent-token`. Created if absent.
+    /// The shared agent token's file; None: `<data_dir>/agent-token`. Read (created if
+    /// absent) only with `shared_agent_token`.
     pub agent_token_file: Option<PathBuf>,
+    /// Accept the token of `agent_token_file` for every host (the all-in-one option). Without
+    /// it each host's agent needs its own credential (`neutrino agent enroll HOST`).
+    pub shared_agent_token: bool,
     pub api: ApiConfig,
 }
 
@@ -40,12 +44,16 @@ impl ServeOptions {
     }
 }
 
-/// Opens the store, loads the agent token and starts the heartbeat writer and the sweep that
+/// Opens the store, loads the shared agent token (when accepted) and starts the heartbeat writer and the sweep that
 /// fails boots past their timeout.
 pub async fn state(options: &ServeOptions) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("data directory {}", options.data_dir.display()))?;
-    let agent_token = AgentToken::load_or_create(&options.agent_token_path())?;
+    let shared_agent_token = if options.shared_agent_token {
+        Some(AgentToken::load_or_create(&options.agent_token_path())?)
+    } else {
+        None
+    };
     let store = Store::connect(&options.database_url()).await?;
     let keystone = match &options.api.auth {
         AuthStrategy::NoAuth => None,
@@ -57,7 +65,7 @@ pub async fn state(options: &ServeOptions) -> anyhow::Result<AppState> {
         store,
         options.api.clone(),
         heartbeats,
-        agent_token,
+        shared_agent_token,
         keystone,
     );
     neutrino_core::compute::build_timeout::spawn(state.services.clone());
@@ -103,6 +111,11 @@ impl Bound {
     }
 
     /// What `/healthz` reports besides the database: set the embedded agent's here.
+    /// The server's store (the embedded agent's credential is enrolled through it).
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
     pub fn health(&self) -> Arc<crate::health::ServerHealth> {
         self.state.health.clone()
     }

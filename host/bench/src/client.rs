@@ -224,7 +224,7 @@ pub struct Streamed {
 }
 
 /// Registers (or refreshes) an agent the way a node agent does: a `report_state` to the internal
-/// API with the agents' shared token. Returns the server's verdict (`new`, `alive`, `revived`).
+/// API with the host's agent token. Returns the server's verdict (`new`, `alive`, `revived`).
 pub async fn report_agent(
     conn: &mut Connection,
     token: &str,

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use client::{Connection, Endpoint, ovs_agent, report_agent, serves};
 use neutrino_api::ApiConfig;
-use neutrino_api::server::{ServeOptions, app};
+use neutrino_api::server::{ServeOptions, state};
 use phase::{Job, load_average, machine_notes, ms, percentile, run_requests};
 pub use scale::{ScaleBenchOptions, run_scale};
 
@@ -45,7 +45,8 @@ pub struct ApiBenchOptions {
     pub list_repeats: usize,
     /// Host the ports are bound to.
     pub host: String,
-    /// The agents' shared token of the `--url` server, to register an agent on `host`.
+    /// With `url`: a file holding `host`'s agent token (`neutrino agent enroll HOST` on the
+    /// server side), to register an agent on `host`.
     pub agent_token_file: Option<std::path::PathBuf>,
 }
 
@@ -400,7 +401,7 @@ pub async fn measure(
                 ));
             }
             (true, None) => notes.push(format!(
-                "binding: no agent token (--agent-token-file), so no agent was registered on {}: \
+                "binding: no agent token of {} (--agent-token-file), so no agent was registered there: \
                  every bind ends in binding_failed (the drivers run, none binds)",
                 opts.host
             )),
@@ -503,7 +504,7 @@ pub fn run_api(opts: &ApiBenchOptions) -> anyhow::Result<Report> {
             format!("{url} (external server)"),
         ),
         None => {
-            let s = InProcessServer::start(opts.database.clone())?;
+            let s = InProcessServer::start(opts.database.clone(), &opts.host)?;
             let description = format!(
                 "{} (in-process server, database {})",
                 s.endpoint.url(),
@@ -551,35 +552,39 @@ struct InProcessServer {
 }
 
 impl InProcessServer {
-    fn start(database: Option<String>) -> anyhow::Result<InProcessServer> {
+    /// `host`'s agent is given a credential of its own, as `neutrino agent enroll` does.
+    fn start(database: Option<String>, host: &str) -> anyhow::Result<InProcessServer> {
         let dir = tempfile::tempdir()?;
         let options = ServeOptions {
             listen: "127.0.0.1:0".parse()?,
             database,
             data_dir: dir.path().to_path_buf(),
             agent_token_file: None,
+            shared_agent_token: false,
             api: ApiConfig::default(),
         };
         let database = options.database_url();
-        let token_path = options.agent_token_path();
+        let host = host.to_string();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || -> anyhow::Result<()> {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
                 let started = async {
-                    let router = app(&options).await?;
+                    let state = state(&options).await?;
+                    let token = neutrino_api::internal::enroll(&state.store, &host).await?;
+                    let router = neutrino_api::router(state);
                     let listener = tokio::net::TcpListener::bind(options.listen).await?;
-                    anyhow::Ok((router, listener))
+                    anyhow::Ok((router, listener, token))
                 };
-                let (router, listener) = match started.await {
+                let (router, listener, token) = match started.await {
                     Ok(x) => x,
                     Err(e) => {
                         let _ = ready_tx.send(Err(format!("{e:#}")));
                         return Err(e);
                     }
                 };
-                let _ = ready_tx.send(Ok(listener.local_addr()?));
+                let _ = ready_tx.send(Ok((listener.local_addr()?, token)));
                 axum::serve(listener, router)
                     .with_graceful_shutdown(async {
                         let _ = shutdown_rx.await;
@@ -588,15 +593,10 @@ impl InProcessServer {
                 Ok(())
             })
         });
-        let addr = ready_rx
+        let (addr, agent_token) = ready_rx
             .recv()
             .context("the in-process server thread died")?
             .map_err(|e| anyhow::anyhow!("in-process server: {e}"))?;
-        // Written by the server as it started.
-        let agent_token = std::fs::read_to_string(&token_path)
-            .with_context(|| format!("agent token file {}", token_path.display()))?
-            .trim()
-            .to_string();
         Ok(InProcessServer {
             endpoint: Endpoint::from_addr(addr),
             database,

@@ -1,5 +1,6 @@
 //! What the server and a node agent say to each other over the internal API (outside `/v2.0`,
-//! authenticated by `X-Neutrino-Agent-Token`, as `/internal/agents/report` is). An agent never
+//! authenticated by `X-Neutrino-Agent-Token`, as `/internal/agents/report` is: the host's own
+//! credential, good for that host's paths and reports only). An agent never
 //! reaches the database: it sees only its own host's work, through these messages.
 //!
 //! - `GET /internal/hosts/{host}/changes?after=<revision>&timeout=<seconds>` -> [`HostChanges`].
@@ -19,7 +20,8 @@ use serde_json::{Map, Value};
 
 use neutrino_model as model;
 
-/// The header every internal request carries the agents' shared secret in.
+/// The header every internal request carries the agent's credential in (its host's token, or
+/// the shared one of `serve --shared-agent-token`).
 pub const TOKEN_HEADER: &str = "x-neutrino-agent-token";
 
 /// Query of `GET /internal/hosts/{host}/changes`.

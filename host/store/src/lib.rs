@@ -5,6 +5,7 @@
 //! driver: the same SQL and the same row decoding ([`StoredRow`]), without the `Any` driver's
 //! conversion of every value.
 
+pub mod agent_credentials;
 pub mod agents;
 pub mod dhcp_hosting;
 pub mod dynamic_segments;
@@ -52,6 +53,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("sql/0008_address_join.sql")),
     (9, include_str!("sql/0009_dynamic_segments.sql")),
     (10, include_str!("sql/0010_quotas.sql")),
+    (11, include_str!("sql/0011_agent_credentials.sql")),
 ];
 
 /// Migrations whose PostgreSQL version differs, used there instead of the one above.

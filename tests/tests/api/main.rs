@@ -2,6 +2,7 @@
 //! binary once instead of one per file. Each module is one resource or concern; most tests run
 //! on SQLite and on PostgreSQL (`neutrino_tests::api::both_backends!`).
 
+mod agent_credentials;
 mod agents;
 mod binding;
 mod bulk;

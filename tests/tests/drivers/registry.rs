@@ -148,6 +148,7 @@ async fn serve_refuses_to_start_with_a_refused_driver() {
             database: None,
             data_dir: data.path().to_path_buf(),
             agent_token_file: None,
+            shared_agent_token: false,
             api: neutrino::api::ApiConfig {
                 drivers: DriversConfig {
                     mechanism_drivers: vec!["ovs-hybrid".into(), driver.into()],

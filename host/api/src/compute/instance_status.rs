@@ -22,7 +22,7 @@ pub async fn report(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult<StatusCode> {
-    authorize_agent(&state, &headers)?;
+    authorize_agent(&state, &headers, &host).await?;
     let report: InstanceStatusReport = serde_json::from_slice(&bytes)
         .map_err(|e| NeutronError::bad_request(format!("Invalid instance status report: {e}")))?;
     for lease in report.instances.iter().flat_map(|i| &i.nics) {
