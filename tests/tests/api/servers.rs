@@ -303,7 +303,9 @@ for_both_databases!(
     a_boot_past_its_timeout_goes_to_error_and_its_ports_go,
     |db: Db| async move {
         // Two servers on one database both sweep; one of them fails the boot.
-        let (api, other) = TestApi::two_with(db, |c| c.boot_timeout = Duration::from_secs(1)).await;
+        // 3 s: long enough that the port is still there when the test looks it up on a
+        // loaded machine (1 s failed there), short enough for the test.
+        let (api, other) = TestApi::two_with(db, |c| c.boot_timeout = Duration::from_secs(3)).await;
         ovs_agent(&api, "compute1").await;
         let net = network(&api, None, "private", "10.0.0.0/24").await;
         let before = port_count(&api).await;
