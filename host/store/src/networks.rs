@@ -158,17 +158,20 @@ pub(crate) async fn lowest_free(
         return Ok(Some(low));
     }
     let gap: Option<i64> = sqlx::query_scalar(
-        "SELECT MIN(a.segmentation_id) + 1 FROM segment_allocations a \
+        // In id order, stopping at the first gap: `MIN(...)` over the same condition made
+        // SQLite test every allocated id of the range.
+        "SELECT a.segmentation_id + 1 FROM segment_allocations a \
          WHERE a.network_type = $1 AND a.physical_network = $2 \
            AND a.segmentation_id >= $3 AND a.segmentation_id < $4 \
            AND NOT EXISTS (SELECT 1 FROM segment_allocations b WHERE b.network_type = $1 \
-               AND b.physical_network = $2 AND b.segmentation_id = a.segmentation_id + 1)",
+               AND b.physical_network = $2 AND b.segmentation_id = a.segmentation_id + 1) \
+         ORDER BY a.segmentation_id LIMIT 1",
     )
     .bind(network_type)
     .bind(physnet)
     .bind(low)
     .bind(high)
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
     Ok(gap.filter(|g| *g <= high))
 }
