@@ -443,7 +443,34 @@ pub async fn show_binding(
         .as_deref()
         .and_then(|r| serde_json::from_str(r).ok())
         .unwrap_or_else(|| json!({"host": p.binding_host, "status": "unbound", "decisions": []}));
-    Ok(Json(json!({"binding": result})))
+    Ok(Json(json!({"binding": neutron_network_types(result)})))
+}
+
+/// The stored result names network types as the model's serde does (`Vlan`); the API speaks
+/// Neutron's names (`vlan`), as `provider:network_type` does.
+fn neutron_network_types(mut v: Value) -> Value {
+    match &mut v {
+        Value::Object(m) => {
+            for (key, value) in m.iter_mut() {
+                let named = (key == "network_type")
+                    .then(|| {
+                        serde_json::from_value::<neutrino_model::NetworkType>(value.clone()).ok()
+                    })
+                    .flatten();
+                *value = match named {
+                    Some(t) => Value::from(neutrino_model::network_type_name(t)),
+                    None => neutron_network_types(value.take()),
+                };
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                *item = neutron_network_types(item.take());
+            }
+        }
+        _ => {}
+    }
+    v
 }
 
 pub async fn update(

@@ -136,7 +136,7 @@ for_both_databases!(
         assert_eq!(p1["binding:vif_type"], "ovs", "{p1}");
         let b1 = binding(&api, &p1).await;
         // The driver asked for a VLAN on physnet1; the host issued 1000 and recorded it.
-        assert_eq!(b1["segment"]["network_type"], "Vlan", "{b1}");
+        assert_eq!(b1["segment"]["network_type"], "vlan", "{b1}");
         assert_eq!(b1["segment"]["segmentation_id"], 1000, "{b1}");
         assert_eq!(b1["dynamic_segments"][0], b1["segment"], "{b1}");
         assert!(b1["work"]["decisions"].as_u64().unwrap() >= 2, "{b1}");
@@ -183,7 +183,7 @@ for_both_databases!(
         let p = bound_port(&api, &n, "h1").await;
         assert_eq!(p["binding:vif_type"], "ovs", "{p}");
         let b = binding(&api, &p).await;
-        assert_eq!(b["segment"]["network_type"], "Vxlan", "{b}");
+        assert_eq!(b["segment"]["network_type"], "vxlan", "{b}");
         assert_eq!(b["levels"].as_array().unwrap().len(), 1, "{b}");
         let refused = &b["decisions"][0];
         assert_eq!(refused["decision"], "error", "{b}");
