@@ -69,9 +69,7 @@ impl TestApi {
             Db::Sqlite => format!("sqlite://{}", dir.path().join("shared.db").display()),
             Db::Postgres => fresh_postgres_database().await,
         };
-        let token_file = dir.path().join("agent-token");
-        let agent_token = format!("test-token-{}", uuid::Uuid::new_v4().simple());
-        std::fs::write(&token_file, &agent_token).unwrap();
+        let token_file = write_agent_token(dir.path());
         let mut config = ApiConfig {
             default_project: "admin-project".into(),
             ..ApiConfig::default()
@@ -98,9 +96,7 @@ impl TestApi {
             .with_env_filter("warn")
             .try_init();
         let dir = tempfile::tempdir().unwrap();
-        let token_file = dir.path().join("agent-token");
-        let token = format!("test-token-{}", uuid::Uuid::new_v4().simple());
-        std::fs::write(&token_file, &token).unwrap();
+        let token_file = write_agent_token(dir.path());
         let config = ApiConfig {
             default_project: "admin-project".into(),
             ..ApiConfig::default()
@@ -122,12 +118,7 @@ impl TestApi {
             Db::Sqlite => format!("sqlite://{}", dir.path().join("scoped.db").display()),
             Db::Postgres => fresh_postgres_database().await,
         };
-        let token_file = dir.path().join("agent-token");
-        std::fs::write(
-            &token_file,
-            format!("test-token-{}", uuid::Uuid::new_v4().simple()),
-        )
-        .unwrap();
+        let token_file = write_agent_token(dir.path());
         let config = ApiConfig {
             default_project: "admin-project".into(),
             ..ApiConfig::default()
@@ -377,4 +368,15 @@ macro_rules! for_both_databases {
             }
         }
     };
+}
+
+/// A fresh shared agent token in `<dir>/agent-token`: the file's path.
+fn write_agent_token(dir: &std::path::Path) -> std::path::PathBuf {
+    let token_file = dir.join("agent-token");
+    std::fs::write(
+        &token_file,
+        format!("test-token-{}", uuid::Uuid::new_v4().simple()),
+    )
+    .unwrap();
+    token_file
 }

@@ -7,15 +7,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::contexts::{OVS, bind_ctx, port_ctx};
 use neutrino::conformance::{AgentFixture, KitConfig, Outcome, check_file, fixtures};
 use neutrino::plugins::validate::{MAX_REASON_BYTES, QUOTE_BYTES};
 use neutrino::plugins::{CallError, Driver, DriverSettings, LoadFailure, Runtime};
-use neutrino_model::{
-    BindContext, BindDecision, NetworkContext, NetworkType, PortContext, VnicType,
-};
+use neutrino_model::{BindDecision, NetworkContext, NetworkType};
 use neutrino_tests::{component, runtime};
-
-const OVS: &str = "Open vSwitch agent";
 
 fn hostile_with(runtime: &Arc<Runtime>, behaviour: &str, settings: DriverSettings) -> Driver {
     let mut settings = settings;
@@ -27,29 +24,6 @@ fn hostile_with(runtime: &Arc<Runtime>, behaviour: &str, settings: DriverSetting
 
 fn hostile(runtime: &Arc<Runtime>, behaviour: &str) -> Driver {
     hostile_with(runtime, behaviour, DriverSettings::default())
-}
-
-fn bind_ctx() -> BindContext {
-    let fx = AgentFixture::default();
-    fixtures::bind_context(
-        fixtures::port(VnicType::Normal),
-        fx.network(NetworkType::Vlan),
-        fx.live(OVS),
-    )
-}
-
-fn port_ctx() -> PortContext {
-    let fx = AgentFixture::default();
-    let network = fx.network(NetworkType::Vlan);
-    let agent = fx.live(OVS).remove(0);
-    fixtures::port_context(
-        &fixtures::port(VnicType::Normal),
-        &network,
-        &network.segments[0],
-        &agent,
-        "ovs",
-        &[],
-    )
 }
 
 fn network_ctx() -> NetworkContext {

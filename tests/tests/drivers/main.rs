@@ -4,6 +4,7 @@
 
 mod binding;
 mod conformance;
+mod contexts;
 mod hostile;
 mod misbehaving;
 mod plan_snapshots;

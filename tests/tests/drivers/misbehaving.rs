@@ -4,35 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use neutrino::conformance::{AgentFixture, fixtures};
+use crate::contexts::{bind_ctx, port_ctx};
 use neutrino::plugins::{CallError, Driver, DriverSettings, Limits, LoadFailure, Runtime};
-use neutrino_model::{BindContext, BindDecision, NetworkType, PortContext, VnicType};
+use neutrino_model::BindDecision;
 use neutrino_tests::{bundled_driver, component, runtime, test_driver};
-
-const OVS: &str = "Open vSwitch agent";
-
-fn bind_ctx() -> BindContext {
-    let fx = AgentFixture::default();
-    fixtures::bind_context(
-        fixtures::port(VnicType::Normal),
-        fx.network(NetworkType::Vlan),
-        fx.live(OVS),
-    )
-}
-
-fn plug_ctx() -> PortContext {
-    let fx = AgentFixture::default();
-    let network = fx.network(NetworkType::Vlan);
-    let agent = fx.live(OVS).remove(0);
-    fixtures::port_context(
-        &fixtures::port(VnicType::Normal),
-        &network,
-        &network.segments[0],
-        &agent,
-        "ovs",
-        &[],
-    )
-}
 
 /// The host is still fine: a good driver binds, and the bad one's well-behaved calls work.
 fn host_still_works(runtime: &Arc<Runtime>, bad: &Driver) {
@@ -46,7 +21,7 @@ fn host_still_works(runtime: &Arc<Runtime>, bad: &Driver) {
         ovs.bind_port(&bind_ctx()),
         Ok(BindDecision::Bound(_))
     ));
-    bad.unplug_port(&plug_ctx())
+    bad.unplug_port(&port_ctx())
         .expect("the misbehaving driver's other calls still work");
 }
 
@@ -121,7 +96,7 @@ fn panic_is_a_trap_that_carries_the_message() {
 fn plan_outside_the_grant_is_rejected_whole() {
     let runtime = runtime();
     let escape = test_driver(&runtime, "misbehaving-escape");
-    match escape.plug_port(&plug_ctx()) {
+    match escape.plug_port(&port_ctx()) {
         Err(CallError::OutsideGrant(violations)) => {
             assert_eq!(violations.len(), 3, "{violations:?}");
             assert!(
@@ -157,7 +132,7 @@ fn operator_narrowing_applies_to_plans() {
         good.grant().ovs_bridges.is_empty(),
         "br-other was never declared, so nothing is left"
     );
-    match good.plug_port(&plug_ctx()) {
+    match good.plug_port(&port_ctx()) {
         Err(CallError::OutsideGrant(v)) => {
             assert!(v.iter().any(|v| v.contains("OVS bridge br-int")), "{v:?}")
         }
@@ -175,7 +150,7 @@ fn nonsense_answers_are_malformed() {
         }
         other => panic!("expected Malformed, got {other:?}"),
     }
-    match nonsense.plug_port(&plug_ctx()) {
+    match nonsense.plug_port(&port_ctx()) {
         Err(CallError::Malformed(m)) => {
             assert!(m.contains("is not an interface name"), "{m}");
             assert!(m.contains("\"not-a-mac\" is not a MAC address"), "{m}");
@@ -248,11 +223,11 @@ fn a_failed_instance_is_discarded_and_the_next_call_gets_a_new_one() {
         Err(CallError::Trap { .. })
     ));
     assert!(
-        matches!(session.unplug_port(&plug_ctx()), Err(CallError::Host(_))),
+        matches!(session.unplug_port(&port_ctx()), Err(CallError::Host(_))),
         "a trapped instance is not reused"
     );
     assert!(
-        panicky.unplug_port(&plug_ctx()).is_ok(),
+        panicky.unplug_port(&port_ctx()).is_ok(),
         "a fresh instance works"
     );
 }
