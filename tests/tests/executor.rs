@@ -619,3 +619,131 @@ async fn the_executor_refuses_escapes_plain_device_removals_and_option_names() {
         assert!(m.contains("is not an OVS name"), "{name}: {m}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vxlan_forwarding_entries_are_kept_exact_and_a_group_finds_its_underlay() {
+    use neutrino::agent::executor::{FLOOD_MAC, FdbEntry};
+    use neutrino_model::VxlanSpec;
+    use neutrino_tests::kernel::{Netns, ip};
+    use std::collections::BTreeSet;
+
+    if !require_root("vxlan_forwarding_entries_are_kept_exact_and_a_group_finds_its_underlay") {
+        return;
+    }
+    // Everything happens in a namespace of the test's own: an underlay veth with the local
+    // address, a unicast and a multicast VXLAN device.
+    let ns = Netns::new(&unique("fdb"));
+    ip(&[
+        "-n", &ns.name, "link", "add", "ul0", "type", "veth", "peer", "name", "ul1",
+    ]);
+    ip(&["-n", &ns.name, "addr", "add", "10.99.0.1/24", "dev", "ul0"]);
+    ip(&["-n", &ns.name, "link", "set", "ul0", "up"]);
+    ip(&["-n", &ns.name, "link", "set", "ul1", "up"]);
+    let spec = |name: &str, vni: u32, group: Option<&str>| VxlanSpec {
+        name: name.into(),
+        vni,
+        local_ip: Some("10.99.0.1".into()),
+        group: group.map(str::to_string),
+        underlay_device: None,
+        dst_port: 4789,
+        mtu: Some(1450),
+    };
+    let entry = |mac: &str, dst: &str| FdbEntry {
+        mac: mac.into(),
+        dst: dst.parse().unwrap(),
+    };
+    let name = ns.name.clone();
+    let (unicast, multicast, group_entry) = in_namespace(&ns.name, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let executor = Executor::new(ExecutorConfig::default());
+            let plan = [
+                Op::EnsureVxlan(spec("vxu", 5001, None)),
+                // Without an underlay device the kernel refuses a group (EINVAL): the device
+                // holding the local address is used.
+                Op::EnsureVxlan(spec("vxm", 5002, Some("239.1.1.7"))),
+            ];
+            apply(&executor, &plan).await;
+            apply(&executor, &plan).await;
+            let wanted: BTreeSet<FdbEntry> = [
+                entry(FLOOD_MAC, "10.99.0.2"),
+                entry(FLOOD_MAC, "10.99.0.3"),
+                entry("fa:16:3e:00:00:02", "10.99.0.2"),
+                entry("fa:16:3e:00:00:03", "10.99.0.3"),
+            ]
+            .into();
+            let changes = executor
+                .sync_forwarding("vxu", None, &wanted)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!((changes.added, changes.removed), (4, 0));
+            let again = executor
+                .sync_forwarding("vxu", None, &wanted)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (again.added, again.removed),
+                (0, 0),
+                "a second sync changes nothing"
+            );
+            // A peer leaves and a MAC moves to the other peer.
+            let fewer: BTreeSet<FdbEntry> = [
+                entry(FLOOD_MAC, "10.99.0.2"),
+                entry("fa:16:3e:00:00:02", "10.99.0.2"),
+                entry("fa:16:3e:00:00:03", "10.99.0.2"),
+            ]
+            .into();
+            executor
+                .sync_forwarding("vxu", None, &fewer)
+                .await
+                .unwrap()
+                .unwrap();
+            let unicast = executor.forwarding_entries("vxu", None).await.unwrap();
+            assert_eq!(unicast, fewer);
+            let mac_only: BTreeSet<FdbEntry> = [entry("fa:16:3e:00:00:09", "10.99.0.4")].into();
+            executor
+                .sync_forwarding("vxm", None, &mac_only)
+                .await
+                .unwrap()
+                .unwrap();
+            executor
+                .sync_forwarding("vxm", None, &BTreeSet::new())
+                .await
+                .unwrap()
+                .unwrap();
+            let multicast = executor.forwarding_entries("vxm", None).await.unwrap();
+            assert!(
+                executor
+                    .sync_forwarding("no-such", None, &BTreeSet::new())
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            let shown = std::process::Command::new("bridge")
+                .args(["fdb", "show", "dev", "vxm"])
+                .output()
+                .unwrap();
+            (
+                unicast,
+                multicast,
+                String::from_utf8_lossy(&shown.stdout).into_owned(),
+            )
+        })
+    })
+    .join()
+    .unwrap_or_else(|_| panic!("in namespace {name}"));
+    assert_eq!(unicast.len(), 3);
+    assert!(
+        multicast.is_empty(),
+        "our entries on vxm are gone: {multicast:?}"
+    );
+    assert!(
+        group_entry.contains("dst 239.1.1.7"),
+        "the group's own flood entry stays: {group_entry}"
+    );
+}

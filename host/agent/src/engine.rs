@@ -10,6 +10,7 @@ use std::time::Duration;
 use neutrino_model::{AddressSpec, Op};
 
 use super::client::ServerClient;
+use super::forwarding::Forwarding;
 use super::instances::Leases;
 use super::protocol::{
     DhcpNetwork, HostChanges, HostInstance, HostPort, PortStatus, PortStatusReport, dhcp_interface,
@@ -46,6 +47,8 @@ pub struct Engine {
     /// Plugged ports whose wiring drifted and could not be applied again (reported ERROR
     /// once; tried again at every check).
     broken: BTreeSet<String>,
+    /// The peers of this host's networks and the forwarding entries they need.
+    forwarding: Forwarding,
 }
 
 impl Engine {
@@ -68,6 +71,7 @@ impl Engine {
             dhcp_networks: HashMap::new(),
             instances: HashMap::new(),
             broken: BTreeSet::new(),
+            forwarding: Forwarding::default(),
         }
     }
 
@@ -229,6 +233,12 @@ impl Engine {
         }
         self.report_ports(statuses).await;
 
+        // Forwarding entries: peers changed, or a tunnel device was made or removed.
+        self.forwarding.update(&changes.networks, changes.full);
+        if changes.full || !changes.networks.is_empty() || !to_plug.is_empty() {
+            self.sync_forwarding().await;
+        }
+
         // DHCP: whole networks that changed, then single entries.
         for network_id in &gone_networks {
             self.dhcp_networks.remove(network_id);
@@ -342,6 +352,10 @@ impl Engine {
             }
         }
         self.report_ports(statuses).await;
+        if !repaired.is_empty() {
+            // A tunnel device made anew has no forwarding entries.
+            self.sync_forwarding().await;
+        }
         // An instance NIC made anew holds no address: its DHCP client runs again (one that
         // kept its address keeps it).
         let relet: Vec<HostInstance> = self
@@ -354,6 +368,11 @@ impl Engine {
             self.leases.cancel(&instance.id);
             self.leases.start(instance);
         }
+    }
+
+    async fn sync_forwarding(&self) {
+        let devices = self.wiring.tunnel_devices();
+        self.forwarding.sync(self.wiring.executor(), &devices).await;
     }
 
     /// Keeps every dnsmasq running (restarting those that died).

@@ -9,8 +9,10 @@ pub mod dhcp;
 pub mod drift;
 pub mod engine;
 pub mod executor;
+pub mod forwarding;
 pub mod instances;
 pub mod local_vlans;
+pub mod one_per_namespace;
 pub mod report;
 pub mod stale;
 pub mod wiring;
@@ -51,6 +53,8 @@ pub struct AgentOptions {
     pub config: NodeConfig,
 }
 
+/// The server's default `--agent-down-time` (Neutron's `agent_down_time`), in seconds.
+const NEUTRON_AGENT_DOWN_TIME: u64 = 75;
 /// How often dead dnsmasq processes are looked for.
 const SUPERVISE_INTERVAL: Duration = Duration::from_secs(2);
 /// How often the plugged ports' devices on the host and their OVS ports are compared with
@@ -75,7 +79,14 @@ pub async fn run_with_ready(
     options: AgentOptions,
     ready: impl FnOnce() + Send + 'static,
 ) -> anyhow::Result<()> {
+    let _claim = one_per_namespace::claim(&options.host)?;
     let settings = options.config.agent.clone();
+    if settings.report_interval.saturating_mul(2) > NEUTRON_AGENT_DOWN_TIME {
+        tracing::warn!(
+            "report_interval {} s is more than half of the default agent_down_time              ({NEUTRON_AGENT_DOWN_TIME} s): unless the server's --agent-down-time is at least              twice it, this host's agents will flap between alive and dead",
+            settings.report_interval
+        );
+    }
     std::fs::create_dir_all(&options.state_dir)
         .with_context(|| format!("agent state directory {}", options.state_dir.display()))?;
     let drivers_config = options.config.drivers.clone();

@@ -175,6 +175,19 @@ impl Wiring {
         network.chain(self.port_plans.get(port_id).into_iter().flatten())
     }
 
+    /// The VXLAN devices the applied setup plans made, with their network.
+    pub fn tunnel_devices(&self) -> Vec<(String, model::VxlanSpec)> {
+        self.network_plans
+            .iter()
+            .flat_map(|((network_id, _), plan)| {
+                plan.iter().filter_map(move |op| match op {
+                    Op::EnsureVxlan(spec) => Some((network_id.clone(), spec.clone())),
+                    _ => None,
+                })
+            })
+            .collect()
+    }
+
     /// Applies again what was applied for a plugged port (its network's setup plan and its
     /// plug plan): every step is idempotent, so only what is missing or differs changes.
     pub async fn reapply(&mut self, port_id: &str) -> Result<(), String> {

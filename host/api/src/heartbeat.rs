@@ -203,6 +203,14 @@ impl Heartbeats {
         let outcome = if self.alive(last, now) {
             Outcome::Alive
         } else {
+            // Often a report_interval not well below agent_down_time (the agent flaps), or a
+            // host that was down.
+            tracing::warn!(
+                "the {} of host {} reported after {} s of silence, more than agent_down_time:                  it was dead meanwhile (its report_interval must be well below agent_down_time)",
+                key.0,
+                key.1,
+                (now - last).num_seconds()
+            );
             Outcome::Revived
         };
         state.record(key, report, now);

@@ -2,7 +2,7 @@
 //! the long poll that answers the current state of what changed, and
 //! `POST /internal/hosts/{host}/ports/status`, where agents report their ports' wiring.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use axum::Json;
@@ -22,12 +22,14 @@ use neutrino_core::port_binding::network_of;
 use neutrino_core::subnets::AUTO_DELETE_OWNER;
 use neutrino_proto::{
     ChangesQuery, DhcpNetwork, DhcpNetworkChange, DhcpSubnet, ExtraDhcpOpt, HostBinding,
-    HostChanges, InstanceChange, PortChange, PortStatusReport, dhcp_interface, dhcp_namespace,
+    HostChanges, InstanceChange, NetworkPeersChange, Peer, PortChange, PortStatusReport,
+    dhcp_interface, dhcp_namespace,
 };
 use neutrino_proto::{HostInstance, HostNic, HostPort, PortStatus};
 use neutrino_runtime::binding::{BindingOutcome, BindingResult};
 use neutrino_store::dhcp_hosting::{self, Hosting};
 use neutrino_store::feed::{self, FeedKind};
+use neutrino_store::l2_peers;
 use neutrino_store::networks::Network;
 use neutrino_store::ports::Port;
 use neutrino_store::subnets::Subnet;
@@ -60,18 +62,20 @@ pub async fn changes(
     let timeout = Duration::from_secs(query.timeout.unwrap_or(DEFAULT_TIMEOUT).min(MAX_TIMEOUT));
     let deadline = Instant::now() + timeout;
     let mut committed = state.feed.subscribe();
+    let mut after = query.after;
     loop {
         // Marked seen before reading, so a commit during the read wakes the next wait.
         committed.borrow_and_update();
-        if let Some(answer) = news(&state, &host, query.after).await? {
-            return Ok(Json(answer));
+        match news(&state, &host, after).await? {
+            News::Changes(answer) => return Ok(Json(answer)),
+            News::Nothing { examined } => after = examined,
         }
         let left = deadline.saturating_duration_since(Instant::now());
         // A stopping server answers "nothing new" at once: the agent asks again (another
         // server, or this one restarted), and the stop is not held for the poll's timeout.
         if left.is_zero() || state.feed.is_stopping() {
             return Ok(Json(HostChanges {
-                revision: query.after,
+                revision: after,
                 ..HostChanges::default()
             }));
         }
@@ -88,20 +92,38 @@ pub async fn changes(
     }
 }
 
-/// What the host must hear after `after`, or None when nothing changed for it.
-async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<Option<HostChanges>> {
+/// What one look at the feed found for a host.
+enum News {
+    Changes(HostChanges),
+    /// Nothing for this host up to `examined`: the next look (and the answer on timeout)
+    /// starts there, so entries of other hosts' networks are not looked at again.
+    Nothing {
+        examined: i64,
+    },
+}
+
+/// What the host must hear after `after`.
+async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<News> {
     let mut conn = state.store.read_conn().await?;
     if after == 0 {
-        return Ok(Some(full_state(&mut conn, &state.store, host).await?));
+        return Ok(News::Changes(
+            full_state(&mut conn, &state.store, host).await?,
+        ));
+    }
+    // Read first: revisions follow commit order, so every entry up to it is visible below.
+    let newest = feed::revision(&mut conn).await?;
+    if after > newest {
+        // A revision this feed never reached (a database started afresh): start over.
+        return Ok(News::Changes(
+            full_state(&mut conn, &state.store, host).await?,
+        ));
     }
     let (revision, changed) = feed::changes_since(&mut conn, host, after).await?;
-    if changed.is_empty() {
-        // A revision this feed never reached (a database started afresh): start over.
-        if after > feed::revision(&mut conn).await? {
-            return Ok(Some(full_state(&mut conn, &state.store, host).await?));
-        }
-        return Ok(None);
+    let (peers_revision, peer_networks) = feed::networks_since(&mut conn, host, after).await?;
+    if changed.is_empty() && peer_networks.is_empty() {
+        return Ok(News::Nothing { examined: newest });
     }
+    let revision = revision.max(peers_revision);
     let ids = |kind: FeedKind| -> Vec<String> {
         changed
             .iter()
@@ -156,13 +178,49 @@ async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<Option<Host
             })
             .collect()
     };
-    Ok(Some(HostChanges {
+    let networks = network_peers(&mut conn, host, &peer_networks).await?;
+    Ok(News::Changes(HostChanges {
         revision,
         full: false,
         ports,
         dhcp_networks,
         instances,
+        networks,
     }))
+}
+
+/// The peers of each of `networks` as `host` must see them (l2population).
+async fn network_peers(
+    conn: &mut store::Conn,
+    host: &str,
+    networks: &[String],
+) -> ApiResult<Vec<NetworkPeersChange>> {
+    let mut by_network = Vec::with_capacity(networks.len());
+    let mut hosts = BTreeSet::new();
+    for id in networks {
+        let by_host = l2_peers::bound_elsewhere(&mut *conn, id, host).await?;
+        hosts.extend(by_host.keys().cloned());
+        by_network.push((id, by_host));
+    }
+    let hosts: Vec<String> = hosts.into_iter().collect();
+    let endpoints = l2_peers::tunnel_endpoints(&mut *conn, &hosts).await?;
+    Ok(by_network
+        .into_iter()
+        .map(|(id, by_host)| NetworkPeersChange {
+            id: id.clone(),
+            peers: by_host
+                .into_iter()
+                .filter_map(|(host, macs)| {
+                    let tunnel_ip = endpoints.get(&host)?.clone();
+                    Some(Peer {
+                        host,
+                        tunnel_ip,
+                        macs,
+                    })
+                })
+                .collect(),
+        })
+        .collect())
 }
 
 /// Every object of the host: ports bound to it, networks whose DHCP it serves (and their
@@ -183,6 +241,12 @@ async fn full_state(
     let mut ports =
         store::ports::list(store, &[("p.binding_host", vec![host.into()])], None).await?;
     let bound: HashSet<String> = ports.iter().map(|p| p.id.clone()).collect();
+    let networks_bound_here: Vec<String> = ports
+        .iter()
+        .map(|p| p.network_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     ports.extend(
         store::ports::on_networks(store, &hosted)
             .await?
@@ -212,12 +276,14 @@ async fn full_state(
             instance: Some(host_instance(i)),
         })
         .collect();
+    let networks = network_peers(conn, host, &networks_bound_here).await?;
     Ok(HostChanges {
         revision,
         full: true,
         ports,
         dhcp_networks,
         instances,
+        networks,
     })
 }
 

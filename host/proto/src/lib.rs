@@ -48,6 +48,27 @@ pub struct HostChanges {
     pub dhcp_networks: Vec<DhcpNetworkChange>,
     #[serde(default)]
     pub instances: Vec<InstanceChange>,
+    /// The peers of networks this host has bound ports on (l2population): with `full`, every
+    /// such network; otherwise those whose bound ports changed.
+    #[serde(default)]
+    pub networks: Vec<NetworkPeersChange>,
+}
+
+/// A network's peers as one host must see them; `peers` empty when no other host holds a
+/// bound port there (or this host no longer does).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkPeersChange {
+    pub id: String,
+    pub peers: Vec<Peer>,
+}
+
+/// Another host with ports bound on a network: where its tunnels end, and its ports' MACs
+/// there (a flood entry to `tunnel_ip` and one forwarding entry per MAC).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Peer {
+    pub host: String,
+    pub tunnel_ip: String,
+    pub macs: Vec<String>,
 }
 
 /// A port's current state; `port: None` means it is gone (deleted, or no longer this host's).

@@ -129,6 +129,7 @@ pub async fn record_port(
     let mut entries = FeedEntries::default();
     add_port(
         &mut entries,
+        network_id,
         port_id,
         hosts,
         dhcp.as_ref().map(|h| h.host.as_str()),
@@ -137,11 +138,21 @@ pub async fn record_port(
 }
 
 /// Who hears of a port change: `hosts` (its binding host, before and after) and the host
-/// serving its network's DHCP, if any.
-pub fn add_port(entries: &mut FeedEntries, port_id: &str, hosts: &[&str], dhcp_host: Option<&str>) {
+/// serving its network's DHCP, if any; and, when it is or was bound to a host, every host on
+/// its network (its peers changed: l2population).
+pub fn add_port(
+    entries: &mut FeedEntries,
+    network_id: &str,
+    port_id: &str,
+    hosts: &[&str],
+    dhcp_host: Option<&str>,
+) {
     let mut all = hosts.to_vec();
     all.extend(dhcp_host);
     entries.add(&all, FeedKind::Port, port_id);
+    if hosts.iter().any(|h| !h.is_empty()) {
+        entries.add_network(network_id);
+    }
 }
 
 /// Records that the DHCP of a network changed (its subnets, its network, its hosting) for the

@@ -52,6 +52,9 @@ pub async fn record(
 #[derive(Debug, Default)]
 pub struct FeedEntries {
     entries: BTreeSet<(String, FeedKind, String)>,
+    /// Networks whose bound ports changed: news for every host with a port bound on them
+    /// (`network_feed`, l2population).
+    networks: BTreeSet<String>,
 }
 
 impl FeedEntries {
@@ -63,13 +66,19 @@ impl FeedEntries {
         }
     }
 
+    /// The set of ports bound on `network_id` changed (its peers, for the hosts on it).
+    pub fn add_network(&mut self, network_id: &str) {
+        self.networks.insert(network_id.to_string());
+    }
+
     /// Writes what was added (and forgets it). Returns the new revision, or None when there
     /// was nothing to write.
     pub async fn write(&mut self, conn: &mut AnyConnection) -> crate::Result<Option<i64>> {
-        if self.entries.is_empty() {
+        if self.entries.is_empty() && self.networks.is_empty() {
             return Ok(None);
         }
         let entries: Vec<_> = std::mem::take(&mut self.entries).into_iter().collect();
+        let networks: Vec<_> = std::mem::take(&mut self.networks).into_iter().collect();
         let revision: i64 = sqlx::query_scalar(
             "UPDATE feed_revision SET revision = revision + 1 WHERE id = 1 RETURNING revision",
         )
@@ -96,6 +105,16 @@ impl FeedEntries {
                     .bind(revision)
             },
         )
+        .await?;
+        let statement = |rows: &str| {
+            format!(
+                "INSERT INTO network_feed (network_id, revision) VALUES {rows} \
+                 ON CONFLICT (network_id) DO UPDATE SET revision = excluded.revision"
+            )
+        };
+        insert_rows(&mut *conn, &networks, 2, statement, |query, network_id| {
+            query.bind(network_id).bind(revision)
+        })
         .await?;
         Ok(Some(revision))
     }
@@ -136,6 +155,31 @@ pub async fn changes_since(
         }
     }
     Ok((newest, changes))
+}
+
+/// Networks whose bound ports changed after `after` and on which `host` has a bound port, with
+/// the newest revision among them (or `after`).
+pub async fn networks_since(
+    conn: &mut AnyConnection,
+    host: &str,
+    after: i64,
+) -> crate::Result<(i64, Vec<String>)> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT n.network_id, n.revision FROM network_feed n WHERE n.revision > $1 \
+         AND EXISTS (SELECT 1 FROM ports p WHERE p.network_id = n.network_id \
+         AND p.binding_host = $2) ORDER BY n.revision",
+    )
+    .bind(after)
+    .bind(host)
+    .fetch_all(conn)
+    .await?;
+    let newest = rows
+        .iter()
+        .map(|(_, r)| *r)
+        .max()
+        .unwrap_or(after)
+        .max(after);
+    Ok((newest, rows.into_iter().map(|(n, _)| n).collect()))
 }
 
 /// Wakes the long polls of this server when a transaction that recorded feed entries has

@@ -12,6 +12,7 @@ pub mod dynamic_segments;
 pub mod error;
 pub mod feed;
 pub mod ipam;
+pub mod l2_peers;
 pub mod listing;
 pub mod networks;
 pub mod port_writes;
@@ -54,6 +55,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("sql/0009_dynamic_segments.sql")),
     (10, include_str!("sql/0010_quotas.sql")),
     (11, include_str!("sql/0011_agent_credentials.sql")),
+    (12, include_str!("sql/0012_network_feed.sql")),
 ];
 
 /// Migrations whose PostgreSQL version differs, used there instead of the one above.

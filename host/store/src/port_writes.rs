@@ -207,7 +207,7 @@ impl PortWrites {
                 .insert(p.network_id.clone(), hosting.map(|h| h.host));
         }
         let dhcp_host = self.dhcp_hosts[&p.network_id].as_deref();
-        dhcp_hosting::add_port(&mut self.feed, &p.id, hosts, dhcp_host);
+        dhcp_hosting::add_port(&mut self.feed, &p.network_id, &p.id, hosts, dhcp_host);
         Ok(())
     }
 

@@ -5,6 +5,13 @@
 //! follows os-vif: with `ovs_hybrid_plug` the instance tap sits on a per-port Linux bridge
 //! `qbr…` joined to the integration bridge by the veth pair `qvb…`/`qvo…`; without it the tap
 //! itself is the OVS port.
+//!
+//! A VXLAN segment gets a kernel VXLAN device `vxlan-<vni>` from the agent's `tunneling_ip`,
+//! joined to the integration bridge as an access port of the network's local VLAN. That is what
+//! Neutron's `br-tun` flows do (local VLAN <-> tunnel id, flooding to the peers, learning) with
+//! the kernel doing the tunnel: the access tag translates, the device's forwarding entries
+//! (which the agent keeps from the server's l2population peers) flood and forward, and the
+//! bridge's NORMAL action learns. It works the same with the userspace (netdev) datapath.
 
 use neutrino_sdk::prelude::*;
 
@@ -22,6 +29,10 @@ pub const DEFAULT_INTEGRATION_BRIDGE: &str = "br-int";
 pub const DEFAULT_DATAPATH_TYPE: &str = "system";
 /// The highest OVS port tag (4095 is OVS's "dead VLAN").
 const MAX_OVS_TAG: u16 = 4095;
+/// VXLAN's IANA port.
+pub const VXLAN_PORT: u16 = 4789;
+/// The highest VXLAN network identifier (24 bits).
+const MAX_VNI: u32 = (1 << 24) - 1;
 /// The OVS bridges this driver may touch (the grant's only entry).
 const OVS_BRIDGE_GRANT: &str = "br-*";
 
@@ -45,7 +56,13 @@ impl Driver for OvsHybrid {
             network_types: NETWORK_TYPES.to_vec(),
             vif_types: vec![VIF_TYPE.into()],
             capabilities: Grant {
-                link_prefixes: vec!["tap".into(), "qbr".into(), "qvb".into(), "qvo".into()],
+                link_prefixes: vec![
+                    "tap".into(),
+                    "qbr".into(),
+                    "qvb".into(),
+                    "qvo".into(),
+                    "vxlan-".into(),
+                ],
                 ovs_bridges: vec![OVS_BRIDGE_GRANT.into()],
                 namespace_prefixes: vec![],
                 physical_interfaces: vec![],
@@ -76,14 +93,42 @@ impl Driver for OvsHybrid {
             let physical = checked_ovs_bridge(physical.to_string())?;
             plan = plan.ovs_bridge(&physical, datapath);
         }
+        if let Some(tunnel) = Tunnel::of(&ctx)? {
+            let mtu = segment_mtu(&ctx.network, &ctx.segment)?;
+            plan = plan
+                .vxlan(VxlanSpec {
+                    name: tunnel.device.clone(),
+                    vni: tunnel.vni,
+                    local_ip: Some(tunnel.local_ip),
+                    group: None,
+                    underlay_device: None,
+                    dst_port: VXLAN_PORT,
+                    mtu,
+                })
+                .up(&tunnel.device)
+                .ovs_port(
+                    &integration,
+                    &tunnel.device,
+                    OvsPortType::System,
+                    ctx.local_vlan,
+                    Vec::new(),
+                );
+        }
         Ok(plan.build())
     }
 
     fn teardown_network(ctx: NetworkContext) -> Result<Plan, DriverError> {
         check_bindable(&ctx.segment)?;
         // The integration bridge and the physical bridges are shared by every network on the
-        // host; the agent owns them, so tearing one network down removes nothing.
-        Ok(Vec::new())
+        // host; the agent owns them. A VXLAN network's own device goes.
+        let Some(tunnel) = Tunnel::of(&ctx)? else {
+            return Ok(Vec::new());
+        };
+        let integration = checked_ovs_bridge(integration_bridge(&ctx.agent.configurations).into())?;
+        Ok(PlanBuilder::new()
+            .remove_ovs_port(&integration, &tunnel.device)
+            .remove_link(&tunnel.device, None)
+            .build())
     }
 
     fn plug_port(ctx: PortContext) -> Result<Plan, DriverError> {
@@ -161,6 +206,56 @@ impl Driver for OvsHybrid {
 }
 
 neutrino_sdk::export_driver!(OvsHybrid);
+
+/// A VXLAN segment's device on this host.
+struct Tunnel {
+    device: String,
+    vni: u32,
+    local_ip: String,
+}
+
+impl Tunnel {
+    /// None for segments that are not VXLAN.
+    fn of(ctx: &NetworkContext) -> Result<Option<Tunnel>, DriverError> {
+        if ctx.segment.network_type != NetworkType::Vxlan {
+            return Ok(None);
+        }
+        let invalid = |why: String| DriverError::InvalidInput(why);
+        let local_ip = tunneling_ip(&ctx.agent).map_err(invalid)?;
+        let vni = ctx
+            .segment
+            .segmentation_id
+            .filter(|vni| (1..=MAX_VNI).contains(vni))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "vxlan segment {} has no segmentation id in 1-{MAX_VNI}",
+                    ctx.segment.id
+                ))
+            })?;
+        Ok(Some(Tunnel {
+            device: checked_ifname(names::vxlan(vni), "VXLAN device")?,
+            vni,
+            local_ip: local_ip.to_string(),
+        }))
+    }
+}
+
+/// The agent's tunnel endpoint, which a VXLAN segment needs.
+fn tunneling_ip(agent: &Agent) -> Result<&str, String> {
+    let ip = agent
+        .configurations
+        .tunneling_ip
+        .as_deref()
+        .filter(|ip| !ip.is_empty())
+        .ok_or_else(|| format!("agent on {} reports no tunneling_ip", agent.host))?;
+    if ip.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!(
+            "tunneling_ip {ip:?} of agent on {} is not an IP address",
+            agent.host
+        ));
+    }
+    Ok(ip)
+}
 
 /// The devices of one port, as os-vif names them.
 struct Wiring {
@@ -242,6 +337,9 @@ fn try_segment(agent: &Agent, segment: &Segment) -> Result<(), String> {
     );
     if tunnelled && !conf.tunnel_types.iter().any(|t| t == ty) {
         return Err(format!("tunnel type {ty} not in agent tunnel_types"));
+    }
+    if tunnelled {
+        tunneling_ip(agent)?;
     }
     let integration = integration_bridge(conf);
     if !in_grant(integration) {

@@ -59,7 +59,7 @@ fn describe_matches_the_contract() {
     );
     assert_eq!(d.vif_types, vec!["ovs".to_string()]);
     let g = d.capabilities;
-    assert_eq!(g.link_prefixes, vec!["tap", "qbr", "qvb", "qvo"]);
+    assert_eq!(g.link_prefixes, vec!["tap", "qbr", "qvb", "qvo", "vxlan-"]);
     assert_eq!(g.ovs_bridges, vec!["br-*"]);
     assert!(g.namespace_prefixes.is_empty());
     assert!(g.physical_interfaces.is_empty());
@@ -266,24 +266,61 @@ fn setup_ensures_the_integration_and_physical_bridges() {
     ))
     .unwrap();
     assert_eq!(plan.len(), 2);
-    for ty in [NetworkType::Vxlan, NetworkType::Local] {
-        let a = agent_with(AGENT_TYPE, |c| c.datapath_type = None);
-        let plan = OvsHybrid::setup_network(network_context(network(ty), a)).unwrap();
-        assert_eq!(
-            plan,
-            PlanBuilder::new().ovs_bridge("br-int", "system").build()
-        );
-    }
+    let a = agent_with(AGENT_TYPE, |c| c.datapath_type = None);
+    let plan = OvsHybrid::setup_network(network_context(network(NetworkType::Local), a)).unwrap();
+    assert_eq!(
+        plan,
+        PlanBuilder::new().ovs_bridge("br-int", "system").build()
+    );
 }
 
 #[test]
-fn teardown_is_empty_and_idempotent() {
-    for ty in [
-        NetworkType::Flat,
-        NetworkType::Vlan,
-        NetworkType::Vxlan,
-        NetworkType::Local,
-    ] {
+fn a_vxlan_network_gets_its_tunnel_device_as_an_access_port_of_its_local_vlan() {
+    let ctx = network_context(network(NetworkType::Vxlan), live_agent(AGENT_TYPE));
+    let plan = OvsHybrid::setup_network(ctx.clone()).unwrap();
+    assert_eq!(
+        plan,
+        PlanBuilder::new()
+            .ovs_bridge("br-int", "netdev")
+            .vxlan(VxlanSpec {
+                name: "vxlan-1001".into(),
+                vni: 1001,
+                local_ip: Some("192.0.2.10".into()),
+                group: None,
+                underlay_device: None,
+                dst_port: 4789,
+                mtu: Some(1450),
+            })
+            .up("vxlan-1001")
+            .ovs_port(
+                "br-int",
+                "vxlan-1001",
+                OvsPortType::System,
+                Some(1),
+                Vec::new()
+            )
+            .build()
+    );
+    let teardown = OvsHybrid::teardown_network(ctx).unwrap();
+    assert_eq!(
+        teardown,
+        PlanBuilder::new()
+            .remove_ovs_port("br-int", "vxlan-1001")
+            .remove_link("vxlan-1001", None)
+            .build()
+    );
+    let no_ip = agent_with(AGENT_TYPE, |c| c.tunneling_ip = None);
+    let ctx = network_context(network(NetworkType::Vxlan), no_ip.clone());
+    assert!(expect_invalid(OvsHybrid::setup_network(ctx)).contains("no tunneling_ip"));
+    assert_eq!(
+        expect_pass(bind_with(network(NetworkType::Vxlan), vec![no_ip])),
+        "segment seg-vxlan: agent on compute-1 reports no tunneling_ip"
+    );
+}
+
+#[test]
+fn teardown_of_shared_bridges_is_empty_and_idempotent() {
+    for ty in [NetworkType::Flat, NetworkType::Vlan, NetworkType::Local] {
         let ctx = network_context(network(ty), live_agent(AGENT_TYPE));
         assert_eq!(OvsHybrid::teardown_network(ctx.clone()).unwrap(), vec![]);
         assert_eq!(OvsHybrid::teardown_network(ctx).unwrap(), vec![]);

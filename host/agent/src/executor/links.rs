@@ -158,6 +158,18 @@ pub async fn ensure_vxlan(c: &mut Connections, spec: &VxlanSpec) -> Result<()> {
     if let Some(dev) = &spec.underlay_device {
         let dev = host.existing(dev).await?;
         (b, wanted) = (b.dev(dev.index), with(wanted, InfoVxlan::Link(dev.index)));
+    } else if let (Some(_), Some(local)) = (&spec.group, &spec.local_ip) {
+        // The kernel needs the underlay device to join a group (EINVAL without it); as
+        // Neutron's Linux bridge agent, it is the device holding the local address.
+        let local = parse_ip(local, "local address")?;
+        let index = host.link_with_address(local).await?.with_context(|| {
+            format!(
+                "no device holds the local address {local} {}, needed to join group {}",
+                host.place(),
+                spec.group.as_deref().unwrap_or_default()
+            )
+        })?;
+        (b, wanted) = (b.dev(index), with(wanted, InfoVxlan::Link(index)));
     }
     if let Some(mtu) = spec.mtu {
         b = b.mtu(mtu);

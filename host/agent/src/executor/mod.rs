@@ -7,6 +7,7 @@
 //! the same as applying it once.
 
 mod connections;
+mod fdb;
 mod ip;
 mod links;
 pub mod namespace;
@@ -24,6 +25,7 @@ use neutrino_model::{LinkSpec, Op};
 use rtnetlink::LinkUnspec;
 
 use connections::Connections;
+pub use fdb::{FLOOD_MAC, FdbChanges, FdbEntry};
 use netlink::{Netlink, format_mac, parse_mac};
 use neutrino_runtime::plugins::render;
 
@@ -163,6 +165,38 @@ impl Executor {
             .await?;
         offload::tx_checksum_off(ns, name).await?;
         target.existing(name).await
+    }
+
+    /// Makes the forwarding entries with a unicast destination of a tunnel device exactly
+    /// `wanted` (l2population); None when the device is not there.
+    pub async fn sync_forwarding(
+        &self,
+        device: &str,
+        namespace: Option<&str>,
+        wanted: &std::collections::BTreeSet<FdbEntry>,
+    ) -> Result<Option<FdbChanges>> {
+        let nl = match namespace {
+            None => Netlink::host()?,
+            Some(ns) => Netlink::in_namespace(ns).await?,
+        };
+        match nl.link(device).await? {
+            Some(link) => Ok(Some(nl.sync_fdb(&link, wanted).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The forwarding entries with a unicast destination of a tunnel device.
+    pub async fn forwarding_entries(
+        &self,
+        device: &str,
+        namespace: Option<&str>,
+    ) -> Result<std::collections::BTreeSet<FdbEntry>> {
+        let nl = match namespace {
+            None => Netlink::host()?,
+            Some(ns) => Netlink::in_namespace(ns).await?,
+        };
+        let link = nl.existing(device).await?;
+        nl.fdb_entries(&link).await
     }
 
     /// The named network namespaces of the host (those in `/run/netns`).

@@ -138,6 +138,29 @@ impl Netlink {
         &self.place
     }
 
+    /// The connection's handle, for requests this module has no helper for.
+    pub(super) fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// The index of the link holding `ip` (the underlay device of a tunnel from `ip`).
+    pub async fn link_with_address(&self, ip: IpAddr) -> Result<Option<u32>> {
+        let messages: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .with_context(|| format!("list addresses {}", self.place))?;
+        Ok(messages.into_iter().find_map(|m| {
+            m.attributes
+                .iter()
+                .any(|a| matches!(a, AddressAttribute::Address(a) if *a == ip))
+                .then_some(m.header.index)
+        }))
+    }
+
     pub async fn link(&self, name: &str) -> Result<Option<Link>> {
         let mut stream = self.handle.link().get().match_name(name).execute();
         match stream.try_next().await {

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
@@ -31,6 +32,7 @@ pub struct Runtime {
     linker: Linker<CallState>,
     limits: Limits,
     cache_dir: Option<PathBuf>,
+    activity: Arc<Activity>,
 }
 
 /// What the operator says about one driver.
@@ -63,7 +65,8 @@ impl Runtime {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let linker = linker(&engine).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        spawn_epoch_ticker(&engine);
+        let activity = Arc::new(Activity::default());
+        spawn_epoch_ticker(&engine, activity.clone());
         if let Some(dir) = &cache_dir {
             std::fs::create_dir_all(dir)?;
         }
@@ -72,6 +75,7 @@ impl Runtime {
             linker,
             limits,
             cache_dir,
+            activity,
         }))
     }
 
@@ -214,13 +218,57 @@ impl Runtime {
     }
 }
 
-/// Advances the engine's epoch every tick, for as long as the engine lives.
-fn spawn_epoch_ticker(engine: &Engine) {
+/// Driver instances alive: the epoch ticker runs only while there is one, so that an idle
+/// host spends nothing on it (a tick a millisecond is a thousand wake-ups a second).
+#[derive(Default)]
+struct Activity {
+    sessions: std::sync::Mutex<usize>,
+    started: std::sync::Condvar,
+}
+
+/// Counts one session in [`Activity`] for as long as it lives.
+struct Active(Arc<Activity>);
+
+impl Active {
+    fn start(activity: &Arc<Activity>) -> Active {
+        *activity.sessions.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        activity.started.notify_all();
+        Active(activity.clone())
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        *self.0.sessions.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+    }
+}
+
+/// How often an idle ticker looks whether its engine is gone.
+const IDLE_LOOK: Duration = Duration::from_secs(1);
+
+/// Advances the engine's epoch every tick while a session is alive, for as long as the engine
+/// lives.
+fn spawn_epoch_ticker(engine: &Engine, activity: Arc<Activity>) {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("neutrino-epoch".into())
         .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
+            loop {
+                let mut sessions = activity.sessions.lock().unwrap_or_else(|e| e.into_inner());
+                while *sessions == 0 {
+                    if weak.upgrade().is_none() {
+                        return;
+                    }
+                    sessions = activity
+                        .started
+                        .wait_timeout(sessions, IDLE_LOOK)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                drop(sessions);
+                let Some(engine) = weak.upgrade() else {
+                    return;
+                };
                 engine.increment_epoch();
                 drop(engine);
                 std::thread::sleep(EPOCH_TICK);
@@ -268,6 +316,7 @@ impl Driver {
 
     /// A new instance for one or more calls.
     pub fn session(&self) -> Result<Session<'_>, CallError> {
+        let active = Active::start(&self.runtime.activity);
         let limits = &self.runtime.limits;
         let mut store = Store::new(
             &self.runtime.engine,
@@ -294,6 +343,7 @@ impl Driver {
             store,
             bindings: instance,
             poisoned: false,
+            _active: active,
         })
     }
 
@@ -357,6 +407,8 @@ pub struct Session<'d> {
     store: Store<CallState>,
     bindings: DriverInstance,
     poisoned: bool,
+    /// Keeps the epoch ticking while the session lives.
+    _active: Active,
 }
 
 impl Session<'_> {
