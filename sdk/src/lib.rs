@@ -17,9 +17,13 @@
 //!
 //! ## Contract versions
 //!
-//! The SDK builds against `wit/driver.wit`, contract [`CONTRACT_VERSION`]. Released versions
-//! are frozen (`wit/since_v0.1.0/`) and hosts keep running them, so a driver built today keeps
-//! loading on later hosts of the same contract line and beyond.
+//! The SDK builds against `sdk/wit/driver.wit`, contract [`CONTRACT_VERSION`]: the development
+//! contract lives inside this crate (the only copy of it), so the SDK is an ordinary dependency
+//! from any directory (`neutrino-sdk = { path = "/path/to/neutrino/sdk" }`, or what
+//! `neutrino plugin new` writes). Released versions are frozen in the repository's
+//! `wit/since_v*/` (`wit/since_v0.1.0/`; a test proves the development contract identical to
+//! the snapshot of the version it declares) and hosts keep running them, so a driver built today
+//! keeps loading on later hosts of the same contract line and beyond.
 //!
 //! Hosts check a driver's function types for equality at load (records with exactly the
 //! expected fields, variants and enums with exactly the expected cases; the component model
@@ -35,8 +39,9 @@
 
 mod bindings {
     wit_bindgen::generate!({
-        // The development contract; frozen released snapshots live in `wit/since_v*/`.
-        path: "../wit/driver.wit",
+        // The development contract, inside the crate so that the SDK builds from anywhere;
+        // frozen released snapshots live in the repository's `wit/since_v*/`.
+        path: "wit/driver.wit",
         world: "mechanism-driver",
         pub_export_macro: true,
         export_macro_name: "export_driver_component",
