@@ -259,10 +259,10 @@ enum PluginCommand {
         /// Where to write it; must be new or empty [default: ./NAME].
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The neutrino-sdk crate to depend on [default: the sdk/ directory of the source tree
-        /// this binary was built from].
-        #[arg(long, env = "NEUTRINO_SDK")]
-        sdk: Option<PathBuf>,
+        /// The neutrino-sdk crate to depend on; the default is the sdk/ directory of the source
+        /// tree this binary was built from (its path at build time).
+        #[arg(long, env = "NEUTRINO_SDK", default_value_os_t = plugin_new::built_with_sdk())]
+        sdk: PathBuf,
     },
     /// Shows what a component answers for a sample port, loaded as `plugin check` loads it:
     /// its bind decision and, if it binds, its setup-network, plug-port, unplug-port and
@@ -589,7 +589,6 @@ fn plugin(command: PluginCommand) -> anyhow::Result<ExitCode> {
         }
         PluginCommand::New { name, dir, sdk } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
-            let sdk = sdk.unwrap_or_else(plugin_new::built_with_sdk);
             let written = plugin_new::new_project(&name, &dir, &sdk)?;
             println!("wrote driver {name} in {}:", dir.display());
             for file in written {
