@@ -12,6 +12,8 @@ use neutrino::conformance::{self, KitConfig};
 use neutrino::plugins::registry::{DriversConfig, Registry};
 use neutrino::server::{EmbeddedAgent, ServeOptions, lock_data_dir, serve};
 
+mod plugin_new;
+
 /// Neutrino: OpenStack Networking API v2.0 with WebAssembly mechanism drivers.
 #[derive(Parser)]
 #[command(version, about)]
@@ -58,8 +60,9 @@ enum Command {
         /// Keystone's endpoint (e.g. http://controller:5000/v3), for --auth keystone.
         #[arg(long, required_if_eq("auth", "keystone"))]
         keystone_url: Option<String>,
-        /// TOML with `[drivers]` (mechanism drivers, as for `neutrino drivers`) and `[agent]`
-        /// (the embedded agent's mappings, bridges, DHCP).
+        /// TOML with `[drivers]` (`mechanism_drivers`, `plugin_dir`, `cache_dir`, `[limits]`,
+        /// `[drivers.drivers.<name>]`) and `[agent]` (the embedded agent's mappings, bridges,
+        /// DHCP): the file `neutrino drivers --config` and `neutrino agent --config` take.
         #[arg(long)]
         config: Option<PathBuf>,
         /// The embedded agent's host name (default: this machine's).
@@ -94,7 +97,8 @@ enum Command {
         /// Where the agent keeps its local state (local VLANs, DHCP files).
         #[arg(long, default_value = "/var/lib/neutrino-agent")]
         state_dir: PathBuf,
-        /// TOML with `[drivers]` and `[agent]`, as for `neutrino serve --config`.
+        /// TOML with `[drivers]` and `[agent]`: the file of `neutrino serve --config` and
+        /// `neutrino drivers --config`.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -103,9 +107,12 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
-    /// Loads the configured mechanism drivers in binding order and shows what each declares.
+    /// Loads the configured mechanism drivers in binding order, as `serve` and `agent` do, and
+    /// shows what each declares.
     Drivers {
-        /// A TOML file with `mechanism_drivers`, `plugin_dir`, `[limits]` and `[drivers.<name>]`.
+        /// The file of `neutrino serve --config` and `neutrino agent --config`: its `[drivers]`
+        /// table (`mechanism_drivers`, `plugin_dir`, `cache_dir`, `[drivers.limits]`,
+        /// `[drivers.drivers.<name>]`) is read, its `[agent]` table checked.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -241,6 +248,62 @@ enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Writes a ready driver project into a new directory (./NAME by default): Cargo.toml
+    /// (a cdylib depending on the SDK by path), src/lib.rs (a small driver the conformance kit
+    /// passes), src/tests.rs (native unit tests), README.md (the commands to build, check and
+    /// load it) and a sample neutrino.toml. It builds from any directory.
+    New {
+        /// The driver's name (letters, digits, - and _): what `mechanism_drivers` lists and the
+        /// server loads from <name>.wasm.
+        name: String,
+        /// Where to write it; must be new or empty [default: ./NAME].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The neutrino-sdk crate to depend on; the default is the sdk/ directory of the source
+        /// tree this binary was built from (its path at build time).
+        #[arg(long, env = "NEUTRINO_SDK", default_value_os_t = plugin_new::built_with_sdk())]
+        sdk: PathBuf,
+    },
+    /// Shows what a component answers for a sample port, loaded as `plugin check` loads it:
+    /// its bind decision and, if it binds, its setup-network, plug-port, unplug-port and
+    /// teardown-network plans. Exits non-zero unless it binds and every plan call answers.
+    Plan {
+        file: PathBuf,
+        /// The kit's TOML (`plugin check --config`): `[config]`, `[grant]`, `[fixtures]` (the
+        /// live agent's mappings), `[limits]`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A port as the API shows it (`{"port": {...}}` or the port object): its id, network,
+        /// MAC, fixed IPs, binding:host_id, binding:vnic_type and binding:profile are used.
+        #[arg(long)]
+        port_json: Option<PathBuf>,
+        /// The port's binding:host_id (the live agent's host) [default: the kit's sample host].
+        #[arg(long)]
+        host: Option<String>,
+        /// normal, direct, ... [default: the driver's first].
+        #[arg(long, value_parser = neutrino::conformance::sample::parse_vnic_type)]
+        vnic_type: Option<neutrino::model::VnicType>,
+        /// flat, vlan, vxlan, gre, geneve, local [default: the driver's first].
+        #[arg(long, value_parser = neutrino::conformance::sample::parse_network_type)]
+        network_type: Option<neutrino::model::NetworkType>,
+        /// The segment's physical network [default: physnet1, which the sample agent maps].
+        #[arg(long)]
+        physical_network: Option<String>,
+        /// The segment's VLAN id or VNI [default: the sample's].
+        #[arg(long)]
+        segmentation_id: Option<u32>,
+        /// Print the answers as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lists a component's imports (each marked if the host refuses it) and exports, with the
+    /// functions of each interface.
+    Inspect {
+        file: PathBuf,
+        /// Print the lists as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// glibc gives threads that allocate at once arenas of their own, up to 8 per core, and memory
@@ -304,25 +367,7 @@ fn agent_credentials(command: AgentCommand) -> anyhow::Result<ExitCode> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Plugin {
-            command: PluginCommand::Check { file, config, json },
-        } => {
-            let kit = match config {
-                Some(path) => KitConfig::from_file(&path)?,
-                None => KitConfig::default(),
-            };
-            let report = conformance::check_file(&file, &kit)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{report}");
-            }
-            Ok(if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+        Command::Plugin { command } => plugin(command),
         Command::Serve {
             listen,
             database,
@@ -491,8 +536,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Drivers { config } => {
             let config: DriversConfig = match config {
-                Some(path) => toml::from_str(&std::fs::read_to_string(&path)?)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                Some(path) => NodeConfig::from_file(&path)?.drivers,
                 None => DriversConfig::default(),
             };
             check_plugin_dir(&config)?;
@@ -516,6 +560,90 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("   grant: {}", serde_json::to_string(driver.grant())?);
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `neutrino plugin ...`.
+fn plugin(command: PluginCommand) -> anyhow::Result<ExitCode> {
+    let kit = |config: Option<PathBuf>| match config {
+        Some(path) => KitConfig::from_file(&path),
+        None => Ok(KitConfig::default()),
+    };
+    let exit = |ok: bool| {
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    };
+    match command {
+        PluginCommand::Check { file, config, json } => {
+            let report = conformance::check_file(&file, &kit(config)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(exit(report.ok()))
+        }
+        PluginCommand::New { name, dir, sdk } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let written = plugin_new::new_project(&name, &dir, &sdk)?;
+            println!("wrote driver {name} in {}:", dir.display());
+            for file in written {
+                println!("  {}", file.display());
+            }
+            println!("next: cd {} && cargo test && cat README.md", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Plan {
+            file,
+            config,
+            port_json,
+            host,
+            vnic_type,
+            network_type,
+            physical_network,
+            segmentation_id,
+            json,
+        } => {
+            let port_json = match port_json {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|t| Ok(serde_json::from_str(&t)?))
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                ),
+                None => None,
+            };
+            let sample = conformance::sample::SamplePort {
+                host,
+                vnic_type,
+                network_type,
+                segmentation_id,
+                physical_network,
+                port_json,
+            };
+            let plans = conformance::sample::plan_file(&file, &kit(config)?, &sample)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plans)?);
+            } else {
+                print!("{plans}");
+            }
+            Ok(exit(plans.ok()))
+        }
+        PluginCommand::Inspect { file, json } => {
+            let bytes =
+                std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let interface = neutrino::plugins::inspect::inspect(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&interface)?);
+            } else {
+                print!("{interface}");
+            }
+            Ok(exit(interface.imports_allowed()))
         }
     }
 }

@@ -70,7 +70,11 @@ fn drivers_lists_the_configured_order() {
 fn drivers_refuses_an_unknown_driver_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("drivers.toml");
-    std::fs::write(&config, "mechanism_drivers = [\"ovs-hybrid\", \"sriov\"]\n").unwrap();
+    std::fs::write(
+        &config,
+        "[drivers]\nmechanism_drivers = [\"ovs-hybrid\", \"sriov\"]\n",
+    )
+    .unwrap();
     let (code, out) = neutrino(&["drivers", "--config", config.to_str().unwrap()]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("cannot load driver sriov"), "{out}");
@@ -85,7 +89,10 @@ fn a_plugin_dir_that_does_not_exist_is_refused() {
     let drivers = dir.path().join("drivers.toml");
     std::fs::write(
         &drivers,
-        format!("plugin_dir = {:?}\n", missing.display().to_string()),
+        format!(
+            "[drivers]\nplugin_dir = {:?}\n",
+            missing.display().to_string()
+        ),
     )
     .unwrap();
     let (code, out) = neutrino(&["drivers", "--config", drivers.to_str().unwrap()]);
@@ -119,6 +126,96 @@ fn a_plugin_dir_that_does_not_exist_is_refused() {
     std::fs::create_dir(&missing).unwrap();
     let (code, out) = neutrino(&["drivers", "--config", drivers.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
+}
+
+/// Issue 11: `drivers --config` reads the file `serve` and `agent` take; the format it took
+/// before (drivers' keys at the top level, a driver's settings in `[drivers.<name>]`) is refused
+/// with where each goes, by `drivers` and `serve` alike.
+#[test]
+fn drivers_serve_and_agent_take_one_config_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let node = write(
+        "node.toml",
+        "[drivers]\nmechanism_drivers = [\"flatdhcp\"]\n\
+         [drivers.drivers.flatdhcp.config]\n\n[agent]\ndhcp = false\n",
+    );
+    let (code, out) = neutrino(&["drivers", "--config", &node]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("1. flatdhcp "), "{out}");
+    assert!(!out.contains("2. "), "only the configured driver: {out}");
+
+    let old = write("old.toml", "mechanism_drivers = [\"flatdhcp\"]\n");
+    let (code, out) = neutrino(&["drivers", "--config", &old]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("unknown top-level key `mechanism_drivers`: put it under [drivers]"),
+        "{out}"
+    );
+    let settings = write(
+        "settings.toml",
+        "[drivers]\nmechanism_drivers = [\"flatdhcp\"]\n[drivers.flatdhcp.config]\nx = \"1\"\n",
+    );
+    let (code, out) = neutrino(&["drivers", "--config", &settings]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("a driver's settings go in [drivers.drivers.flatdhcp]"),
+        "{out}"
+    );
+    let old_dir = write("old-dir.toml", "plugin_dir = \"/nowhere\"\n");
+    let data = dir.path().join("data");
+    let (code, out) = neutrino(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-agent",
+        "--config",
+        &old_dir,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("unknown top-level key `plugin_dir`: put it under [drivers]"),
+        "{out}"
+    );
+    // An unknown key that is no drivers' key keeps the parser's own message.
+    let typo = write("typo.toml", "[agnet]\n");
+    let (code, out) = neutrino(&["drivers", "--config", &typo]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("unknown field `agnet`"), "{out}");
+}
+
+/// The configuration files the documentation shows load as they are: examples/all-in-one.toml
+/// and the README's (its relative directories made in a temporary one).
+#[test]
+fn the_documented_config_files_load() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let all_in_one = root.join("examples/all-in-one.toml");
+    let (code, out) = neutrino(&["drivers", "--config", all_in_one.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("1. linuxbridge "), "{out}");
+
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let block = readme
+        .split("cat > neutrino.toml <<'TOML'\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\nTOML\n").next())
+        .expect("the README's neutrino.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let base = format!("{}/.neutrino/", dir.path().display());
+    std::fs::create_dir_all(dir.path().join(".neutrino/plugins")).unwrap();
+    let config = dir.path().join("neutrino.toml");
+    std::fs::write(&config, block.replace(".neutrino/", &base)).unwrap();
+    let (code, out) = neutrino(&["drivers", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("1. linuxbridge "), "{out}");
+    assert!(out.contains("2. ovs-hybrid "), "{out}");
+    assert!(out.contains("\"physical_interfaces\":[\"eth1\"]"), "{out}");
 }
 
 /// One HTTP/1.1 request over a plain socket: (status, body).
@@ -590,4 +687,263 @@ fn idle_and_half_open_connections_are_cut_and_others_served() {
         }
     }
     assert!(terminate(child).success());
+}
+
+/// `cargo` for a project outside this workspace: a clean environment (as host/wasm-build
+/// gives its nested builds), so that this test's own cargo settings do not leak into it.
+fn outside_cargo(project: &std::path::Path) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(project).env_clear();
+    for key in [
+        "PATH",
+        "HOME",
+        "CARGO_HOME",
+        "RUSTUP_HOME",
+        "RUSTUP_TOOLCHAIN",
+        "TMPDIR",
+        "USER",
+    ] {
+        if let Ok(v) = std::env::var(key) {
+            cmd.env(key, v);
+        }
+    }
+    cmd
+}
+
+/// Issue 11, the path of a platform team, from an empty directory outside this repository:
+/// `plugin new`, the project's own native tests, its wasm build, `plugin inspect`, `plugin check`
+/// and `plugin plan` on it, `drivers --config` with the project's neutrino.toml, and `serve` with
+/// that file binding a port with it (a heartbeat standing in for the host's agent) and passing a
+/// port whose host has no agent. The builds share `target/wasm-components` with the bundled
+/// drivers' (host/wasm-build): only the SDK and the new crate are compiled.
+#[test]
+fn a_driver_made_outside_the_repository_builds_certifies_and_binds() {
+    let started = std::time::Instant::now();
+    let root = std::fs::canonicalize(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("mydrv");
+    assert!(
+        !project.starts_with(&root),
+        "{} must be outside the repository",
+        project.display()
+    );
+    let p = project.to_str().unwrap();
+    let (code, out) = neutrino(&["plugin", "new", "mydrv", "--dir", p]);
+    assert_eq!(code, 0, "{out}");
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(&format!(
+            "neutrino-sdk = {{ path = {:?} }}",
+            root.join("sdk").display().to_string()
+        )),
+        "{manifest}"
+    );
+    // Refused: a directory that is not empty, a name that is not a driver name.
+    let (code, out) = neutrino(&["plugin", "new", "mydrv", "--dir", p]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("is not empty"), "{out}");
+    let elsewhere = tmp.path().join("bad");
+    for bad in ["my drv", "../x", "dr\u{0b}v", ""] {
+        let (code, out) = neutrino(&["plugin", "new", bad, "--dir", elsewhere.to_str().unwrap()]);
+        assert_eq!(code, 2, "{bad:?}: {out}");
+        assert!(out.contains("is not a driver name"), "{bad:?}: {out}");
+    }
+    assert!(!elsewhere.exists());
+
+    let target_dir = root.join("target").join("wasm-components");
+    let built = std::time::Instant::now();
+    // Captured: its `test result:` lines must not be counted as this suite's (scripts/test.sh).
+    let out = outside_cargo(&project)
+        .args(["test", "--offline"])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the project's native tests: {text}");
+    assert!(text.contains("test result: ok. 5 passed"), "{text}");
+    let tested = built.elapsed();
+    let built = std::time::Instant::now();
+    let out = outside_cargo(&project)
+        .args([
+            "build",
+            "--offline",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+        ])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the wasm build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wasm_built = built.elapsed();
+    let wasm = target_dir.join("wasm32-wasip2/release/neutrino_driver_mydrv.wasm");
+    let plugins = project.join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(&wasm, plugins.join("mydrv.wasm")).unwrap();
+    let component = plugins.join("mydrv.wasm");
+    let component = component.to_str().unwrap();
+
+    let (code, out) = neutrino(&["plugin", "inspect", component]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("import neutrino:driver/log@0.1.0"), "{out}");
+    assert!(out.contains("export neutrino:driver/driver@0.1.0"), "{out}");
+    assert!(out.contains("    bind-port\n"), "{out}");
+    assert!(!out.contains("FORBIDDEN"), "{out}");
+
+    let (code, out) = neutrino(&["plugin", "check", component]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("\ndriver mydrv 0.1.0 (contract 0.1.0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("PASS  vlan: plug-port plan is well-formed and inside the grant"),
+        "{out}"
+    );
+    assert!(out.contains(" 0 failed"), "{out}");
+
+    let (code, out) = neutrino(&[
+        "plugin",
+        "plan",
+        component,
+        "--network-type",
+        "vlan",
+        "--segmentation-id",
+        "42",
+        "--host",
+        "compute-9",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("on host compute-9"), "{out}");
+    assert!(
+        out.contains("decision: bound segment segment-vlan with vif type macvtap"),
+        "{out}"
+    );
+    assert!(
+        out.contains("setup-network:\n  ensure-vlan eth1.42 on eth1 id=42 mtu=1500\n"),
+        "{out}"
+    );
+    assert!(out.contains("ensure-macvlan eth0@inst-"), "{out}");
+    assert!(
+        out.contains("teardown-network:\n  remove-link eth1.42\n"),
+        "{out}"
+    );
+    // A port as the API shows it; a network type the driver does not bind: a pass, exit 1.
+    let port_json = tmp.path().join("port.json");
+    std::fs::write(
+        &port_json,
+        r#"{"port": {"id": "11111111-2222-4333-8444-555555555555", "binding:host_id": "cmp-3",
+            "mac_address": "fa:16:3e:00:00:07", "binding:vnic_type": "normal"}}"#,
+    )
+    .unwrap();
+    let (code, out) = neutrino(&[
+        "plugin",
+        "plan",
+        component,
+        "--port-json",
+        port_json.to_str().unwrap(),
+        "--network-type",
+        "vxlan",
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let plans: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plans["host"], "cmp-3");
+    assert_eq!(plans["port_id"], "11111111-2222-4333-8444-555555555555");
+    assert_eq!(
+        plans["decision"]["Pass"],
+        "segment segment-vxlan: network type vxlan not supported"
+    );
+    assert!(plans.get("plug_port").is_none(), "{plans}");
+
+    // The project's neutrino.toml, its plugin_dir made absolute (the test runs elsewhere).
+    let config = project.join("neutrino.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("plugin_dir = \"plugins\"\n"), "{text}");
+    std::fs::write(
+        &config,
+        text.replace(
+            "plugin_dir = \"plugins\"",
+            &format!("plugin_dir = {:?}", plugins.display().to_string()),
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let (code, out) = neutrino(&["drivers", "--config", config]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with(&format!(
+            "1. mydrv 0.1.0 from {} (contract 0.1.0)\n   agent type: mydrv agent\n",
+            plugins.join("mydrv.wasm").display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("2. linuxbridge "), "{out}");
+
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let (child, addr) = spawn_serve(&data, &["--shared-agent-token", "--config", config]);
+    let token = std::fs::read_to_string(data.join("agent-token")).unwrap();
+    let heartbeat = r#"{"agent": {"agent_type": "mydrv agent", "host": "compute-7",
+        "binary": "neutrino-agent",
+        "configurations": {"interface_mappings": {"physnet1": "eth1"}}}}"#;
+    let reported = http(
+        &addr,
+        "POST",
+        "/internal/agents/report",
+        &[("X-Neutrino-Agent-Token", token.trim())],
+        heartbeat,
+    );
+    let json = |(status, body): (u16, String)| -> (u16, serde_json::Value) {
+        (status, serde_json::from_str(&body).unwrap_or_default())
+    };
+    let (status, network) = json(http(
+        &addr,
+        "POST",
+        "/v2.0/networks",
+        &[],
+        r#"{"network": {"name": "n1", "provider:network_type": "flat",
+            "provider:physical_network": "physnet1"}}"#,
+    ));
+    assert_eq!(status, 201, "{network}");
+    let network_id = network["network"]["id"].as_str().unwrap().to_string();
+    let port_on = |host: &str| {
+        json(http(
+            &addr,
+            "POST",
+            "/v2.0/ports",
+            &[],
+            &serde_json::json!({"port": {"network_id": network_id, "binding:host_id": host}})
+                .to_string(),
+        ))
+    };
+    let bound = port_on("compute-7");
+    let unbound = port_on("compute-8");
+    let exit = terminate(child);
+    assert_eq!(reported, (200, r#"{"result":"new"}"#.to_string()));
+    assert_eq!(bound.0, 201, "{}", bound.1);
+    let port = &bound.1["port"];
+    assert_eq!(port["binding:vif_type"], "macvtap", "{port}");
+    assert_eq!(
+        port["binding:vif_details"]["macvtap_source"], "eth1",
+        "{port}"
+    );
+    assert_eq!(unbound.0, 201, "{}", unbound.1);
+    assert_eq!(
+        unbound.1["port"]["binding:vif_type"], "binding_failed",
+        "no mydrv agent on compute-8: {}",
+        unbound.1
+    );
+    assert!(exit.success(), "{exit:?}");
+    eprintln!(
+        "plugin_outside: native tests {:.1} s, wasm build {:.1} s, whole test {:.1} s",
+        tested.as_secs_f64(),
+        wasm_built.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
 }

@@ -15,11 +15,39 @@
 //! A driver is a pure function of its inputs: no clock, no randomness, no files, no network.
 //! Use `BTreeMap` rather than `HashMap` (whose seed needs randomness, an import the host refuses).
 //!
+//! ## A driver of your own, outside the Neutrino repository
+//!
+//! ```sh
+//! neutrino plugin new mydriver && cd mydriver   # Cargo.toml, src/lib.rs, src/tests.rs, README.md, neutrino.toml
+//! cargo test                                     # natively, with [`testing`]
+//! cargo build --release --target wasm32-wasip2   # target/wasm32-wasip2/release/neutrino_driver_mydriver.wasm
+//! neutrino plugin inspect <file>.wasm            # its imports and exports
+//! neutrino plugin check <file>.wasm              # the conformance kit
+//! neutrino plugin plan <file>.wasm --network-type vlan   # its decision and plans for a sample port
+//! ```
+//!
+//! The project depends on this crate by path (`neutrino-sdk = { path = "/path/to/neutrino/sdk" }`,
+//! the `sdk/` of the source tree the `neutrino` binary was built from unless `--sdk` names
+//! another), builds as a `cdylib` (the component) and an `rlib` (the unit tests), and is its own
+//! workspace. Loaded by the server: copy the component to `<plugin_dir>/<name>.wasm` and list
+//! the name in `mechanism_drivers`, both under `[drivers]` in the file of `neutrino serve
+//! --config` (and of `agent` and `drivers`). A port binds when a live agent of the driver's
+//! `agent_type` is on the port's host: a `neutrino agent` with the driver in its `[drivers]`
+//! reports one, or, to try it, the heartbeat `POST /internal/agents/report` with
+//! `{"agent": {"agent_type": "mydriver agent", "host": "compute-1", "configurations":
+//! {"interface_mappings": {"physnet1": "eth1"}}}}` and the header `X-Neutrino-Agent-Token`
+//! (the server's `<data-dir>/agent-token` under `serve --shared-agent-token`).
+//! `examples/macvlan/README.md` walks through every step.
+//!
 //! ## Contract versions
 //!
-//! The SDK builds against `wit/driver.wit`, contract [`CONTRACT_VERSION`]. Released versions
-//! are frozen (`wit/since_v0.1.0/`) and hosts keep running them, so a driver built today keeps
-//! loading on later hosts of the same contract line and beyond.
+//! The SDK builds against `sdk/wit/driver.wit`, contract [`CONTRACT_VERSION`]: the development
+//! contract lives inside this crate (the only copy of it), so the SDK is an ordinary dependency
+//! from any directory (`neutrino-sdk = { path = "/path/to/neutrino/sdk" }`, or what
+//! `neutrino plugin new` writes). Released versions are frozen in the repository's
+//! `wit/since_v*/` (`wit/since_v0.1.0/`; a test proves the development contract identical to
+//! the snapshot of the version it declares) and hosts keep running them, so a driver built today
+//! keeps loading on later hosts of the same contract line and beyond.
 //!
 //! Hosts check a driver's function types for equality at load (records with exactly the
 //! expected fields, variants and enums with exactly the expected cases; the component model
@@ -35,8 +63,9 @@
 
 mod bindings {
     wit_bindgen::generate!({
-        // The development contract; frozen released snapshots live in `wit/since_v*/`.
-        path: "../wit/driver.wit",
+        // The development contract, inside the crate so that the SDK builds from anywhere;
+        // frozen released snapshots live in the repository's `wit/since_v*/`.
+        path: "wit/driver.wit",
         world: "mechanism-driver",
         pub_export_macro: true,
         export_macro_name: "export_driver_component",

@@ -110,10 +110,52 @@ pub struct NodeConfig {
     pub agent: AgentSettings,
 }
 
+/// The keys of `[drivers]`; at the top level they are the format `neutrino drivers --config`
+/// took before it read this file.
+const DRIVERS_KEYS: [&str; 5] = [
+    "mechanism_drivers",
+    "plugin_dir",
+    "cache_dir",
+    "limits",
+    "drivers",
+];
+
 impl NodeConfig {
     pub fn from_file(path: &std::path::Path) -> anyhow::Result<NodeConfig> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        NodeConfig::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
     }
+
+    /// The file's text parsed; a drivers' key at the top level, or a driver's settings straight
+    /// under `[drivers]`, is refused with where it goes.
+    pub fn from_toml(text: &str) -> anyhow::Result<NodeConfig> {
+        toml::from_str(text).map_err(|e| match misplaced(text) {
+            Some(hint) => anyhow::anyhow!("{hint}"),
+            None => anyhow::anyhow!("{e}"),
+        })
+    }
+}
+
+/// Why a file of the old `neutrino drivers --config` format is not this one, if it is one.
+fn misplaced(text: &str) -> Option<String> {
+    let table: toml::Table = text.parse().ok()?;
+    if let Some(key) = table
+        .keys()
+        .find(|k| DRIVERS_KEYS.contains(&k.as_str()) && k.as_str() != "drivers")
+    {
+        return Some(format!(
+            "unknown top-level key `{key}`: put it under [drivers] (the file of `neutrino \
+             serve`, `agent` and `drivers` has a [drivers] table and an [agent] table)"
+        ));
+    }
+    let drivers = table.get("drivers")?.as_table()?;
+    let name = drivers
+        .iter()
+        .find(|(k, v)| !DRIVERS_KEYS.contains(&k.as_str()) && v.is_table())?
+        .0;
+    Some(format!(
+        "unknown key `{name}` in [drivers]: a driver's settings go in \
+         [drivers.drivers.{name}] (its `config` and `grant` tables)"
+    ))
 }

@@ -6,6 +6,7 @@
 mod cases;
 pub mod fixtures;
 mod report;
+pub mod sample;
 
 use std::path::Path;
 use std::sync::Arc;

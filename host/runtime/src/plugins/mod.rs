@@ -9,6 +9,7 @@ pub mod contract;
 pub mod error;
 pub mod grant;
 mod host_state;
+pub mod inspect;
 pub mod limits;
 pub mod registry;
 pub mod render;

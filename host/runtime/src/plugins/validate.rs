@@ -101,6 +101,12 @@ pub fn namespace_name_ok(name: &str) -> bool {
 }
 
 /// vif types are short tokens (`ovs`, `bridge`, `vhostuser`, ...).
+/// A driver's name: what `describe` must answer, `mechanism_drivers` lists and `<name>.wasm`
+/// is the file of (`neutrino plugin new` refuses any other).
+pub fn driver_name_ok(name: &str) -> bool {
+    token_ok(name)
+}
+
 fn token_ok(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_TOKEN

@@ -141,8 +141,36 @@ mod tests {
             hex::encode(Sha256::digest(text)),
             SNAPSHOT_SHA256,
             "wit/since_v0.1.0/driver.wit was edited. A released contract never changes: put \
-             the change in wit/driver.wit and, when it is released, in a new wit/since_v*/ \
-             snapshot with its own adapter module"
+             the change in sdk/wit/driver.wit and, when it is released, in a new \
+             wit/since_v*/ snapshot with its own adapter module"
         );
+    }
+
+    /// The development contract (`sdk/wit/driver.wit`, the only copy, inside the SDK crate so
+    /// that drivers outside this repository build against it) may differ from a snapshot only
+    /// under another version: while it declares `@0.1.0` it is that snapshot, byte for byte.
+    /// An addition that keeps the released version would make drivers that a 0.1.0 host
+    /// cannot serve.
+    #[test]
+    fn the_development_contract_is_the_snapshot_of_its_version() {
+        let development = include_str!("../../../../../sdk/wit/driver.wit");
+        let snapshot = include_str!("../../../../../wit/since_v0.1.0/driver.wit");
+        let version = development
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("package neutrino:driver@"))
+            .and_then(|v| v.strip_suffix(';'))
+            .expect("sdk/wit/driver.wit declares its package");
+        if version == "0.1.0" {
+            assert!(
+                development == snapshot,
+                "sdk/wit/driver.wit declares neutrino:driver@0.1.0 but differs from \
+                 wit/since_v0.1.0/driver.wit: a change to the contract needs a new version"
+            );
+        } else {
+            assert!(
+                semver::Version::parse(version).unwrap() > semver::Version::new(0, 1, 0),
+                "sdk/wit/driver.wit declares {version}, older than the released 0.1.0"
+            );
+        }
     }
 }
