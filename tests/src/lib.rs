@@ -41,3 +41,4 @@ pub mod kernel;
 pub mod keystone;
 pub mod ovs;
 pub mod plans;
+pub mod rig;
