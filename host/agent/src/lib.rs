@@ -283,7 +283,8 @@ async fn poll_loop(
                 let news = changes.full
                     || !changes.ports.is_empty()
                     || !changes.instances.is_empty()
-                    || !changes.dhcp_networks.is_empty();
+                    || !changes.dhcp_networks.is_empty()
+                    || !changes.networks.is_empty();
                 revision = changes.revision;
                 if news && tx.send(changes).await.is_err() {
                     return;

@@ -102,6 +102,29 @@ pub async fn rebind_dhcp_ports(state: &Services, host: &str) -> CoreResult<usize
     Ok(rebound)
 }
 
+/// Moves a network's DHCP from its (dead) host to the alive DHCP agent hosting the fewest
+/// networks: the old DHCP port goes, a new one is made there. None, changing nothing, when
+/// there is no alive agent or the network no longer needs DHCP.
+pub async fn reschedule(state: &Services, tx: &mut Tx<'_>, h: &Hosting) -> CoreResult<Option<i64>> {
+    let Some(network) = store::networks::get(&mut **tx, &h.network_id).await? else {
+        return Ok(None);
+    };
+    let dhcp_subnets: Vec<Subnet> = store::subnets::on_network(&mut **tx, &h.network_id)
+        .await?
+        .into_iter()
+        .filter(|s| s.enable_dhcp)
+        .collect();
+    if dhcp_subnets.is_empty() {
+        return Ok(None);
+    }
+    if choose_host(state, tx).await?.is_none() {
+        return Ok(None);
+    }
+    let gone = unschedule(state, tx, h).await?;
+    let made = schedule(state, tx, &network, &dhcp_subnets).await?;
+    Ok(gone.max(made))
+}
+
 /// The host of the alive, enabled DHCP agent hosting the fewest networks (ties: by host name).
 async fn choose_host(state: &Services, tx: &mut Tx<'_>) -> CoreResult<Option<String>> {
     let mut candidates = agents::of_type(&mut **tx, DHCP_AGENT_TYPE).await?;

@@ -8,6 +8,7 @@
 pub mod body;
 pub mod compute;
 pub mod context;
+pub mod dhcp_failover;
 pub mod dhcp_scheduling;
 pub mod error;
 pub mod networks;

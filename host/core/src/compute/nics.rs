@@ -185,16 +185,20 @@ pub fn binding_failure(ports: &[Port]) -> Option<String> {
         })
 }
 
-/// Change-feed entries a transaction owes, recorded by [`FeedEntries::record`] after its other
+/// Change-feed entries a transaction owes, written by [`FeedEntries::record`] after its other
 /// writes: the feed's revision row is then the last lock taken, so a transaction that holds it
 /// never waits for a subnet lock another one holds while waiting for the revision row.
 #[derive(Debug, Default)]
-pub struct FeedEntries(Vec<(Vec<String>, FeedKind, String)>);
+pub struct FeedEntries(feed::FeedEntries);
 
 impl FeedEntries {
     pub fn push(&mut self, hosts: &[&str], kind: FeedKind, id: &str) {
-        let hosts = hosts.iter().map(|h| h.to_string()).collect();
-        self.0.push((hosts, kind, id.to_string()));
+        self.0.add(hosts, kind, id);
+    }
+
+    /// The ports bound on `network_id` changed: its hosts hear of their peers again.
+    pub fn network(&mut self, network_id: &str) {
+        self.0.add_network(network_id);
     }
 
     /// The server and its ports, on its host.
@@ -205,14 +209,9 @@ impl FeedEntries {
         self.push(&[&server.host], FeedKind::Instance, &server.id);
     }
 
-    /// Writes the entries in `tx`; returns the newest revision (for `FeedSignal::committed`).
-    pub async fn record(self, tx: &mut store::Tx<'_>) -> store::Result<Option<i64>> {
-        let mut newest = None;
-        for (hosts, kind, id) in &self.0 {
-            let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
-            newest = newest.max(feed::record(tx, &hosts, *kind, id).await?);
-        }
-        Ok(newest)
+    /// Writes the entries in `tx`; returns the revision (for `FeedSignal::committed`).
+    pub async fn record(mut self, tx: &mut store::Tx<'_>) -> store::Result<Option<i64>> {
+        self.0.write(tx).await
     }
 }
 
@@ -246,6 +245,9 @@ pub async fn release(
             port_repo::update(tx, &port).await?;
         }
         feed.push(&[&server.host, &bound_to], FeedKind::Port, &port.id);
+        if !bound_to.is_empty() {
+            feed.network(&port.network_id);
+        }
     }
     servers::remove_nics(tx, &server.id).await?;
     feed.push(&[&server.host], FeedKind::Instance, &server.id);
