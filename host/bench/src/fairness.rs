@@ -301,6 +301,9 @@ pub fn run_fairness(opts: &FairnessOptions) -> anyhow::Result<FairnessReport> {
     })
 }
 
+/// One kind of attacker request's answers: count by status, and latencies.
+type Answers = (BTreeMap<u16, usize>, Vec<Duration>);
+
 type Fairness = (
     (Duration, Duration),
     (Duration, Duration),
@@ -342,8 +345,7 @@ async fn fairness(endpoint: &Endpoint, opts: &FairnessOptions) -> anyhow::Result
 
     let kinds = attacks(&attacker_net);
     let stop = Cell::new(false);
-    let answers: RefCell<BTreeMap<String, (BTreeMap<u16, usize>, Vec<Duration>)>> =
-        RefCell::new(BTreeMap::new());
+    let answers: RefCell<BTreeMap<String, Answers>> = RefCell::new(BTreeMap::new());
     let mut attackers = Vec::new();
     for _ in 0..opts.attackers {
         attackers.push(Connection::open(endpoint).await?);

@@ -117,13 +117,36 @@ async fn write_server(
                 attempt += 1;
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(mut e) => {
+                drop(tx);
+                if e.kind == "IpAddressGenerationFailure" && network_gone(state, planned).await? {
+                    // The subnets' free addresses went with a network deleted under the
+                    // write (PostgreSQL read it before that delete committed): run again, it
+                    // answers NetworkNotFound.
+                    e.again = true;
+                }
+                return Err(e);
+            }
         };
         let nics: Vec<repo::Nic> = attached.iter().map(|a| a.nic.clone()).collect();
         repo::insert(&mut tx, server, &nics).await?;
         store::commit(tx).await?;
         return Ok(nics.into_iter().map(|n| n.port_id).collect());
     }
+}
+
+/// Whether a network a planned port is on is gone.
+async fn network_gone(state: &Services, planned: &[PlannedNic]) -> CoreResult<bool> {
+    let mut conn = state.store.read_conn().await?;
+    for nic in planned {
+        if let PlannedNic::Create { body, .. } = nic
+            && let Some(serde_json::Value::String(network)) = body.get("network_id")
+            && store::networks::get(&mut *conn, network).await?.is_none()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// A placed server one of whose ports could not be bound: its ports released (created ones

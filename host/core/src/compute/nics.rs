@@ -113,8 +113,7 @@ pub async fn attach(
             PlannedNic::Create { body, .. } => {
                 // Drafted again in the transaction: a network deleted (or its subnets) since
                 // the plan is NetworkNotFound here, not a port without addresses.
-                let mut draft =
-                    ports::draft_in(&mut **tx, ctx, &body, ctx.project_id.clone()).await?;
+                let mut draft = ports::draft_in(tx, ctx, &body, ctx.project_id.clone()).await?;
                 draft.set_binding_host(&server.host);
                 // Bound after the boot's transaction commits (`boot::place`).
                 draft.bind_after_commit();
