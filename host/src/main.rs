@@ -234,6 +234,43 @@ enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         repeats: usize,
     },
+    /// Another project's write latency (p99) on an idle server, then while one project sends
+    /// the biggest requests the limits allow; the ratio against the target (within 2x).
+    Fairness {
+        /// Drive this server instead of starting `neutrino serve` as a child process.
+        #[arg(long)]
+        url: Option<String>,
+        /// `--database` of the started server (default: SQLite in a temporary directory).
+        #[arg(long, conflicts_with = "url")]
+        database: Option<String>,
+        /// The victim's single creates in each run.
+        #[arg(long, default_value_t = 300)]
+        samples: usize,
+        /// Attacker connections, each sending its biggest requests one after another.
+        #[arg(long, default_value_t = 4)]
+        attackers: usize,
+        /// What the victim creates: ports or networks.
+        #[arg(long, default_value = "ports")]
+        victim_creates: String,
+    },
+    /// The time of a network create (its segmentation id allocation) as networks grow.
+    Networks {
+        /// Drive this server instead of starting `neutrino serve` as a child process.
+        #[arg(long)]
+        url: Option<String>,
+        /// `--database` of the started server (default: SQLite in a temporary directory).
+        #[arg(long, conflicts_with = "url")]
+        database: Option<String>,
+        /// Numbers of networks at which single creates are timed, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "0,10000,50000")]
+        checkpoints: Vec<usize>,
+        /// Single network creates timed at each checkpoint.
+        #[arg(long, default_value_t = 200)]
+        creates: usize,
+        /// Networks per bulk create of the fill.
+        #[arg(long, default_value_t = 1000)]
+        bulk_size: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -487,6 +524,46 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bulk_size,
                 fill_concurrency,
                 repeats,
+            })?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Fairness {
+                    url,
+                    database,
+                    samples,
+                    attackers,
+                    victim_creates,
+                },
+        } => {
+            let report = bench::run_fairness(&bench::FairnessOptions {
+                url,
+                database,
+                samples,
+                attackers,
+                victim_creates,
+            })?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Networks {
+                    url,
+                    database,
+                    checkpoints,
+                    creates,
+                    bulk_size,
+                },
+        } => {
+            let report = bench::run_networks(&bench::NetworksOptions {
+                url,
+                database,
+                checkpoints,
+                creates,
+                bulk_size,
             })?;
             println!("{report}");
             Ok(ExitCode::SUCCESS)

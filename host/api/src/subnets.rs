@@ -154,14 +154,31 @@ pub async fn create(
             Ok(ctx.project_for_create(b)?)
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    // All or nothing: one transaction for the whole request, its quota checked first.
+    // All or nothing: one transaction for the whole request, its quota checked first; run
+    // again whole when it met a concurrent write (a network delete: a deadlock, or the
+    // network gone under it), as Neutron's DB retry does.
+    let (created, newest) = neutrino_core::retry::retrying("subnet create", || {
+        create_all(&state, &ctx, &bodies, &projects)
+    })
+    .await?;
+    state.feed.committed(newest);
+    Ok(body::created("subnet", "subnets", bulk, created))
+}
+
+/// One run of a subnet create: every subnet of the request in one transaction, committed.
+async fn create_all(
+    state: &AppState,
+    ctx: &RequestContext,
+    bodies: &[Map<String, Value>],
+    projects: &[String],
+) -> neutrino_core::error::CoreResult<(Vec<Value>, Option<i64>)> {
     let mut tx = state.store.begin_write().await?;
     let deltas: Vec<(String, i64)> = projects.iter().map(|p| (p.clone(), 1)).collect();
     quotas::Ledger::check(&mut tx, state.store.backend, "subnet", &deltas).await?;
     let mut created = Vec::with_capacity(bodies.len());
     let mut networks: Vec<String> = Vec::new();
     for (b, project_id) in bodies.iter().zip(projects) {
-        let (s, external) = subnets::create_one(&state, &ctx, project_id, b, &mut tx).await?;
+        let (s, external) = subnets::create_one(state, ctx, project_id.clone(), b, &mut tx).await?;
         if !networks.contains(&s.network_id) {
             networks.push(s.network_id.clone());
         }
@@ -169,11 +186,10 @@ pub async fn create(
     }
     let mut newest = None;
     for network_id in &networks {
-        newest = newest.max(dhcp_scheduling::subnets_changed(&state, &mut tx, network_id).await?);
+        newest = newest.max(dhcp_scheduling::subnets_changed(state, &mut tx, network_id).await?);
     }
     store::commit(tx).await?;
-    state.feed.committed(newest);
-    Ok(body::created("subnet", "subnets", bulk, created))
+    Ok((created, newest))
 }
 
 /// Subnets as a list reads them, with whether their network is external.

@@ -13,6 +13,7 @@
 //! says so.
 
 pub mod client;
+pub mod fairness;
 pub mod phase;
 pub mod scale;
 pub mod server;
@@ -25,6 +26,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use client::{Connection, Endpoint, ovs_agent, report_agent, serves};
+pub use fairness::{FairnessOptions, NetworksOptions, run_fairness, run_networks};
 use neutrino_api::ApiConfig;
 use neutrino_api::server::{ServeOptions, state};
 use phase::{Job, load_average, machine_notes, ms, percentile, run_requests};

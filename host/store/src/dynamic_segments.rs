@@ -169,16 +169,18 @@ pub async fn forget_port(conn: &mut AnyConnection, port_id: &str) -> crate::Resu
 /// Releases the network's dynamic segments no port's binding uses: the segment and its
 /// segmentation id.
 pub async fn release_unused(conn: &mut AnyConnection, network_id: &str) -> crate::Result<()> {
-    sqlx::query(
+    // Their ids go back to the pools' free ranges (`networks::release_ids`).
+    super::networks::delete_allocations(
+        conn,
         "DELETE FROM segment_allocations WHERE network_id = $1 AND EXISTS ( \
              SELECT 1 FROM dynamic_segments d WHERE d.network_id = $1 \
                AND d.network_type = segment_allocations.network_type \
                AND d.physical_network = segment_allocations.physical_network \
                AND d.segmentation_id = segment_allocations.segmentation_id \
-               AND NOT EXISTS (SELECT 1 FROM port_dynamic_segments r WHERE r.segment_id = d.id))",
+               AND NOT EXISTS (SELECT 1 FROM port_dynamic_segments r WHERE r.segment_id = d.id)) \
+         RETURNING network_type, physical_network, segmentation_id",
+        network_id,
     )
-    .bind(network_id)
-    .execute(&mut *conn)
     .await?;
     sqlx::query(
         "DELETE FROM dynamic_segments WHERE network_id = $1 AND NOT EXISTS ( \

@@ -93,7 +93,8 @@ impl From<crate::Error> for SegmentError {
 /// Allocations from one pool are serialised: on PostgreSQL by a transaction-scoped advisory
 /// lock on the pool (servers sharing the database queue on it instead of racing for the same
 /// lowest id); on SQLite by the write transaction itself. A requested id that is taken fails
-/// on the primary key.
+/// on the primary key. The lowest free id comes from the pool's free ranges (`segment_free`):
+/// one indexed row, however many networks there are.
 pub async fn allocate_segment(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
@@ -105,16 +106,212 @@ pub async fn allocate_segment(
 ) -> Result<i64, SegmentError> {
     let physnet = physical_network.unwrap_or("");
     let id = match requested {
+        // Left in the free ranges if it is there: met when it is the lowest, it is skipped.
         Some(id) => id,
         None => {
             lock_named(tx, backend, &format!("segments/{network_type}/{physnet}")).await?;
-            lowest_free(tx, network_type, physnet, range)
-                .await?
+            take_lowest(tx, network_type, physnet, range)
+                .await
+                .map_err(SegmentError::Db)?
                 .ok_or(SegmentError::Exhausted)?
         }
     };
     claim(tx, network_type, physnet, id, network_id).await?;
     Ok(id)
+}
+
+/// Takes the lowest id of the pool's free ranges that no network holds, out of them (the
+/// caller holds the pool's lock and claims it). The ranges are built first when the pool has
+/// none for `range` (a first allocation, or a server configured with another range): one pass
+/// over the pool's allocations.
+async fn take_lowest(
+    conn: &mut sqlx::AnyConnection,
+    network_type: &str,
+    physnet: &str,
+    range: (i64, i64),
+) -> crate::Result<Option<i64>> {
+    build_free(conn, network_type, physnet, range).await?;
+    loop {
+        let lowest: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT first_id, last_id FROM segment_free \
+             WHERE network_type = $1 AND physical_network = $2 ORDER BY first_id LIMIT 1",
+        )
+        .bind(network_type)
+        .bind(physnet)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some((first, last)) = lowest else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "DELETE FROM segment_free \
+             WHERE network_type = $1 AND physical_network = $2 AND first_id = $3",
+        )
+        .bind(network_type)
+        .bind(physnet)
+        .bind(first)
+        .execute(&mut *conn)
+        .await?;
+        if first < last {
+            add_free(conn, network_type, physnet, first + 1, last).await?;
+        }
+        // A requested id, or one a dynamic segment holds, may still be in a range.
+        let taken: Option<i64> = sqlx::query_scalar(
+            "SELECT segmentation_id FROM segment_allocations \
+             WHERE network_type = $1 AND physical_network = $2 AND segmentation_id = $3",
+        )
+        .bind(network_type)
+        .bind(physnet)
+        .bind(first)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if taken.is_none() && (range.0..=range.1).contains(&first) {
+            return Ok(Some(first));
+        }
+    }
+}
+
+/// Merges `first..=last` into the pool's free ranges: a range that starts at `first` already
+/// keeps the longer end (a release racing a rebuild or a take never loses a free id).
+const ADD_FREE: &str = "ON CONFLICT (network_type, physical_network, first_id) DO UPDATE \
+     SET last_id = CASE WHEN excluded.last_id > segment_free.last_id \
+         THEN excluded.last_id ELSE segment_free.last_id END";
+
+async fn add_free(
+    conn: &mut sqlx::AnyConnection,
+    network_type: &str,
+    physnet: &str,
+    first: i64,
+    last: i64,
+) -> crate::Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO segment_free (network_type, physical_network, first_id, last_id) \
+         VALUES ($1, $2, $3, $4) {ADD_FREE}"
+    )))
+    .bind(network_type)
+    .bind(physnet)
+    .bind(first)
+    .bind(last)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Builds the pool's free ranges from its allocations when they were built for another range
+/// (or never): the gaps between the allocated ids of `low..=high`.
+async fn build_free(
+    conn: &mut sqlx::AnyConnection,
+    network_type: &str,
+    physnet: &str,
+    (low, high): (i64, i64),
+) -> crate::Result<()> {
+    let built: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT range_low, range_high FROM segment_pools \
+         WHERE network_type = $1 AND physical_network = $2",
+    )
+    .bind(network_type)
+    .bind(physnet)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if built == Some((low, high)) {
+        return Ok(());
+    }
+    for table in ["segment_free", "segment_pools"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE network_type = $1 AND physical_network = $2"
+        )))
+        .bind(network_type)
+        .bind(physnet)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let taken: Vec<i64> = sqlx::query_scalar(
+        "SELECT segmentation_id FROM segment_allocations \
+         WHERE network_type = $1 AND physical_network = $2 \
+           AND segmentation_id >= $3 AND segmentation_id <= $4 ORDER BY segmentation_id",
+    )
+    .bind(network_type)
+    .bind(physnet)
+    .bind(low)
+    .bind(high)
+    .fetch_all(&mut *conn)
+    .await?;
+    let gaps = free_gaps(&taken, (low, high));
+    crate::insert_rows(
+        conn,
+        &gaps,
+        4,
+        |rows| {
+            format!(
+                "INSERT INTO segment_free (network_type, physical_network, first_id, last_id) \
+                 VALUES {rows} {ADD_FREE}"
+            )
+        },
+        |q, (first, last)| q.bind(network_type).bind(physnet).bind(*first).bind(*last),
+    )
+    .await?;
+    sqlx::query(
+        "INSERT INTO segment_pools (network_type, physical_network, range_low, range_high) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(network_type)
+    .bind(physnet)
+    .bind(low)
+    .bind(high)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The ranges of `low..=high` not in `taken` (sorted ids).
+fn free_gaps(taken: &[i64], (low, high): (i64, i64)) -> Vec<(i64, i64)> {
+    let mut gaps = Vec::new();
+    let mut next = low;
+    for &id in taken {
+        if id > next {
+            gaps.push((next, id - 1));
+        }
+        next = next.max(id + 1);
+    }
+    if next <= high {
+        gaps.push((next, high));
+    }
+    gaps
+}
+
+/// Gives released ids back to their pools' free ranges (those within the range the ranges
+/// were built for), so that they are allocated again, lowest first. Takes no lock: a release
+/// only adds to the ranges.
+pub(crate) async fn release_ids(
+    conn: &mut sqlx::AnyConnection,
+    released: &[(String, String, i64)],
+) -> crate::Result<()> {
+    for (network_type, physnet, id) in released {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO segment_free (network_type, physical_network, first_id, last_id) \
+             SELECT network_type, physical_network, $3, $3 FROM segment_pools \
+             WHERE network_type = $1 AND physical_network = $2 \
+               AND range_low <= $3 AND range_high >= $3 {ADD_FREE}"
+        )))
+        .bind(network_type)
+        .bind(physnet)
+        .bind(*id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Deletes the allocations `sql` (a `DELETE ... RETURNING network_type, physical_network,
+/// segmentation_id` of `segment_allocations` with `$1`) names, and releases their ids.
+pub(crate) async fn delete_allocations(
+    conn: &mut sqlx::AnyConnection,
+    sql: &'static str,
+    bind: &str,
+) -> crate::Result<()> {
+    let released: Vec<(String, String, i64)> =
+        sqlx::query_as(sql).bind(bind).fetch_all(&mut *conn).await?;
+    release_ids(conn, &released).await
 }
 
 async fn claim(
@@ -315,13 +512,32 @@ pub async fn page(store: &Store, req: &Request) -> crate::Result<Vec<(Network, K
 }
 
 pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> crate::Result<bool> {
-    sqlx::query("DELETE FROM segment_allocations WHERE network_id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    delete_allocations(
+        tx,
+        "DELETE FROM segment_allocations WHERE network_id = $1 \
+         RETURNING network_type, physical_network, segmentation_id",
+        id,
+    )
+    .await?;
     let done = sqlx::query("DELETE FROM networks WHERE id = $1")
         .bind(id)
         .execute(&mut **tx)
         .await?;
     Ok(done.rows_affected() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::free_gaps;
+
+    #[test]
+    fn free_gaps_are_the_ids_between_allocations() {
+        assert_eq!(free_gaps(&[], (1, 16_777_215)), vec![(1, 16_777_215)]);
+        assert_eq!(free_gaps(&[1, 2, 3], (1, 3)), vec![]);
+        assert_eq!(
+            free_gaps(&[1, 2, 5, 9], (1, 10)),
+            vec![(3, 4), (6, 8), (10, 10)]
+        );
+        assert_eq!(free_gaps(&[10], (1, 10)), vec![(1, 9)]);
+    }
 }

@@ -554,3 +554,64 @@ on_both_databases!(list_queries_over_http, |api: TestApi| async move {
         json!({"tenant_id": "admin-project"})
     );
 });
+
+// Tenant VNIs come from the pool's free ranges (issue 12): an id an admin requested is skipped,
+// the range's end answers NoNetworkAvailable, and released ids come back lowest first.
+async fn tenant_ids_from_free_ranges(db: neutrino_tests::api::Db) {
+    let api = TestApi::with(db, |c| c.vni_range = (1, 5)).await;
+    let vni = |n: &serde_json::Value| n["provider:segmentation_id"].as_i64().unwrap();
+    let a = create(&api, json!({})).await;
+    let b = create(&api, json!({})).await;
+    assert_eq!((vni(&a), vni(&b)), (1, 2));
+    let requested = create(
+        &api,
+        json!({"provider:network_type": "vxlan", "provider:segmentation_id": 3}),
+    )
+    .await;
+    let c = create(&api, json!({})).await;
+    let d = create(&api, json!({})).await;
+    assert_eq!((vni(&c), vni(&d)), (4, 5));
+    let full = api
+        .call(Method::POST, "/v2.0/networks", Some(json!({"network": {}})))
+        .await;
+    assert_eq!(
+        (full.status, full.error_type()),
+        (StatusCode::SERVICE_UNAVAILABLE, "NoNetworkAvailable")
+    );
+    for gone in [&requested, &b] {
+        let id = gone["id"].as_str().unwrap();
+        let r = api
+            .call(Method::DELETE, &format!("/v2.0/networks/{id}"), None)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+    }
+    assert_eq!(vni(&create(&api, json!({})).await), 2);
+    assert_eq!(vni(&create(&api, json!({})).await), 3);
+    let full = api
+        .call(Method::POST, "/v2.0/networks", Some(json!({"network": {}})))
+        .await;
+    assert_eq!(full.status, StatusCode::SERVICE_UNAVAILABLE);
+    // A failed bulk create gives its ids back too: one id left, two asked.
+    let id = c["id"].as_str().unwrap();
+    api.call(Method::DELETE, &format!("/v2.0/networks/{id}"), None)
+        .await;
+    let bulk = api
+        .call(
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"networks": [{}, {}]})),
+        )
+        .await;
+    assert_eq!(bulk.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(vni(&create(&api, json!({})).await), 4);
+}
+
+#[tokio::test]
+async fn tenant_ids_from_free_ranges_sqlite() {
+    tenant_ids_from_free_ranges(neutrino_tests::api::Db::Sqlite).await
+}
+
+#[tokio::test]
+async fn tenant_ids_from_free_ranges_postgres() {
+    tenant_ids_from_free_ranges(neutrino_tests::api::Db::Postgres).await
+}

@@ -305,3 +305,119 @@ async fn delete_races_port_creates_postgres() {
 async fn delete_races_port_creates_sqlite() {
     delete_races_port_creates(Db::Sqlite).await
 }
+
+/// A network delete racing subnet creates and server boots on two servers sharing one
+/// database: each subnet create is 201 or 404 NetworkNotFound, each boot 202 or Nova's 400
+/// (the network is gone), the delete 204 or 409 NetworkInUse; never a 500 or a 503 (PostgreSQL
+/// deadlocks and foreign keys that vanish under a write are run again, as Neutron's DB retry).
+async fn delete_races_subnet_creates_and_boots(db: Db) {
+    let (a, b) = TestApi::two(db).await;
+    a.unlimited_quotas().await;
+    let agent = a
+        .report(
+            json!({"agent_type": "Open vSwitch agent", "binary": "neutrino-agent",
+            "host": "race-host", "topic": "N/A", "start_flag": true,
+            "configurations": {"bridge_mappings": {}, "tunnel_types": ["vxlan"],
+                "tunneling_ip": "127.0.0.1", "integration_bridge": "br-int",
+                "datapath_type": "netdev", "ovs_hybrid_plug": true}}),
+        )
+        .await;
+    assert_eq!(agent.status, StatusCode::OK, "{}", agent.body);
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let (mut subnets_made, mut boots_made, mut deleted) = (0, 0, 0);
+    for round in 0..6u64 {
+        let net = created(&a, "/v2.0/networks", json!({"network": {"name": "race"}})).await;
+        let net = net["network"]["id"].as_str().unwrap().to_string();
+        created(
+            &a,
+            "/v2.0/subnets",
+            json!({"subnet": {"network_id": net, "cidr": "10.0.0.0/24", "ip_version": 4}}),
+        )
+        .await;
+        let mut subnets = tokio::task::JoinSet::new();
+        let mut boots = tokio::task::JoinSet::new();
+        for i in 0..16u64 {
+            let api = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let net = net.clone();
+            if i % 4 < 2 {
+                subnets.spawn(async move {
+                    let cidr = format!("10.{}.0.0/24", i + 1);
+                    api.call(
+                        Method::POST,
+                        "/v2.0/subnets",
+                        Some(json!({"subnet": {"network_id": net, "cidr": cidr, "ip_version": 4}})),
+                    )
+                    .await
+                });
+            } else {
+                boots.spawn(async move {
+                    api.call(
+                        Method::POST,
+                        "/v2.1/servers",
+                        Some(json!({"server": {"name": format!("vm{i}"), "networks": [{"uuid": net}]}})),
+                    )
+                    .await
+                });
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(3 * (round % 3))).await;
+        let del = b
+            .call(Method::DELETE, &format!("/v2.0/networks/{net}"), None)
+            .await;
+        assert!(
+            del.status == StatusCode::NO_CONTENT
+                || (del.status, del.error_type()) == (StatusCode::CONFLICT, "NetworkInUse"),
+            "delete: {} {}",
+            del.status,
+            del.body
+        );
+        if del.status == StatusCode::NO_CONTENT {
+            deleted += 1;
+        }
+        while let Some(r) = subnets.join_next().await {
+            let r = r.unwrap();
+            match (r.status, r.error_type()) {
+                (StatusCode::CREATED, _) => subnets_made += 1,
+                (StatusCode::NOT_FOUND, "NetworkNotFound") => {}
+                other => panic!("subnet create: {other:?} {}", r.body),
+            }
+        }
+        while let Some(r) = boots.join_next().await {
+            let r = r.unwrap();
+            match r.status {
+                StatusCode::ACCEPTED => boots_made += 1,
+                StatusCode::BAD_REQUEST => {
+                    let message = r.body["badRequest"]["message"].as_str().unwrap_or("");
+                    assert!(message.contains(&net), "boot: {}", r.body);
+                }
+                other => panic!("boot: {other} {}", r.body),
+            }
+        }
+        // Nothing is left on a network that is gone.
+        if del.status == StatusCode::NO_CONTENT {
+            for collection in ["subnets", "ports"] {
+                let left = a
+                    .call(
+                        Method::GET,
+                        &format!("/v2.0/{collection}?network_id={net}"),
+                        None,
+                    )
+                    .await;
+                assert_eq!(ids(&left.body, collection), Vec::<String>::new());
+            }
+        }
+    }
+    eprintln!(
+        "subnets made: {subnets_made}, boots made: {boots_made}, network deletes that won: {deleted} of 6"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_races_subnet_creates_and_boots_postgres() {
+    delete_races_subnet_creates_and_boots(Db::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_races_subnet_creates_and_boots_sqlite() {
+    delete_races_subnet_creates_and_boots(Db::Sqlite).await
+}

@@ -60,29 +60,13 @@ async fn place(
     server: &mut Server,
     planned: Vec<PlannedNic>,
 ) -> CoreResult<()> {
-    let mut attempt = 0;
-    let port_ids: Vec<String> = loop {
-        let mut tx = state.store.begin_write().await?;
-        let creates = planned
-            .iter()
-            .filter(|nic| matches!(nic, PlannedNic::Create { .. }))
-            .count() as i64;
-        let deltas = [(ctx.project_id.clone(), creates)];
-        crate::quotas::Ledger::check(&mut tx, state.store.backend, "port", &deltas).await?;
-        let attached = match nics::attach(state, ctx, &mut tx, server, planned.clone()).await {
-            Ok(attached) => attached,
-            // Dropping the transaction rolls back whatever was created or taken.
-            Err(e) if e.kind == "RetryRequest" && attempt < RETRIES => {
-                attempt += 1;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let nics: Vec<repo::Nic> = attached.iter().map(|a| a.nic.clone()).collect();
-        repo::insert(&mut tx, server, &nics).await?;
-        store::commit(tx).await?;
-        break nics.into_iter().map(|n| n.port_id).collect();
-    };
+    // Run again whole when the write met a concurrent one (a network delete: a deadlock, or
+    // the network gone under it), as Neutron's DB retry does.
+    let written: &Server = server;
+    let port_ids = crate::retry::retrying("server boot", || {
+        write_server(state, ctx, written, &planned)
+    })
+    .await?;
     let mut bound = Vec::with_capacity(port_ids.len());
     let mut fault = None;
     for id in &port_ids {
@@ -109,18 +93,79 @@ async fn place(
     Ok(())
 }
 
+/// One run of a placed boot's write: the server, its ports (unbound) and NICs in one
+/// transaction, committed; answers the ports' ids.
+async fn write_server(
+    state: &Services,
+    ctx: &RequestContext,
+    server: &Server,
+    planned: &[PlannedNic],
+) -> CoreResult<Vec<String>> {
+    let mut attempt = 0;
+    loop {
+        let mut tx = state.store.begin_write().await?;
+        let creates = planned
+            .iter()
+            .filter(|nic| matches!(nic, PlannedNic::Create { .. }))
+            .count() as i64;
+        let deltas = [(ctx.project_id.clone(), creates)];
+        crate::quotas::Ledger::check(&mut tx, state.store.backend, "port", &deltas).await?;
+        let attached = match nics::attach(state, ctx, &mut tx, server, planned.to_vec()).await {
+            Ok(attached) => attached,
+            // Dropping the transaction rolls back whatever was created or taken.
+            Err(e) if e.kind == "RetryRequest" && attempt < RETRIES => {
+                attempt += 1;
+                continue;
+            }
+            Err(mut e) => {
+                drop(tx);
+                if e.kind == "IpAddressGenerationFailure" && network_gone(state, planned).await? {
+                    // The subnets' free addresses went with a network deleted under the
+                    // write (PostgreSQL read it before that delete committed): run again, it
+                    // answers NetworkNotFound.
+                    e.again = true;
+                }
+                return Err(e);
+            }
+        };
+        let nics: Vec<repo::Nic> = attached.iter().map(|a| a.nic.clone()).collect();
+        repo::insert(&mut tx, server, &nics).await?;
+        store::commit(tx).await?;
+        return Ok(nics.into_iter().map(|n| n.port_id).collect());
+    }
+}
+
+/// Whether a network a planned port is on is gone.
+async fn network_gone(state: &Services, planned: &[PlannedNic]) -> CoreResult<bool> {
+    let mut conn = state.store.read_conn().await?;
+    for nic in planned {
+        if let PlannedNic::Create { body, .. } = nic
+            && let Some(serde_json::Value::String(network)) = body.get("network_id")
+            && store::networks::get(&mut *conn, network).await?.is_none()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// A placed server one of whose ports could not be bound: its ports released (created ones
 /// deleted, given ones cleared) and the server in ERROR with `fault`, as if never placed.
 async fn fail_unbound(state: &Services, server: &mut Server, fault: &str) -> CoreResult<()> {
-    let mut tx = state.store.begin_write().await?;
-    nics::lock_server(state, &mut tx, &server.id).await?;
-    if repo::fail_build(&mut tx, &server.id, fault).await? {
-        let mut feed = FeedEntries::default();
-        nics::release(state, &mut tx, server, &mut feed).await?;
-        let revision = feed.record(&mut tx).await?;
-        store::commit(tx).await?;
-        state.feed.committed(revision);
-    }
+    let failed: &Server = server;
+    crate::retry::retrying("failed boot", || async move {
+        let mut tx = state.store.begin_write().await?;
+        nics::lock_server(state, &mut tx, &failed.id).await?;
+        if repo::fail_build(&mut tx, &failed.id, fault).await? {
+            let mut feed = FeedEntries::default();
+            nics::release(state, &mut tx, failed, &mut feed).await?;
+            let revision = feed.record(&mut tx).await?;
+            store::commit(tx).await?;
+            state.feed.committed(revision);
+        }
+        Ok(())
+    })
+    .await?;
     server.status = ERROR.into();
     server.fault = Some(fault.to_string());
     Ok(())

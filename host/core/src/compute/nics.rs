@@ -110,11 +110,14 @@ pub async fn attach(
     let mut attached = Vec::with_capacity(planned.len());
     for (position, nic) in planned.into_iter().enumerate() {
         let (port, created_port) = match nic {
-            PlannedNic::Create { body, mut draft } => {
+            PlannedNic::Create { body, .. } => {
+                // Drafted again in the transaction: a network deleted (or its subnets) since
+                // the plan is NetworkNotFound here, not a port without addresses.
+                let mut draft = ports::draft_in(tx, ctx, &body, ctx.project_id.clone()).await?;
                 draft.set_binding_host(&server.host);
                 // Bound after the boot's transaction commits (`boot::place`).
                 draft.bind_after_commit();
-                let (port, _) = ports::write_one_draft(state, ctx, &body, *draft, tx).await?;
+                let (port, _) = ports::write_one_draft(state, ctx, &body, draft, tx).await?;
                 if port.fixed_ips.is_empty() {
                     return Err(NeutronError::bad(
                         "NetworkRequiresSubnet",
