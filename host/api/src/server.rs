@@ -69,6 +69,7 @@ pub async fn state(options: &ServeOptions) -> anyhow::Result<AppState> {
         keystone,
     );
     neutrino_core::compute::build_timeout::spawn(state.services.clone());
+    neutrino_core::port_binding::spawn_pending_sweep(state.services.clone());
     Ok(state)
 }
 

@@ -173,6 +173,8 @@ pub async fn create(
     }
     store::commit(tx).await?;
     state.feed.committed(newest);
+    // A network given a DHCP port: the port is bound now, after the commit.
+    dhcp_scheduling::bind_committed(&state, &networks).await;
     Ok(body::created("subnet", "subnets", bulk, created))
 }
 

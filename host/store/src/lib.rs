@@ -54,6 +54,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("sql/0009_dynamic_segments.sql")),
     (10, include_str!("sql/0010_quotas.sql")),
     (11, include_str!("sql/0011_agent_credentials.sql")),
+    (13, include_str!("sql/0013_binding_pending.sql")),
 ];
 
 /// Migrations whose PostgreSQL version differs, used there instead of the one above.

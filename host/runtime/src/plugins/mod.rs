@@ -10,6 +10,7 @@ pub mod error;
 pub mod grant;
 mod host_state;
 pub mod limits;
+pub mod metrics;
 pub mod registry;
 pub mod render;
 mod runtime;
