@@ -46,6 +46,9 @@ fn us(d: Duration) -> String {
 }
 
 fn main() {
+    // Calls are recorded as the server records them (its Prometheus recorder installed), so
+    // the figures include the metrics of every call.
+    neutrino::api::observe::prometheus();
     type NativeCall = fn(&sdk_ctx::Ctx);
     let cases: [(&str, &str, NetworkType, NativeCall); 3] = [
         ("flatdhcp", "Flat DHCP agent", NetworkType::Flat, |c| {

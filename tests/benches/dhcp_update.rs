@@ -81,6 +81,7 @@ fn port(network_id: &str, subnet_id: &str, n: u32, owner: &str) -> HostPort {
         hostname: String::new(),
         extra_dhcp_opts: vec![],
         binding: None,
+        revision_number: 1,
     }
 }
 

@@ -260,6 +260,19 @@ impl TestApi {
         }
     }
 
+    /// A GET whose answer is text (`/metrics`): status, headers and body.
+    pub async fn get_text(&self, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
     /// A request with the given headers and raw body.
     pub async fn request(
         &self,

@@ -65,6 +65,7 @@ fn port(network_id: &str, subnet_id: &str, mac: &str, ip: &str, owner: &str) -> 
         hostname: String::new(),
         extra_dhcp_opts: vec![],
         binding: None,
+        revision_number: 1,
     }
 }
 

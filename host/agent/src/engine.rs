@@ -217,7 +217,15 @@ impl Engine {
         )
         .await;
         for port in &to_plug {
-            match self.wiring.plug(port).await {
+            // The port's id and revision name the server's "port binding written" line, which
+            // carries the id of the request that bound it; the drivers' plans run in this span.
+            let span = tracing::info_span!(
+                "plug",
+                port = %port.id,
+                revision = port.revision_number
+            );
+            tracing::info!(parent: &span, "plugging the port");
+            match tracing::Instrument::instrument(self.wiring.plug(port), span).await {
                 Ok(()) => {
                     self.broken.remove(&port.id);
                     statuses.push(status(&port.id, "ACTIVE", None));

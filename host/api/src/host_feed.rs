@@ -442,6 +442,7 @@ fn host_port(p: &Port, host: &str, network: &Network, attachment: Option<Attachm
         extra_dhcp_opts: serde_json::from_str::<Vec<ExtraDhcpOpt>>(&p.extra_dhcp_opts)
             .unwrap_or_default(),
         binding,
+        revision_number: p.revision_number,
     }
 }
 

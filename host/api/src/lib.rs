@@ -15,6 +15,7 @@ pub mod internal;
 pub mod keystone;
 pub mod listing;
 pub mod networks;
+pub mod observe;
 pub mod openapi;
 pub mod ports;
 pub mod query;
@@ -104,6 +105,8 @@ impl AppState {
         shared_agent_token: Option<internal::AgentToken>,
         keystone: Option<Arc<keystone::Keystone>>,
     ) -> AppState {
+        // The metrics recorder is in place before anything records.
+        observe::prometheus();
         let services = Services::new(store, config.services(), heartbeats.clone());
         AppState {
             services,
@@ -172,6 +175,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/openapi.json", neutron_405(get(openapi::serve)))
         .route("/healthz", neutron_405(get(health::healthz)))
+        .route("/metrics", neutron_405(get(observe::render)))
         .route(
             "/v2.0/subnets",
             get(subnets::list)
@@ -239,6 +243,11 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::map_response(too_large_in_neutrons_shape))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
+        // Outermost, and inside the router (where the matched route template is known):
+        // metrics, the request's span, its id.
+        .layer(middleware::from_fn(observe::track))
+        .layer(observe::trace_layer())
+        .layer(middleware::from_fn(observe::request_id))
         .with_state(state)
 }
 

@@ -262,7 +262,10 @@ async fn create_all(
     bodies: &[Map<String, Value>],
     projects: &[String],
 ) -> ApiResult<Vec<Value>> {
-    let created = state.port_writer().create(ctx, bodies, projects).await?;
+    let created = state
+        .port_writer()
+        .create(state, ctx, bodies, projects)
+        .await?;
     Ok(created
         .iter()
         .map(|p| Value::Object(to_json(p, ctx.is_admin())))

@@ -157,21 +157,24 @@ pub async fn create(
     // All or nothing: one transaction for the whole request, its quota checked first; run
     // again whole when it met a concurrent write (a network delete: a deadlock, or the
     // network gone under it), as Neutron's DB retry does.
-    let (created, newest) = neutrino_core::retry::retrying("subnet create", || {
+    let (created, newest, networks) = neutrino_core::retry::retrying("subnet create", || {
         create_all(&state, &ctx, &bodies, &projects)
     })
     .await?;
     state.feed.committed(newest);
+    // A network given a DHCP port: the port is bound now, after the commit.
+    dhcp_scheduling::bind_committed(&state, &networks).await;
     Ok(body::created("subnet", "subnets", bulk, created))
 }
 
-/// One run of a subnet create: every subnet of the request in one transaction, committed.
+/// One run of a subnet create: every subnet of the request in one transaction, committed; with
+/// the networks whose DHCP may have been scheduled.
 async fn create_all(
     state: &AppState,
     ctx: &RequestContext,
     bodies: &[Map<String, Value>],
     projects: &[String],
-) -> neutrino_core::error::CoreResult<(Vec<Value>, Option<i64>)> {
+) -> neutrino_core::error::CoreResult<(Vec<Value>, Option<i64>, Vec<String>)> {
     let mut tx = state.store.begin_write().await?;
     let deltas: Vec<(String, i64)> = projects.iter().map(|p| (p.clone(), 1)).collect();
     quotas::Ledger::check(&mut tx, state.store.backend, "subnet", &deltas).await?;
@@ -189,7 +192,7 @@ async fn create_all(
         newest = newest.max(dhcp_scheduling::subnets_changed(state, &mut tx, network_id).await?);
     }
     store::commit(tx).await?;
-    Ok((created, newest))
+    Ok((created, newest, networks))
 }
 
 /// Subnets as a list reads them, with whether their network is external.

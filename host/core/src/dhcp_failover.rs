@@ -80,6 +80,8 @@ pub async fn move_from_dead_agents(state: &Services) -> CoreResult<usize> {
         };
         store::commit(tx).await?;
         state.feed.committed(Some(revision));
+        // The new DHCP port is bound now, after the commit, as every DHCP port is.
+        dhcp_scheduling::bind_committed(state, std::slice::from_ref(&hosting.network_id)).await;
         moved += 1;
         let now = dhcp_hosting::of_network(&state.store.read, &hosting.network_id).await?;
         tracing::warn!(

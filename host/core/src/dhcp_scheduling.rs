@@ -2,7 +2,8 @@
 //! served by one DHCP agent, the alive one hosting the fewest networks, through a DHCP port
 //! (owner `network:dhcp`, device_id `dhcp<uuid5(host)>-<network>`, bound to that host, one
 //! address per DHCP-enabled subnet). Every change runs in the caller's transaction and records
-//! the feed entries the hosts need; the revision returned goes to `state.feed` after commit.
+//! the feed entries the hosts need; the revision returned goes to `state.feed` after commit,
+//! and a new DHCP port is bound after that commit ([`bind_committed`]).
 
 use std::time::SystemTime;
 
@@ -76,7 +77,44 @@ pub async fn schedule_waiting(state: &Services) -> CoreResult<usize> {
     }
     store::commit(tx).await?;
     state.feed.committed(newest);
+    bind_committed(state, &waiting).await;
     Ok(waiting.len())
+}
+
+/// After the commit of a change of these networks' subnets ([`subnets_changed`]): binds the
+/// DHCP port a network was just given, outside any write transaction. The change stands
+/// whatever the binding does; a binding that cannot be written now is left to the sweep of
+/// [`port_binding::spawn_pending_sweep`].
+pub async fn bind_committed(state: &Services, network_ids: &[String]) {
+    for network_id in network_ids {
+        if let Err(e) = bind_dhcp_port(state, network_id).await {
+            tracing::warn!("network {network_id}: binding its DHCP port: {}", e.message);
+        }
+    }
+}
+
+async fn bind_dhcp_port(state: &Services, network_id: &str) -> CoreResult<()> {
+    let mut conn = state.store.read_conn().await?;
+    let Some(h) = dhcp_hosting::of_network(&mut *conn, network_id).await? else {
+        return Ok(());
+    };
+    let Some(port) = store::ports::get(&mut conn, &h.port_id).await? else {
+        return Ok(());
+    };
+    drop(conn);
+    if !port_binding::pending(&port) {
+        return Ok(());
+    }
+    if let Some(port) = port_binding::bind_committed(state, &port.id).await?
+        && port.binding_vif_type == "binding_failed"
+    {
+        tracing::warn!(
+            "network {network_id}: the DHCP port {} on {} failed to bind (is the host's L2 agent alive?)",
+            port.id,
+            h.host
+        );
+    }
+    Ok(())
 }
 
 /// When an L2 agent appears or revives on `host`: the DHCP ports there that failed to bind
@@ -201,15 +239,11 @@ async fn create_dhcp_port(
         user_id: network.project_id.clone(),
         roles: vec!["admin".into()],
     };
-    let draft = ports::draft_in(tx, &ctx, &body, network.project_id.clone()).await?;
+    let mut draft = ports::draft_in(tx, &ctx, &body, network.project_id.clone()).await?;
+    // Bound after the caller's commit ([`bind_committed`]): a slow driver holds no write
+    // transaction.
+    draft.bind_after_commit();
     let (port, port_revision) = ports::write_one_draft(state, &ctx, &body, draft, tx).await?;
-    if port.binding_vif_type == "binding_failed" {
-        tracing::warn!(
-            "network {}: the DHCP port {} on {host} failed to bind (is the host's L2 agent alive?)",
-            network.id,
-            port.id
-        );
-    }
     dhcp_hosting::insert(
         tx,
         &Hosting {

@@ -34,6 +34,7 @@ pub async fn bind(
 ) -> CoreResult<()> {
     if port.binding_host.is_empty() {
         unbind(port);
+        metrics::counter!(BINDINGS, "outcome" => "unbound", "driver" => "").increment(1);
         neutrino_store::dynamic_segments::forget_port(conn, &port.id).await?;
         return Ok(());
     }
@@ -63,6 +64,23 @@ fn unbind(port: &mut Port) {
 /// [`MAX_BIND_TRIES`] times, then the port is `binding_failed` with that reason). Answers the
 /// port as written; None if it was deleted meanwhile.
 pub async fn bind_committed(state: &Services, port_id: &str) -> CoreResult<Option<Port>> {
+    bind_after_commit(state, port_id, None).await
+}
+
+/// Whether a port waits for its binding: it has a host but no binding attempt's result
+/// (written by [`defer`], not bound since).
+pub fn pending(port: &Port) -> bool {
+    !port.binding_host.is_empty() && port.binding_vif_type == "unbound"
+}
+
+/// [`bind_committed`]; with `pending_before` (a stored time), only a port still [`pending`]
+/// that has not changed since then: a sweep's binding never redoes one made meanwhile.
+async fn bind_after_commit(
+    state: &Services,
+    port_id: &str,
+    pending_before: Option<&str>,
+) -> CoreResult<Option<Port>> {
+    let waits = |p: &Port| pending_before.is_none_or(|t| pending(p) && p.updated_at.as_str() <= t);
     for _ in 0..MAX_BIND_TRIES {
         let mut conn = state.store.read_conn().await?;
         let Some(snapshot) = neutrino_store::ports::get(&mut conn, port_id).await? else {
@@ -73,7 +91,7 @@ pub async fn bind_committed(state: &Services, port_id: &str) -> CoreResult<Optio
             return Ok(None);
         };
         drop(conn);
-        if snapshot.binding_host.is_empty() {
+        if snapshot.binding_host.is_empty() || !waits(&snapshot) {
             return Ok(Some(snapshot));
         }
         let result = decide(state, &snapshot, &network).await?;
@@ -84,6 +102,10 @@ pub async fn bind_committed(state: &Services, port_id: &str) -> CoreResult<Optio
         let Some(fresh) = neutrino_store::networks::get(&mut *tx, &port.network_id).await? else {
             return Ok(None);
         };
+        if !waits(&port) {
+            store::rollback(tx).await?;
+            return Ok(Some(port));
+        }
         // Re-checked: what the drivers saw is still the port and network.
         if port_of(&port) != port_of(&snapshot) || network_of(&fresh) != network_of(&network) {
             store::rollback(tx).await?;
@@ -93,6 +115,9 @@ pub async fn bind_committed(state: &Services, port_id: &str) -> CoreResult<Optio
             store::rollback(tx).await?;
             continue;
         }
+        // A change of the port like any other: clients and the agents' feed compare revisions.
+        port.updated_at = store::now();
+        port.revision_number += 1;
         neutrino_store::ports::update(&mut tx, &port).await?;
         let revision = neutrino_store::dhcp_hosting::record_port(
             &mut tx,
@@ -103,6 +128,14 @@ pub async fn bind_committed(state: &Services, port_id: &str) -> CoreResult<Optio
         .await?;
         store::commit(tx).await?;
         state.feed.committed(revision);
+        // In the request's span (its id): what the agent logs when it plugs this revision.
+        tracing::info!(
+            port = %port.id,
+            revision = port.revision_number,
+            host = %port.binding_host,
+            vif_type = %port.binding_vif_type,
+            "port binding written"
+        );
         return Ok(Some(port));
     }
     let mut tx = state.store.begin_write().await?;
@@ -113,9 +146,70 @@ pub async fn bind_committed(state: &Services, port_id: &str) -> CoreResult<Optio
         return Ok(None);
     };
     fail_changing(&mut tx, &mut port, &network).await?;
+    port.updated_at = store::now();
+    port.revision_number += 1;
     neutrino_store::ports::update(&mut tx, &port).await?;
     store::commit(tx).await?;
     Ok(Some(port))
+}
+
+/// How often the sweep of [`spawn_pending_sweep`] runs, and how long a port must have waited
+/// for its binding before the sweep binds it (the request that wrote it binds it well within).
+pub const PENDING_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Binds the ports left waiting for their binding ([`pending`]) since `before` (a stored
+/// time): a server stopped or killed between a port's commit and its binding leaves it so.
+/// Answers how many it bound (or failed, with the reason: a binding attempt's result).
+pub async fn bind_pending(state: &Services, before: &str) -> CoreResult<usize> {
+    let mut done = 0;
+    let mut after = String::new();
+    loop {
+        let mut conn = state.store.read_conn().await?;
+        let ids = neutrino_store::ports::binding_pending(&mut conn, &after, 100).await?;
+        drop(conn);
+        let Some(last) = ids.last() else {
+            return Ok(done);
+        };
+        after = last.clone();
+        for id in &ids {
+            if let Some(port) = bind_after_commit(state, id, Some(before)).await?
+                && !pending(&port)
+            {
+                tracing::info!(port = %id, vif_type = %port.binding_vif_type,
+                    "bound a port left waiting for its binding");
+                done += 1;
+            }
+        }
+    }
+}
+
+/// At start, binds every port left waiting for its binding (a server killed between a port's
+/// commit and its binding), then every [`PENDING_SWEEP_INTERVAL`] those waiting longer than
+/// that (another server sharing the database died).
+pub fn spawn_pending_sweep(state: Services) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PENDING_SWEEP_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut first = true;
+        loop {
+            tick.tick().await;
+            let before = if first {
+                store::now()
+            } else {
+                let age = chrono::Duration::from_std(PENDING_SWEEP_INTERVAL).unwrap_or_default();
+                (chrono::Utc::now() - age)
+                    .format("%Y-%m-%dT%H:%M:%SZ")
+                    .to_string()
+            };
+            first = false;
+            if let Err(e) = bind_pending(&state, &before).await {
+                tracing::warn!(
+                    "binding the ports left waiting for their binding: {}",
+                    e.message
+                );
+            }
+        }
+    });
 }
 
 /// The mechanism manager's answer for `port` on `network`, from a snapshot: the agents on the
@@ -148,8 +242,14 @@ async fn decide(
     };
     // Driver calls are synchronous; they run on a blocking thread so a slow or misbehaving
     // driver never stalls the async workers. The binding's total work is capped by the manager.
+    // The drivers' calls and log lines stay in the caller's span (the request's, with its
+    // id) and go to the caller's subscriber, on the blocking thread too.
+    let span = tracing::Span::current();
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
     tokio::task::spawn_blocking(move || {
-        manager.bind_with(&wit_port, &wit_network, &agents, &mut segments)
+        tracing::dispatcher::with_default(&dispatch, || {
+            span.in_scope(|| manager.bind_with(&wit_port, &wit_network, &agents, &mut segments))
+        })
     })
     .await
     .map_err(|e| NeutronError::internal(format!("binding task failed: {e}")))
@@ -179,6 +279,7 @@ async fn record(
     {
         return Ok(false);
     }
+    outcome_metric(result);
     port.binding_vif_type = result.vif_type().to_string();
     port.binding_vif_details = match &result.outcome {
         BindingOutcome::Bound { vif_details, .. } => Value::Object(vif_details.clone()).to_string(),
@@ -206,10 +307,27 @@ async fn fail_changing(
         work: None,
     };
     neutrino_store::dynamic_segments::forget_port(conn, &port.id).await?;
+    outcome_metric(&result);
     port.binding_vif_type = result.vif_type().to_string();
     port.binding_vif_details = "{}".into();
     port.binding_result = Some(serde_json::to_string(&result).map_err(NeutronError::internal)?);
     Ok(())
+}
+
+/// Counter: bindings written, labels `outcome` (`bound`, `binding_failed`, `unbound`) and
+/// `driver` (the driver of the bottom bound level; empty unless bound).
+pub const BINDINGS: &str = "neutrino_port_bindings_total";
+
+fn outcome_metric(result: &neutrino_runtime::binding::BindingResult) {
+    let (outcome, driver) = match &result.outcome {
+        BindingOutcome::Bound { levels, .. } => (
+            "bound",
+            levels.last().map(|l| l.driver.clone()).unwrap_or_default(),
+        ),
+        BindingOutcome::Failed { .. } => ("binding_failed", String::new()),
+        BindingOutcome::Unbound => ("unbound", String::new()),
+    };
+    metrics::counter!(BINDINGS, "outcome" => outcome, "driver" => driver).increment(1);
 }
 
 /// The host's dynamic segments for one binding: those the network has (the snapshot), and new

@@ -39,25 +39,25 @@ struct Job {
     reply: oneshot::Sender<CoreResult<Vec<Port>>>,
 }
 
-/// The handle requests queue their creates on.
+/// The handle requests queue their creates on. It holds no `Services` (which hold it): a
+/// cycle would keep a stopped server's state, its drivers' engine included, forever.
 pub struct PortWriter {
     jobs: mpsc::Sender<Job>,
-    /// For binding the created ports after their commit, in the request's task.
-    state: Services,
 }
 
 impl PortWriter {
     /// Starts the writing task of `state`'s server.
     pub fn start(state: Services) -> PortWriter {
         let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(state.clone(), queue));
-        PortWriter { jobs, state }
+        tokio::spawn(run(state, queue));
+        PortWriter { jobs }
     }
 
     /// Creates the ports of one request (bodies checked for attributes and policy, with the
-    /// project of each); answers the ports written.
+    /// project of each); answers the ports written, bound through `state` (the server's).
     pub async fn create(
         &self,
+        state: &Services,
         ctx: &RequestContext,
         bodies: &[Map<String, Value>],
         projects: &[String],
@@ -76,7 +76,7 @@ impl PortWriter {
         // Ports with a host are written unbound and bound now, after their commit and outside
         // any write transaction: a slow driver delays this request only.
         for port in created.iter_mut().filter(|p| !p.binding_host.is_empty()) {
-            if let Some(bound) = port_binding::bind_committed(&self.state, &port.id).await? {
+            if let Some(bound) = port_binding::bind_committed(state, &port.id).await? {
                 *port = bound;
             }
         }

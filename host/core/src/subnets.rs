@@ -467,6 +467,7 @@ pub async fn update(
     let revision = dhcp_scheduling::subnets_changed(state, &mut tx, &s.network_id).await?;
     store::commit(tx).await?;
     state.feed.committed(revision);
+    dhcp_scheduling::bind_committed(state, std::slice::from_ref(&s.network_id)).await;
     Ok((s, network.external))
 }
 
@@ -496,5 +497,6 @@ async fn delete_once(state: &Services, ctx: &RequestContext, id: &str) -> CoreRe
     let revision = dhcp_scheduling::subnets_changed(state, &mut tx, &s.network_id).await?;
     store::commit(tx).await?;
     state.feed.committed(revision);
+    dhcp_scheduling::bind_committed(state, std::slice::from_ref(&s.network_id)).await;
     Ok(())
 }

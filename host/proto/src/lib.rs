@@ -94,6 +94,10 @@ pub struct HostPort {
     pub extra_dhcp_opts: Vec<ExtraDhcpOpt>,
     /// Present when the port is bound (not `unbound`/`binding_failed`) to this host.
     pub binding: Option<HostBinding>,
+    /// The port's `revision_number` as sent: the agent logs it with the plans it runs, and the
+    /// server logs it with the request id of the binding it wrote ("port binding written").
+    #[serde(default)]
+    pub revision_number: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

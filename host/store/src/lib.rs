@@ -57,6 +57,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("sql/0011_agent_credentials.sql")),
     (12, include_str!("sql/0012_network_feed.sql")),
     (13, include_str!("sql/0013_segment_free.sql")),
+    (14, include_str!("sql/0014_binding_pending.sql")),
 ];
 
 /// Migrations whose PostgreSQL version differs, used there instead of the one above.

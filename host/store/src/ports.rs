@@ -407,6 +407,24 @@ pub async fn hosts_on_network(
     )
 }
 
+/// Ids of ports waiting for their binding (a host, but unbound: written to be bound after
+/// their commit, which did not happen), after `after` in id order, at most `limit`.
+pub async fn binding_pending(
+    conn: &mut sqlx::AnyConnection,
+    after: &str,
+    limit: i64,
+) -> crate::Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM ports WHERE binding_vif_type = 'unbound' AND binding_host <> '' \
+         AND id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
 /// `(binding_host, status)` of a port, or None when there is no such port.
 pub async fn host_and_status(
     conn: &mut sqlx::AnyConnection,

@@ -5,6 +5,7 @@
 mod agent_credentials;
 mod agents;
 mod binding;
+mod binding_after_commit;
 mod bulk;
 mod disk_full;
 mod host_feed;
@@ -12,6 +13,7 @@ mod keystone;
 mod limits;
 mod lists;
 mod networks;
+mod observability;
 mod openapi;
 mod outage;
 mod pg_errors;

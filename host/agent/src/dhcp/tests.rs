@@ -61,6 +61,7 @@ fn port(ips: &[(&str, &str)]) -> HostPort {
         hostname: "host-10-0-0-5".into(),
         extra_dhcp_opts: vec![],
         binding: None,
+        revision_number: 1,
     }
 }
 

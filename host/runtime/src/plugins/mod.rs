@@ -11,6 +11,7 @@ pub mod grant;
 mod host_state;
 pub mod inspect;
 pub mod limits;
+pub mod metrics;
 pub mod registry;
 pub mod render;
 mod runtime;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
@@ -24,6 +24,7 @@ use super::error::{CallError, LoadError, LoadFailure};
 use super::grant::{Grant, GrantNarrowing, Owner, Scope, check_plan};
 use super::host_state::{CallState, LogBudget, linker};
 use super::limits::{EPOCH_TICK, Limits};
+use super::metrics;
 use super::validate;
 
 /// The engine and linker shared by every driver.
@@ -348,23 +349,32 @@ impl Driver {
     }
 
     pub fn bind_port(&self, ctx: &BindContext) -> Result<BindDecision, CallError> {
-        self.session()?.bind_port(ctx)
+        self.fresh_session("bind_port")?.bind_port(ctx)
     }
 
     pub fn setup_network(&self, ctx: &NetworkContext) -> Result<Plan, CallError> {
-        self.session()?.setup_network(ctx)
+        self.fresh_session("setup_network")?.setup_network(ctx)
     }
 
     pub fn teardown_network(&self, ctx: &NetworkContext) -> Result<Plan, CallError> {
-        self.session()?.teardown_network(ctx)
+        self.fresh_session("teardown_network")?
+            .teardown_network(ctx)
     }
 
     pub fn plug_port(&self, ctx: &PortContext) -> Result<Plan, CallError> {
-        self.session()?.plug_port(ctx)
+        self.fresh_session("plug_port")?.plug_port(ctx)
     }
 
     pub fn unplug_port(&self, ctx: &PortContext) -> Result<Plan, CallError> {
-        self.session()?.unplug_port(ctx)
+        self.fresh_session("unplug_port")?.unplug_port(ctx)
+    }
+
+    /// A new instance for one call of `function`; an instance that cannot be made is that
+    /// call's failure in the metrics.
+    fn fresh_session(&self, function: &'static str) -> Result<Session<'_>, CallError> {
+        self.session().inspect_err(|e| {
+            metrics::call(&self.name, function, std::time::Duration::ZERO, 0, Some(e))
+        })
     }
 }
 
@@ -412,6 +422,32 @@ pub struct Session<'d> {
 }
 
 impl Session<'_> {
+    /// Runs one exported function (`function`, its name in the metrics) through `f`, which
+    /// calls it and checks its answer, and records the call: its wall time, the fuel it
+    /// consumed and, when it failed, the kind of failure.
+    fn observed<R>(
+        &mut self,
+        function: &'static str,
+        f: impl FnOnce(&mut Self) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        let armed = !self.poisoned;
+        let started = Instant::now();
+        let result = f(self);
+        let elapsed = started.elapsed();
+        let fuel = match self.store.get_fuel() {
+            Ok(left) if armed => self.driver.runtime.limits.fuel.saturating_sub(left),
+            _ => 0,
+        };
+        metrics::call(
+            &self.driver.name,
+            function,
+            elapsed,
+            fuel,
+            result.as_ref().err(),
+        );
+        result
+    }
+
     fn call<R>(
         &mut self,
         f: impl FnOnce(&DriverInstance, &mut Store<CallState>) -> wasmtime::Result<R>,
@@ -432,36 +468,44 @@ impl Session<'_> {
     }
 
     pub fn describe(&mut self) -> Result<Description, CallError> {
-        self.call(|b, s| b.describe(s))
+        self.observed("describe", |s| s.call(|b, s| b.describe(s)))
     }
 
     pub fn bind_port(&mut self, ctx: &BindContext) -> Result<BindDecision, CallError> {
-        let decision = self
-            .call(|b, s| b.bind_port(s, ctx))?
-            .map_err(driver_error)?;
-        validate::bind_decision(ctx, self.driver.description(), &decision)
-            .map_err(CallError::Malformed)?;
-        Ok(decision)
+        self.observed("bind_port", |s| {
+            let decision = s.call(|b, s| b.bind_port(s, ctx))?.map_err(driver_error)?;
+            validate::bind_decision(ctx, s.driver.description(), &decision)
+                .map_err(CallError::Malformed)?;
+            Ok(decision)
+        })
     }
 
     pub fn setup_network(&mut self, ctx: &NetworkContext) -> Result<Plan, CallError> {
-        let plan = self.call(|b, s| b.setup_network(s, ctx))?;
-        self.checked(plan, network_scope(ctx))
+        self.observed("setup_network", |s| {
+            let plan = s.call(|b, s| b.setup_network(s, ctx))?;
+            s.checked(plan, network_scope(ctx))
+        })
     }
 
     pub fn teardown_network(&mut self, ctx: &NetworkContext) -> Result<Plan, CallError> {
-        let plan = self.call(|b, s| b.teardown_network(s, ctx))?;
-        self.checked(plan, network_scope(ctx))
+        self.observed("teardown_network", |s| {
+            let plan = s.call(|b, s| b.teardown_network(s, ctx))?;
+            s.checked(plan, network_scope(ctx))
+        })
     }
 
     pub fn plug_port(&mut self, ctx: &PortContext) -> Result<Plan, CallError> {
-        let plan = self.call(|b, s| b.plug_port(s, ctx))?;
-        self.checked(plan, attachment_scope(ctx))
+        self.observed("plug_port", |s| {
+            let plan = s.call(|b, s| b.plug_port(s, ctx))?;
+            s.checked(plan, attachment_scope(ctx))
+        })
     }
 
     pub fn unplug_port(&mut self, ctx: &PortContext) -> Result<Plan, CallError> {
-        let plan = self.call(|b, s| b.unplug_port(s, ctx))?;
-        self.checked(plan, attachment_scope(ctx))
+        self.observed("unplug_port", |s| {
+            let plan = s.call(|b, s| b.unplug_port(s, ctx))?;
+            s.checked(plan, attachment_scope(ctx))
+        })
     }
 
     /// A plan runs only when it is well-formed and entirely inside the grant.
