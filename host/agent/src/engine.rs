@@ -229,6 +229,14 @@ impl Engine {
                 Ok(()) => {
                     self.broken.remove(&port.id);
                     statuses.push(status(&port.id, "ACTIVE", None));
+                    // A DHCP port is bound after its network was given to this host, so it
+                    // may arrive (and be plugged) after the network: dnsmasq starts now.
+                    if let Some(network) = self.dhcp_networks.get(&port.network_id)
+                        && network.dhcp_port_id == port.id
+                        && !changed_networks.contains(&port.network_id)
+                    {
+                        changed_networks.push(port.network_id.clone());
+                    }
                 }
                 Err(e) => {
                     tracing::error!("plugging port {}: {e}", port.id);
