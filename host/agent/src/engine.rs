@@ -460,11 +460,27 @@ impl Engine {
             return;
         };
         if !self.wiring.plugged().contains_key(&port.id) {
-            tracing::warn!(
-                "network {network_id}: its DHCP port {} is not plugged",
-                port.id
-            );
-            return;
+            // The network's own port list may carry a fresher binding than the port changes
+            // of the same answer: plug it from there.
+            let pluggable = port
+                .binding
+                .as_ref()
+                .is_some_and(|b| b.attachment.is_some());
+            if !pluggable {
+                tracing::warn!(
+                    "network {network_id}: its DHCP port {} is not bound here yet",
+                    port.id
+                );
+                return;
+            }
+            if let Err(e) = self.wiring.plug(&port).await {
+                tracing::error!("network {network_id}: plugging its DHCP port: {e}");
+                self.report_ports(vec![status(&port.id, "ERROR", Some(e))])
+                    .await;
+                return;
+            }
+            self.report_ports(vec![status(&port.id, "ACTIVE", None)])
+                .await;
         }
         let interface = dhcp_interface(&port.id);
         let namespace = dhcp_namespace(network_id);

@@ -118,12 +118,13 @@ async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<News> {
             full_state(&mut conn, &state.store, host).await?,
         ));
     }
-    let (revision, changed) = feed::changes_since(&mut conn, host, after).await?;
-    let (peers_revision, peer_networks) = feed::networks_since(&mut conn, host, after).await?;
+    let changed = feed::changes_since(&mut conn, host, after, newest).await?;
+    let peer_networks = feed::networks_since(&mut conn, host, after, newest).await?;
     if changed.is_empty() && peer_networks.is_empty() {
         return Ok(News::Nothing { examined: newest });
     }
-    let revision = revision.max(peers_revision);
+    // Everything up to `newest` is answered with state read after it committed.
+    let revision = newest;
     let ids = |kind: FeedKind| -> Vec<String> {
         changed
             .iter()

@@ -129,57 +129,53 @@ pub async fn revision(conn: &mut AnyConnection) -> crate::Result<i64> {
     )
 }
 
-/// What changed on `host` after `after`, oldest first, and the host's newest revision (or
-/// `after` when nothing did).
+/// What changed on `host` after `after` and up to `upto`, oldest first. `upto` is a revision
+/// read before (revisions follow commit order, so everything up to it is committed and seen
+/// here); entries committed later are left for the next look, which keeps an answer's revision
+/// no newer than the state it carries.
 pub async fn changes_since(
     conn: &mut AnyConnection,
     host: &str,
     after: i64,
-) -> crate::Result<(i64, Vec<(FeedKind, String)>)> {
+    upto: i64,
+) -> crate::Result<Vec<(FeedKind, String)>> {
     let rows = sqlx::query(
-        "SELECT kind, object_id, revision FROM host_feed WHERE host = $1 AND revision > $2 \
-         ORDER BY revision",
+        "SELECT kind, object_id FROM host_feed WHERE host = $1 AND revision > $2 \
+         AND revision <= $3 ORDER BY revision",
     )
     .bind(host)
     .bind(after)
+    .bind(upto)
     .fetch_all(conn)
     .await?;
-    let mut newest = after;
     let mut changes = Vec::with_capacity(rows.len());
     for row in rows {
         let kind: String = row.try_get("kind")?;
-        let revision: i64 = row.try_get("revision")?;
-        newest = newest.max(revision);
         if let Some(kind) = FeedKind::named(&kind) {
             changes.push((kind, row.try_get("object_id")?));
         }
     }
-    Ok((newest, changes))
+    Ok(changes)
 }
 
-/// Networks whose bound ports changed after `after` and on which `host` has a bound port, with
-/// the newest revision among them (or `after`).
+/// Networks whose bound ports changed after `after` and up to `upto` (as in
+/// [`changes_since`]) and on which `host` has a bound port.
 pub async fn networks_since(
     conn: &mut AnyConnection,
     host: &str,
     after: i64,
-) -> crate::Result<(i64, Vec<String>)> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT n.network_id, n.revision FROM network_feed n WHERE n.revision > $1 \
+    upto: i64,
+) -> crate::Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT n.network_id FROM network_feed n WHERE n.revision > $1 AND n.revision <= $2 \
          AND EXISTS (SELECT 1 FROM ports p WHERE p.network_id = n.network_id \
-         AND p.binding_host = $2) ORDER BY n.revision",
+         AND p.binding_host = $3) ORDER BY n.revision",
     )
     .bind(after)
+    .bind(upto)
     .bind(host)
     .fetch_all(conn)
-    .await?;
-    let newest = rows
-        .iter()
-        .map(|(_, r)| *r)
-        .max()
-        .unwrap_or(after)
-        .max(after);
-    Ok((newest, rows.into_iter().map(|(n, _)| n).collect()))
+    .await?)
 }
 
 /// Wakes the long polls of this server when a transaction that recorded feed entries has
