@@ -33,7 +33,8 @@ fn drivers(names: &[&str], deadline: Duration) -> impl Fn(&mut ApiConfig) {
     }
 }
 
-async fn ovs_node(api: &TestApi, host: &str) {
+/// An Open vSwitch agent's heartbeat for `host` (VXLAN, physnet1 on br-ex).
+pub(crate) async fn ovs_node(api: &TestApi, host: &str) {
     let r = api
         .report(
             json!({"agent_type": "Open vSwitch agent", "binary": "neutrino-agent",
@@ -46,7 +47,8 @@ async fn ovs_node(api: &TestApi, host: &str) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
-async fn create(api: &TestApi, project: &str, resource: &str, body: Value) -> Value {
+/// Creates `resource` as an admin of `project`; panics unless 201.
+pub(crate) async fn create(api: &TestApi, project: &str, resource: &str, body: Value) -> Value {
     let r = api
         .call_as(
             Some((project, "admin")),
@@ -59,7 +61,8 @@ async fn create(api: &TestApi, project: &str, resource: &str, body: Value) -> Va
     r.body[resource].clone()
 }
 
-async fn network_with_subnet(api: &TestApi, cidr: &str) -> String {
+/// A network of p1 with one IPv4 subnet.
+pub(crate) async fn network_with_subnet(api: &TestApi, cidr: &str) -> String {
     let n = create(api, "p1", "network", json!({"name": "n"})).await;
     let id = n["id"].as_str().unwrap().to_string();
     create(

@@ -12,44 +12,7 @@ use neutrino_tests::api::{Db, TestApi, fresh_postgres_database};
 use neutrino_tests::{component, for_both_databases};
 use serde_json::{Value, json};
 
-async fn ovs_node(api: &TestApi, host: &str) {
-    let r = api
-        .report(
-            json!({"agent_type": "Open vSwitch agent", "binary": "neutrino-agent",
-            "host": host, "topic": "N/A", "start_flag": true,
-            "configurations": {"bridge_mappings": {"physnet1": "br-ex"},
-                "tunnel_types": ["vxlan"], "tunneling_ip": "127.0.0.1",
-                "integration_bridge": "br-int"}}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-}
-
-async fn create(api: &TestApi, project: &str, resource: &str, body: Value) -> Value {
-    let r = api
-        .call_as(
-            Some((project, "admin")),
-            Method::POST,
-            &format!("/v2.0/{resource}s"),
-            Some(json!({ resource: body })),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{resource}: {}", r.body);
-    r.body[resource].clone()
-}
-
-async fn network_with_subnet(api: &TestApi, cidr: &str) -> String {
-    let n = create(api, "p1", "network", json!({"name": "n"})).await;
-    let id = n["id"].as_str().unwrap().to_string();
-    create(
-        api,
-        "p1",
-        "subnet",
-        json!({"network_id": id, "cidr": cidr, "ip_version": 4}),
-    )
-    .await;
-    id
-}
+use crate::binding::{create, network_with_subnet, ovs_node};
 
 async fn show_port(api: &TestApi, id: &str) -> Value {
     let r = api

@@ -66,18 +66,7 @@ async fn metrics(api: &TestApi) -> String {
     text
 }
 
-async fn ovs_node(api: &TestApi, host: &str) {
-    let r = api
-        .report(
-            json!({"agent_type": "Open vSwitch agent", "binary": "neutrino-agent",
-            "host": host, "topic": "N/A", "start_flag": true,
-            "configurations": {"bridge_mappings": {"physnet1": "br-ex"},
-                "tunnel_types": ["vxlan"], "tunneling_ip": "127.0.0.1",
-                "integration_bridge": "br-int"}}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-}
+use crate::binding::ovs_node;
 
 async fn create(api: &TestApi, resource: &str, body: Value) -> (Value, String) {
     let r = api
