@@ -198,22 +198,7 @@ impl Node {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<(u16, Value)> {
-        let method = reqwest::Method::from_bytes(method.as_bytes())?;
-        let mut request = self.http.request(method, format!("{}{path}", self.url));
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await?;
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)?
-        };
-        Ok((status, body))
+        json_request(&self.http, &self.url, method, path, body).await
     }
 
     async fn create(&self, path: &str, body: Value) -> anyhow::Result<Value> {
@@ -477,4 +462,30 @@ fn rand_u16() -> u16 {
     let mut b = [0u8; 2];
     getrandom::fill(&mut b).expect("random");
     u16::from_le_bytes(b)
+}
+
+/// One JSON request to `url` + `path`: the status and the JSON body (null when empty).
+pub(crate) async fn json_request(
+    client: &reqwest::Client,
+    url: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let method = reqwest::Method::from_bytes(method.as_bytes())?;
+    let mut request = client.request(method, format!("{url}{path}"));
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await?;
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)?
+    };
+    Ok((status, body))
 }

@@ -1154,20 +1154,5 @@ async fn request(
     path: &str,
     body: Option<Value>,
 ) -> Reply {
-    let method = reqwest::Method::from_bytes(method.as_bytes())?;
-    let mut request = client.request(method, format!("{url}{path}"));
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let response = request.send().await?;
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await?;
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)?
-    };
-    Ok((status, body))
+    crate::dataplane::json_request(client, url, method, path, body).await
 }
