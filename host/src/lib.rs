@@ -9,6 +9,7 @@ pub use neutrino_agent::dhcp;
 pub use neutrino_api as api;
 pub use neutrino_api::heartbeat;
 pub use neutrino_bench as bench;
+pub use neutrino_core as core;
 pub use neutrino_ipam as ipam;
 pub use neutrino_kit as conformance;
 pub use neutrino_model as model;

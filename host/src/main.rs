@@ -74,6 +74,11 @@ enum Command {
         /// Seconds a booting server may take to become ACTIVE before it goes to ERROR.
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
         boot_timeout: u64,
+        /// Requests of one project worked on at once while other projects have sent requests
+        /// in the last 5 seconds; its others wait their turn (default: half the cores, at
+        /// least 1). A project alone is not held back.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        requests_per_project: Option<u64>,
     },
     /// A node agent: wires this host's ports, serves DHCP, boots instances (needs root). Its
     /// subcommands manage the hosts' agent credentials on the server side.
@@ -419,6 +424,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             host,
             no_agent,
             boot_timeout,
+            requests_per_project,
         } => {
             let node = match &config {
                 Some(path) => NodeConfig::from_file(path)?,
@@ -447,6 +453,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     auth,
                     drivers: node.drivers.clone(),
                     boot_timeout: std::time::Duration::from_secs(boot_timeout),
+                    requests_per_project: requests_per_project
+                        .map_or_else(neutrino::api::fair_share::default_limit, |n| n as usize),
                     ..ApiConfig::default()
                 },
             };

@@ -8,6 +8,7 @@ pub mod compute;
 pub mod connections;
 pub mod discovery;
 pub mod error;
+pub mod fair_share;
 pub mod health;
 pub mod heartbeat;
 pub mod host_feed;
@@ -62,6 +63,9 @@ pub struct ApiConfig {
     pub boot_timeout: Duration,
     /// Where ports' generated MACs come from (random; seeded in tests).
     pub mac_generator: neutrino_ipam::MacGenerator,
+    /// Requests of one project worked on at once while other projects have requests in the
+    /// server (see `fair_share`).
+    pub requests_per_project: usize,
 }
 
 impl Default for ApiConfig {
@@ -77,6 +81,7 @@ impl Default for ApiConfig {
             auth: auth::AuthStrategy::NoAuth,
             boot_timeout: Duration::from_secs(60),
             mac_generator: neutrino_ipam::MacGenerator::random(),
+            requests_per_project: fair_share::default_limit(),
         }
     }
 }
@@ -95,6 +100,8 @@ pub struct AppState {
     pub keystone: Option<Arc<keystone::Keystone>>,
     /// What `/healthz` reports besides the database (the embedded agent).
     pub health: Arc<health::ServerHealth>,
+    /// Each project's share of the server's workers.
+    pub fair_share: Arc<fair_share::FairShare>,
 }
 
 impl AppState {
@@ -109,6 +116,7 @@ impl AppState {
         observe::prometheus();
         let services = Services::new(store, config.services(), heartbeats.clone());
         AppState {
+            fair_share: fair_share::FairShare::new(config.requests_per_project),
             services,
             config: Arc::new(config),
             heartbeats,
@@ -237,6 +245,10 @@ pub fn router(state: AppState) -> Router {
             neutron_405(post(host_feed::port_status)),
         )
         .fallback(|| async { NeutronError::no_such_path() })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            fair_share::admit,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

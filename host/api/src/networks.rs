@@ -16,7 +16,6 @@ use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
 use super::{AppState, base_url, listing, path_id};
 use neutrino_core::networks::{self, subnet_ids, visible_in};
-use neutrino_core::quotas;
 use neutrino_store::{self as store, networks as repo, networks::Network};
 
 pub const SPEC: CollectionSpec = CollectionSpec {
@@ -154,16 +153,12 @@ pub async fn create(
         .iter()
         .map(|b| check_create(&ctx, b))
         .collect::<ApiResult<Vec<_>>>()?;
-    // All or nothing: one transaction for the whole request, its quota checked first.
-    let mut tx = state.store.begin_write().await?;
-    let deltas: Vec<(String, i64)> = projects.iter().map(|p| (p.clone(), 1)).collect();
-    quotas::Ledger::check(&mut tx, state.store.backend, "network", &deltas).await?;
-    let mut created = Vec::with_capacity(bodies.len());
-    for (b, project_id) in bodies.iter().zip(projects) {
-        let n = networks::create_one(&state, project_id, b, &mut tx).await?;
-        created.push(Value::Object(to_json(&n, vec![], ctx.is_admin())));
-    }
-    store::commit(tx).await?;
+    // All or nothing; a big bulk in slices (see `bulk`).
+    let created = neutrino_core::bulk::create_networks(&state, &bodies, &projects)
+        .await?
+        .iter()
+        .map(|n| Value::Object(to_json(n, vec![], ctx.is_admin())))
+        .collect();
     Ok(body::created("network", "networks", bulk, created))
 }
 

@@ -255,17 +255,15 @@ pub async fn create(
 }
 
 /// Creates every port of the request (all or nothing). The ports are drafted and written in
-/// the port writer's transaction, group-committed with other requests' (see port_writer).
+/// the port writer's transaction, group-committed with other requests' (see port_writer); a
+/// big bulk in slices (see `bulk`).
 async fn create_all(
     state: &AppState,
     ctx: &RequestContext,
     bodies: &[Map<String, Value>],
     projects: &[String],
 ) -> ApiResult<Vec<Value>> {
-    let created = state
-        .port_writer()
-        .create(state, ctx, bodies, projects)
-        .await?;
+    let created = neutrino_core::bulk::create_ports(state, ctx, bodies, projects).await?;
     Ok(created
         .iter()
         .map(|p| Value::Object(to_json(p, ctx.is_admin())))

@@ -71,6 +71,7 @@ pub async fn state(options: &ServeOptions) -> anyhow::Result<AppState> {
     neutrino_core::compute::build_timeout::spawn(state.services.clone());
     neutrino_core::dhcp_failover::spawn(state.services.clone());
     neutrino_core::port_binding::spawn_pending_sweep(state.services.clone());
+    neutrino_core::bulk::spawn_sweep(state.services.clone());
     Ok(state)
 }
 

@@ -6,6 +6,7 @@
 //! ([`error::NeutronError`]) with the status as a number.
 
 pub mod body;
+pub mod bulk;
 pub mod compute;
 pub mod context;
 pub mod dhcp_failover;

@@ -36,6 +36,8 @@ struct Job {
     ctx: RequestContext,
     bodies: Vec<Map<String, Value>>,
     projects: Vec<String>,
+    /// A slice of a bulk written in slices: its ports are recorded in the bulk journal.
+    bulk: Option<String>,
     reply: oneshot::Sender<CoreResult<Vec<Port>>>,
 }
 
@@ -54,19 +56,22 @@ impl PortWriter {
     }
 
     /// Creates the ports of one request (bodies checked for attributes and policy, with the
-    /// project of each); answers the ports written, bound through `state` (the server's).
+    /// project of each), or one slice of a bulk written in slices (`bulk`, see `bulk`);
+    /// answers the ports written, bound through `state` (the server's).
     pub async fn create(
         &self,
         state: &Services,
         ctx: &RequestContext,
         bodies: &[Map<String, Value>],
         projects: &[String],
+        bulk: Option<&str>,
     ) -> CoreResult<Vec<Port>> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             ctx: ctx.clone(),
             bodies: bodies.to_vec(),
             projects: projects.to_vec(),
+            bulk: bulk.map(str::to_string),
             reply,
         };
         let gone = || NeutronError::internal("the port writer has stopped");
@@ -273,6 +278,10 @@ async fn write(
             let mut d = draft_with(&mut tx, lookups, &job.ctx, b, project.clone()).await?;
             d.bind_after_commit();
             created.push(write_draft(state, &job.ctx, b, d, &mut tx, &mut writes).await?);
+        }
+        if let Some(bulk) = &job.bulk {
+            let ids: Vec<String> = created.iter().map(|p| p.id.clone()).collect();
+            store::bulk_journal::record(&mut tx, bulk, "ports", &ids).await?;
         }
         results.push(created);
     }

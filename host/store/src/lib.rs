@@ -7,6 +7,7 @@
 
 pub mod agent_credentials;
 pub mod agents;
+pub mod bulk_journal;
 pub mod dhcp_hosting;
 pub mod dynamic_segments;
 pub mod error;
@@ -58,6 +59,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("sql/0012_network_feed.sql")),
     (13, include_str!("sql/0013_segment_free.sql")),
     (14, include_str!("sql/0014_binding_pending.sql")),
+    (15, include_str!("sql/0015_foreign_key_indexes.sql")),
+    (16, include_str!("sql/0016_bulk_journal.sql")),
 ];
 
 /// Migrations whose PostgreSQL version differs, used there instead of the one above.
@@ -709,6 +712,55 @@ mod tests {
             .unwrap();
         let conn = store.write.acquire().await.unwrap();
         assert_eq!(Backend::of(&conn), Backend::Sqlite);
+    }
+
+    /// Every foreign key's columns lead an index (or the primary key) of their table: without
+    /// one, SQLite scans the whole child table on each parent delete, and on each parent insert
+    /// while a deferred reference is still unmatched.
+    #[tokio::test]
+    async fn every_foreign_key_is_indexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        let mut conn = store.write.acquire().await.unwrap();
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        let mut unindexed = Vec::new();
+        for table in &tables {
+            let keys: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT id, \"from\" FROM pragma_foreign_key_list('{table}') ORDER BY id, seq"
+            )))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+            let indexes: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT name FROM pragma_index_list('{table}')"
+            )))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+            let mut leading = Vec::new();
+            for index in &indexes {
+                let first: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT name FROM pragma_index_info('{index}') WHERE seqno = 0"
+                )))
+                .fetch_optional(&mut *conn)
+                .await
+                .unwrap();
+                leading.extend(first);
+            }
+            for (_, column) in &keys {
+                if !leading.contains(column) {
+                    unindexed.push(format!("{table}.{column}"));
+                }
+            }
+        }
+        assert!(tables.contains(&"segment_allocations".to_string()));
+        assert_eq!(unindexed, Vec::<String>::new());
     }
 
     /// Device names take an id's first 11 characters: ids made one after the other (in the

@@ -338,10 +338,7 @@ fn condition_sql(
         Backend::Sqlite => format!("instr({haystack}, {needle}) > 0"),
         Backend::Postgres => format!("strpos({haystack}, {needle}) > 0"),
     };
-    let any_of = |select: &mut Select, values: &[Param]| {
-        let marks: Vec<String> = values.iter().map(|v| select.bind(v.clone())).collect();
-        marks.join(", ")
-    };
+
     let texts = |values: &[String]| -> Vec<Param> {
         values.iter().map(|v| Param::Text(v.clone())).collect()
     };
@@ -355,11 +352,11 @@ fn condition_sql(
     match condition {
         Condition::In { values, .. } if values.is_empty() => "1 = 0".to_string(),
         Condition::In { column, values } => {
-            let marks: Vec<String> = values
-                .iter()
-                .map(|v| collate(backend, column.kind, &select.bind(v.clone())))
-                .collect();
-            format!("{} IN ({})", column.sql, marks.join(", "))
+            format!(
+                "{} IN ({})",
+                column.sql,
+                one_of(select, backend, Some(column.kind), values)
+            )
         }
         Condition::ListHas { values, .. } if values.is_empty() => "1 = 0".to_string(),
         Condition::ListHas { column, values } => {
@@ -375,11 +372,11 @@ fn condition_sql(
         }
         Condition::AddressIs(values) => address(format!(
             "a.ip_address IN ({})",
-            any_of(select, &texts(values))
+            one_of(select, backend, None, &texts(values))
         )),
         Condition::AddressOnSubnet(values) => address(format!(
             "a.subnet_id IN ({})",
-            any_of(select, &texts(values))
+            one_of(select, backend, None, &texts(values))
         )),
         Condition::AddressContains(values) => {
             let tests: Vec<String> = values
@@ -392,6 +389,32 @@ fn condition_sql(
             address(tests.join(" OR "))
         }
     }
+}
+
+/// What goes inside `IN (...)` for `values`. On SQLite, several values are one parameter, a
+/// JSON array read by `json_each`: binding a statement's parameters one by one costs SQLite
+/// time in their number for each (a filter list of 1,500 ids took 10 ms of a core).
+/// `kind` is the column's, for its collation on PostgreSQL (None: the column's own).
+fn one_of(select: &mut Select, backend: Backend, kind: Option<Kind>, values: &[Param]) -> String {
+    if backend == Backend::Sqlite && values.len() > 1 {
+        let array: Vec<serde_json::Value> = values
+            .iter()
+            .map(|v| match v {
+                Param::Text(t) => serde_json::Value::from(t.as_str()),
+                Param::Int(i) => serde_json::Value::from(*i),
+            })
+            .collect();
+        let mark = select.bind(Param::Text(serde_json::Value::Array(array).to_string()));
+        return format!("SELECT value FROM json_each({mark})");
+    }
+    values
+        .iter()
+        .map(|v| {
+            let mark = select.bind(v.clone());
+            kind.map_or(mark.clone(), |kind| collate(backend, kind, &mark))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The key (in `order`) of the row with this id, if the project (None: anyone) may see it.

@@ -7,6 +7,7 @@ mod agents;
 mod binding;
 mod binding_after_commit;
 mod bulk;
+mod bulk_slices;
 mod disk_full;
 mod host_feed;
 mod keystone;

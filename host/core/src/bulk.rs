@@ -1,0 +1,208 @@
+//! Bulk creates that never hold the write path for long. A bulk small enough to be written
+//! within [`SLICE`] (networks) or [`PORT_SLICE`] items (ports) is one transaction, as any
+//! create. A bigger one is written in slices, one transaction each, so that other requests'
+//! writes go between them (on SQLite one connection writes at a time: a bulk of tens of
+//! thousands of networks in one transaction held every other project's writes for seconds).
+//!
+//! It stays all or nothing, as Neutron's emulated bulk is: each slice records what it made in
+//! the bulk journal (`store::bulk_journal`) in its own transaction; if a slice fails, what the
+//! earlier ones made is deleted and the slice's error is the answer. Until the bulk ends, what
+//! it has made so far is visible to its project. A server killed in the middle leaves the
+//! journal behind, and [`spawn_sweep`] (any server's) deletes those items.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use crate::error::CoreResult;
+use crate::{RequestContext, Services, networks, ports, quotas};
+use neutrino_store as store;
+use neutrino_store::networks::Network;
+use neutrino_store::ports::Port;
+
+/// How long one slice of a network bulk may write before it commits.
+pub const SLICE: Duration = Duration::from_micros(500);
+/// Ports of a bulk written in one transaction at most (in the port writer's batch).
+pub const PORT_SLICE: usize = 4;
+/// A journal whose last slice is older than this belongs to a bulk no server is finishing.
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(120);
+/// How often the sweep looks for abandoned bulks.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Creates the networks of one request (bodies checked, with the project of each).
+pub async fn create_networks(
+    state: &Services,
+    bodies: &[Map<String, Value>],
+    projects: &[String],
+) -> CoreResult<Vec<Network>> {
+    let bulk = store::new_id();
+    let mut created: Vec<Network> = Vec::with_capacity(bodies.len());
+    let mut sliced = false;
+    while created.len() < bodies.len() {
+        if let Err(e) =
+            network_slice(state, &bulk, bodies, projects, &mut created, &mut sliced).await
+        {
+            let ids: Vec<String> = created.iter().map(|n| n.id.clone()).collect();
+            undo(state, &bulk, "networks", &ids).await;
+            return Err(e);
+        }
+    }
+    if sliced {
+        forget(state, &bulk).await?;
+    }
+    Ok(created)
+}
+
+/// Writes the next networks of the bulk in one transaction, until they are all written or
+/// [`SLICE`] has passed; records them in the journal if the bulk goes on after them.
+async fn network_slice(
+    state: &Services,
+    bulk: &str,
+    bodies: &[Map<String, Value>],
+    projects: &[String],
+    created: &mut Vec<Network>,
+    sliced: &mut bool,
+) -> CoreResult<()> {
+    let started = Instant::now();
+    let first = created.len();
+    let mut tx = state.store.begin_write().await?;
+    // The rest of the bulk must fit the quota; counted again by each slice, with the networks
+    // the earlier ones made.
+    let deltas: Vec<(String, i64)> = projects[first..].iter().map(|p| (p.clone(), 1)).collect();
+    quotas::Ledger::check(&mut tx, state.store.backend, "network", &deltas).await?;
+    let mut made = Vec::new();
+    for (b, project) in bodies[first..].iter().zip(&projects[first..]) {
+        made.push(networks::create_one(state, project.clone(), b, &mut tx).await?);
+        if started.elapsed() >= SLICE {
+            break;
+        }
+    }
+    if first + made.len() < bodies.len() || *sliced {
+        *sliced = true;
+        let ids: Vec<String> = made.iter().map(|n| n.id.clone()).collect();
+        store::bulk_journal::record(&mut tx, bulk, "networks", &ids).await?;
+    }
+    store::commit(tx).await?;
+    created.extend(made);
+    Ok(())
+}
+
+/// Creates the ports of one request through the port writer, [`PORT_SLICE`] at a time when
+/// there are more.
+pub async fn create_ports(
+    state: &Services,
+    ctx: &RequestContext,
+    bodies: &[Map<String, Value>],
+    projects: &[String],
+) -> CoreResult<Vec<Port>> {
+    let writer = state.port_writer();
+    if bodies.len() <= PORT_SLICE {
+        return writer.create(state, ctx, bodies, projects, None).await;
+    }
+    let bulk = store::new_id();
+    let mut created: Vec<Port> = Vec::with_capacity(bodies.len());
+    for (slice, slice_projects) in bodies.chunks(PORT_SLICE).zip(projects.chunks(PORT_SLICE)) {
+        match writer
+            .create(state, ctx, slice, slice_projects, Some(&bulk))
+            .await
+        {
+            Ok(ports) => created.extend(ports),
+            Err(e) => {
+                let ids: Vec<String> = created.iter().map(|p| p.id.clone()).collect();
+                undo(state, &bulk, "ports", &ids).await;
+                return Err(e);
+            }
+        }
+    }
+    forget(state, &bulk).await?;
+    Ok(created)
+}
+
+async fn forget(state: &Services, bulk: &str) -> CoreResult<()> {
+    let mut conn = state.store.write_conn().await?;
+    store::bulk_journal::forget(&mut conn, bulk).await?;
+    Ok(())
+}
+
+/// Deletes what a failed or abandoned bulk made, each item with its own delete (as an admin:
+/// the items are the bulk's own). An item that cannot be deleted now (a port was put on a
+/// network meanwhile, the database failed) keeps its journal entry for the next sweep.
+async fn undo(state: &Services, bulk: &str, resource: &str, ids: &[String]) {
+    let admin = RequestContext {
+        project_id: String::new(),
+        user_id: "neutrino-bulk-undo".into(),
+        roles: vec!["admin".into()],
+    };
+    let mut left = 0;
+    for id in ids {
+        let deleted = match resource {
+            "networks" => networks::delete(state, &admin, id).await,
+            _ => ports::delete(state, &admin, id).await,
+        };
+        let gone = match deleted {
+            Ok(()) => true,
+            Err(e) => e.kind.ends_with("NotFound"),
+        };
+        if gone {
+            if let Ok(mut conn) = state.store.write_conn().await {
+                let _ = store::bulk_journal::forget_item(&mut conn, bulk, id).await;
+            }
+        } else {
+            left += 1;
+        }
+    }
+    if left > 0 {
+        tracing::warn!("bulk {bulk}: {left} {resource} not undone yet; the sweep will try again");
+    }
+}
+
+/// Every [`SWEEP_INTERVAL`], undoes the bulks no server is finishing (a server was killed
+/// while writing one).
+pub fn spawn_sweep(state: Services) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = sweep(&state).await {
+                tracing::warn!("undoing abandoned bulk creates: {}", e.message);
+            }
+        }
+    });
+}
+
+/// Undoes the bulks whose last slice is older than [`ABANDONED_AFTER`].
+pub async fn sweep(state: &Services) -> CoreResult<usize> {
+    let age = chrono::Duration::from_std(ABANDONED_AFTER).unwrap_or_default();
+    let before = (chrono::Utc::now() - age)
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    sweep_before(state, &before).await
+}
+
+/// Undoes the bulks whose last slice was recorded before `before`; answers the items undone
+/// or tried.
+pub async fn sweep_before(state: &Services, before: &str) -> CoreResult<usize> {
+    let items = {
+        let mut conn = state.store.read_conn().await?;
+        store::bulk_journal::unfinished(&mut conn, before).await?
+    };
+    // Ports first: an abandoned bulk's networks may hold an abandoned bulk's ports.
+    for resource in ["ports", "networks"] {
+        let mut by_bulk: Vec<(&str, Vec<String>)> = Vec::new();
+        for (bulk, _, id) in items.iter().filter(|(_, r, _)| r == resource) {
+            match by_bulk.last_mut() {
+                Some((b, ids)) if b == bulk => ids.push(id.clone()),
+                _ => by_bulk.push((bulk, vec![id.clone()])),
+            }
+        }
+        for (bulk, ids) in by_bulk {
+            tracing::warn!(
+                "bulk {bulk} was left unfinished: deleting the {} {resource} it made",
+                ids.len()
+            );
+            undo(state, bulk, resource, &ids).await;
+        }
+    }
+    Ok(items.len())
+}
