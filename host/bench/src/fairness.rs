@@ -13,9 +13,11 @@
 //! 64 KiB head. It prints the victim's p50/p99 of both runs and the ratio of the p99s against
 //! the target (within 2x).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -333,28 +335,38 @@ async fn fairness(endpoint: &Endpoint, opts: &FairnessOptions) -> anyhow::Result
         json!({"network_id": attacker_net, "ip_version": 4, "cidr": "10.0.0.0/8"}),
     )
     .await?;
-    let mut victim = Connection::open(endpoint).await?;
-    let failures = RefCell::new(BTreeMap::new());
-    let idle = victim_run(&mut victim, opts, &victim_net, &failures).await?;
+    let idle = victim_in_thread(endpoint, opts, &victim_net, Duration::ZERO, None)
+        .join()
+        .map_err(|_| anyhow::anyhow!("the victim's thread panicked"))??;
     eprintln!(
         "idle: p50 {} p99 {}; now with {} attackers",
-        ms(idle.0),
-        ms(idle.1),
+        ms(idle.0.0),
+        ms(idle.0.1),
         opts.attackers
     );
 
     let kinds = attacks(&attacker_net);
-    let stop = Cell::new(false);
+    let stop = Arc::new(AtomicBool::new(false));
     let answers: RefCell<BTreeMap<String, Answers>> = RefCell::new(BTreeMap::new());
     let mut attackers = Vec::new();
     for _ in 0..opts.attackers {
         attackers.push(Connection::open(endpoint).await?);
     }
+    // The attack under way first (every attacker has a request in the server), then the
+    // victim, on a thread and client of its own: a client reading the attacker's big answers
+    // would delay the victim's as much as the server does.
+    let victim = victim_in_thread(
+        endpoint,
+        opts,
+        &victim_net,
+        Duration::from_millis(500),
+        Some(stop.clone()),
+    );
     let (kinds, stop_ref, answers_ref) = (&kinds, &stop, &answers);
-    let attack = futures_util::future::try_join_all(attackers.into_iter().enumerate().map(
+    futures_util::future::try_join_all(attackers.into_iter().enumerate().map(
         |(w, mut conn)| async move {
             let mut i = w;
-            while !stop_ref.get() {
+            while !stop_ref.load(Ordering::Relaxed) {
                 let (kind, method, path, body) = &kinds[i % kinds.len()];
                 i += 1;
                 let t = Instant::now();
@@ -368,17 +380,14 @@ async fn fairness(endpoint: &Endpoint, opts: &FairnessOptions) -> anyhow::Result
             }
             anyhow::Ok(())
         },
-    ));
-    let measured = async {
-        // The attack under way first: every attacker has a request in the server.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let r = victim_run(&mut victim, opts, &victim_net, &failures).await;
-        stop.set(true);
-        r
-    };
-    let (attacked, attack) = tokio::join!(measured, attack);
-    attack?;
-    let attacked = attacked?;
+    ))
+    .await?;
+    let (attacked, mut failures) = victim
+        .join()
+        .map_err(|_| anyhow::anyhow!("the victim's thread panicked"))??;
+    for (kind, n) in idle.1 {
+        *failures.entry(kind).or_default() += n;
+    }
     let attacks = answers
         .into_inner()
         .into_iter()
@@ -387,7 +396,39 @@ async fn fairness(endpoint: &Endpoint, opts: &FairnessOptions) -> anyhow::Result
             (kind, (statuses, percentile(&latencies, 50)))
         })
         .collect();
-    Ok((idle, attacked, failures.into_inner(), attacks))
+    Ok((idle.0, attacked, failures, attacks))
+}
+
+/// The victim's latencies (p50, p99) and failures by kind.
+type VictimRun = ((Duration, Duration), BTreeMap<String, usize>);
+
+/// The victim's run on a thread with its own client, after `delay`; sets `done` when over.
+fn victim_in_thread(
+    endpoint: &Endpoint,
+    opts: &FairnessOptions,
+    network: &str,
+    delay: Duration,
+    done: Option<Arc<AtomicBool>>,
+) -> std::thread::JoinHandle<anyhow::Result<VictimRun>> {
+    let (endpoint, opts, network) = (endpoint.clone(), opts.clone(), network.to_string());
+    std::thread::spawn(move || {
+        let run = async {
+            tokio::time::sleep(delay).await;
+            let mut conn = Connection::open(&endpoint).await?;
+            let failures = RefCell::new(BTreeMap::new());
+            let latencies = victim_run(&mut conn, &opts, &network, &failures).await?;
+            anyhow::Ok((latencies, failures.into_inner()))
+        };
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|client| client.block_on(run));
+        if let Some(done) = done {
+            done.store(true, Ordering::Relaxed);
+        }
+        result
+    })
 }
 
 /// The victim's single creates, one after another: p50 and p99.

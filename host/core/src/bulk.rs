@@ -22,6 +22,8 @@ use neutrino_store::ports::Port;
 
 /// How long one slice of a network bulk may write before it commits.
 pub const SLICE: Duration = Duration::from_micros(500);
+/// Networks of a bulk written in one slice at most (however fast they go).
+const MAX_SLICE_ITEMS: usize = 256;
 /// Ports of a bulk written in one transaction at most (in the port writer's batch).
 pub const PORT_SLICE: usize = 4;
 /// A journal whose last slice is older than this belongs to a bulk no server is finishing.
@@ -64,14 +66,24 @@ async fn network_slice(
     sliced: &mut bool,
 ) -> CoreResult<()> {
     let started = Instant::now();
+    let backend = state.store.backend;
     let first = created.len();
     let mut tx = state.store.begin_write().await?;
-    // The rest of the bulk must fit the quota; counted again by each slice, with the networks
-    // the earlier ones made.
-    let deltas: Vec<(String, i64)> = projects[first..].iter().map(|p| (p.clone(), 1)).collect();
-    quotas::Ledger::check(&mut tx, state.store.backend, "network", &deltas).await?;
+    // The whole bulk must fit the quota (checked first, not found out after thousands of
+    // creates); then each slice charges its own networks, counted with what the earlier
+    // slices and other requests made meanwhile.
+    if first == 0 {
+        quotas::Ledger::check(&mut tx, backend, "network", &per_project(projects)).await?;
+    }
+    let end = bodies.len().min(first + MAX_SLICE_ITEMS);
+    let mut ledger = quotas::Ledger::default();
+    let slice_projects: Vec<&str> = projects[first..end].iter().map(String::as_str).collect();
+    ledger
+        .load(&mut tx, backend, "network", &slice_projects)
+        .await?;
     let mut made = Vec::new();
-    for (b, project) in bodies[first..].iter().zip(&projects[first..]) {
+    for (b, project) in bodies[first..end].iter().zip(&projects[first..end]) {
+        ledger.charge(project, "network", 1)?;
         made.push(networks::create_one(state, project.clone(), b, &mut tx).await?);
         if started.elapsed() >= SLICE {
             break;
@@ -85,6 +97,18 @@ async fn network_slice(
     store::commit(tx).await?;
     created.extend(made);
     Ok(())
+}
+
+/// How many of `projects` each project is (the bulk is usually one project's).
+fn per_project(projects: &[String]) -> Vec<(String, i64)> {
+    let mut counts: Vec<(String, i64)> = Vec::new();
+    for project in projects {
+        match counts.iter_mut().find(|(p, _)| p == project) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((project.clone(), 1)),
+        }
+    }
+    counts
 }
 
 /// Creates the ports of one request through the port writer, [`PORT_SLICE`] at a time when
