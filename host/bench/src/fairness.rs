@@ -10,7 +10,7 @@
 //! limits allow: bulk port creates filling the 112 KiB body limit, bulk creates of ports
 //! with the most address pairs and DHCP options allowed, one port with as many DHCP options as
 //! fit, bulk network creates filling the body, and port lists with a filter list filling the
-//! 64 KiB head. It prints the victim's p50/p99 of both runs and the ratio of the p99s against
+//! 64 KiB head. The victim runs on a thread and client of its own. It prints the victim's p50/p99 of both runs and the ratio of the p99s against
 //! the target (within 2x).
 
 use std::cell::RefCell;
