@@ -257,6 +257,7 @@ pub fn parse_report(b: &Map<String, Value>) -> ApiResult<Report> {
             )));
         }
     };
+    check_tunneling_ip(configurations.get("tunneling_ip"))?;
     let availability_zone = match b.get("availability_zone") {
         Some(Value::Null) => None,
         _ => body::string(b, "availability_zone", 255)?,
@@ -276,9 +277,67 @@ pub fn parse_report(b: &Map<String, Value>) -> ApiResult<Report> {
     })
 }
 
+/// A reported tunnel endpoint is a unicast address (or none): its peers send their tenants'
+/// flooded traffic there, so a host may not point them at a multicast or broadcast group or
+/// at nothing.
+fn check_tunneling_ip(reported: Option<&Value>) -> ApiResult<()> {
+    let ip = match reported {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::String(s)) if s.is_empty() => return Ok(()),
+        Some(Value::String(s)) => s,
+        Some(other) => {
+            return Err(NeutronError::bad_request(format!(
+                "Invalid input for tunneling_ip. Reason: '{other}' is not a valid IP address."
+            )));
+        }
+    };
+    let unicast = match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => {
+            !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast())
+        }
+        Ok(std::net::IpAddr::V6(v6)) => !(v6.is_unspecified() || v6.is_multicast()),
+        Err(_) => {
+            return Err(NeutronError::bad_request(format!(
+                "Invalid input for tunneling_ip. Reason: '{ip}' is not a valid IP address."
+            )));
+        }
+    };
+    if unicast {
+        Ok(())
+    } else {
+        Err(NeutronError::bad_request(format!(
+            "Invalid input for tunneling_ip. Reason: '{ip}' is not a unicast IP address."
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tunnel_endpoint_is_a_unicast_address() {
+        for good in ["192.0.2.10", "127.0.0.1", "fd00::1", ""] {
+            assert!(check_tunneling_ip(Some(&json!(good))).is_ok(), "{good}");
+        }
+        assert!(check_tunneling_ip(None).is_ok());
+        assert!(check_tunneling_ip(Some(&Value::Null)).is_ok());
+        for bad in [
+            json!("224.0.0.1"),
+            json!("255.255.255.255"),
+            json!("0.0.0.0"),
+            json!("::"),
+            json!("ff02::1"),
+            json!("10.0.0.300"),
+            json!("host.example"),
+            json!(["192.0.2.1"]),
+            json!(7),
+        ] {
+            let e = check_tunneling_ip(Some(&bad)).unwrap_err();
+            assert_eq!(e.status.as_u16(), 400, "{bad}");
+            assert!(e.message.starts_with("Invalid input for tunneling_ip"), "{bad}: {}", e.message);
+        }
+    }
 
     #[test]
     fn the_token_file_is_created_private_and_then_reused() {

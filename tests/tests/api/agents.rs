@@ -724,3 +724,18 @@ for_both_databases!(a_report_storm_stays_cheap, |db: Db| async move {
         .unwrap();
     assert_eq!(one[0].configurations["devices"], 42);
 });
+
+/// A host may not point its peers' flooded traffic at a group, a broadcast or nothing.
+#[tokio::test]
+async fn a_report_with_a_tunnel_endpoint_that_is_no_unicast_address_is_refused() {
+    let api = TestApi::new(Db::Sqlite).await;
+    for bad in ["224.0.0.1", "255.255.255.255", "0.0.0.0", "ff02::1", "not-an-address"] {
+        let mut body = ovs_report("h1");
+        body["configurations"]["tunneling_ip"] = json!(bad);
+        let r = api.report(body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+        assert_eq!(r.error_type(), "HTTPBadRequest", "{bad}: {}", r.body);
+    }
+    assert!(list(&api, "").await.is_empty(), "nothing was recorded");
+    assert_eq!(report(&api, ovs_report("h1")).await, "new");
+}
