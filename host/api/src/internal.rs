@@ -335,7 +335,11 @@ mod tests {
         ] {
             let e = check_tunneling_ip(Some(&bad)).unwrap_err();
             assert_eq!(e.status.as_u16(), 400, "{bad}");
-            assert!(e.message.starts_with("Invalid input for tunneling_ip"), "{bad}: {}", e.message);
+            assert!(
+                e.message.starts_with("Invalid input for tunneling_ip"),
+                "{bad}: {}",
+                e.message
+            );
         }
     }
 

@@ -10,6 +10,7 @@
 //! it has made so far is visible to its project. A server killed in the middle leaves the
 //! journal behind, and [`spawn_sweep`] (any server's) deletes those items.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
@@ -99,16 +100,13 @@ async fn network_slice(
     Ok(())
 }
 
-/// How many of `projects` each project is (the bulk is usually one project's).
-fn per_project(projects: &[String]) -> Vec<(String, i64)> {
-    let mut counts: Vec<(String, i64)> = Vec::new();
+/// How many of `projects` each project is.
+fn per_project<'a>(projects: impl IntoIterator<Item = &'a String>) -> Vec<(String, i64)> {
+    let mut counts: HashMap<&String, i64> = HashMap::new();
     for project in projects {
-        match counts.iter_mut().find(|(p, _)| p == project) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((project.clone(), 1)),
-        }
+        *counts.entry(project).or_default() += 1;
     }
-    counts
+    counts.into_iter().map(|(p, n)| (p.clone(), n)).collect()
 }
 
 /// Creates the ports of one request through the port writer, [`PORT_SLICE`] at a time when
@@ -123,6 +121,22 @@ pub async fn create_ports(
     if bodies.len() <= PORT_SLICE {
         return writer.create(state, ctx, bodies, projects, None).await;
     }
+    // The whole bulk must fit the quota: checked first, not found out after thousands of
+    // creates (each slice is charged again when written).
+    let counted = bodies.iter().zip(projects).filter(|(b, _)| {
+        b.get("device_owner")
+            .and_then(Value::as_str)
+            .is_none_or(quotas::counted_port)
+    });
+    let mut tx = state.store.begin_write().await?;
+    quotas::Ledger::check(
+        &mut tx,
+        state.store.backend,
+        "port",
+        &per_project(counted.map(|(_, p)| p)),
+    )
+    .await?;
+    drop(tx);
     let bulk = store::new_id();
     let mut created: Vec<Port> = Vec::with_capacity(bodies.len());
     for (slice, slice_projects) in bodies.chunks(PORT_SLICE).zip(projects.chunks(PORT_SLICE)) {
@@ -157,26 +171,28 @@ async fn undo(state: &Services, bulk: &str, resource: &str, ids: &[String]) {
         user_id: "neutrino-bulk-undo".into(),
         roles: vec!["admin".into()],
     };
-    let mut left = 0;
+    let mut left = Vec::new();
     for id in ids {
         let deleted = match resource {
             "networks" => networks::delete(state, &admin, id).await,
             _ => ports::delete(state, &admin, id).await,
         };
-        let gone = match deleted {
-            Ok(()) => true,
-            Err(e) => e.kind.ends_with("NotFound"),
-        };
-        if gone {
-            if let Ok(mut conn) = state.store.write_conn().await {
-                let _ = store::bulk_journal::forget_item(&mut conn, bulk, id).await;
-            }
-        } else {
-            left += 1;
+        match deleted {
+            Ok(()) => {}
+            Err(e) if e.kind.ends_with("NotFound") => {}
+            Err(_) => left.push(id.as_str()),
         }
     }
-    if left > 0 {
-        tracing::warn!("bulk {bulk}: {left} {resource} not undone yet; the sweep will try again");
+    let forgotten = match state.store.write_conn().await {
+        Ok(mut conn) if left.is_empty() => store::bulk_journal::forget(&mut conn, bulk).await,
+        Ok(mut conn) => store::bulk_journal::forget_except(&mut conn, bulk, &left).await,
+        Err(e) => Err(e),
+    };
+    if !left.is_empty() || forgotten.is_err() {
+        tracing::warn!(
+            "bulk {bulk}: {} {resource} not undone yet; the sweep will try again",
+            left.len()
+        );
     }
 }
 

@@ -41,15 +41,26 @@ pub async fn forget(conn: &mut AnyConnection, bulk_id: &str) -> crate::Result<()
     Ok(())
 }
 
-/// Forgets one item of a bulk (undone).
-pub async fn forget_item(
+/// Forgets the items of bulk `bulk_id` but `kept` (those undone; `kept` could not be).
+pub async fn forget_except(
     conn: &mut AnyConnection,
     bulk_id: &str,
-    item_id: &str,
+    kept: &[&str],
 ) -> crate::Result<()> {
-    sqlx::query("DELETE FROM bulk_journal WHERE bulk_id = $1 AND item_id = $2")
+    let kept = serde_json::to_string(kept).unwrap_or_default();
+    let sql = match crate::Backend::of(conn) {
+        crate::Backend::Sqlite => {
+            "DELETE FROM bulk_journal WHERE bulk_id = $1 \
+             AND item_id NOT IN (SELECT value FROM json_each($2))"
+        }
+        crate::Backend::Postgres => {
+            "DELETE FROM bulk_journal WHERE bulk_id = $1 \
+             AND item_id NOT IN (SELECT json_array_elements_text($2::json))"
+        }
+    };
+    sqlx::query(sql)
         .bind(bulk_id)
-        .bind(item_id)
+        .bind(kept)
         .execute(conn)
         .await?;
     Ok(())

@@ -729,7 +729,13 @@ for_both_databases!(a_report_storm_stays_cheap, |db: Db| async move {
 #[tokio::test]
 async fn a_report_with_a_tunnel_endpoint_that_is_no_unicast_address_is_refused() {
     let api = TestApi::new(Db::Sqlite).await;
-    for bad in ["224.0.0.1", "255.255.255.255", "0.0.0.0", "ff02::1", "not-an-address"] {
+    for bad in [
+        "224.0.0.1",
+        "255.255.255.255",
+        "0.0.0.0",
+        "ff02::1",
+        "not-an-address",
+    ] {
         let mut body = ovs_report("h1");
         body["configurations"]["tunneling_ip"] = json!(bad);
         let r = api.report(body).await;

@@ -150,7 +150,7 @@ for_both_databases!(
             .call(
                 Method::POST,
                 "/v2.0/networks",
-                Some(json!({"networks": [{"name": "left"}, {"name": "left"}]})),
+                Some(json!({"networks": [{"name": "left"}, {"name": "left"}, {"name": "left"}]})),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
@@ -160,6 +160,15 @@ for_both_databases!(
             .iter()
             .map(|n| n["id"].as_str().unwrap().to_string())
             .collect();
+        // Someone put a port on one of them meanwhile: that one cannot go yet.
+        let port = api
+            .call(
+                Method::POST,
+                "/v2.0/ports",
+                Some(json!({"port": {"network_id": ids[2]}})),
+            )
+            .await;
+        assert_eq!(port.status, StatusCode::CREATED, "{}", port.body);
         // What a server killed between two slices leaves: the first slices' items journaled.
         {
             let mut conn = api.state.store.write_conn().await.unwrap();
@@ -169,14 +178,31 @@ for_both_databases!(
         }
         // Recorded now: not yet abandoned for the periodic sweep.
         assert_eq!(bulk::sweep(&api.state.services).await.unwrap(), 0);
-        assert_eq!(count(&api, "/v2.0/networks?name=left", "networks").await, 2);
-        // As the sweep sees it once they are old enough.
+        assert_eq!(count(&api, "/v2.0/networks?name=left", "networks").await, 3);
+        // As the sweep sees them once they are old enough.
         let later = "9999-12-31T00:00:00Z";
         assert_eq!(
             bulk::sweep_before(&api.state.services, later)
                 .await
                 .unwrap(),
-            2
+            3
+        );
+        assert_eq!(count(&api, "/v2.0/networks?name=left", "networks").await, 1);
+        assert_eq!(
+            journal(&api).await,
+            1,
+            "the network in use waits for the next sweep"
+        );
+        let path = format!("/v2.0/ports/{}", port.body["port"]["id"].as_str().unwrap());
+        assert_eq!(
+            api.call(Method::DELETE, &path, None).await.status,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            bulk::sweep_before(&api.state.services, later)
+                .await
+                .unwrap(),
+            1
         );
         assert_eq!(count(&api, "/v2.0/networks?name=left", "networks").await, 0);
         assert_eq!(journal(&api).await, 0);
