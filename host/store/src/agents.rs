@@ -275,12 +275,14 @@ pub struct HeartbeatWrite {
 
 /// Writes a batch of heartbeats in the caller's transaction and returns the ids whose row is
 /// gone (deleted through the API meanwhile). A heartbeat never moves backwards, so servers
-/// sharing the database may flush in any order.
+/// sharing the database may flush in any order. An agent whose tunnel endpoint changed has
+/// the networks its host holds bound ports on marked in the feed: their peers hear of it.
 pub async fn write_heartbeats(
     tx: &mut Transaction<'_, Any>,
     batch: &[HeartbeatWrite],
 ) -> crate::Result<Vec<String>> {
     let mut missing = Vec::new();
+    let mut moved: Vec<String> = Vec::new();
     for w in batch {
         let heartbeat = stored_time(w.heartbeat_at);
         let done = sqlx::query(
@@ -303,6 +305,15 @@ pub async fn write_heartbeats(
                 .await?;
         }
         if let Some(r) = &w.reported {
+            let (host, before): (String, String) =
+                sqlx::query_as("SELECT host, configurations FROM agents WHERE id = $1")
+                    .bind(&w.id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+            let before: Value = serde_json::from_str(&before).unwrap_or_default();
+            if before.get("tunneling_ip") != r.configurations.get("tunneling_ip") {
+                moved.push(host);
+            }
             sqlx::query(
                 "UPDATE agents SET \"binary\" = $2, topic = $3, availability_zone = $4, \
                  configurations = $5, resources_synced = $6 WHERE id = $1",
@@ -316,6 +327,15 @@ pub async fn write_heartbeats(
             .execute(&mut **tx)
             .await?;
         }
+    }
+    if !moved.is_empty() {
+        let mut feed = crate::feed::FeedEntries::default();
+        for host in &moved {
+            for network in crate::l2_peers::networks_bound_on(tx, host).await? {
+                feed.add_network(&network);
+            }
+        }
+        feed.write(tx).await?;
     }
     Ok(missing)
 }

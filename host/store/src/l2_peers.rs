@@ -34,6 +34,21 @@ pub async fn bound_elsewhere(
     Ok(by_host)
 }
 
+/// The networks on which `host` holds bound ports (found through the host's feed entries:
+/// ports are not indexed by host).
+pub async fn networks_bound_on(conn: &mut AnyConnection, host: &str) -> crate::Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT p.network_id FROM host_feed f JOIN ports p ON p.id = f.object_id \
+         WHERE f.host = $1 AND f.kind = 'port' AND p.binding_host = $1 \
+           AND p.binding_vif_type <> $2 AND p.binding_vif_type <> $3",
+    )
+    .bind(host)
+    .bind(NOT_BOUND[0])
+    .bind(NOT_BOUND[1])
+    .fetch_all(conn)
+    .await?)
+}
+
 /// The tunnel endpoint (`configurations.tunneling_ip`) each of `hosts` reports, for those whose
 /// agents report one.
 pub async fn tunnel_endpoints(

@@ -630,3 +630,42 @@ for_both_databases!(
         assert!(port_in(&news, &id_of(&p)).flatten().is_some());
     }
 );
+
+on_both_databases!(
+    a_host_whose_tunnel_endpoint_changes_is_heard_of_by_its_peers,
+    |api: TestApi| async move {
+        let lb = |host: &str, ip: &str| {
+            let mut r = ovs_report(host);
+            r["configurations"]["tunneling_ip"] = json!(ip);
+            r
+        };
+        report(&api, lb("h1", "192.0.2.1")).await;
+        report(&api, lb("h2", "192.0.2.2")).await;
+        let net = network(&api).await;
+        subnet(&api, &net, "10.7.0.0/24", false).await;
+        port(&api, json!({"network_id": net, "binding:host_id": "h1"})).await;
+        port(&api, json!({"network_id": net, "binding:host_id": "h2"})).await;
+        let peer_of = |changes: &HostChanges| {
+            changes
+                .networks
+                .iter()
+                .find(|n| n.id == net)
+                .and_then(|n| n.peers.iter().find(|p| p.host == "h1"))
+                .map(|p| p.tunnel_ip.clone())
+        };
+        let first = poll(&api, "h2", 0, 0).await;
+        assert_eq!(peer_of(&first).as_deref(), Some("192.0.2.1"), "{first:?}");
+
+        // h1 comes back with another address: h2 hears it without a full resync.
+        report(&api, lb("h1", "192.0.2.11")).await;
+        api.state.heartbeats.flush().await.unwrap();
+        let news = poll(&api, "h2", first.revision, 0).await;
+        assert!(!news.full);
+        assert_eq!(peer_of(&news).as_deref(), Some("192.0.2.11"), "{news:?}");
+        // A heartbeat that changes nothing of it marks nothing.
+        report(&api, lb("h1", "192.0.2.11")).await;
+        api.state.heartbeats.flush().await.unwrap();
+        let quiet = poll(&api, "h2", news.revision, 0).await;
+        assert!(quiet.networks.is_empty(), "{quiet:?}");
+    }
+);
