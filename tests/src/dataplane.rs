@@ -347,6 +347,32 @@ impl Node {
     }
 }
 
+impl Node {
+    /// The agent's OVS integration bridge.
+    pub fn integration_bridge(&self) -> &str {
+        &self.agent_options.config.agent.integration_bridge
+    }
+
+    /// What an ovs-hybrid agent stopped before it tore a network down leaves: the network's
+    /// VXLAN device, a port of the integration bridge. Its name; None on other flavors.
+    pub fn plant_stale_tunnel(&self) -> Option<String> {
+        let ovs = self.ovs.as_ref()?;
+        // Far above the VNIs the node's networks get.
+        let vni = (16_000_000 + u32::from(rand_u16())).to_string();
+        let name = format!("vxlan-{vni}");
+        run(&[
+            "ip", "link", "add", &name, "type", "vxlan", "id", &vni, "dstport", "4789",
+        ]);
+        self.leftovers
+            .lock()
+            .unwrap()
+            .push(Leftover::Link(name.clone()));
+        ovs.vsctl(&["add-port", self.integration_bridge(), &name])
+            .expect("the stale tunnel on the integration bridge");
+        Some(name)
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         // The agent first: its dnsmasq processes go with it.

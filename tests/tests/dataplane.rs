@@ -53,10 +53,44 @@ async fn two_instances_talk_and_others_do_not(flavor: Flavor, test: &str) {
 
     // Restart the agent with a stale device of ours lying about: instances keep working, the
     // stale device goes, and what belongs stays.
+    let tunnels = |node: &Node| -> Vec<String> {
+        node.ovs().map_or_else(Vec::new, |ovs| {
+            let ports = ovs
+                .vsctl(&["list-ports", node.integration_bridge()])
+                .unwrap_or_default();
+            ports
+                .lines()
+                .filter(|p| p.starts_with("vxlan-"))
+                .map(str::to_string)
+                .collect()
+        })
+    };
+    let live_tunnels = tunnels(&node);
     let stale = node.plant_stale_device();
+    let stale_tunnel = node.plant_stale_tunnel();
     node.restart_agent().await.unwrap();
     let swept = wait_until(|| !link_exists(&stale)).await;
     assert!(swept, "stale {stale} survived the agent restart");
+    if let (Some(tunnel), Some(ovs)) = (&stale_tunnel, node.ovs()) {
+        let swept = wait_until(|| {
+            !link_exists(tunnel)
+                && !ovs
+                    .vsctl(&["list-ports", node.integration_bridge()])
+                    .unwrap_or_default()
+                    .contains(tunnel.as_str())
+        })
+        .await;
+        assert!(swept, "stale {tunnel} survived the agent restart");
+        assert!(
+            !live_tunnels.is_empty(),
+            "the networks' own tunnels are on br-int"
+        );
+        assert_eq!(
+            tunnels(&node),
+            live_tunnels,
+            "the networks' own tunnels stay"
+        );
+    }
     assert!(
         ping_eventually(&a.namespace, &b.ip, 3),
         "a lost b after the restart"

@@ -422,6 +422,12 @@ impl Engine {
                 .collect(),
             namespaces,
             integration_bridge: self.integration_bridge.clone(),
+            tunnels: self
+                .wiring
+                .tunnel_devices()
+                .into_iter()
+                .map(|(_, spec)| spec.name)
+                .collect(),
         };
         if let Err(e) = stale::sweep(self.wiring.executor(), &keep).await {
             tracing::error!("sweeping stale devices: {e:#}");

@@ -18,6 +18,8 @@ pub struct Keep {
     pub namespaces: BTreeSet<String>,
     /// The OVS integration bridge, when an Open vSwitch driver is loaded.
     pub integration_bridge: Option<String>,
+    /// The VXLAN devices the networks plugged here use.
+    pub tunnels: BTreeSet<String>,
 }
 
 /// Per-port device prefixes (Neutron's `tap`, and os-vif's hybrid-plug `qbr`/`qvb`/`qvo`).
@@ -65,14 +67,25 @@ pub async fn sweep(executor: &Executor, keep: &Keep) -> anyhow::Result<()> {
         // No bridge yet (nothing plugged since OVS started) is nothing to sweep.
         if let Ok(ports) = executor.ovs_ports(bridge).await {
             for port in ports {
-                let stale = port
+                let stale_port = port
                     .external_ids
                     .get("iface-id")
                     .is_some_and(|id| !keep.ports.contains(id));
-                if stale {
+                // A network's VXLAN device on the integration bridge (ovs-hybrid), left by an
+                // agent that stopped before it tore the network down.
+                let stale_tunnel = port.name.starts_with("vxlan-")
+                    && !port.external_ids.contains_key("iface-id")
+                    && !keep.tunnels.contains(&port.name);
+                if stale_port || stale_tunnel {
                     plan.push(Op::RemoveOvsPort(OvsPortRef {
                         bridge: bridge.clone(),
+                        name: port.name.clone(),
+                    }));
+                }
+                if stale_tunnel {
+                    plan.push(Op::RemoveLink(LinkRef {
                         name: port.name,
+                        namespace: None,
                     }));
                 }
             }
