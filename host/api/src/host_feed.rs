@@ -199,7 +199,8 @@ async fn network_peers(
     let mut by_network = Vec::with_capacity(networks.len());
     let mut hosts = BTreeSet::new();
     for id in networks {
-        let by_host = l2_peers::bound_elsewhere(&mut *conn, id, host).await?;
+        let by_host =
+            l2_peers::bound_elsewhere(&mut *conn, id, host, l2_peers::MAX_PEER_MACS).await?;
         hosts.extend(by_host.keys().cloned());
         by_network.push((id, by_host));
     }

@@ -10,26 +10,52 @@ use sqlx::AnyConnection;
 /// Binding results that put no device anywhere.
 const NOT_BOUND: [&str; 2] = ["unbound", "binding_failed"];
 
-/// MACs of the ports bound on `network_id` to hosts other than `host`, by host.
+/// Remote MACs of one network a host is told at most. Past it, it is told its peers without
+/// their MACs (flood entries only; the VXLAN devices learn the rest): a network of a million
+/// ports would otherwise cost every host on it an answer of a million MACs at each change.
+pub const MAX_PEER_MACS: usize = 4096;
+
+/// MACs of the ports bound on `network_id` to hosts other than `host`, by host; every such
+/// host with no MACs when there are more than `max_macs` of them.
 pub async fn bound_elsewhere(
     conn: &mut AnyConnection,
     network_id: &str,
     host: &str,
+    max_macs: usize,
 ) -> crate::Result<BTreeMap<String, Vec<String>>> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT binding_host, mac_address FROM ports WHERE network_id = $1 \
+    const BOUND_ELSEWHERE: &str = "FROM ports WHERE network_id = $1 \
          AND binding_host <> '' AND binding_host <> $2 \
-         AND binding_vif_type <> $3 AND binding_vif_type <> $4 ORDER BY binding_host, mac_address",
-    )
+         AND binding_vif_type <> $3 AND binding_vif_type <> $4";
+    let limit = i64::try_from(max_macs).unwrap_or(i64::MAX - 1) + 1;
+    let rows: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT binding_host, mac_address {BOUND_ELSEWHERE} LIMIT $5"
+    )))
     .bind(network_id)
     .bind(host)
     .bind(NOT_BOUND[0])
     .bind(NOT_BOUND[1])
-    .fetch_all(conn)
+    .bind(limit)
+    .fetch_all(&mut *conn)
     .await?;
     let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if rows.len() > max_macs {
+        let hosts: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT DISTINCT binding_host {BOUND_ELSEWHERE}"
+        )))
+        .bind(network_id)
+        .bind(host)
+        .bind(NOT_BOUND[0])
+        .bind(NOT_BOUND[1])
+        .fetch_all(&mut *conn)
+        .await?;
+        by_host.extend(hosts.into_iter().map(|h| (h, Vec::new())));
+        return Ok(by_host);
+    }
     for (host, mac) in rows {
         by_host.entry(host).or_default().push(mac);
+    }
+    for macs in by_host.values_mut() {
+        macs.sort_unstable();
     }
     Ok(by_host)
 }

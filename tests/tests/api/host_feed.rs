@@ -669,3 +669,36 @@ on_both_databases!(
         assert!(quiet.networks.is_empty(), "{quiet:?}");
     }
 );
+
+on_both_databases!(
+    a_network_with_more_remote_macs_than_the_bound_is_told_its_peers_without_them,
+    |api: TestApi| async move {
+        node(&api, "h1", false).await;
+        node(&api, "h2", false).await;
+        let net = network(&api).await;
+        subnet(&api, &net, "10.8.0.0/24", false).await;
+        let mut macs = Vec::new();
+        for _ in 0..5 {
+            let p = port(&api, json!({"network_id": net, "binding:host_id": "h1"})).await;
+            macs.push(p["mac_address"].as_str().unwrap().to_string());
+        }
+        port(&api, json!({"network_id": net, "binding:host_id": "h2"})).await;
+        macs.sort();
+        let mut conn = api.state.store.read_conn().await.unwrap();
+        let within = neutrino::store::l2_peers::bound_elsewhere(&mut conn, &net, "h2", 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            within.into_iter().collect::<Vec<_>>(),
+            vec![("h1".to_string(), macs)]
+        );
+        let past = neutrino::store::l2_peers::bound_elsewhere(&mut conn, &net, "h2", 4)
+            .await
+            .unwrap();
+        assert_eq!(
+            past.into_iter().collect::<Vec<_>>(),
+            vec![("h1".to_string(), Vec::new())],
+            "past the bound: the peer, without its MACs"
+        );
+    }
+);
