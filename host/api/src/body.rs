@@ -63,6 +63,29 @@ fn missing(resource: &str) -> NeutronError {
     NeutronError::bad_request(format!("Unable to find '{resource}' in request body"))
 }
 
+/// Runs `work` (parsing a body, building an answer) on a blocking thread when `size` (items or
+/// bytes) is past `threshold`: the 112 KiB body of a bulk or its answer of tens of thousands of
+/// items takes tens of milliseconds of a core, during which an async worker would run nothing
+/// else, whichever project's request waits on it.
+pub async fn off_worker<T: Send + 'static>(
+    size: usize,
+    threshold: usize,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    if size <= threshold {
+        return work();
+    }
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => done,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Bodies past this many bytes are parsed off the async workers.
+pub const BIG_BODY: usize = 16 * 1024;
+/// Answers of more items than this are built off the async workers.
+pub const BIG_ANSWER: usize = 64;
+
 pub fn create_body(bytes: &[u8], resource: &str, collection: &str) -> ApiResult<CreateBody> {
     let Value::Object(mut top) = parse(bytes)? else {
         return Err(missing(resource));

@@ -145,21 +145,30 @@ pub async fn create(
     bytes: Bytes,
 ) -> ApiResult<Response> {
     ctx.require_write("create_network")?;
-    let (bodies, bulk) = match body::create_body(&bytes, "network", "networks")? {
-        CreateBody::One(b) => (vec![b], false),
-        CreateBody::Bulk(v) => (v, true),
-    };
-    let projects = bodies
-        .iter()
-        .map(|b| check_create(&ctx, b))
-        .collect::<ApiResult<Vec<_>>>()?;
+    let checker = ctx.clone();
+    let (bodies, bulk, projects) = body::off_worker(bytes.len(), body::BIG_BODY, move || {
+        let (bodies, bulk) = match body::create_body(&bytes, "network", "networks")? {
+            CreateBody::One(b) => (vec![b], false),
+            CreateBody::Bulk(v) => (v, true),
+        };
+        let projects = bodies
+            .iter()
+            .map(|b| check_create(&checker, b))
+            .collect::<ApiResult<Vec<_>>>()?;
+        ApiResult::Ok((bodies, bulk, projects))
+    })
+    .await?;
     // All or nothing; a big bulk in slices (see `bulk`).
-    let created = neutrino_core::bulk::create_networks(&state, &bodies, &projects)
-        .await?
-        .iter()
-        .map(|n| Value::Object(to_json(n, vec![], ctx.is_admin())))
-        .collect();
-    Ok(body::created("network", "networks", bulk, created))
+    let networks = neutrino_core::bulk::create_networks(&state, &bodies, &projects).await?;
+    let admin = ctx.is_admin();
+    Ok(body::off_worker(networks.len(), body::BIG_ANSWER, move || {
+        let created = networks
+            .iter()
+            .map(|n| Value::Object(to_json(n, vec![], admin)))
+            .collect();
+        body::created("network", "networks", bulk, created)
+    })
+    .await)
 }
 
 /// Attribute and policy checks of one create body; returns the project the network is for.

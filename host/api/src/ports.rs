@@ -235,39 +235,38 @@ pub async fn create(
     bytes: Bytes,
 ) -> ApiResult<Response> {
     ctx.require_write("create_port")?;
-    let (bodies, bulk) = match body::create_body(&bytes, "port", "ports")? {
-        CreateBody::One(b) => (vec![b], false),
-        CreateBody::Bulk(v) => (v, true),
-    };
     // Checks that need no database run before the write lock is taken.
-    let requests = bodies
-        .iter()
-        .map(|b| check_create(&ctx, b))
-        .collect::<ApiResult<Vec<_>>>()?;
+    let checker = ctx.clone();
+    let (bodies, bulk, requests) = body::off_worker(bytes.len(), body::BIG_BODY, move || {
+        let (bodies, bulk) = match body::create_body(&bytes, "port", "ports")? {
+            CreateBody::One(b) => (vec![b], false),
+            CreateBody::Bulk(v) => (v, true),
+        };
+        let requests = bodies
+            .iter()
+            .map(|b| check_create(&checker, b))
+            .collect::<ApiResult<Vec<_>>>()?;
+        ApiResult::Ok((bodies, bulk, requests))
+    })
+    .await?;
+    // All or nothing: drafted and written in the port writer's transaction, group-committed
+    // with other requests' (see port_writer); a big bulk in slices (see `bulk`).
     let mut attempt = 0;
-    let created = loop {
-        match create_all(&state, &ctx, &bodies, &requests).await {
+    let ports = loop {
+        match neutrino_core::bulk::create_ports(&state, &ctx, &bodies, &requests).await {
             Err(e) if e.kind == "RetryRequest" && attempt < 3 => attempt += 1,
             other => break other?,
         }
     };
-    Ok(body::created("port", "ports", bulk, created))
-}
-
-/// Creates every port of the request (all or nothing). The ports are drafted and written in
-/// the port writer's transaction, group-committed with other requests' (see port_writer); a
-/// big bulk in slices (see `bulk`).
-async fn create_all(
-    state: &AppState,
-    ctx: &RequestContext,
-    bodies: &[Map<String, Value>],
-    projects: &[String],
-) -> ApiResult<Vec<Value>> {
-    let created = neutrino_core::bulk::create_ports(state, ctx, bodies, projects).await?;
-    Ok(created
-        .iter()
-        .map(|p| Value::Object(to_json(p, ctx.is_admin())))
-        .collect())
+    let admin = ctx.is_admin();
+    Ok(body::off_worker(ports.len(), body::BIG_ANSWER, move || {
+        let created = ports
+            .iter()
+            .map(|p| Value::Object(to_json(p, admin)))
+            .collect();
+        body::created("port", "ports", bulk, created)
+    })
+    .await)
 }
 
 /// Attribute and policy checks of one create body; returns the project the port is for.

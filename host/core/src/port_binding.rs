@@ -102,7 +102,11 @@ async fn bind_after_commit(
         let Some(fresh) = neutrino_store::networks::get(&mut *tx, &port.network_id).await? else {
             return Ok(None);
         };
-        if !waits(&port) {
+        // Bound meanwhile by another (the pending sweep, another server sharing the database):
+        // that binding stands; deciding again would only bump the revision twice.
+        if !waits(&port)
+            || (pending(&snapshot) && !pending(&port) && port.binding_host == snapshot.binding_host)
+        {
             store::rollback(tx).await?;
             return Ok(Some(port));
         }

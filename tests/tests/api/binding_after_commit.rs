@@ -171,3 +171,48 @@ for_both_databases!(
         assert_eq!(port["revision_number"], 3, "{port}");
     }
 );
+
+/// A port bound by another server's pending sweep while its own request was deciding its
+/// binding: the request keeps that binding instead of deciding again (one revision, not two).
+#[tokio::test]
+async fn a_binding_made_meanwhile_by_another_server_stands() {
+    let deadline = Duration::from_millis(1500);
+    let api = TestApi::with(Db::Sqlite, slow_drivers(deadline)).await;
+    ovs_node(&api, "node-s").await;
+    let network = network_with_subnet(&api, "10.96.0.0/24").await;
+    let created = create(
+        &api,
+        "p1",
+        "port",
+        json!({"network_id": network, "binding:host_id": "node-s"}),
+    );
+    let elsewhere = async {
+        // The port is written and its request is in the slow driver's call by now.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let store = &api.state.store;
+        let mut tx = store.begin_write().await.unwrap();
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM ports WHERE binding_host = 'node-s'")
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
+        assert_eq!(ids.len(), 1);
+        let mut row = neutrino::store::ports::get(&mut tx, &ids[0])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            row.binding_vif_type, "unbound",
+            "the request has not bound it yet"
+        );
+        // What the other server's sweep writes.
+        row.binding_vif_type = "ovs".into();
+        row.revision_number += 1;
+        neutrino::store::ports::update(&mut tx, &row).await.unwrap();
+        neutrino::store::commit(tx).await.unwrap();
+    };
+    let (port, ()) = tokio::join!(created, elsewhere);
+    let shown = show_port(&api, port["id"].as_str().unwrap()).await;
+    assert_eq!(shown["binding:vif_type"], "ovs", "{shown}");
+    assert_eq!(shown["revision_number"], 2, "{shown}");
+}
