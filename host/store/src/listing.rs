@@ -338,7 +338,6 @@ fn condition_sql(
         Backend::Sqlite => format!("instr({haystack}, {needle}) > 0"),
         Backend::Postgres => format!("strpos({haystack}, {needle}) > 0"),
     };
-
     let texts = |values: &[String]| -> Vec<Param> {
         values.iter().map(|v| Param::Text(v.clone())).collect()
     };
