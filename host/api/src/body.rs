@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::error::{ApiResult, NeutronError};
+use neutrino_core::RequestContext;
 pub use neutrino_core::body::{boolean, integer, list, string, string_or_empty};
 
 /// What a create body held: one resource, or a bulk list.
@@ -85,6 +86,31 @@ pub async fn off_worker<T: Send + 'static>(
 pub const BIG_BODY: usize = 16 * 1024;
 /// Answers of more items than this are built off the async workers.
 pub const BIG_ANSWER: usize = 64;
+
+/// A create request's bodies (one, or a bulk: the flag), each checked by `check` (attributes
+/// and policy), which answers the project each is for. A big body is parsed and checked on a
+/// blocking thread ([`off_worker`]).
+pub async fn checked_create_bodies(
+    bytes: axum::body::Bytes,
+    resource: &'static str,
+    collection: &'static str,
+    ctx: &RequestContext,
+    check: fn(&RequestContext, &Map<String, Value>) -> ApiResult<String>,
+) -> ApiResult<(Vec<Map<String, Value>>, bool, Vec<String>)> {
+    let ctx = ctx.clone();
+    off_worker(bytes.len(), BIG_BODY, move || {
+        let (bodies, bulk) = match create_body(&bytes, resource, collection)? {
+            CreateBody::One(b) => (vec![b], false),
+            CreateBody::Bulk(v) => (v, true),
+        };
+        let projects = bodies
+            .iter()
+            .map(|b| check(&ctx, b))
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok((bodies, bulk, projects))
+    })
+    .await
+}
 
 pub fn create_body(bytes: &[u8], resource: &str, collection: &str) -> ApiResult<CreateBody> {
     let Value::Object(mut top) = parse(bytes)? else {

@@ -10,7 +10,7 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::auth::RequestContext;
-use super::body::{self, CreateBody};
+use super::body;
 use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
@@ -145,19 +145,8 @@ pub async fn create(
     bytes: Bytes,
 ) -> ApiResult<Response> {
     ctx.require_write("create_network")?;
-    let checker = ctx.clone();
-    let (bodies, bulk, projects) = body::off_worker(bytes.len(), body::BIG_BODY, move || {
-        let (bodies, bulk) = match body::create_body(&bytes, "network", "networks")? {
-            CreateBody::One(b) => (vec![b], false),
-            CreateBody::Bulk(v) => (v, true),
-        };
-        let projects = bodies
-            .iter()
-            .map(|b| check_create(&checker, b))
-            .collect::<ApiResult<Vec<_>>>()?;
-        ApiResult::Ok((bodies, bulk, projects))
-    })
-    .await?;
+    let (bodies, bulk, projects) =
+        body::checked_create_bodies(bytes, "network", "networks", &ctx, check_create).await?;
     // All or nothing; a big bulk in slices (see `bulk`).
     let networks = neutrino_core::bulk::create_networks(&state, &bodies, &projects).await?;
     let admin = ctx.is_admin();

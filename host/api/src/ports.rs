@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::auth::RequestContext;
-use super::body::{self, CreateBody};
+use super::body;
 use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
@@ -236,19 +236,8 @@ pub async fn create(
 ) -> ApiResult<Response> {
     ctx.require_write("create_port")?;
     // Checks that need no database run before the write lock is taken.
-    let checker = ctx.clone();
-    let (bodies, bulk, requests) = body::off_worker(bytes.len(), body::BIG_BODY, move || {
-        let (bodies, bulk) = match body::create_body(&bytes, "port", "ports")? {
-            CreateBody::One(b) => (vec![b], false),
-            CreateBody::Bulk(v) => (v, true),
-        };
-        let requests = bodies
-            .iter()
-            .map(|b| check_create(&checker, b))
-            .collect::<ApiResult<Vec<_>>>()?;
-        ApiResult::Ok((bodies, bulk, requests))
-    })
-    .await?;
+    let (bodies, bulk, requests) =
+        body::checked_create_bodies(bytes, "port", "ports", &ctx, check_create).await?;
     // All or nothing: drafted and written in the port writer's transaction, group-committed
     // with other requests' (see port_writer); a big bulk in slices (see `bulk`).
     let mut attempt = 0;

@@ -11,7 +11,7 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::auth::RequestContext;
-use super::body::{self, CreateBody};
+use super::body;
 use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
@@ -143,17 +143,12 @@ pub async fn create(
     bytes: Bytes,
 ) -> ApiResult<Response> {
     ctx.require_write("create_subnet")?;
-    let (bodies, bulk) = match body::create_body(&bytes, "subnet", "subnets")? {
-        CreateBody::One(b) => (vec![b], false),
-        CreateBody::Bulk(v) => (v, true),
-    };
-    let projects = bodies
-        .iter()
-        .map(|b| {
+    let (bodies, bulk, projects) =
+        body::checked_create_bodies(bytes, "subnet", "subnets", &ctx, |ctx, b| {
             body::check_create_attributes(b, CREATE_ATTRS, READ_ONLY)?;
             Ok(ctx.project_for_create(b)?)
         })
-        .collect::<ApiResult<Vec<_>>>()?;
+        .await?;
     // All or nothing: one transaction for the whole request, its quota checked first; run
     // again whole when it met a concurrent write (a network delete: a deadlock, or the
     // network gone under it), as Neutron's DB retry does.
