@@ -217,6 +217,17 @@ impl Heartbeats {
         outcome
     }
 
+    /// Whether `report` names another tunnel endpoint than the last report of its agent this
+    /// server holds (or this server holds none).
+    pub fn names_new_endpoint(&self, report: &Report) -> bool {
+        let key = (report.agent_type.clone(), report.host.clone());
+        let endpoint =
+            |c: &serde_json::Map<String, serde_json::Value>| c.get("tunneling_ip").cloned();
+        self.lock().known.get(&key).is_none_or(|known| {
+            endpoint(&known.reported.configurations) != endpoint(&report.reported.configurations)
+        })
+    }
+
     /// Brings rows read from the database up to date with the reports this server holds.
     pub fn overlay(&self, rows: &mut [Agent]) {
         let state = self.lock();

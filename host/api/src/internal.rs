@@ -206,6 +206,9 @@ pub async fn report(
     let body = body::update_body(&bytes, "agent")?;
     let report = parse_report(&body)?;
     identity.may_act_for(&report.host)?;
+    if state.heartbeats.names_new_endpoint(&report) {
+        endpoint_unclaimed(&state, &report).await?;
+    }
     let outcome = state.heartbeats.report(&report).await?;
     // A DHCP agent that appears, revives or restarts may take the networks waiting for one.
     if report.agent_type == dhcp_scheduling::DHCP_AGENT_TYPE
@@ -275,6 +278,41 @@ pub fn parse_report(b: &Map<String, Value>) -> ApiResult<Report> {
         },
         start_flag: body::boolean(b, "start_flag")?.unwrap_or(false),
     })
+}
+
+/// A host may not take the tunnel endpoint another host's alive agent reports: its peers would
+/// send that host's tenants' traffic to it. Loopback addresses are every host's own (an
+/// all-in-one server and its agents).
+async fn endpoint_unclaimed(state: &AppState, report: &Report) -> ApiResult<()> {
+    let Some(ip) = report
+        .reported
+        .configurations
+        .get("tunneling_ip")
+        .and_then(Value::as_str)
+        .filter(|ip| {
+            ip.parse::<std::net::IpAddr>()
+                .is_ok_and(|a| !a.is_loopback())
+        })
+    else {
+        return Ok(());
+    };
+    let mut claimants =
+        neutrino_store::agents::with_tunnel_endpoint(&state.store.read, ip, &report.host).await?;
+    state.heartbeats.overlay(&mut claimants);
+    let now = std::time::SystemTime::now();
+    match claimants
+        .iter()
+        .find(|a| a.alive(now, state.heartbeats.down_time()))
+    {
+        Some(other) => Err(NeutronError::conflict(
+            "TunnelIpInUse",
+            format!(
+                "tunneling_ip {ip} is the tunnel endpoint of host {}.",
+                other.host
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A reported tunnel endpoint is a unicast address (or none): its peers send their tenants'

@@ -148,6 +148,40 @@ pub async fn find(pool: &AnyPool, agent_type: &str, host: &str) -> crate::Result
     .transpose()
 }
 
+/// The agents of hosts other than `host` that report `tunneling_ip` as their tunnel endpoint
+/// (dead ones included).
+pub async fn with_tunnel_endpoint(
+    pool: &AnyPool,
+    tunneling_ip: &str,
+    host: &str,
+) -> crate::Result<Vec<Agent>> {
+    // The configurations are stored as compact JSON: the pattern narrows, the parsed value
+    // decides.
+    let pattern = format!("%\"tunneling_ip\":\"{tunneling_ip}\"%");
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM agents WHERE host <> $1 AND configurations LIKE $2"
+    ))
+    .bind(host)
+    .bind(pattern)
+    .fetch_all(pool)
+    .await?;
+    let mut agents = Vec::new();
+    for row in &rows {
+        let agent = from_row(row)?;
+        if agent
+            .configurations
+            .get("tunneling_ip")
+            .and_then(Value::as_str)
+            == Some(tunneling_ip)
+        {
+            agents.push(agent);
+        }
+    }
+    Ok(agents)
+}
+
 /// Every agent of one type (e.g. every `DHCP agent`), dead ones included.
 pub async fn of_type<'e, E: sqlx::Executor<'e, Database = Any>>(
     e: E,

@@ -745,3 +745,43 @@ async fn a_report_with_a_tunnel_endpoint_that_is_no_unicast_address_is_refused()
     assert!(list(&api, "").await.is_empty(), "nothing was recorded");
     assert_eq!(report(&api, ovs_report("h1")).await, "new");
 }
+
+// A host may not take the tunnel endpoint of another host's alive agent (its peers would send
+// that host's tenants' traffic to it); loopback endpoints are every host's own.
+on_both_databases!(
+    a_tunnel_endpoint_another_alive_host_reports_is_refused,
+    |api: TestApi| async move {
+        let with_ip = |host: &str, ip: &str| {
+            let mut body = ovs_report(host);
+            body["configurations"]["tunneling_ip"] = json!(ip);
+            body
+        };
+        assert_eq!(report(&api, with_ip("h1", "192.0.2.1")).await, "new");
+        api.state.heartbeats.flush().await.unwrap();
+        let r = api.report(with_ip("h2", "192.0.2.1")).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert_eq!(r.error_type(), "TunnelIpInUse", "{}", r.body);
+        assert!(
+            r.body["NeutronError"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("host h1")
+        );
+        assert_eq!(report(&api, with_ip("h2", "192.0.2.2")).await, "new");
+        // h2 may not move onto it either; h1 may keep reporting it.
+        let r = api.report(with_ip("h2", "192.0.2.1")).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert_eq!(report(&api, with_ip("h1", "192.0.2.1")).await, "alive");
+        // Loopback is every all-in-one host's own.
+        assert_eq!(report(&api, with_ip("h3", "127.0.0.1")).await, "new");
+        assert_eq!(report(&api, with_ip("h4", "127.0.0.1")).await, "new");
+        // Once h1's agent is gone, its address is free.
+        let h1 = list(&api, "?host=h1").await;
+        let path = format!("/v2.0/agents/{}", h1[0]["id"].as_str().unwrap());
+        assert_eq!(
+            api.call(Method::DELETE, &path, None).await.status,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(report(&api, with_ip("h2", "192.0.2.1")).await, "alive");
+    }
+);
