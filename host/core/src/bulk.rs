@@ -123,11 +123,10 @@ pub async fn create_ports(
     }
     // The whole bulk must fit the quota: checked first, not found out after thousands of
     // creates (each slice is charged again when written).
-    let counted = bodies.iter().zip(projects).filter(|(b, _)| {
-        b.get("device_owner")
-            .and_then(Value::as_str)
-            .is_none_or(quotas::counted_port)
-    });
+    let counted = bodies
+        .iter()
+        .zip(projects)
+        .filter(|(b, _)| quotas::counted_port_body(b));
     let mut tx = state.store.begin_write().await?;
     quotas::Ledger::check(
         &mut tx,
@@ -213,11 +212,7 @@ pub fn spawn_sweep(state: Services) {
 
 /// Undoes the bulks whose last slice is older than [`ABANDONED_AFTER`].
 pub async fn sweep(state: &Services) -> CoreResult<usize> {
-    let age = chrono::Duration::from_std(ABANDONED_AFTER).unwrap_or_default();
-    let before = (chrono::Utc::now() - age)
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    sweep_before(state, &before).await
+    sweep_before(state, &store::ago(ABANDONED_AFTER)).await
 }
 
 /// Undoes the bulks whose last slice was recorded before `before`; answers the items undone

@@ -200,10 +200,7 @@ pub fn spawn_pending_sweep(state: Services) {
             let before = if first {
                 store::now()
             } else {
-                let age = chrono::Duration::from_std(PENDING_SWEEP_INTERVAL).unwrap_or_default();
-                (chrono::Utc::now() - age)
-                    .format("%Y-%m-%dT%H:%M:%SZ")
-                    .to_string()
+                store::ago(PENDING_SWEEP_INTERVAL)
             };
             first = false;
             if let Err(e) = bind_pending(&state, &before).await {

@@ -299,11 +299,7 @@ async fn write(
 /// locked or drafted: a job that goes over fails the batch, which then runs one job at a
 /// time, where only the jobs over the quota fail (`OverQuota`).
 async fn charge_quotas(state: &Services, tx: &mut store::Tx<'_>, jobs: &[Job]) -> CoreResult<()> {
-    let counted = |b: &Map<String, Value>| {
-        b.get("device_owner")
-            .and_then(Value::as_str)
-            .is_none_or(quotas::counted_port)
-    };
+    let counted = quotas::counted_port_body;
     let projects: Vec<&str> = jobs
         .iter()
         .flat_map(|j| j.bodies.iter().zip(&j.projects))

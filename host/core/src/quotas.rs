@@ -45,6 +45,13 @@ pub fn counted_port(device_owner: &str) -> bool {
     !device_owner.starts_with("network:")
 }
 
+/// Whether the port a create body asks for counts against its project's quota.
+pub fn counted_port_body(body: &serde_json::Map<String, serde_json::Value>) -> bool {
+    body.get("device_owner")
+        .and_then(serde_json::Value::as_str)
+        .is_none_or(counted_port)
+}
+
 fn defaults() -> Limits {
     RESOURCES.to_vec()
 }

@@ -513,6 +513,14 @@ pub fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// `age` before now, as [`now`] writes it (for "older than" sweeps).
+pub fn ago(age: std::time::Duration) -> String {
+    let age = chrono::Duration::from_std(age).unwrap_or_default();
+    (chrono::Utc::now() - age)
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
 /// Serialises transactions that take the lock of the same `name` (a pool, a subnet, ...), so
 /// that servers sharing PostgreSQL queue instead of racing; released at commit or rollback.
 /// A no-op on SQLite, where the one writing connection already serialises them.
