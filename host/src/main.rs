@@ -46,6 +46,11 @@ enum Command {
         /// Seconds without a heartbeat after which an agent is dead (Neutron's agent_down_time).
         #[arg(long, default_value_t = 75, value_parser = clap::value_parser!(u64).range(1..=2147483))]
         agent_down_time: u64,
+        /// How many DHCP agents serve each network with a DHCP-enabled subnet, on as many
+        /// hosts (Neutron's dhcp_agents_per_network): more than one keeps DHCP answering while
+        /// one host is down.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+        dhcp_agents_per_network: u64,
         /// The shared agent token's file (X-Neutrino-Agent-Token), read only with
         /// --shared-agent-token; created, mode 0600, if absent. Default: <data-dir>/agent-token.
         #[arg(long)]
@@ -416,6 +421,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             data_dir,
             default_project,
             agent_down_time,
+            dhcp_agents_per_network,
             agent_token_file,
             shared_agent_token,
             auth,
@@ -450,6 +456,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 api: ApiConfig {
                     default_project,
                     agent_down_time: std::time::Duration::from_secs(agent_down_time),
+                    dhcp_agents_per_network: dhcp_agents_per_network as usize,
                     auth,
                     drivers: node.drivers.clone(),
                     boot_timeout: std::time::Duration::from_secs(boot_timeout),

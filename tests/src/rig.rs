@@ -67,6 +67,8 @@ pub struct RigOptions {
     pub vxlan_group: String,
     /// The hosts whose agents serve DHCP (`[agent] dhcp`); the others do not.
     pub dhcp_hosts: Vec<usize>,
+    /// The server's `--dhcp-agents-per-network`.
+    pub dhcp_agents_per_network: usize,
     /// The server's `--agent-down-time`, seconds.
     pub agent_down_time: u64,
     /// The agents' `report_interval`, seconds.
@@ -85,6 +87,7 @@ impl RigOptions {
             mechanism_driver: "linuxbridge".into(),
             vxlan_group: String::new(),
             dhcp_hosts: (0..hosts).collect(),
+            dhcp_agents_per_network: 1,
             agent_down_time: 20,
             report_interval: 2,
             resync_interval: 60,
@@ -477,6 +480,8 @@ impl Rig {
             .arg(self.options.agent_down_time.to_string())
             .arg("--boot-timeout")
             .arg(self.options.boot_timeout.to_string())
+            .arg("--dhcp-agents-per-network")
+            .arg(self.options.dhcp_agents_per_network.to_string())
             .env(
                 "RUST_LOG",
                 "warn,neutrino=info,neutrino_api=info,neutrino_core=info",

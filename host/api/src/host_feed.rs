@@ -294,6 +294,7 @@ struct HostView<'a> {
     store: &'a neutrino_store::Store,
     host: &'a str,
     networks: HashMap<String, Option<Network>>,
+    /// This host's hosting of each network looked up (None: it does not serve it).
     dhcp: HashMap<String, Option<Hosting>>,
 }
 
@@ -322,12 +323,13 @@ impl<'a> HostView<'a> {
         network_id: &str,
     ) -> ApiResult<Option<Hosting>> {
         if !self.dhcp.contains_key(network_id) {
-            let h = dhcp_hosting::of_network(&mut *conn, network_id).await?;
-            self.dhcp.insert(network_id.to_string(), h);
+            let mine = dhcp_hosting::of_network(&mut *conn, network_id)
+                .await?
+                .into_iter()
+                .find(|h| h.host == self.host);
+            self.dhcp.insert(network_id.to_string(), mine);
         }
-        Ok(self.dhcp[network_id]
-            .clone()
-            .filter(|h| h.host == self.host))
+        Ok(self.dhcp[network_id].clone())
     }
 
     async fn serves(&mut self, conn: &mut store::Conn, network_id: &str) -> ApiResult<bool> {

@@ -53,6 +53,8 @@ pub struct ApiConfig {
     pub global_physnet_mtu: i64,
     /// Neutron's `agent_down_time`: an agent whose last heartbeat is older is dead.
     pub agent_down_time: Duration,
+    /// Neutron's `dhcp_agents_per_network`: how many DHCP agents serve each network.
+    pub dhcp_agents_per_network: usize,
     /// The mechanism drivers ports are bound with.
     pub drivers: DriversConfig,
     /// How often buffered agent heartbeats are written to the database.
@@ -76,6 +78,7 @@ impl Default for ApiConfig {
             vni_range: (1, 65535),
             global_physnet_mtu: 1500,
             agent_down_time: neutrino_runtime::binding::DEFAULT_AGENT_DOWN_TIME,
+            dhcp_agents_per_network: 1,
             drivers: DriversConfig::default(),
             heartbeat_flush_interval: Duration::from_secs(1),
             auth: auth::AuthStrategy::NoAuth,
@@ -143,6 +146,7 @@ impl ApiConfig {
             vni_range: self.vni_range,
             global_physnet_mtu: self.global_physnet_mtu,
             agent_down_time: self.agent_down_time,
+            dhcp_agents_per_network: self.dhcp_agents_per_network,
             drivers: self.drivers.clone(),
             boot_timeout: self.boot_timeout,
             mac_generator: self.mac_generator.clone(),

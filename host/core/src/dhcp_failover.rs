@@ -1,5 +1,6 @@
-//! DHCP failover, as Neutron's `allow_automatic_dhcp_failover`: a network whose DHCP agent has
-//! been dead for longer than `agent_down_time` is given to an alive DHCP agent. Its DHCP port
+//! DHCP failover, as Neutron's `allow_automatic_dhcp_failover`: a network one of whose DHCP
+//! agents has been dead for longer than `agent_down_time` is given to an alive DHCP agent not
+//! serving it yet. Its DHCP port
 //! is deleted with the old hosting and a new one is made on the new host (the lowest free
 //! address, usually the one just freed), so the old host's agent, when it returns, hears that
 //! the network and its port are no longer its own: it stops the network's dnsmasq and removes
@@ -70,7 +71,7 @@ pub async fn move_from_dead_agents(state: &Services) -> CoreResult<usize> {
         )
         .await?;
         let current = dhcp_hosting::of_network(&mut *tx, &hosting.network_id).await?;
-        if current.as_ref() != Some(&hosting) {
+        if !current.contains(&hosting) {
             store::rollback(tx).await?;
             continue;
         }
@@ -84,11 +85,12 @@ pub async fn move_from_dead_agents(state: &Services) -> CoreResult<usize> {
         dhcp_scheduling::bind_committed(state, std::slice::from_ref(&hosting.network_id)).await;
         moved += 1;
         let now = dhcp_hosting::of_network(&state.store.read, &hosting.network_id).await?;
+        let hosts: Vec<String> = now.into_iter().map(|h| h.host).collect();
         tracing::warn!(
-            "network {}: its DHCP agent on {} is dead; DHCP moved to {}",
+            "network {}: its DHCP agent on {} is dead; DHCP now on {}",
             hosting.network_id,
             hosting.host,
-            now.map(|h| h.host).unwrap_or_default()
+            hosts.join(", ")
         );
     }
     Ok(moved)

@@ -45,6 +45,8 @@ pub struct Config {
     pub global_physnet_mtu: i64,
     /// Neutron's `agent_down_time`: an agent whose last heartbeat is older is dead.
     pub agent_down_time: Duration,
+    /// Neutron's `dhcp_agents_per_network`: how many DHCP agents serve each network.
+    pub dhcp_agents_per_network: usize,
     /// The mechanism drivers ports are bound with.
     pub drivers: DriversConfig,
     /// A server not ACTIVE this long after its boot goes to ERROR.

@@ -1,9 +1,10 @@
-//! Which host serves each network's DHCP (`dhcp_hosting`), and the feed entries that follow
-//! from it: a port change is news for its binding host and for its network's DHCP host.
+//! Which hosts serve each network's DHCP (`dhcp_hosting`, one row per network and host), and
+//! the feed entries that follow from it: a port change is news for its binding host and for
+//! its network's DHCP hosts.
 
 use std::collections::HashMap;
 
-use sqlx::{Any, AnyConnection, Executor, Row as _};
+use sqlx::{Any, AnyConnection, Executor};
 
 use super::feed::{self, FeedEntries, FeedKind};
 
@@ -15,42 +16,49 @@ pub struct Hosting {
     pub port_id: String,
 }
 
+/// The hostings of a network, by host.
+impl From<(String, String, String)> for Hosting {
+    fn from((network_id, host, port_id): (String, String, String)) -> Self {
+        Hosting {
+            network_id,
+            host,
+            port_id,
+        }
+    }
+}
+
 pub async fn of_network<'e, E: Executor<'e, Database = Any>>(
     e: E,
     network_id: &str,
-) -> crate::Result<Option<Hosting>> {
-    let row =
-        sqlx::query("SELECT network_id, host, port_id FROM dhcp_hosting WHERE network_id = $1")
-            .bind(network_id)
-            .fetch_optional(e)
-            .await?;
-    row.map(|r| {
-        Ok(Hosting {
-            network_id: r.try_get("network_id")?,
-            host: r.try_get("host")?,
-            port_id: r.try_get("port_id")?,
-        })
-    })
-    .transpose()
+) -> crate::Result<Vec<Hosting>> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT network_id, host, port_id FROM dhcp_hosting WHERE network_id = $1 ORDER BY host",
+    )
+    .bind(network_id)
+    .fetch_all(e)
+    .await?;
+    Ok(rows.into_iter().map(Hosting::from).collect())
 }
 
-/// The DHCP host of each of `network_ids` that has one, in as few statements as the backend
+/// The DHCP hosts of each of `network_ids` that has any, in as few statements as the backend
 /// allows.
 pub async fn hosts_of_networks(
     conn: &mut AnyConnection,
     network_ids: &[String],
-) -> crate::Result<HashMap<String, String>> {
-    let mut hosts = HashMap::new();
+) -> crate::Result<HashMap<String, Vec<String>>> {
+    let mut hosts: HashMap<String, Vec<String>> = HashMap::new();
     for (chunk, rows) in crate::value_chunks(crate::Backend::of(conn), network_ids, 1, 0) {
         let sql = format!(
             "SELECT h.network_id, h.host FROM (VALUES {rows}) AS v \
-             JOIN dhcp_hosting h ON h.network_id = v.column1"
+             JOIN dhcp_hosting h ON h.network_id = v.column1 ORDER BY h.host"
         );
         let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
         for id in chunk {
             query = query.bind(id);
         }
-        hosts.extend(query.fetch_all(&mut *conn).await?);
+        for (network, host) in query.fetch_all(&mut *conn).await? {
+            hosts.entry(network).or_default().push(host);
+        }
     }
     Ok(hosts)
 }
@@ -66,14 +74,7 @@ pub async fn on_host<'e, E: Executor<'e, Database = Any>>(
     .bind(host)
     .fetch_all(e)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(network_id, host, port_id)| Hosting {
-            network_id,
-            host,
-            port_id,
-        })
-        .collect())
+    Ok(rows.into_iter().map(Hosting::from).collect())
 }
 
 /// How many networks each host serves (hosts serving none are absent).
@@ -87,13 +88,18 @@ pub async fn networks_per_host<'e, E: Executor<'e, Database = Any>>(
     Ok(rows.into_iter().collect())
 }
 
-/// Networks that have a DHCP-enabled subnet but no DHCP host yet, oldest subnet first.
-pub async fn waiting<'e, E: Executor<'e, Database = Any>>(e: E) -> crate::Result<Vec<String>> {
+/// Networks that have a DHCP-enabled subnet and fewer than `per_network` DHCP hosts, oldest
+/// subnet first.
+pub async fn waiting<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    per_network: usize,
+) -> crate::Result<Vec<String>> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT s.network_id, MIN(s.created_at) FROM subnets s WHERE s.enable_dhcp = 1 \
-         AND NOT EXISTS (SELECT 1 FROM dhcp_hosting h WHERE h.network_id = s.network_id) \
+         AND (SELECT COUNT(*) FROM dhcp_hosting h WHERE h.network_id = s.network_id) < $1 \
          GROUP BY s.network_id ORDER BY 2, 1",
     )
+    .bind(i64::try_from(per_network).unwrap_or(i64::MAX))
     .fetch_all(e)
     .await?;
     Ok(rows.into_iter().map(|(network, _)| network).collect())
@@ -109,46 +115,45 @@ pub async fn insert(conn: &mut AnyConnection, h: &Hosting) -> crate::Result<()> 
     Ok(())
 }
 
-pub async fn delete(conn: &mut AnyConnection, network_id: &str) -> crate::Result<()> {
-    sqlx::query("DELETE FROM dhcp_hosting WHERE network_id = $1")
-        .bind(network_id)
+pub async fn delete(conn: &mut AnyConnection, h: &Hosting) -> crate::Result<()> {
+    sqlx::query("DELETE FROM dhcp_hosting WHERE network_id = $1 AND host = $2")
+        .bind(&h.network_id)
+        .bind(&h.host)
         .execute(conn)
         .await?;
     Ok(())
 }
 
 /// Records that a port changed, for `hosts` (its binding host, before and after) and for its
-/// network's DHCP host. Returns the revision, as [`feed::record`] does.
+/// network's DHCP hosts. Returns the revision, as [`feed::record`] does.
 pub async fn record_port(
     conn: &mut AnyConnection,
     network_id: &str,
     port_id: &str,
     hosts: &[&str],
 ) -> crate::Result<Option<i64>> {
-    let dhcp = of_network(&mut *conn, network_id).await?;
+    let dhcp: Vec<String> = of_network(&mut *conn, network_id)
+        .await?
+        .into_iter()
+        .map(|h| h.host)
+        .collect();
     let mut entries = FeedEntries::default();
-    add_port(
-        &mut entries,
-        network_id,
-        port_id,
-        hosts,
-        dhcp.as_ref().map(|h| h.host.as_str()),
-    );
+    add_port(&mut entries, network_id, port_id, hosts, &dhcp);
     entries.write(conn).await
 }
 
-/// Who hears of a port change: `hosts` (its binding host, before and after) and the host
-/// serving its network's DHCP, if any; and, when it is or was bound to a host, every host on
-/// its network (its peers changed: l2population).
+/// Who hears of a port change: `hosts` (its binding host, before and after) and the hosts
+/// serving its network's DHCP; and, when it is or was bound to a host, every host on its
+/// network (its peers changed: l2population).
 pub fn add_port(
     entries: &mut FeedEntries,
     network_id: &str,
     port_id: &str,
     hosts: &[&str],
-    dhcp_host: Option<&str>,
+    dhcp_hosts: &[String],
 ) {
     let mut all = hosts.to_vec();
-    all.extend(dhcp_host);
+    all.extend(dhcp_hosts.iter().map(String::as_str));
     entries.add(&all, FeedKind::Port, port_id);
     if hosts.iter().any(|h| !h.is_empty()) {
         entries.add_network(network_id);
@@ -156,13 +161,15 @@ pub fn add_port(
 }
 
 /// Records that the DHCP of a network changed (its subnets, its network, its hosting) for the
-/// host serving it, if any.
+/// hosts serving it, if any.
 pub async fn record_network(
     conn: &mut AnyConnection,
     network_id: &str,
 ) -> crate::Result<Option<i64>> {
-    match of_network(&mut *conn, network_id).await? {
-        Some(h) => feed::record(conn, &[&h.host], FeedKind::DhcpNetwork, network_id).await,
-        None => Ok(None),
+    let hostings = of_network(&mut *conn, network_id).await?;
+    if hostings.is_empty() {
+        return Ok(None);
     }
+    let hosts: Vec<&str> = hostings.iter().map(|h| h.host.as_str()).collect();
+    feed::record(conn, &hosts, FeedKind::DhcpNetwork, network_id).await
 }

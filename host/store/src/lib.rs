@@ -61,6 +61,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("sql/0014_binding_pending.sql")),
     (15, include_str!("sql/0015_foreign_key_indexes.sql")),
     (16, include_str!("sql/0016_bulk_journal.sql")),
+    (17, include_str!("sql/0017_dhcp_agents_per_network.sql")),
 ];
 
 /// Migrations whose PostgreSQL version differs, used there instead of the one above.

@@ -31,7 +31,7 @@ pub struct PortWrites {
     allocations: Vec<Allocation>,
     feed: FeedEntries,
     /// The DHCP host of each network written to (None: not served), looked up once.
-    dhcp_hosts: HashMap<String, Option<String>>,
+    dhcp_hosts: HashMap<String, Vec<String>>,
     /// The MACs this transaction has given ports, by network.
     macs_given: HashMap<String, HashSet<String>>,
     /// Generated MACs found free on their network in this transaction, not given yet.
@@ -107,7 +107,7 @@ impl PortWrites {
         Ok(())
     }
 
-    /// Reads the DHCP host of each of `network_ids` at once, for the feed entries of the ports
+    /// Reads the DHCP hosts of each of `network_ids` at once, for the feed entries of the ports
     /// about to be written there.
     pub async fn prepare_dhcp_hosts(
         &mut self,
@@ -121,7 +121,7 @@ impl PortWrites {
             .collect();
         let mut hosts = dhcp_hosting::hosts_of_networks(tx, &unknown).await?;
         for network in unknown {
-            let host = hosts.remove(&network);
+            let host = hosts.remove(&network).unwrap_or_default();
             self.dhcp_hosts.insert(network, host);
         }
         Ok(())
@@ -194,7 +194,7 @@ impl PortWrites {
     }
 
     /// The port changed: news for `hosts` (its binding host, before and after) and for its
-    /// network's DHCP host, written at [`PortWrites::finish`].
+    /// network's DHCP hosts, written at [`PortWrites::finish`].
     pub async fn port_changed(
         &mut self,
         tx: &mut Tx<'_>,
@@ -202,12 +202,14 @@ impl PortWrites {
         hosts: &[&str],
     ) -> crate::Result<()> {
         if !self.dhcp_hosts.contains_key(&p.network_id) {
-            let hosting = dhcp_hosting::of_network(&mut **tx, &p.network_id).await?;
-            self.dhcp_hosts
-                .insert(p.network_id.clone(), hosting.map(|h| h.host));
+            let hostings = dhcp_hosting::of_network(&mut **tx, &p.network_id).await?;
+            self.dhcp_hosts.insert(
+                p.network_id.clone(),
+                hostings.into_iter().map(|h| h.host).collect(),
+            );
         }
-        let dhcp_host = self.dhcp_hosts[&p.network_id].as_deref();
-        dhcp_hosting::add_port(&mut self.feed, &p.network_id, &p.id, hosts, dhcp_host);
+        let dhcp_hosts = &self.dhcp_hosts[&p.network_id];
+        dhcp_hosting::add_port(&mut self.feed, &p.network_id, &p.id, hosts, dhcp_hosts);
         Ok(())
     }
 

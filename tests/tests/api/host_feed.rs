@@ -702,3 +702,103 @@ on_both_databases!(
         );
     }
 );
+
+// dhcp_agents_per_network = 2: each DHCP network is served by two hosts, each with its own DHCP
+// port and its own feed; a dead one is replaced by a third; the last DHCP subnet takes both.
+for_both_databases!(
+    several_dhcp_agents_serve_one_network_and_a_dead_one_is_replaced,
+    |db: Db| async move {
+        let api = TestApi::with(db, |c| {
+            c.dhcp_agents_per_network = 2;
+            c.agent_down_time = Duration::from_secs(2);
+        })
+        .await;
+        node(&api, "a", true).await;
+        let net = network(&api).await;
+        let subnet_id = subnet(&api, &net, "10.21.0.0/24", true).await;
+        let hosts_of = |ports: &[Value]| -> Vec<String> {
+            let mut hosts: Vec<String> = ports
+                .iter()
+                .map(|p| p["binding:host_id"].as_str().unwrap().to_string())
+                .collect();
+            hosts.sort();
+            hosts
+        };
+        assert_eq!(
+            hosts_of(&dhcp_ports(&api, &net).await),
+            ["a"],
+            "one agent alive"
+        );
+        // A second DHCP agent appears: the network, still short of two, goes to it as well.
+        node(&api, "b", true).await;
+        let ports = dhcp_ports(&api, &net).await;
+        assert_eq!(hosts_of(&ports), ["a", "b"]);
+        let addresses: Vec<&Value> = ports.iter().map(|p| &p["fixed_ips"][0]).collect();
+        assert_ne!(addresses[0], addresses[1], "each DHCP port its own address");
+        // Each host's feed serves the network with its own DHCP port, and hears of new ports.
+        let mut seen = Vec::new();
+        for host in ["a", "b"] {
+            let full = poll(&api, host, 0, 0).await;
+            assert_eq!(full.dhcp_networks.len(), 1, "{host}: {full:?}");
+            let served = full.dhcp_networks[0].network.as_ref().unwrap();
+            let own = ports.iter().find(|p| p["binding:host_id"] == host).unwrap();
+            assert_eq!(served.dhcp_port_id, id_of(own), "{host}");
+            assert_eq!(
+                served.ports.len(),
+                2,
+                "{host}: both DHCP ports are host entries"
+            );
+            seen.push(full.revision);
+        }
+        let vm = port(&api, json!({"network_id": net})).await;
+        for (host, after) in ["a", "b"].into_iter().zip(seen) {
+            let news = poll(&api, host, after, 5).await;
+            assert!(port_in(&news, &id_of(&vm)).is_some(), "{host}: {news:?}");
+        }
+        // A third agent gets nothing while the network has its two.
+        node(&api, "c", true).await;
+        assert_eq!(hosts_of(&dhcp_ports(&api, &net).await), ["a", "b"]);
+        let c_before = poll(&api, "c", 0, 0).await;
+        assert!(c_before.dhcp_networks.is_empty(), "{c_before:?}");
+
+        // b dies (a and c keep reporting past the down time): c takes b's place.
+        let b_before = poll(&api, "b", 0, 0).await;
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            node(&api, "a", true).await;
+            node(&api, "c", true).await;
+        }
+        neutrino::core::dhcp_failover::move_from_dead_agents(&api.state)
+            .await
+            .unwrap();
+        assert_eq!(hosts_of(&dhcp_ports(&api, &net).await), ["a", "c"]);
+        let b_news = poll(&api, "b", b_before.revision, 5).await;
+        assert_eq!(b_news.dhcp_networks.len(), 1, "{b_news:?}");
+        assert_eq!(b_news.dhcp_networks[0].network, None, "b gave it back");
+        let c_news = poll(&api, "c", c_before.revision, 5).await;
+        assert!(
+            c_news.dhcp_networks.iter().any(|n| n.network.is_some()),
+            "{c_news:?}"
+        );
+        // With no third alive agent, a dead one keeps its place (nobody else could serve).
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            node(&api, "a", true).await;
+        }
+        neutrino::core::dhcp_failover::move_from_dead_agents(&api.state)
+            .await
+            .unwrap();
+        assert_eq!(hosts_of(&dhcp_ports(&api, &net).await), ["a", "c"]);
+
+        // The network's last DHCP subnet goes: both hosts lose it.
+        let r = api
+            .call(Method::DELETE, &format!("/v2.0/ports/{}", id_of(&vm)), None)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+        let r = api
+            .call(Method::DELETE, &format!("/v2.0/subnets/{subnet_id}"), None)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+        assert!(dhcp_ports(&api, &net).await.is_empty());
+    }
+);

@@ -364,3 +364,97 @@ fn dhcp_fails_over_to_another_host() {
     );
     eprintln!("{test}: {:.1?}", started.elapsed());
 }
+
+/// `--dhcp-agents-per-network 2`: both DHCP hosts run the network's dnsmasq; with one of them
+/// killed (and not yet dead to the server: agent_down_time is long), a boot on a third host
+/// still gets its lease, from the other. The killed host returns to serving it.
+#[test]
+fn two_dhcp_agents_keep_a_network_answering_while_one_host_is_down() {
+    let test = "two_dhcp_agents_keep_a_network_answering_while_one_host_is_down";
+    if !require_root(test) {
+        return;
+    }
+    let started = Instant::now();
+    let options = RigOptions {
+        dhcp_hosts: vec![0, 1],
+        dhcp_agents_per_network: 2,
+        agent_down_time: 120,
+        ..RigOptions::linuxbridge(3)
+    };
+    let mut rig = Rig::start(options).unwrap_or_else(|e| panic!("{test}: rig: {e:#}"));
+    let (network, _) = rig.ok("create the network", rig.network("pair", "10.104.0.0/24"));
+    let dhcp_hosts = |rig: &Rig| -> Vec<String> {
+        let (_, body) = rig
+            .call(
+                "GET",
+                &format!("/v2.0/ports?network_id={network}&device_owner=network:dhcp"),
+                None,
+            )
+            .unwrap_or_else(|e| panic!("{test}: list DHCP ports: {e:#}"));
+        let mut hosts: Vec<String> = body["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                p["binding:host_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        hosts.sort();
+        hosts
+    };
+    let names = [rig.hosts[0].name.clone(), rig.hosts[1].name.clone()];
+    rig.check(
+        dhcp_hosts(&rig) == names,
+        "two DHCP ports",
+        format!("DHCP ports on {:?}", dhcp_hosts(&rig)),
+    );
+    let both = Rig::wait_until(Duration::from_secs(15), || {
+        (0..2).all(|i| !rig.hosts[i].dnsmasq_for(&network).is_empty())
+    });
+    rig.check(
+        both,
+        "dnsmasq on host0 and host1",
+        format!(
+            "dnsmasq per host: {:?}",
+            (0..3)
+                .map(|i| rig.hosts[i].dnsmasq_for(&network).len())
+                .collect::<Vec<_>>()
+        ),
+    );
+    let before = rig.ok("boot on host2", rig.boot("before", &network, 2));
+    rig.check(
+        rig.address_of(&before).as_deref() == Some(before.ip.as_str()),
+        "the lease of the first boot",
+        format!("eth0 has {:?}", rig.address_of(&before)),
+    );
+
+    rig.kill(0);
+    let after = rig.ok(
+        "boot on host2 with host0 killed",
+        rig.boot("after", &network, 2),
+    );
+    rig.check(
+        rig.address_of(&after).as_deref() == Some(after.ip.as_str()),
+        "the lease of the boot while host0 is down (from host1)",
+        format!("eth0 has {:?}", rig.address_of(&after)),
+    );
+    rig.check(
+        rig.agent_alive(0).unwrap_or(false) && dhcp_hosts(&rig) == names,
+        "no failover was needed",
+        format!("DHCP ports on {:?}", dhcp_hosts(&rig)),
+    );
+    rig.ping_eventually(&after, &before.ip, 10)
+        .unwrap_or_else(|e| rig.check(false, "ping between the boots", e));
+
+    // host0 returns (on its state) and serves the network again.
+    let restarted = rig.start_host(0);
+    rig.ok("restart host0", restarted);
+    let back = Rig::wait_until(Duration::from_secs(20), || {
+        !rig.hosts[0].dnsmasq_for(&network).is_empty()
+    });
+    rig.check(back, "dnsmasq on the returned host0", "never started");
+    eprintln!("{test}: {:.1?}", started.elapsed());
+}
