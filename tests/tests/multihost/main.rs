@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use neutrino_tests::kernel::require_root;
 use neutrino_tests::rig::{Instance, Rig, RigOptions};
+use serde_json::json;
 
 /// Instances on two hosts that are not the DHCP host: their leases come across the underlay;
 /// they reach each other by ping and TCP, and the network's MTU (1450) holds end to end.
@@ -123,10 +124,10 @@ fn reach_each_other(rig: &Rig, a: &Instance, b: &Instance, device: &str) {
 
 /// Forwarding entries follow ports: each host with a port on the network floods to each other
 /// one; once the only port of a host is deleted, no peer keeps an entry towards it (neither a
-/// flood entry nor the port's MAC).
+/// flood entry nor the port's MAC); a port moved to another host takes its MAC's entries along.
 #[test]
-fn deleted_port_leaves_every_peers_forwarding_table() {
-    let test = "deleted_port_leaves_every_peers_forwarding_table";
+fn deleted_or_moved_port_leaves_every_peers_forwarding_table() {
+    let test = "deleted_or_moved_port_leaves_every_peers_forwarding_table";
     if !require_root(test) {
         return;
     }
@@ -193,6 +194,57 @@ fn deleted_port_leaves_every_peers_forwarding_table() {
         fdb_dump(&rig, &device),
     );
     let _ = a;
+
+    // A port moved from host1 to host2 (its binding host changed): host0's entry for its MAC
+    // follows it, and none towards host1 stays.
+    let port = rig.ok(
+        "a port bound to host1",
+        rig.create(
+            "/v2.0/ports",
+            json!({"port": {"network_id": network, "binding:host_id": rig.hosts[1].name}}),
+        ),
+    );
+    let id = port["port"]["id"].as_str().unwrap_or_default().to_string();
+    let mac = port["port"]["mac_address"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    let entry_towards = |host: usize| {
+        rig.hosts[0].installed_fdb(&device).is_ok_and(|entries| {
+            let of_mac: Vec<&str> = entries
+                .iter()
+                .filter(|e| e.mac.eq_ignore_ascii_case(&mac))
+                .map(|e| e.dst.as_str())
+                .collect();
+            of_mac == [ips[host].as_str()]
+        })
+    };
+    let on_host1 = Rig::wait_until(Duration::from_secs(10), || entry_towards(1));
+    rig.check(
+        on_host1,
+        &format!("host0's entry for {mac} towards host1"),
+        fdb_dump(&rig, &device),
+    );
+    let moved = Instant::now();
+    let (code, body) = rig.ok(
+        "move the port to host2",
+        rig.call(
+            "PUT",
+            &format!("/v2.0/ports/{id}"),
+            Some(json!({"port": {"binding:host_id": rig.hosts[2].name}})),
+        ),
+    );
+    rig.check(code == 200, "move the port to host2", body);
+    let followed = Rig::wait_until(Duration::from_secs(10), || entry_towards(2));
+    rig.check(
+        followed,
+        &format!("host0's entry for {mac} towards host2 only, after the move"),
+        fdb_dump(&rig, &device),
+    );
+    eprintln!(
+        "{test}: the entry followed the moved port {:.1?} after the move",
+        moved.elapsed()
+    );
     eprintln!("{test}: {:.1?}", started.elapsed());
 }
 
