@@ -976,6 +976,16 @@ impl Rig {
     }
 
     /// What a failing test prints: the server's and every host's log tail.
+    /// The port status reports of ERROR the server received so far (its log's lines).
+    pub fn port_errors(&self) -> Vec<String> {
+        std::fs::read_to_string(self.server_log())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("ports/status") && l.contains(": ERROR: "))
+            .map(str::to_string)
+            .collect()
+    }
+
     pub fn logs(&self) -> String {
         let mut out = format!(
             "=== rig {} in {}\n--- server log tail:\n{}",

@@ -225,7 +225,19 @@ impl Engine {
                 revision = port.revision_number
             );
             tracing::info!(parent: &span, "plugging the port");
-            match tracing::Instrument::instrument(self.wiring.plug(port), span).await {
+            // An answer may name a port whose attachment (read from its instance's row) is
+            // newer than the answer's instances: its namespace is made here, not left missing
+            // until the instance's own entry arrives.
+            let namespace = port.binding.as_ref().and_then(|b| b.attachment.as_ref());
+            let made = match namespace {
+                Some(a) => self.ensure_namespace(&a.namespace).await,
+                None => Ok(()),
+            };
+            let plugged = match made {
+                Ok(()) => tracing::Instrument::instrument(self.wiring.plug(port), span).await,
+                Err(e) => Err(e),
+            };
+            match plugged {
                 Ok(()) => {
                     self.broken.remove(&port.id);
                     statuses.push(status(&port.id, "ACTIVE", None));
