@@ -82,6 +82,7 @@ fn port(network_id: &str, subnet_id: &str, n: u32, owner: &str) -> HostPort {
         extra_dhcp_opts: vec![],
         binding: None,
         revision_number: 1,
+        filter: None,
     }
 }
 

@@ -66,6 +66,7 @@ fn port(network_id: &str, subnet_id: &str, mac: &str, ip: &str, owner: &str) -> 
         extra_dhcp_opts: vec![],
         binding: None,
         revision_number: 1,
+        filter: None,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod dhcp;
 pub mod drift;
 pub mod engine;
 pub mod executor;
+pub mod firewall;
 pub mod forwarding;
 pub mod instances;
 pub mod local_vlans;

@@ -187,6 +187,7 @@ async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<News> {
         dhcp_networks,
         instances,
         networks,
+        remote_groups: Vec::new(),
     }))
 }
 
@@ -286,6 +287,7 @@ async fn full_state(
         dhcp_networks,
         instances,
         networks,
+        remote_groups: Vec::new(),
     })
 }
 
@@ -447,6 +449,7 @@ fn host_port(p: &Port, host: &str, network: &Network, attachment: Option<Attachm
             .unwrap_or_default(),
         binding,
         revision_number: p.revision_number,
+        filter: None,
     }
 }
 

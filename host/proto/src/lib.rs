@@ -52,6 +52,53 @@ pub struct HostChanges {
     /// such network; otherwise those whose bound ports changed.
     #[serde(default)]
     pub networks: Vec<NetworkPeersChange>,
+    /// The members of security groups that filtered ports here name as `remote_group_id`:
+    /// with `full`, every such group; otherwise those whose members changed.
+    #[serde(default)]
+    pub remote_groups: Vec<RemoteGroupChange>,
+}
+
+/// A security group's member addresses (its ports' fixed IPs and allowed address pairs, of
+/// both IP versions), for the host's ipsets; `members: None` when no port here needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteGroupChange {
+    pub id: String,
+    pub members: Option<Vec<String>>,
+}
+
+/// What the host's firewall enforces for a port (its security groups' rules, flattened), as
+/// Neutron's `security_group_info_for_devices` gives it. Present only for a port whose port
+/// security is enabled and whose owner is not a network service (`network:*`, trusted).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortFilter {
+    /// False when every group of the port is stateless: no connection tracking, replies need
+    /// rules of their own.
+    pub stateful: bool,
+    pub rules: Vec<FilterRule>,
+    /// Besides its MAC and fixed IPs, what the port may send from.
+    #[serde(default)]
+    pub allowed_address_pairs: Vec<AddressPair>,
+}
+
+/// One security group rule, as the API shows it (protocol as given: a name or a number).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FilterRule {
+    /// `ingress` or `egress`.
+    pub direction: String,
+    /// `IPv4` or `IPv6`.
+    pub ethertype: String,
+    pub protocol: Option<String>,
+    pub port_range_min: Option<u32>,
+    pub port_range_max: Option<u32>,
+    pub remote_ip_prefix: Option<String>,
+    pub remote_group_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressPair {
+    pub mac_address: String,
+    /// An address or a CIDR.
+    pub ip_address: String,
 }
 
 /// A network's peers as one host must see them; `peers` empty when no other host holds a
@@ -98,6 +145,10 @@ pub struct HostPort {
     /// server logs it with the request id of the binding it wrote ("port binding written").
     #[serde(default)]
     pub revision_number: i64,
+    /// What the host's firewall enforces for the port; None: the port is not filtered (port
+    /// security off, a network service's port, or a server that sends no filters).
+    #[serde(default)]
+    pub filter: Option<PortFilter>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

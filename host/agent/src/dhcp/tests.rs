@@ -62,6 +62,7 @@ fn port(ips: &[(&str, &str)]) -> HostPort {
         extra_dhcp_opts: vec![],
         binding: None,
         revision_number: 1,
+        filter: None,
     }
 }
 

@@ -1,0 +1,535 @@
+//! Security groups on this host, as Neutron's iptables hybrid firewall enforces them: bridged
+//! traffic is filtered per bridge port (`-m physdev` on the port's host-side device, the tap of
+//! every driver here: on the network's bridge for linuxbridge and flatdhcp, on the port's own
+//! `qbr` for ovs-hybrid), with per-port chains ([`rules`]), conntrack zones per bridge, and one
+//! ipset per remote group and family, so that a member joining a group changes a set and not
+//! every peer's rules.
+//!
+//! Every change is one `iptables-restore --noflush` per family (atomic): only the chains of
+//! ports whose rules changed are rewritten (declaring a chain in a `--noflush` restore flushes
+//! it), and the dispatch chains only when the set of ports changed; a set is rewritten by
+//! `ipset restore` into a new set swapped in. Nothing outside the `nq-` names is touched.
+
+pub mod rules;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::process::Stdio;
+
+use anyhow::{Context as _, Result, bail};
+use tokio::io::AsyncWriteExt as _;
+use tokio::process::Command;
+
+use neutrino_proto::{HostPort, PortFilter, RemoteGroupChange};
+use rules::{DISPATCH, FALLBACK, Family, FilteredPort, PORTS, PortChains, ZONES, chain, set_name};
+
+/// The first conntrack zone given to a bridge (Neutron's hybrid driver starts there too).
+const FIRST_ZONE: u16 = 4097;
+
+/// A port as the firewall must treat it: where its traffic crosses a bridge, and its filter
+/// (None: accepted unfiltered, as a port without port security or a network service's port).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FirewallPort {
+    pub id: String,
+    /// The port's host-side device, a port of `bridge`.
+    pub device: String,
+    pub bridge: String,
+    pub mac: String,
+    pub addresses: Vec<IpAddr>,
+    pub filter: Option<PortFilter>,
+}
+
+impl FirewallPort {
+    /// The port as the feed gave it, plugged through `device` on `bridge`.
+    pub fn new(port: &HostPort, device: String, bridge: String) -> FirewallPort {
+        FirewallPort {
+            id: port.id.clone(),
+            device,
+            bridge,
+            mac: port.mac_address.clone(),
+            addresses: port
+                .fixed_ips
+                .iter()
+                .filter_map(|f| f.ip_address.parse().ok())
+                .collect(),
+            filter: port.filter.clone(),
+        }
+    }
+
+    fn chains(&self, family: Family, has_set: &dyn Fn(&str) -> bool) -> Option<PortChains> {
+        let filter = self.filter.as_ref()?;
+        let port = FilteredPort {
+            id: &self.id,
+            mac: &self.mac,
+            addresses: &self.addresses,
+            filter,
+        };
+        Some(PortChains::build(&port, family, has_set))
+    }
+
+    fn remote_groups(&self) -> impl Iterator<Item = &str> {
+        self.filter
+            .iter()
+            .flat_map(|f| &f.rules)
+            .filter_map(|r| r.remote_group_id.as_deref())
+    }
+}
+
+/// The rules of the dispatch chain, of the ports chain and of the raw table's zones chain.
+type Written = (Vec<String>, Vec<String>, Vec<String>);
+
+/// What is in the kernel for one port.
+#[derive(Debug, Clone, PartialEq)]
+struct Applied {
+    port: FirewallPort,
+    chains: BTreeMap<Family, PortChains>,
+}
+
+/// The host's firewall state: what it applied, and the remote groups' members it knows.
+#[derive(Default)]
+pub struct Firewall {
+    applied: HashMap<String, Applied>,
+    /// Remote group id -> its member addresses (both families).
+    groups: HashMap<String, BTreeSet<IpAddr>>,
+    /// Set name -> its members in the kernel.
+    sets: HashMap<String, BTreeSet<IpAddr>>,
+    /// Bridge -> its conntrack zone.
+    zones: BTreeMap<String, u16>,
+    /// The dispatch and zone chains as last written (rewritten only when they change).
+    dispatch: HashMap<Family, Written>,
+    started: bool,
+}
+
+impl Firewall {
+    pub fn new() -> Firewall {
+        Firewall::default()
+    }
+
+    /// The ports filtered now (their ids).
+    pub fn filtered(&self) -> impl Iterator<Item = &str> {
+        self.applied
+            .values()
+            .filter(|a| a.port.filter.is_some())
+            .map(|a| a.port.id.as_str())
+    }
+
+    /// Takes the remote groups' members from a feed answer (with `full`, every group).
+    pub fn groups_changed(&mut self, changes: &[RemoteGroupChange], full: bool) {
+        if full {
+            self.groups.clear();
+        }
+        for change in changes {
+            match &change.members {
+                Some(members) => {
+                    let addresses = members.iter().filter_map(|m| parse_member(m)).collect();
+                    self.groups.insert(change.id.clone(), addresses);
+                }
+                None => {
+                    self.groups.remove(&change.id);
+                }
+            }
+        }
+    }
+
+    /// Brings the kernel to: `ports` as given (others kept as they are, unless `full`: then
+    /// every other port's chains go), `removed` gone, every set current. One restore per
+    /// family; on failure nothing of that family changed and the error says why.
+    pub async fn apply(
+        &mut self,
+        ports: Vec<FirewallPort>,
+        removed: &[String],
+        full: bool,
+    ) -> Result<()> {
+        if !self.started {
+            self.start().await?;
+        }
+        let mut next: HashMap<String, FirewallPort> = if full {
+            HashMap::new()
+        } else {
+            self.applied
+                .iter()
+                .map(|(id, a)| (id.clone(), a.port.clone()))
+                .collect()
+        };
+        for id in removed {
+            next.remove(id);
+        }
+        for port in ports {
+            next.insert(port.id.clone(), port);
+        }
+        // Sets first: the rules that name them must find them.
+        let wanted_sets = self.wanted_sets(next.values());
+        self.write_sets(&wanted_sets).await?;
+        let has_set = |name: &str| wanted_sets.get(name).is_some_and(|m| !m.is_empty());
+
+        for bridge in next
+            .values()
+            .filter(|p| p.filter.is_some())
+            .map(|p| p.bridge.clone())
+        {
+            self.zone_of(&bridge);
+        }
+        let mut built: HashMap<String, Applied> = HashMap::new();
+        for (id, port) in &next {
+            let chains = Family::BOTH
+                .into_iter()
+                .filter_map(|f| port.chains(f, &has_set).map(|c| (f, c)))
+                .collect();
+            built.insert(
+                id.clone(),
+                Applied {
+                    port: port.clone(),
+                    chains,
+                },
+            );
+        }
+        for family in Family::BOTH {
+            let (filter, raw, written) = self.restore_text(family, &built, full).await?;
+            restore(family, &filter).await?;
+            if let Some(raw) = raw {
+                restore(family, &raw).await?;
+            }
+            self.dispatch.insert(family, written);
+        }
+        // Connections a changed rule set may no longer allow: their conntrack entries go, as
+        // Neutron's firewall deletes them (an allowed flow is picked up again by conntrack).
+        let flushes: Vec<FirewallPort> = self
+            .applied
+            .iter()
+            .filter(|(id, old)| {
+                old.port.filter.is_some() && built.get(*id).map(|n| &n.chains) != Some(&old.chains)
+            })
+            .map(|(_, old)| old.port.clone())
+            .collect();
+        self.applied = built;
+        self.drop_unused_sets(&wanted_sets).await;
+        for port in flushes {
+            self.forget_connections(&port).await;
+        }
+        Ok(())
+    }
+
+    /// The sets the filtered ports' rules name, with their members.
+    fn wanted_sets<'a>(
+        &self,
+        ports: impl Iterator<Item = &'a FirewallPort>,
+    ) -> HashMap<String, BTreeSet<IpAddr>> {
+        let mut sets = HashMap::new();
+        for group in ports.flat_map(FirewallPort::remote_groups) {
+            for family in Family::BOTH {
+                let members: BTreeSet<IpAddr> = self
+                    .groups
+                    .get(group)
+                    .into_iter()
+                    .flatten()
+                    .filter(|a| Family::of(a) == family)
+                    .copied()
+                    .collect();
+                sets.insert(set_name(family, group), members);
+            }
+        }
+        sets
+    }
+
+    /// The filter table's restore text for `family`, the raw table's when the zones changed,
+    /// and the dispatch and zone chains they write.
+    async fn restore_text(
+        &self,
+        family: Family,
+        built: &HashMap<String, Applied>,
+        full: bool,
+    ) -> Result<(String, Option<String>, Written)> {
+        let mut ports: Vec<&Applied> = built.values().collect();
+        ports.sort_by(|a, b| a.port.id.cmp(&b.port.id));
+        let mut dispatch = Vec::new();
+        let mut sg = Vec::new();
+        for a in &ports {
+            let d = &a.port.device;
+            let out = format!("-m physdev --physdev-out {d} --physdev-is-bridged");
+            let inn = format!("-m physdev --physdev-in {d} --physdev-is-bridged");
+            if a.chains.contains_key(&family) {
+                dispatch.push(format!("{out} -j {PORTS}"));
+                dispatch.push(format!("{inn} -j {PORTS}"));
+                sg.push(format!("{out} -j {}", chain('i', &a.port.id)));
+                sg.push(format!("{inn} -j {}", chain('o', &a.port.id)));
+            } else {
+                dispatch.push(format!("{out} -j ACCEPT"));
+                dispatch.push(format!("{inn} -j ACCEPT"));
+            }
+        }
+        sg.push("-j ACCEPT".into());
+        let mut zones = Vec::new();
+        for a in ports
+            .iter()
+            .filter(|a| a.port.filter.as_ref().is_some_and(|f| !f.stateful))
+        {
+            zones.push(format!(
+                "-m physdev --physdev-in {} -j CT --notrack",
+                a.port.device
+            ));
+        }
+        let bridges: BTreeSet<&str> = ports
+            .iter()
+            .filter(|a| a.chains.contains_key(&family))
+            .map(|a| a.port.bridge.as_str())
+            .collect();
+        for bridge in bridges {
+            zones.push(format!("-i {bridge} -j CT --zone {}", self.zones[bridge]));
+        }
+
+        let mut text = String::from("*filter\n");
+        let old = self.dispatch.get(&family);
+        let dispatch_changed = full || old.is_none_or(|(d, s, _)| *d != dispatch || *s != sg);
+        for a in &ports {
+            let Some(chains) = a.chains.get(&family) else {
+                continue;
+            };
+            let before = self
+                .applied
+                .get(&a.port.id)
+                .and_then(|o| o.chains.get(&family));
+            if !full && before == Some(chains) {
+                continue;
+            }
+            declare(&mut text, &chain('s', &a.port.id), &chains.spoof);
+            declare(&mut text, &chain('i', &a.port.id), &chains.ingress);
+            declare(&mut text, &chain('o', &a.port.id), &chains.egress);
+        }
+        // The dispatch after the chains it jumps to, before the chains it no longer does go.
+        if dispatch_changed {
+            declare(&mut text, DISPATCH, &dispatch);
+            declare(&mut text, PORTS, &sg);
+        }
+        // Chains of ports no longer filtered here (on a full apply: any of ours left over).
+        let mut gone: BTreeSet<String> = self
+            .applied
+            .values()
+            .filter(|o| {
+                o.chains.contains_key(&family)
+                    && !built
+                        .get(&o.port.id)
+                        .is_some_and(|n| n.chains.contains_key(&family))
+            })
+            .flat_map(|o| ['s', 'i', 'o'].map(|k| chain(k, &o.port.id)))
+            .collect();
+        if full {
+            let keep: BTreeSet<String> = ports
+                .iter()
+                .filter(|a| a.chains.contains_key(&family))
+                .flat_map(|a| ['s', 'i', 'o'].map(|k| chain(k, &a.port.id)))
+                .collect();
+            gone.extend(
+                port_chains_in_kernel(family)
+                    .await?
+                    .into_iter()
+                    .filter(|c| !keep.contains(c)),
+            );
+        }
+        for name in &gone {
+            text.push_str(&format!(":{name} - [0:0]\n"));
+        }
+        for name in &gone {
+            text.push_str(&format!("-X {name}\n"));
+        }
+        text.push_str("COMMIT\n");
+
+        let raw_changed = full || old.is_none_or(|(_, _, z)| *z != zones);
+        let raw = raw_changed.then(|| {
+            let mut raw = String::from("*raw\n");
+            declare(&mut raw, ZONES, &zones);
+            raw.push_str("COMMIT\n");
+            raw
+        });
+        Ok((text, raw, (dispatch, sg, zones)))
+    }
+
+    /// The zone of a bridge's traffic: kept while the bridge has filtered ports, new bridges
+    /// take the next free one.
+    fn zone_of(&mut self, bridge: &str) -> u16 {
+        if let Some(z) = self.zones.get(bridge) {
+            return *z;
+        }
+        let used: BTreeSet<u16> = self.zones.values().copied().collect();
+        let zone = (FIRST_ZONE..=u16::MAX)
+            .find(|z| !used.contains(z))
+            .unwrap_or(FIRST_ZONE);
+        self.zones.insert(bridge.to_string(), zone);
+        zone
+    }
+
+    /// The base chains and the jumps to them, and the zones the kernel holds from before a
+    /// restart (so that established connections keep their zone).
+    async fn start(&mut self) -> Result<()> {
+        for family in Family::BOTH {
+            let raw = run(&family.tool("save"), &["-t", "raw"], None).await?;
+            for line in raw.lines() {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                if let ["-A", ZONES, "-i", bridge, "-j", "CT", "--zone", zone] = words[..]
+                    && let Ok(zone) = zone.parse()
+                {
+                    self.zones.insert(bridge.to_string(), zone);
+                }
+            }
+            let filter = run(&family.tool("save"), &["-t", "filter"], None).await?;
+            let mut text = String::from("*filter\n");
+            for name in [DISPATCH, PORTS] {
+                if !filter.contains(&format!(":{name} ")) {
+                    text.push_str(&format!(":{name} - [0:0]\n"));
+                }
+            }
+            text.push_str(&format!(":{FALLBACK} - [0:0]\n-A {FALLBACK} -j DROP\n"));
+            if !filter.contains(&format!("-A FORWARD -j {DISPATCH}")) {
+                text.push_str(&format!("-I FORWARD 1 -j {DISPATCH}\n"));
+            }
+            text.push_str("COMMIT\n*raw\n");
+            if !raw.contains(&format!(":{ZONES} ")) {
+                text.push_str(&format!(":{ZONES} - [0:0]\n"));
+            }
+            if !raw.contains(&format!("-A PREROUTING -j {ZONES}")) {
+                text.push_str(&format!("-I PREROUTING 1 -j {ZONES}\n"));
+            }
+            text.push_str("COMMIT\n");
+            restore(family, &text).await?;
+        }
+        self.started = true;
+        Ok(())
+    }
+
+    /// Writes every wanted set whose members differ from the kernel's: a new set filled and
+    /// swapped in, so that a rule never sees it half-written.
+    async fn write_sets(&mut self, wanted: &HashMap<String, BTreeSet<IpAddr>>) -> Result<()> {
+        let mut script = String::new();
+        for (name, members) in wanted {
+            if self.sets.get(name) == Some(members) {
+                continue;
+            }
+            let family = if name.starts_with(&format!("{}4", rules::PREFIX)) {
+                "inet"
+            } else {
+                "inet6"
+            };
+            let fresh = format!("{name}-n");
+            script.push_str(&format!("create {name} hash:net family {family} -exist\n"));
+            script.push_str(&format!("create {fresh} hash:net family {family} -exist\n"));
+            script.push_str(&format!("flush {fresh}\n"));
+            for m in members {
+                script.push_str(&format!("add {fresh} {m} -exist\n"));
+            }
+            script.push_str(&format!("swap {fresh} {name}\ndestroy {fresh}\n"));
+        }
+        if script.is_empty() {
+            return Ok(());
+        }
+        run("ipset", &["restore"], Some(&script)).await?;
+        for (name, members) in wanted {
+            self.sets.insert(name.clone(), members.clone());
+        }
+        Ok(())
+    }
+
+    /// Sets no rule names any more are destroyed (a failure is left for the next change).
+    async fn drop_unused_sets(&mut self, wanted: &HashMap<String, BTreeSet<IpAddr>>) {
+        let unused: Vec<String> = self
+            .sets
+            .keys()
+            .filter(|n| !wanted.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in unused {
+            match run("ipset", &["destroy", &name], None).await {
+                Ok(_) => {
+                    self.sets.remove(&name);
+                }
+                Err(e) => tracing::warn!("ipset {name}: {e:#}"),
+            }
+        }
+    }
+
+    /// Deletes the conntrack entries of the port's addresses in its bridge's zone.
+    async fn forget_connections(&self, port: &FirewallPort) {
+        let Some(zone) = self.zones.get(&port.bridge) else {
+            return;
+        };
+        let zone = zone.to_string();
+        for address in &port.addresses {
+            let family = if address.is_ipv4() { "ipv4" } else { "ipv6" };
+            let address = address.to_string();
+            for side in ["-s", "-d"] {
+                // Exit status 1 only says there was nothing to delete.
+                let _ = Command::new("conntrack")
+                    .args(["-D", "-f", family, "-w", &zone, side, &address])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .await;
+            }
+        }
+    }
+}
+
+/// A chain declaration (which flushes it in a `--noflush` restore) and its rules.
+fn declare(text: &mut String, name: &str, rules: &[String]) {
+    text.push_str(&format!(":{name} - [0:0]\n"));
+    for rule in rules {
+        text.push_str(&format!("-A {name} {rule}\n"));
+    }
+}
+
+/// The per-port chains of ours the kernel holds (after a restart, or left by a crash).
+async fn port_chains_in_kernel(family: Family) -> Result<Vec<String>> {
+    let saved = run(&family.tool("save"), &["-t", "filter"], None).await?;
+    Ok(saved
+        .lines()
+        .filter_map(|l| l.strip_prefix(':'))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| {
+            ['i', 'o', 's']
+                .iter()
+                .any(|k| chain(*k, "").len() + 10 == name.len() && name.starts_with(&chain(*k, "")))
+        })
+        .map(str::to_string)
+        .collect())
+}
+
+fn parse_member(text: &str) -> Option<IpAddr> {
+    text.split('/').next()?.parse().ok()
+}
+
+async fn restore(family: Family, text: &str) -> Result<()> {
+    run(
+        &family.tool("restore"),
+        &["--noflush", "-w", "10"],
+        Some(text),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Runs a tool, with `input` on its standard input; its standard output.
+async fn run(tool: &str, args: &[&str], input: Option<&str>) -> Result<String> {
+    let mut child = Command::new(tool)
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("start {tool}"))?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(text.as_bytes()).await?;
+    }
+    let out = child.wait_with_output().await?;
+    if !out.status.success() {
+        bail!(
+            "{tool} {}: {}: {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
