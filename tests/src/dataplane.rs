@@ -377,6 +377,11 @@ impl Drop for Node {
     fn drop(&mut self) {
         // The agent first: its dnsmasq processes go with it.
         self.agent = None;
+        // The agent ran in this process's network namespace: its firewall's chains and sets go
+        // too (an agent leaves them on stop, so that its ports stay filtered).
+        if let Err(e) = neutrino::agent::firewall::remove_all() {
+            eprintln!("removing the agent's firewall: {e:#}");
+        }
         for leftover in self.leftovers.lock().unwrap().drain(..) {
             match leftover {
                 Leftover::Namespace(ns) => {

@@ -14,6 +14,16 @@ use neutrino_runtime::plugins::registry::DriversConfig;
 /// The agent type the agent reports for the DHCP it serves, as Neutron's DHCP agent does.
 pub const DHCP_AGENT_TYPE: &str = "DHCP agent";
 
+/// Neutron's `firewall_driver` values this agent has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FirewallDriver {
+    /// Security groups enforced on the ports' bridge ports (iptables, ipset, conntrack).
+    IptablesHybrid,
+    /// Every port open.
+    Noop,
+}
+
 /// `[agent]` of the configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -38,6 +48,8 @@ pub struct AgentSettings {
     pub dhcp: bool,
     /// Seconds an instance's DHCP client may take per NIC before the boot is reported failed.
     pub lease_timeout: u64,
+    /// Neutron's `firewall_driver`: `iptables_hybrid` (default) or `noop`.
+    pub firewall_driver: FirewallDriver,
 }
 
 impl Default for AgentSettings {
@@ -54,6 +66,7 @@ impl Default for AgentSettings {
             ovs_db: None,
             dhcp: true,
             lease_timeout: 10,
+            firewall_driver: FirewallDriver::IptablesHybrid,
         }
     }
 }
@@ -74,6 +87,7 @@ impl AgentSettings {
             "datapath_type": self.datapath_type,
             "ovs_hybrid_plug": true,
             "mechanism_drivers": drivers,
+            "firewall_driver": self.firewall_driver,
         }) else {
             unreachable!("a JSON object literal")
         };

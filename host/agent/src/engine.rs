@@ -10,6 +10,7 @@ use std::time::Duration;
 use neutrino_model::{AddressSpec, Op};
 
 use super::client::ServerClient;
+use super::firewall::{Firewall, FirewallPort};
 use super::forwarding::Forwarding;
 use super::instances::Leases;
 use super::protocol::{
@@ -49,6 +50,8 @@ pub struct Engine {
     broken: BTreeSet<String>,
     /// The peers of this host's networks and the forwarding entries they need.
     forwarding: Forwarding,
+    /// Security groups on the ports' bridge ports; None with `firewall_driver = "noop"`.
+    firewall: Option<Firewall>,
 }
 
 impl Engine {
@@ -59,6 +62,7 @@ impl Engine {
         dhcp_client: DhcpClient,
         lease_timeout: Duration,
         integration_bridge: Option<String>,
+        firewall: Option<Firewall>,
     ) -> Engine {
         let leases = Leases::new(client.clone(), dhcp_client, lease_timeout);
         Engine {
@@ -72,6 +76,7 @@ impl Engine {
             instances: HashMap::new(),
             broken: BTreeSet::new(),
             forwarding: Forwarding::default(),
+            firewall,
         }
     }
 
@@ -158,6 +163,7 @@ impl Engine {
         }
 
         // Ports: unplug what went or changed, plug what is new, and keep DHCP entries current.
+        let changed_ports: Vec<String> = changes.ports.iter().map(|c| c.id.clone()).collect();
         let mut dhcp_updates: Vec<(String, HostPort)> = Vec::new();
         let mut dhcp_removals: Vec<(String, String)> = Vec::new();
         let mut to_plug = Vec::new();
@@ -257,6 +263,23 @@ impl Engine {
                     }
                     statuses.push(status(&port.id, "ERROR", Some(e)));
                 }
+            }
+        }
+        // Filters before ACTIVE: a port is reported up once its security groups hold.
+        let unplugged: Vec<String> = gone_ports.iter().chain(&to_unplug).cloned().collect();
+        if let Err(e) = self
+            .apply_filters(
+                &changes.remote_groups,
+                &changed_ports,
+                &unplugged,
+                changes.full,
+            )
+            .await
+        {
+            tracing::error!("security groups: {e:#}");
+            for s in statuses.iter_mut().filter(|s| s.status == "ACTIVE") {
+                s.status = "ERROR".into();
+                s.error = Some(format!("security groups: {e:#}"));
             }
         }
         self.report_ports(statuses).await;
@@ -444,6 +467,41 @@ impl Engine {
         if let Err(e) = stale::sweep(self.wiring.executor(), &keep).await {
             tracing::error!("sweeping stale devices: {e:#}");
         }
+    }
+
+    /// Brings the firewall up to date for the ports the answer named (or, with `full`, every
+    /// plugged port) and the remote groups it carried.
+    async fn apply_filters(
+        &mut self,
+        remote_groups: &[neutrino_proto::RemoteGroupChange],
+        changed: &[String],
+        unplugged: &[String],
+        full: bool,
+    ) -> anyhow::Result<()> {
+        let Some(firewall) = &mut self.firewall else {
+            return Ok(());
+        };
+        firewall.groups_changed(remote_groups, full);
+        let named: Vec<&String> = if full {
+            self.wiring.plugged().keys().collect()
+        } else {
+            changed.iter().collect()
+        };
+        let mut ports = Vec::new();
+        let mut removed = unplugged.to_vec();
+        for id in named {
+            let (Some(port), Some((device, bridge))) =
+                (self.ports.get(id), self.wiring.filter_point(id))
+            else {
+                removed.push(id.clone());
+                continue;
+            };
+            ports.push(FirewallPort::new(port, device, bridge));
+        }
+        if !full && ports.is_empty() && removed.is_empty() && remote_groups.is_empty() {
+            return Ok(());
+        }
+        firewall.apply(ports, &removed, full).await
     }
 
     async fn ensure_namespace(&self, name: &str) -> Result<(), String> {

@@ -154,6 +154,8 @@ pub async fn run_with_ready(
         dhcp_client,
         Duration::from_secs(settings.lease_timeout),
         integration_bridge,
+        (settings.firewall_driver == config::FirewallDriver::IptablesHybrid)
+            .then(firewall::Firewall::new),
     );
 
     let mut configurations = settings.configurations(&driver_names);

@@ -69,6 +69,35 @@ impl Wiring {
             .is_some_and(|p| same_wiring(p, port))
     }
 
+    /// Where the port's traffic crosses a Linux bridge, as its plug plan made it: the device
+    /// facing its attachment (the veth whose peer is in the attachment's namespace) and the
+    /// bridge the plan attached that device to. None when the plan puts no such device on a
+    /// Linux bridge (a driver wiring straight into Open vSwitch): such a port cannot be
+    /// filtered here. Read from the plan, so drivers of every contract version are covered.
+    pub fn filter_point(&self, port_id: &str) -> Option<(String, String)> {
+        let namespace = self
+            .plugged
+            .get(port_id)?
+            .binding
+            .as_ref()?
+            .attachment
+            .as_ref()?
+            .namespace
+            .clone();
+        let plan = self.port_plans.get(port_id)?;
+        let device = plan.iter().find_map(|op| match op {
+            Op::EnsureVeth(v) if v.peer_namespace.as_deref() == Some(namespace.as_str()) => {
+                Some(v.name.clone())
+            }
+            _ => None,
+        })?;
+        let bridge = plan.iter().find_map(|op| match op {
+            Op::AttachToBridge(a) if a.link == device => Some(a.bridge.clone()),
+            _ => None,
+        })?;
+        Some((device, bridge))
+    }
+
     /// Plugs `port` (bound here, with an attachment), replacing an older wiring of it.
     pub async fn plug(&mut self, port: &HostPort) -> Result<(), String> {
         let binding = port

@@ -360,6 +360,15 @@ impl Firewall {
     /// The base chains and the jumps to them, and the zones the kernel holds from before a
     /// restart (so that established connections keep their zone).
     async fn start(&mut self) -> Result<()> {
+        // Bridged traffic reaches iptables only through br_netfilter, per network namespace:
+        // without it every physdev rule would silently match nothing.
+        for key in ["bridge-nf-call-iptables", "bridge-nf-call-ip6tables"] {
+            let path = format!("/proc/sys/net/bridge/{key}");
+            if !std::path::Path::new(&path).exists() {
+                run("modprobe", &["br_netfilter"], None).await?;
+            }
+            std::fs::write(&path, "1").with_context(|| format!("enable {path}"))?;
+        }
         for family in Family::BOTH {
             let raw = run(&family.tool("save"), &["-t", "raw"], None).await?;
             for line in raw.lines() {
@@ -465,6 +474,73 @@ impl Firewall {
             }
         }
     }
+}
+
+/// Removes everything this firewall ever made in this network namespace (every `nq-` chain
+/// and set, and the jumps to them): for a host that leaves Neutrino, and for tests. Ports are
+/// open afterwards. Blocking.
+pub fn remove_all() -> Result<()> {
+    for family in Family::BOTH {
+        let mut text = String::new();
+        for table in ["filter", "raw"] {
+            let saved = run_blocking(&family.tool("save"), &["-t", table], None)?;
+            let ours: Vec<&str> = saved
+                .lines()
+                .filter_map(|l| l.strip_prefix(&format!(":{}", rules::PREFIX)))
+                .filter_map(|l| l.split_whitespace().next())
+                .collect();
+            text.push_str(&format!("*{table}\n"));
+            for line in saved.lines() {
+                if let Some(rule) = line.strip_prefix("-A ")
+                    && (rule.ends_with(&format!("-j {DISPATCH}"))
+                        || rule.ends_with(&format!("-j {ZONES}")))
+                {
+                    text.push_str(&format!("-D {rule}\n"));
+                }
+            }
+            for name in &ours {
+                text.push_str(&format!(":{}{name} - [0:0]\n", rules::PREFIX));
+            }
+            for name in &ours {
+                text.push_str(&format!("-X {}{name}\n", rules::PREFIX));
+            }
+            text.push_str("COMMIT\n");
+        }
+        run_blocking(
+            &family.tool("restore"),
+            &["--noflush", "-w", "10"],
+            Some(&text),
+        )?;
+    }
+    let sets = run_blocking("ipset", &["list", "-n"], None)?;
+    for set in sets.lines().filter(|s| s.starts_with(rules::PREFIX)) {
+        run_blocking("ipset", &["destroy", set], None)?;
+    }
+    Ok(())
+}
+
+fn run_blocking(tool: &str, args: &[&str], input: Option<&str>) -> Result<String> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(tool)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("start {tool}"))?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(text.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "{tool} {}: {}: {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A chain declaration (which flushes it in a `--noflush` restore) and its rules.
