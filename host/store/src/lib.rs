@@ -16,6 +16,7 @@ pub mod ipam;
 pub mod l2_peers;
 pub mod listing;
 pub mod networks;
+pub mod port_groups;
 pub mod port_writes;
 pub mod ports;
 pub mod quotas;
@@ -62,10 +63,17 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (15, include_str!("sql/0015_foreign_key_indexes.sql")),
     (16, include_str!("sql/0016_bulk_journal.sql")),
     (17, include_str!("sql/0017_dhcp_agents_per_network.sql")),
+    (19, include_str!("sql/0019_port_security_groups.sql")),
 ];
 
 /// Migrations whose PostgreSQL version differs, used there instead of the one above.
-const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(7, include_str!("sql/0007_lists.postgres.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (7, include_str!("sql/0007_lists.postgres.sql")),
+    (
+        19,
+        include_str!("sql/0019_port_security_groups.postgres.sql"),
+    ),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -95,13 +95,15 @@ pub async fn insert(tx: &mut Transaction<'_, Any>, ports: &[Port]) -> crate::Res
              ON CONFLICT DO NOTHING"
         )
     };
-    insert_rows(tx, ports, 24, statement, |query, p| {
+    let inserted = insert_rows(tx, ports, 24, statement, |query, p| {
         bind_attributes(query.bind(&p.id).bind(&p.project_id).bind(&p.network_id), p)
             .bind(&p.created_at)
             .bind(&p.updated_at)
             .bind(p.revision_number)
     })
-    .await
+    .await?;
+    crate::port_groups::add(tx, ports).await?;
+    Ok(inserted)
 }
 
 /// Which of `macs` ports on `network_id` already have (in as few statements as the backend
@@ -187,7 +189,7 @@ pub async fn update(tx: &mut Transaction<'_, Any>, p: &Port) -> crate::Result<()
         .bind(p.revision_number)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    crate::port_groups::set(tx, p).await
 }
 
 /// One port with its addresses.
@@ -469,6 +471,7 @@ pub async fn on_networks(store: &Store, network_ids: &[String]) -> crate::Result
 /// and releases the dynamic segments only its binding used.
 pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> crate::Result<()> {
     crate::dynamic_segments::forget_port(tx, id).await?;
+    crate::port_groups::forget(tx, id).await?;
     for statement in [
         "DELETE FROM ip_allocations WHERE port_id = $1",
         "DELETE FROM ports WHERE id = $1",

@@ -1,0 +1,141 @@
+//! Which ports are in which security group (`port_security_groups`, written with the ports'
+//! `security_groups` column by [`crate::ports`]): a group's members, the hosts whose filters
+//! name it, and whether it is in use, each found by index rather than by reading every port.
+
+use std::collections::{BTreeSet, HashMap};
+
+use sqlx::{Any, AnyConnection, Transaction};
+
+use crate::ports::Port;
+
+/// The groups of a port as its `security_groups` column holds them (a JSON array of ids).
+pub fn groups_of(port: &Port) -> Vec<String> {
+    serde_json::from_str(&port.security_groups).unwrap_or_default()
+}
+
+/// Makes the rows of a port its current groups (written only when they differ: most port
+/// updates are bindings and statuses).
+pub async fn set(tx: &mut Transaction<'_, Any>, port: &Port) -> crate::Result<()> {
+    let stored: BTreeSet<String> =
+        sqlx::query_scalar("SELECT security_group_id FROM port_security_groups WHERE port_id = $1")
+            .bind(&port.id)
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .collect();
+    if stored == groups_of(port).into_iter().collect() {
+        return Ok(());
+    }
+    forget(tx, &port.id).await?;
+    add(tx, std::slice::from_ref(port)).await
+}
+
+/// The rows of new `ports`. A port not in the table (not inserted: its MAC was taken) gets
+/// none.
+pub async fn add(tx: &mut Transaction<'_, Any>, ports: &[Port]) -> crate::Result<()> {
+    let rows: Vec<(String, String)> = ports
+        .iter()
+        .flat_map(|p| groups_of(p).into_iter().map(|g| (p.id.clone(), g)))
+        .collect();
+    crate::insert_rows(
+        tx,
+        &rows,
+        2,
+        |values| {
+            format!(
+                "INSERT INTO port_security_groups (port_id, security_group_id) \
+                 SELECT v.column1, v.column2 FROM (VALUES {values}) AS v \
+                 WHERE EXISTS (SELECT 1 FROM ports p WHERE p.id = v.column1) \
+                 ON CONFLICT DO NOTHING"
+            )
+        },
+        |query, (port, group)| query.bind(port).bind(group),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn forget(tx: &mut Transaction<'_, Any>, port_id: &str) -> crate::Result<()> {
+    sqlx::query("DELETE FROM port_security_groups WHERE port_id = $1")
+        .bind(port_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Whether any port is in the group.
+pub async fn in_use(conn: &mut AnyConnection, group_id: &str) -> crate::Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM port_security_groups WHERE security_group_id = $1 LIMIT 1",
+    )
+    .bind(group_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// The member addresses of each group: its ports' fixed IPs and their allowed address pairs'
+/// addresses (Neutron's `sg_member_ips`).
+pub async fn members(
+    conn: &mut AnyConnection,
+    group_ids: &BTreeSet<String>,
+) -> crate::Result<HashMap<String, Vec<String>>> {
+    let mut members: HashMap<String, Vec<String>> = HashMap::new();
+    for group in group_ids {
+        let mut addresses: BTreeSet<String> = sqlx::query_scalar(
+            "SELECT a.ip_address FROM port_security_groups g \
+             JOIN ip_allocations a ON a.port_id = g.port_id WHERE g.security_group_id = $1",
+        )
+        .bind(group)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+        let pairs: Vec<String> = sqlx::query_scalar(
+            "SELECT p.allowed_address_pairs FROM port_security_groups g \
+             JOIN ports p ON p.id = g.port_id \
+             WHERE g.security_group_id = $1 AND p.allowed_address_pairs <> '[]'",
+        )
+        .bind(group)
+        .fetch_all(&mut *conn)
+        .await?;
+        for text in pairs {
+            let pairs: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
+            addresses.extend(
+                pairs
+                    .iter()
+                    .filter_map(|p| p["ip_address"].as_str().map(str::to_string)),
+            );
+        }
+        members.insert(group.clone(), addresses.into_iter().collect());
+    }
+    Ok(members)
+}
+
+/// The hosts with bound ports whose groups have a rule naming `group_id` as its remote group:
+/// those that hear when its members change.
+pub async fn hosts_naming(conn: &mut AnyConnection, group_id: &str) -> crate::Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT p.binding_host FROM security_group_rules r \
+         JOIN port_security_groups g ON g.security_group_id = r.security_group_id \
+         JOIN ports p ON p.id = g.port_id \
+         WHERE r.remote_group_id = $1 AND p.binding_host <> ''",
+    )
+    .bind(group_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// The bound ports of a group and their hosts: those whose filters change with its rules.
+pub async fn bound_ports(
+    conn: &mut AnyConnection,
+    group_id: &str,
+) -> crate::Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT p.id, p.binding_host FROM port_security_groups g JOIN ports p ON p.id = g.port_id \
+         WHERE g.security_group_id = $1 AND p.binding_host <> ''",
+    )
+    .bind(group_id)
+    .fetch_all(conn)
+    .await?)
+}
