@@ -61,10 +61,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("sql/0014_binding_pending.sql")),
     (15, include_str!("sql/0015_foreign_key_indexes.sql")),
     (16, include_str!("sql/0016_bulk_journal.sql")),
+    // 17 is taken by the DHCP scheduling work.
+    (18, include_str!("sql/0018_security_group_rules.sql")),
 ];
 
 /// Migrations whose PostgreSQL version differs, used there instead of the one above.
-const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(7, include_str!("sql/0007_lists.postgres.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (7, include_str!("sql/0007_lists.postgres.sql")),
+    (
+        18,
+        include_str!("sql/0018_security_group_rules.postgres.sql"),
+    ),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
