@@ -395,7 +395,7 @@ async fn security_groups_for(
             let ids = attrs::id_list(v, "security_groups")?;
             // A group being deleted is not given to a port meanwhile (see `sg::lock`).
             for id in &ids {
-                sg::lock(state, tx, id).await?;
+                sg::lock_shared(state, tx, id).await?;
             }
             let owner = (!ctx.is_admin()).then_some(port.project_id.as_str());
             let found = security_groups::usable(tx, &ids, owner).await?;

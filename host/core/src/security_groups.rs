@@ -2,9 +2,10 @@
 //! transaction), update, delete, and each project's `default` group with its rules, made on
 //! first need (a port, a list, another group's create) and protected from its project.
 //!
-//! A group's changes and the port writes that name it take a named lock on it (PostgreSQL;
-//! SQLite's one writer serialises them anyway), so that a group found unused by its delete
-//! cannot be given to a port before the delete commits.
+//! A group's changes take its named lock alone, the port writes that name it take it shared
+//! (PostgreSQL; SQLite's one writer serialises them anyway): a group found unused by its delete
+//! cannot be given to a port before the delete commits, and port writes, which may name
+//! groups in any order, never wait for each other on them.
 
 use serde_json::{Map, Value};
 
@@ -33,9 +34,18 @@ fn in_use(id: &str) -> NeutronError {
     NeutronError::conflict("SecurityGroupInUse", format!("Security Group {id} in use."))
 }
 
-/// Serialises the writes about one group (see the module's comment).
+fn lock_name(id: &str) -> String {
+    format!("security-group:{id}")
+}
+
+/// Taken by a change of the group (see the module's comment).
 pub async fn lock(state: &Services, tx: &mut store::Tx<'_>, id: &str) -> store::Result<()> {
-    store::lock_named(tx, state.store.backend, &format!("security-group:{id}")).await
+    store::lock_named(tx, state.store.backend, &lock_name(id)).await
+}
+
+/// Taken by a port write that names the group.
+pub async fn lock_shared(state: &Services, tx: &mut store::Tx<'_>, id: &str) -> store::Result<()> {
+    store::lock_named_shared(tx, state.store.backend, &lock_name(id)).await
 }
 
 /// Neutron's `name_not_default` validator, on create and rename.

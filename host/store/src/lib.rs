@@ -546,6 +546,23 @@ pub async fn lock_named(
     Ok(())
 }
 
+/// [`lock_named`] shared: holders of the shared lock of a name never wait for each other, only
+/// for (and hold off) the one holding it alone. For many writers that only rely on a thing
+/// staying as it is (ports naming a security group) against the rare one that changes it.
+pub async fn lock_named_shared(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    name: &str,
+) -> crate::Result<()> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+            .bind(lock_key(name))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// A stable PostgreSQL advisory-lock key for a named thing (FNV-1a of the name).
 fn lock_key(name: &str) -> i64 {
     let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
