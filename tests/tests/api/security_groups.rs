@@ -1286,3 +1286,84 @@ for_both_databases!(
         );
     }
 );
+
+for_both_databases!(
+    concurrent_writes_keep_rules_unique_and_groups_of_ports_real,
+    |db: Db| async move {
+        let (a, b) = TestApi::two(db).await;
+        let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+        let g = group(&a, ALICE, "web").await;
+        // The same rule from both servers at once: written once.
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let api = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let g = g.clone();
+            tasks.push(tokio::spawn(async move {
+                add_rule(
+                    &api,
+                    ALICE,
+                    json!({"security_group_id": g, "direction": "ingress",
+                    "protocol": "tcp", "port_range_min": 80, "port_range_max": 80}),
+                )
+                .await
+            }));
+        }
+        let mut created = 0;
+        for t in tasks {
+            let r = t.await.unwrap();
+            match r.status {
+                StatusCode::CREATED => created += 1,
+                _ => assert_eq!(r.error_type(), "SecurityGroupRuleExists", "{}", r.body),
+            }
+        }
+        assert_eq!(created, 1);
+        // A group's delete racing ports that name it: either the ports or the delete win,
+        // never a port naming a group that is gone.
+        let net = network(&a, ALICE).await;
+        for round in 0..4 {
+            let g = group(&a, ALICE, &format!("racing-{round}")).await;
+            let mut tasks = Vec::new();
+            for i in 0..4 {
+                let api = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let (g, net) = (g.clone(), net.clone());
+                tasks.push(tokio::spawn(async move {
+                    if i == 1 {
+                        delete(&api, ALICE, &format!("/v2.0/security-groups/{g}")).await
+                    } else {
+                        post(
+                            &api,
+                            ALICE,
+                            "/v2.0/ports",
+                            json!({"port": {"network_id": net, "security_groups": [g]}}),
+                        )
+                        .await
+                    }
+                }));
+            }
+            for t in tasks {
+                let r = t.await.unwrap();
+                assert!(
+                    [
+                        StatusCode::CREATED,
+                        StatusCode::NO_CONTENT,
+                        StatusCode::NOT_FOUND,
+                        StatusCode::CONFLICT
+                    ]
+                    .contains(&r.status),
+                    "{}",
+                    r.body
+                );
+            }
+            let exists = get(&a, ALICE, &format!("/v2.0/security-groups/{g}"))
+                .await
+                .status
+                == StatusCode::OK;
+            let users = get(&a, ALICE, &format!("/v2.0/ports?security_groups={g}")).await;
+            let users = users.body["ports"].as_array().unwrap().len();
+            assert!(
+                exists || users == 0,
+                "round {round}: {users} ports name a deleted group"
+            );
+        }
+    }
+);
