@@ -381,16 +381,24 @@ async fn security_groups_for(
     known_default: Option<String>,
 ) -> CoreResult<String> {
     let ids = match given {
-        None | Some(Value::Null) => {
+        None => {
             if port.port_security_enabled && !port.device_owner.starts_with("network:") {
-                match known_default {
-                    Some(id) => vec![id],
-                    None => vec![security_groups::default_for(tx, &port.project_id).await?],
+                let mut id = match known_default {
+                    Some(id) => id,
+                    None => security_groups::default_for(tx, &port.project_id).await?,
+                };
+                sg::lock_shared(state, tx, &id).await?;
+                // An admin may have deleted it since it was looked up: it is made again.
+                if security_groups::get(&mut **tx, &id).await?.is_none() {
+                    id = security_groups::default_for(tx, &port.project_id).await?;
                 }
+                vec![id]
             } else {
                 Vec::new()
             }
         }
+        // Neutron's `convert_none_to_empty_list`: null is no group, not the default one.
+        Some(Value::Null) => Vec::new(),
         Some(v) => {
             let ids = attrs::id_list(v, "security_groups")?;
             // A group being deleted is not given to a port meanwhile (see `sg::lock`).

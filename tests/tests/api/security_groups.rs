@@ -889,6 +889,27 @@ on_both_databases!(
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert_eq!(r.body["port"]["security_groups"], json!([]));
         assert_eq!(r.body["port"]["port_security_enabled"], false);
+        // `null` is no group (Neutron's convert_none_to_empty_list), absent is the default one.
+        let r = post(
+            &api,
+            ALICE,
+            "/v2.0/ports",
+            json!({"port": {"network_id": net, "security_groups": null}}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert_eq!(r.body["port"]["security_groups"], json!([]));
+        let r = post(
+            &api,
+            ALICE,
+            "/v2.0/ports",
+            json!({"port": {"network_id": net}}),
+        )
+        .await;
+        assert_eq!(
+            r.body["port"]["security_groups"],
+            json!([default_group(&api, ALICE).await["id"]])
+        );
         // Unused now: the group can go.
         let r = delete(&api, ALICE, &format!("/v2.0/security-groups/{web}")).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
@@ -1364,6 +1385,61 @@ for_both_databases!(
                 exists || users == 0,
                 "round {round}: {users} ports name a deleted group"
             );
+        }
+        // The same for the default group, which ports get without naming it, against an
+        // admin's delete (a new default group is made for the ports that come after it).
+        for round in 0..4 {
+            let g = default_group(&a, ALICE).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let mut tasks = Vec::new();
+            for i in 0..4 {
+                let api = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let (g, net) = (g.clone(), net.clone());
+                tasks.push(tokio::spawn(async move {
+                    if i == 1 {
+                        delete(&api, None, &format!("/v2.0/security-groups/{g}")).await
+                    } else {
+                        post(
+                            &api,
+                            ALICE,
+                            "/v2.0/ports",
+                            json!({"port": {"network_id": net}}),
+                        )
+                        .await
+                    }
+                }));
+            }
+            for t in tasks {
+                let r = t.await.unwrap();
+                assert!(
+                    [
+                        StatusCode::CREATED,
+                        StatusCode::NO_CONTENT,
+                        StatusCode::CONFLICT
+                    ]
+                    .contains(&r.status),
+                    "{}",
+                    r.body
+                );
+            }
+            let ports = get(&a, ALICE, "/v2.0/ports?fields=security_groups").await;
+            for p in ports.body["ports"].as_array().unwrap() {
+                for g in p["security_groups"].as_array().unwrap() {
+                    let shown = get(
+                        &a,
+                        ALICE,
+                        &format!("/v2.0/security-groups/{}", g.as_str().unwrap()),
+                    )
+                    .await;
+                    assert_eq!(
+                        shown.status,
+                        StatusCode::OK,
+                        "round {round}: a port names a deleted group"
+                    );
+                }
+            }
         }
     }
 );
