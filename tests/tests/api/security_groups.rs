@@ -712,6 +712,50 @@ on_both_databases!(
             r.body["security_group_rules"],
             json!([{"remote_ip_prefix": "10.0.0.0/24"}, {"remote_ip_prefix": "10.0.0.5/24"}])
         );
+        // Paging through the group's rules, forwards and back, by the listing helpers.
+        let base = format!("/v2.0/security-group-rules?security_group_id={g}&fields=id");
+        let all = get(&api, ALICE, &base).await;
+        let all: Vec<String> = all.body["security_group_rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(all.len(), 9);
+        let mut sorted = all.clone();
+        sorted.sort();
+        assert_eq!(all, sorted, "lists are in id order");
+        let mut paged = Vec::new();
+        let mut marker = String::new();
+        loop {
+            let r = get(&api, ALICE, &format!("{base}&limit=4&marker={marker}")).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            let page: Vec<String> = r.body["security_group_rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_string())
+                .collect();
+            assert!(r.body["security_group_rules_links"].is_array());
+            if page.is_empty() {
+                break;
+            }
+            marker = page.last().unwrap().clone();
+            paged.extend(page);
+        }
+        assert_eq!(paged, all);
+        let r = get(
+            &api,
+            ALICE,
+            &format!("{base}&limit=2&marker={}&page_reverse=True", all[4]),
+        )
+        .await;
+        assert_eq!(
+            r.body["security_group_rules"],
+            json!([{"id": all[2]}, {"id": all[3]}])
+        );
+        let r = get(&api, BOB, &format!("{base}&limit=2&marker={}", all[4])).await;
+        assert_eq!(r.error_type(), "SecurityGroupRuleNotFound", "{}", r.body);
         // Show, no update, delete.
         let path = format!("/v2.0/security-group-rules/{}", ssh["id"].as_str().unwrap());
         let r = get(&api, ALICE, &path).await;
