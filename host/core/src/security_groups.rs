@@ -152,9 +152,11 @@ pub async fn update(
     b: &Map<String, Value>,
 ) -> CoreResult<(SecurityGroup, Vec<Rule>)> {
     let mut tx = state.store.begin_write().await?;
-    let mut g = visible(&mut tx, ctx, id).await?;
+    visible(&mut tx, ctx, id).await?;
     ctx.require_write("update_security_group")?;
     lock(state, &mut tx, id).await?;
+    // Read again under the lock: a change committed meanwhile is not written over.
+    let mut g = visible(&mut tx, ctx, id).await?;
     if let Some(name) = body::string(b, "name", 255)? {
         if repo::is_default(&mut *tx, id).await? {
             return Err(NeutronError::conflict(
