@@ -383,16 +383,18 @@ async fn security_groups_for(
     let ids = match given {
         None => {
             if port.port_security_enabled && !port.device_owner.starts_with("network:") {
-                let mut id = match known_default {
+                let id = match known_default {
                     Some(id) => id,
                     None => security_groups::default_for(tx, &port.project_id).await?,
                 };
                 sg::lock_shared(state, tx, &id).await?;
-                // An admin may have deleted it since it was looked up: it is made again.
-                if security_groups::get(&mut **tx, &id).await?.is_none() {
-                    id = security_groups::default_for(tx, &port.project_id).await?;
+                // Found before the lock: an admin may have deleted it since, and then it is
+                // made again.
+                if security_groups::get(&mut **tx, &id).await?.is_some() {
+                    vec![id]
+                } else {
+                    vec![security_groups::default_for(tx, &port.project_id).await?]
                 }
-                vec![id]
             } else {
                 Vec::new()
             }
@@ -409,7 +411,7 @@ async fn security_groups_for(
             let found = security_groups::usable(tx, &ids, owner).await?;
             let missing: Vec<&str> = ids
                 .iter()
-                .filter(|id| !found.contains(id))
+                .filter(|id| !found.iter().any(|(f, _)| f == *id))
                 .map(String::as_str)
                 .collect();
             if !missing.is_empty() {
@@ -418,8 +420,7 @@ async fn security_groups_for(
                     format!("Security group {} does not exist", missing.join(", ")),
                 ));
             }
-            let stateful = security_groups::statefulness(tx, &ids).await?;
-            if stateful.contains(&true) && stateful.contains(&false) {
+            if found.iter().any(|(_, s)| *s) && found.iter().any(|(_, s)| !*s) {
                 return Err(NeutronError::conflict(
                     "SecurityGroupConflict",
                     "Error Cannot apply both stateful and stateless security groups on the same port at the same time while attempting the operation.",

@@ -566,39 +566,25 @@ pub async fn is_default<'e, E: Executor<'e, Database = Any>>(
     Ok(found.is_some())
 }
 
-/// Those of `ids` that exist and `project` may use (None: any project's).
+/// Those of `ids` that exist and `project` may use (None: any project's), each with whether
+/// it is stateful.
 pub async fn usable(
     conn: &mut sqlx::AnyConnection,
     ids: &[String],
     project: Option<&str>,
-) -> crate::Result<Vec<String>> {
+) -> crate::Result<Vec<(String, bool)>> {
     let mut found = Vec::new();
     for id in ids {
-        let owner: Option<String> =
-            sqlx::query_scalar("SELECT project_id FROM security_groups WHERE id = $1")
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT project_id, stateful FROM security_groups WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *conn)
                 .await?;
-        if owner.is_some_and(|o| project.is_none_or(|p| p == o)) {
-            found.push(id.clone());
+        if let Some((owner, stateful)) = row
+            && project.is_none_or(|p| p == owner)
+        {
+            found.push((id.clone(), stateful != 0));
         }
-    }
-    Ok(found)
-}
-
-/// The statefulness of each of `ids` that exists.
-pub async fn statefulness(
-    conn: &mut sqlx::AnyConnection,
-    ids: &[String],
-) -> crate::Result<Vec<bool>> {
-    let mut found = Vec::new();
-    for id in ids {
-        let stateful: Option<i64> =
-            sqlx::query_scalar("SELECT stateful FROM security_groups WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        found.extend(stateful.map(|s| s != 0));
     }
     Ok(found)
 }
