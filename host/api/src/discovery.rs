@@ -137,6 +137,30 @@ pub const EXTENSIONS: &[(&str, &str, &str, &str)] = &[
         "2024-08-21T16:00:00-00:00",
     ),
     (
+        "security-group",
+        "security-group",
+        "The security groups extension.",
+        "2012-10-05T10:00:00-00:00",
+    ),
+    (
+        "stateful-security-group",
+        "Stateful security group",
+        "Indicates if the security group is stateful or not",
+        "2019-11-26T09:00:00-00:00",
+    ),
+    (
+        "security-groups-normalized-cidr",
+        "Normalized CIDR field for security group rules",
+        "Add new field with normalized remote_ip_prefix cidr in SG rule",
+        "2020-07-28T10:00:00-00:00",
+    ),
+    (
+        "security-groups-rules-belongs-to-default-sg",
+        "Security group rule belongs to the project's default security group",
+        "Flag to determine if the security group rule belongs to the project's default security group",
+        "2023-05-23T10:00:00-00:00",
+    ),
+    (
         "standard-attr-revisions",
         "Resource revision numbers",
         "This extension will display the revision number of neutron resources.",
@@ -162,6 +186,8 @@ pub async fn resources(headers: HeaderMap) -> Json<Value> {
         ("subnet", "subnets"),
         ("port", "ports"),
         ("agent", "agents"),
+        ("security_group", "security-groups"),
+        ("security_group_rule", "security-group-rules"),
     ]
         .iter()
         .map(|(name, collection)| {

@@ -21,6 +21,8 @@ pub mod openapi;
 pub mod ports;
 pub mod query;
 pub mod quotas;
+pub mod security_group_rules;
+pub mod security_groups;
 pub mod server;
 pub mod subnets;
 
@@ -217,6 +219,32 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v2.0/ports/{id}/binding",
             neutron_405(get(ports::show_binding)),
+        )
+        .route(
+            "/v2.0/security-groups",
+            get(security_groups::list)
+                .post(security_groups::create)
+                .put(security_groups::no_collection_action)
+                .delete(security_groups::no_collection_action),
+        )
+        .route(
+            "/v2.0/security-groups/{id}",
+            neutron_405(
+                get(security_groups::show)
+                    .put(security_groups::update)
+                    .delete(security_groups::delete),
+            ),
+        )
+        .route(
+            "/v2.0/security-group-rules",
+            get(security_group_rules::list)
+                .post(security_group_rules::create)
+                .put(security_group_rules::no_collection_action)
+                .delete(security_group_rules::no_collection_action),
+        )
+        .route(
+            "/v2.0/security-group-rules/{id}",
+            neutron_405(get(security_group_rules::show).delete(security_group_rules::delete)),
         )
         .route(
             "/v2.0/quotas",

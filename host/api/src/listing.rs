@@ -271,7 +271,7 @@ fn json_response(body: Body) -> Response {
 #[cfg(test)]
 mod tests {
     use super::super::query::CollectionSpec;
-    use super::super::{networks, ports, subnets};
+    use super::super::{networks, ports, security_group_rules, security_groups, subnets};
     use super::Table;
     use neutrino_store as store;
 
@@ -279,10 +279,15 @@ mod tests {
     /// of a collection answered by the database has one.
     #[test]
     fn every_sort_key_has_a_column() {
-        let collections: [(&CollectionSpec, &'static Table); 3] = [
+        let collections: [(&CollectionSpec, &'static Table); 5] = [
             (&ports::SPEC, &store::ports::TABLE),
             (&networks::SPEC, &store::networks::TABLE),
             (&subnets::SPEC, &store::subnets::TABLE),
+            (&security_groups::SPEC, &store::security_groups::TABLE),
+            (
+                &security_group_rules::SPEC,
+                &store::security_groups::RULE_TABLE,
+            ),
         ];
         for (spec, table) in collections {
             for attr in spec.sortable {

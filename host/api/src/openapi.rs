@@ -6,7 +6,7 @@ use axum::Json;
 use serde_json::{Map, Value, json};
 
 use super::query::CollectionSpec;
-use super::{agents, networks, ports, subnets};
+use super::{agents, networks, ports, security_group_rules, security_groups, subnets};
 
 /// What the document says about one resource; each resource module exports one.
 pub struct ResourceDoc {
@@ -23,8 +23,15 @@ pub struct ResourceDoc {
     pub delete: bool,
 }
 
-fn resources() -> [&'static ResourceDoc; 4] {
-    [&networks::DOC, &subnets::DOC, &ports::DOC, &agents::DOC]
+fn resources() -> [&'static ResourceDoc; 6] {
+    [
+        &networks::DOC,
+        &subnets::DOC,
+        &ports::DOC,
+        &agents::DOC,
+        &security_groups::DOC,
+        &security_group_rules::DOC,
+    ]
 }
 
 /// Every documented `(method, path)`; `{id}` and `{alias}` stand for any value.
@@ -60,10 +67,18 @@ fn attribute_schema(name: &str) -> Value {
         | "is_default"
         | "enable_dhcp"
         | "alive"
-        | "resources_synced" => json!({"type": "boolean"}),
-        "mtu" | "revision_number" | "provider:segmentation_id" | "ip_version" => {
+        | "resources_synced"
+        | "stateful"
+        | "belongs_to_default_sg" => json!({"type": "boolean"}),
+        "mtu"
+        | "revision_number"
+        | "provider:segmentation_id"
+        | "ip_version"
+        | "port_range_min"
+        | "port_range_max" => {
             json!({"type": ["integer", "null"]})
         }
+        "security_group_rules" => json!({"type": "array", "items": {"type": "object"}}),
         "subnets"
         | "availability_zone_hints"
         | "availability_zones"
@@ -124,6 +139,8 @@ fn list_parameters(spec: &CollectionSpec) -> Vec<Value> {
 
 fn resource_paths(doc: &ResourceDoc, paths: &mut Map<String, Value>) {
     let (one, many) = (doc.resource, doc.spec.collection);
+    // URLs spell the collection with hyphens (`security-groups`), bodies with underscores.
+    let url = many.replace('_', "-");
     let mut shown: Vec<&str> = Vec::new();
     for a in doc
         .read_only
@@ -159,7 +176,7 @@ fn resource_paths(doc: &ResourceDoc, paths: &mut Map<String, Value>) {
                     "409": error_response("conflict (address, MAC or segment in use, pool exhausted)")}}),
         );
     }
-    paths.insert(format!("/v2.0/{many}"), Value::Object(collection));
+    paths.insert(format!("/v2.0/{url}"), Value::Object(collection));
     let mut single = Map::new();
     single.insert(
         "get".into(),
@@ -167,14 +184,17 @@ fn resource_paths(doc: &ResourceDoc, paths: &mut Map<String, Value>) {
             "responses": {"200": {"description": "the item", "content": body(one, item.clone())["content"]},
                 "404": error_response("not found or not visible")}}),
     );
-    single.insert(
-        "put".into(),
-        json!({"summary": format!("Update one {one}"), "tags": [many], "parameters": id,
-            "requestBody": body(one, object_schema(doc.update)),
-            "responses": {"200": {"description": "the updated item", "content": body(one, item)["content"]},
-                "400": error_response("bad input or read-only attribute"),
-                "403": error_response("not allowed by policy"), "404": error_response("not found")}}),
-    );
+    // Items without updatable attributes (security group rules) cannot be updated.
+    if !doc.update.is_empty() {
+        single.insert(
+            "put".into(),
+            json!({"summary": format!("Update one {one}"), "tags": [many], "parameters": id,
+                "requestBody": body(one, object_schema(doc.update)),
+                "responses": {"200": {"description": "the updated item", "content": body(one, item)["content"]},
+                    "400": error_response("bad input or read-only attribute"),
+                    "403": error_response("not allowed by policy"), "404": error_response("not found")}}),
+        );
+    }
     if doc.delete {
         single.insert(
             "delete".into(),
@@ -183,7 +203,7 @@ fn resource_paths(doc: &ResourceDoc, paths: &mut Map<String, Value>) {
                     "409": error_response("in use")}}),
         );
     }
-    paths.insert(format!("/v2.0/{many}/{{id}}"), Value::Object(single));
+    paths.insert(format!("/v2.0/{url}/{{id}}"), Value::Object(single));
 }
 
 /// The whole document.

@@ -267,6 +267,15 @@ impl ListQuery {
         href(base_url, &params)
     }
 
+    /// The values the query gives `key` (a filter's, e.g. `project_id`), in order.
+    pub fn values(&self, key: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// The collection name (`ports`).
     pub fn collection(&self) -> &'static str {
         self.collection

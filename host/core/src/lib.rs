@@ -20,6 +20,8 @@ pub mod port_writer;
 pub mod ports;
 pub mod quotas;
 pub mod retry;
+pub mod security_group_rules;
+pub mod security_groups;
 pub mod subnets;
 
 use std::sync::{Arc, OnceLock};

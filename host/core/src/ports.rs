@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{CoreResult, NeutronError, Status};
 use crate::port_attributes as attrs;
+use crate::security_groups as sg;
 use crate::{RequestContext, Services, body, networks, port_binding, port_policy, subnets};
 use neutrino_ipam as ipam;
 use neutrino_store::ipam::Allocation;
@@ -279,8 +280,15 @@ pub async fn write_draft(
             port.allowed_address_pairs = pairs;
         }
     }
-    port.security_groups =
-        security_groups_for(tx, ctx, b.get("security_groups"), &port, default_group).await?;
+    port.security_groups = security_groups_for(
+        state,
+        tx,
+        ctx,
+        b.get("security_groups"),
+        &port,
+        default_group,
+    )
+    .await?;
     port.fixed_ips = allocate(
         state,
         tx,
@@ -365,6 +373,7 @@ fn mac_in_use(network_id: &str, mac: &str) -> NeutronError {
 /// The port's groups: those given (which must exist and be the project's), else the
 /// project's default group when port security is on (not for Neutron's own `network:` ports).
 async fn security_groups_for(
+    state: &Services,
     tx: &mut store::Tx<'_>,
     ctx: &RequestContext,
     given: Option<&Value>,
@@ -372,24 +381,49 @@ async fn security_groups_for(
     known_default: Option<String>,
 ) -> CoreResult<String> {
     let ids = match given {
-        None | Some(Value::Null) => {
+        None => {
             if port.port_security_enabled && !port.device_owner.starts_with("network:") {
-                match known_default {
-                    Some(id) => vec![id],
-                    None => vec![security_groups::default_for(tx, &port.project_id).await?],
+                let id = match known_default {
+                    Some(id) => id,
+                    None => security_groups::default_for(tx, &port.project_id).await?,
+                };
+                sg::lock_shared(state, tx, &id).await?;
+                // Found before the lock: an admin may have deleted it since, and then it is
+                // made again.
+                if security_groups::get(&mut **tx, &id).await?.is_some() {
+                    vec![id]
+                } else {
+                    vec![security_groups::default_for(tx, &port.project_id).await?]
                 }
             } else {
                 Vec::new()
             }
         }
+        // Neutron's `convert_none_to_empty_list`: null is no group, not the default one.
+        Some(Value::Null) => Vec::new(),
         Some(v) => {
             let ids = attrs::id_list(v, "security_groups")?;
+            // A group being deleted is not given to a port meanwhile (see `sg::lock`).
+            for id in &ids {
+                sg::lock_shared(state, tx, id).await?;
+            }
             let owner = (!ctx.is_admin()).then_some(port.project_id.as_str());
             let found = security_groups::usable(tx, &ids, owner).await?;
-            if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
+            let missing: Vec<&str> = ids
+                .iter()
+                .filter(|id| !found.iter().any(|(f, _)| f == *id))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
                 return Err(NeutronError::not_found(
                     "SecurityGroupNotFound",
-                    format!("Security group {missing} does not exist"),
+                    format!("Security group {} does not exist", missing.join(", ")),
+                ));
+            }
+            if found.iter().any(|(_, s)| *s) && found.iter().any(|(_, s)| !*s) {
+                return Err(NeutronError::conflict(
+                    "SecurityGroupConflict",
+                    "Error Cannot apply both stateful and stateless security groups on the same port at the same time while attempting the operation.",
                 ));
             }
             ids
@@ -650,11 +684,11 @@ pub async fn update(
     }
     if b.contains_key("security_groups") {
         p.security_groups =
-            security_groups_for(&mut tx, ctx, b.get("security_groups"), &p, None).await?;
+            security_groups_for(state, &mut tx, ctx, b.get("security_groups"), &p, None).await?;
     } else if !p.port_security_enabled && p.security_groups != "[]" {
         return Err(NeutronError::conflict(
             "PortSecurityPortHasSecurityGroup",
-            "Port has security group associated. Cannot disable port security or ip address until security group is removed",
+            "Port has security group associated. Cannot disable port security or IP address until security group is removed.",
         ));
     }
     if let Some(requested) = attrs::fixed_ips(b)? {

@@ -233,6 +233,28 @@ pub async fn reset(state: &Services, ctx: &RequestContext, project: &str) -> Cor
     Ok(())
 }
 
+/// Neutron's `quota_limit_check`: `delta` alone must fit `project`'s limit of `resource`; its
+/// usage is not counted (used for what a create makes besides what was asked for, such as a
+/// new group's template rules).
+pub async fn limit_check(
+    tx: &mut store::Tx<'_>,
+    project: &str,
+    resource: &'static str,
+    delta: i64,
+) -> CoreResult<()> {
+    let default = RESOURCES
+        .iter()
+        .find(|(r, _)| *r == resource)
+        .map_or(-1, |(_, d)| *d);
+    let limit = repo::limit(&mut **tx, project, resource)
+        .await?
+        .unwrap_or(default);
+    if limit >= 0 && limit < delta {
+        return Err(over_quota(resource));
+    }
+    Ok(())
+}
+
 /// 409 `OverQuota`, worded as Neutron's (a Python list of the resources).
 pub fn over_quota(resource: &str) -> NeutronError {
     NeutronError::conflict(

@@ -63,12 +63,17 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (15, include_str!("sql/0015_foreign_key_indexes.sql")),
     (16, include_str!("sql/0016_bulk_journal.sql")),
     (17, include_str!("sql/0017_dhcp_agents_per_network.sql")),
+    (18, include_str!("sql/0018_security_group_rules.sql")),
     (19, include_str!("sql/0019_port_security_groups.sql")),
 ];
 
 /// Migrations whose PostgreSQL version differs, used there instead of the one above.
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("sql/0007_lists.postgres.sql")),
+    (
+        18,
+        include_str!("sql/0018_security_group_rules.postgres.sql"),
+    ),
     (
         19,
         include_str!("sql/0019_port_security_groups.postgres.sql"),
@@ -540,6 +545,23 @@ pub async fn lock_named(
 ) -> crate::Result<()> {
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(lock_key(name))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// [`lock_named`] shared: holders of the shared lock of a name never wait for each other, only
+/// for (and hold off) the one holding it alone. For many writers that only rely on a thing
+/// staying as it is (ports naming a security group) against the rare one that changes it.
+pub async fn lock_named_shared(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    name: &str,
+) -> crate::Result<()> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
             .bind(lock_key(name))
             .execute(&mut **tx)
             .await?;

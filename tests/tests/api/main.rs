@@ -19,6 +19,7 @@ mod openapi;
 mod outage;
 mod pg_errors;
 mod quotas;
+mod security_groups;
 mod servers;
 mod shared_networks;
 mod subnets_ports;

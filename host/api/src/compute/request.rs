@@ -24,6 +24,7 @@ const SERVER_KEYS: &[&str] = &[
     "config_drive",
     "min_count",
     "max_count",
+    "security_groups",
 ];
 
 /// A boot request.
@@ -34,6 +35,9 @@ pub struct BootRequest {
     pub nics: Vec<NicRequest>,
     /// `availability_zone: "nova:<host>"`.
     pub forced_host: Option<String>,
+    /// `security_groups: [{"name": ...}]`: names or ids of the project's groups, in order
+    /// (none: the project's `default`).
+    pub security_groups: Vec<String>,
 }
 
 fn invalid(field: &str, reason: impl std::fmt::Display) -> NovaError {
@@ -86,7 +90,47 @@ pub fn parse(bytes: &[u8]) -> NovaResult<BootRequest> {
         name,
         nics: nics(server)?,
         forced_host: forced_host(server)?,
+        security_groups: security_groups(server)?,
     })
+}
+
+/// Nova's schema: a list of `{"name": <1 to 255 characters>}`.
+fn security_groups(server: &Map<String, Value>) -> NovaResult<Vec<String>> {
+    let items = match server.get("security_groups") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(invalid(
+                "security_groups",
+                format!("Value: {other}. Not a list"),
+            ));
+        }
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Value::Object(m) if m.keys().any(|k| k != "name") => Err(invalid(
+                "security_groups",
+                "Additional properties are not allowed",
+            )),
+            Value::Object(m) => match m.get("name") {
+                Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 255 => {
+                    Ok(n.trim().to_string())
+                }
+                other => Err(invalid(
+                    "security_groups/name",
+                    format!(
+                        "Value: {}. A name of 1 to 255 characters is required",
+                        other.cloned().unwrap_or(Value::Null)
+                    ),
+                )),
+            },
+            other => Err(invalid(
+                "security_groups",
+                format!("Value: {other}. Not an object"),
+            )),
+        })
+        .collect()
 }
 
 fn nics(server: &Map<String, Value>) -> NovaResult<Vec<NicRequest>> {

@@ -39,6 +39,7 @@ pub async fn create(
         &ctx,
         &boot.name,
         &boot.nics,
+        &boot.security_groups,
         boot.forced_host.as_deref(),
     )
     .await
@@ -53,7 +54,7 @@ pub async fn create(
     let base = base_url(&headers);
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"server": view::created(&server, &base)})),
+        Json(json!({"server": view::created(&server, &boot.security_groups, &base)})),
     ))
 }
 

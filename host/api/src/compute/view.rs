@@ -14,13 +14,18 @@ pub fn links(base: &str, id: &str) -> Value {
     ])
 }
 
-/// The answer to a boot.
-pub fn created(s: &Server, base: &str) -> Value {
+/// The answer to a boot: the security groups as they were asked for (Nova echoes them).
+pub fn created(s: &Server, security_groups: &[String], base: &str) -> Value {
+    let groups: Vec<Value> = if security_groups.is_empty() {
+        vec![json!({"name": "default"})]
+    } else {
+        security_groups.iter().map(|n| json!({"name": n})).collect()
+    };
     json!({
         "id": s.id,
         "links": links(base, &s.id),
         "OS-DCF:diskConfig": "MANUAL",
-        "security_groups": [{"name": "default"}],
+        "security_groups": groups,
     })
 }
 

@@ -17,13 +17,16 @@ use neutrino_store::servers::{self as repo, BUILD, ERROR, Server};
 /// How often a boot is tried again after a generated value (a MAC) collided.
 const RETRIES: usize = 3;
 
-/// Boots a server named `name` for the caller with one NIC per request, on `forced_host`
-/// when given (the caller checked it may force one). Errors keep Neutron's type.
+/// Boots a server named `name` for the caller with one NIC per request, its created ports in
+/// `security_groups` (names or ids; none: the project's default group), on `forced_host`
+/// when given (the caller checked it may force one). Errors keep Neutron's type; a refused
+/// boot writes nothing.
 pub async fn boot(
     state: &Services,
     ctx: &RequestContext,
     name: &str,
     nic_requests: &[NicRequest],
+    security_groups: &[String],
     forced_host: Option<&str>,
 ) -> CoreResult<Server> {
     let now = Utc::now();
@@ -39,7 +42,12 @@ pub async fn boot(
         updated_at: store::now(),
         build_deadline: stored_time(now + state.config.boot_timeout),
     };
-    let planned = nics::plan(state, ctx, &server.id, nic_requests).await?;
+    let groups = if security_groups.is_empty() {
+        None
+    } else {
+        Some(crate::security_groups::ids_for_boot(state, ctx, security_groups).await?)
+    };
+    let planned = nics::plan(state, ctx, &server.id, nic_requests, groups.as_deref()).await?;
     match scheduler::pick_host(state, forced_host).await? {
         Some(host) => {
             server.host = host;

@@ -46,12 +46,14 @@ pub enum PlannedNic {
 }
 
 /// Checks every NIC request (networks visible, addresses valid, given ports visible and free)
-/// and drafts the ports to create.
+/// and drafts the ports to create, in `security_groups` when given (ids); given ports keep
+/// their own groups, as in Nova.
 pub async fn plan(
     state: &Services,
     ctx: &RequestContext,
     server_id: &str,
     requests: &[NicRequest],
+    security_groups: Option<&[String]>,
 ) -> CoreResult<Vec<PlannedNic>> {
     let mut planned = Vec::with_capacity(requests.len());
     for request in requests {
@@ -67,6 +69,9 @@ pub async fn plan(
                 });
                 if let Some(ip) = fixed_ip {
                     body["fixed_ips"] = json!([{"ip_address": ip.to_string()}]);
+                }
+                if let Some(groups) = security_groups {
+                    body["security_groups"] = json!(groups);
                 }
                 let Value::Object(body) = body else {
                     unreachable!("a JSON object literal")
