@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use super::AppState;
 use super::error::{ApiResult, NeutronError};
 use super::internal::authorize_agent;
+use super::port_filters::{self, Filters};
 use neutrino_core::port_attributes::dns_assignment;
 use neutrino_core::port_binding::network_of;
 use neutrino_core::subnets::AUTO_DELETE_OWNER;
@@ -180,6 +181,10 @@ async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<News> {
             .collect()
     };
     let networks = network_peers(&mut conn, host, &peer_networks).await?;
+    // Groups whose members changed, and those the ports of this answer name.
+    let mut remote = std::mem::take(&mut view.filters.remote);
+    remote.extend(ids(FeedKind::SecurityGroup));
+    let remote_groups = port_filters::remote_groups(&mut conn, &remote).await?;
     Ok(News::Changes(HostChanges {
         revision,
         full: false,
@@ -187,7 +192,7 @@ async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<News> {
         dhcp_networks,
         instances,
         networks,
-        remote_groups: Vec::new(),
+        remote_groups,
     }))
 }
 
@@ -280,6 +285,7 @@ async fn full_state(
         })
         .collect();
     let networks = network_peers(conn, host, &networks_bound_here).await?;
+    let remote_groups = port_filters::remote_groups(conn, &view.filters.remote).await?;
     Ok(HostChanges {
         revision,
         full: true,
@@ -287,7 +293,7 @@ async fn full_state(
         dhcp_networks,
         instances,
         networks,
-        remote_groups: Vec::new(),
+        remote_groups,
     })
 }
 
@@ -298,6 +304,8 @@ struct HostView<'a> {
     networks: HashMap<String, Option<Network>>,
     /// This host's hosting of each network looked up (None: it does not serve it).
     dhcp: HashMap<String, Option<Hosting>>,
+    /// The filters of the ports bound here, and the remote groups they name.
+    filters: Filters,
 }
 
 impl<'a> HostView<'a> {
@@ -307,6 +315,7 @@ impl<'a> HostView<'a> {
             host,
             networks: HashMap::new(),
             dhcp: HashMap::new(),
+            filters: Filters::default(),
         }
     }
 
@@ -369,7 +378,11 @@ impl<'a> HostView<'a> {
                 }
                 _ => attachments.get(&p.id).cloned(),
             };
-            out.insert(p.id.clone(), host_port(p, self.host, &network, attachment));
+            let mut port = host_port(p, self.host, &network, attachment);
+            if port.binding.is_some() {
+                port.filter = self.filters.of_port(conn, p).await?;
+            }
+            out.insert(p.id.clone(), port);
         }
         Ok(out)
     }

@@ -18,6 +18,7 @@ pub mod listing;
 pub mod networks;
 pub mod observe;
 pub mod openapi;
+pub mod port_filters;
 pub mod ports;
 pub mod query;
 pub mod quotas;

@@ -14,7 +14,7 @@ use crate::quotas::{self, Ledger};
 use crate::security_group_rules::{self, RuleRequest};
 use crate::{RequestContext, Services, body};
 use neutrino_store::security_groups::{self as repo, Rule, RuleWriteError, SecurityGroup};
-use neutrino_store::{self as store};
+use neutrino_store::{self as store, port_groups};
 
 pub fn not_found(id: &str) -> NeutronError {
     NeutronError::not_found(
@@ -203,10 +203,14 @@ pub async fn delete(state: &Services, ctx: &RequestContext, id: &str) -> CoreRes
     if repo::in_use(&mut *tx, id).await? {
         return Err(in_use(id));
     }
+    // Its deletion takes other groups' rules naming it: their ports' filters change.
+    let naming = port_groups::groups_naming(&mut tx, id).await?;
     if !repo::delete(&mut tx, id).await? {
         return Err(not_found(id));
     }
+    let revision = port_groups::rules_changed(&mut tx, &naming).await?;
     store::commit(tx).await?;
+    state.feed.committed(revision);
     Ok(())
 }
 
@@ -287,7 +291,9 @@ pub async fn create_rules(
         }
     }
     repo::bump_revision(&mut tx, &group.id).await?;
+    let revision = port_groups::rules_changed(&mut tx, std::slice::from_ref(&group.id)).await?;
     store::commit(tx).await?;
+    state.feed.committed(revision);
     Ok(created)
 }
 
@@ -312,7 +318,10 @@ pub async fn delete_rule(state: &Services, ctx: &RequestContext, id: &str) -> Co
         return Err(rule_not_found(id));
     }
     repo::bump_revision(&mut tx, &rule.security_group_id).await?;
+    let revision =
+        port_groups::rules_changed(&mut tx, std::slice::from_ref(&rule.security_group_id)).await?;
     store::commit(tx).await?;
+    state.feed.committed(revision);
     Ok(())
 }
 

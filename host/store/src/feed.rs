@@ -13,6 +13,8 @@ pub enum FeedKind {
     Port,
     DhcpNetwork,
     Instance,
+    /// The members of a security group changed (for hosts whose filters name it).
+    SecurityGroup,
 }
 
 impl FeedKind {
@@ -21,6 +23,7 @@ impl FeedKind {
             FeedKind::Port => "port",
             FeedKind::DhcpNetwork => "dhcp_network",
             FeedKind::Instance => "instance",
+            FeedKind::SecurityGroup => "security_group",
         }
     }
 
@@ -29,6 +32,7 @@ impl FeedKind {
             "port" => Some(FeedKind::Port),
             "dhcp_network" => Some(FeedKind::DhcpNetwork),
             "instance" => Some(FeedKind::Instance),
+            "security_group" => Some(FeedKind::SecurityGroup),
             _ => None,
         }
     }

@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::{Any, AnyConnection, Transaction};
 
+use crate::feed::{FeedEntries, FeedKind};
 use crate::ports::Port;
 
 /// The groups of a port as its `security_groups` column holds them (a JSON array of ids).
@@ -61,17 +62,6 @@ pub async fn forget(tx: &mut Transaction<'_, Any>, port_id: &str) -> crate::Resu
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-/// Whether any port is in the group.
-pub async fn in_use(conn: &mut AnyConnection, group_id: &str) -> crate::Result<bool> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM port_security_groups WHERE security_group_id = $1 LIMIT 1",
-    )
-    .bind(group_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(found.is_some())
 }
 
 /// The member addresses of each group: its ports' fixed IPs and their allowed address pairs'
@@ -138,4 +128,46 @@ pub async fn bound_ports(
     .bind(group_id)
     .fetch_all(conn)
     .await?)
+}
+
+/// The groups with a rule naming `group_id` as its remote group.
+pub async fn groups_naming(
+    conn: &mut AnyConnection,
+    group_id: &str,
+) -> crate::Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT security_group_id FROM security_group_rules WHERE remote_group_id = $1",
+    )
+    .bind(group_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Feed entries for a change of these groups' rules: each bound port of theirs, for its host
+/// (its filter changed). The revision, as [`crate::feed::record`] gives it.
+pub async fn rules_changed(
+    conn: &mut AnyConnection,
+    group_ids: &[String],
+) -> crate::Result<Option<i64>> {
+    let mut entries = FeedEntries::default();
+    for group in group_ids {
+        for (port, host) in bound_ports(&mut *conn, group).await? {
+            entries.add(&[&host], FeedKind::Port, &port);
+        }
+    }
+    entries.write(conn).await
+}
+
+/// Feed entries for a change of these groups' members: each host whose filters name one.
+pub async fn members_changed(
+    conn: &mut AnyConnection,
+    group_ids: &BTreeSet<String>,
+) -> crate::Result<Option<i64>> {
+    let mut entries = FeedEntries::default();
+    for group in group_ids {
+        for host in hosts_naming(&mut *conn, group).await? {
+            entries.add(&[&host], FeedKind::SecurityGroup, group);
+        }
+    }
+    entries.write(conn).await
 }

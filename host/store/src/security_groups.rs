@@ -363,15 +363,15 @@ pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> crate::Result<bo
     Ok(done.rows_affected() > 0)
 }
 
-/// Whether some port names the group. Ports keep their groups as a JSON list of ids; the
-/// quoted id cannot match anything else in it.
+/// Whether some port names the group.
 pub async fn in_use<'e, E: Executor<'e, Database = Any>>(e: E, id: &str) -> crate::Result<bool> {
-    let quoted = format!("%\"{id}\"%");
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM ports WHERE security_groups LIKE $1 LIMIT 1")
-            .bind(quoted)
-            .fetch_optional(e)
-            .await?;
+    // By index, not by reading every port's groups.
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM port_security_groups WHERE security_group_id = $1 LIMIT 1",
+    )
+    .bind(id)
+    .fetch_optional(e)
+    .await?;
     Ok(found.is_some())
 }
 
