@@ -135,6 +135,58 @@ on_both_databases!(
         assert_eq!(g["stateful"], true);
         assert_eq!(g["shared"], false);
         assert_eq!(rule_shapes(&g), neutron_default_rules());
+        // The attributes Neutron shows (the recorded transcript's, steps 110 and 111).
+        let mut keys: Vec<&str> = g.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "created_at",
+                "description",
+                "id",
+                "name",
+                "project_id",
+                "revision_number",
+                "security_group_rules",
+                "shared",
+                "stateful",
+                "tags",
+                "tenant_id",
+                "updated_at"
+            ]
+        );
+        let rule = &g["security_group_rules"][0];
+        let mut keys: Vec<&str> = rule
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "belongs_to_default_sg",
+                "created_at",
+                "description",
+                "direction",
+                "ethertype",
+                "id",
+                "normalized_cidr",
+                "port_range_max",
+                "port_range_min",
+                "project_id",
+                "protocol",
+                "remote_address_group_id",
+                "remote_group_id",
+                "remote_ip_prefix",
+                "revision_number",
+                "security_group_id",
+                "tenant_id",
+                "updated_at"
+            ]
+        );
+        assert_eq!(rule["description"], Value::Null);
         // Listed again: the same group, not a second one.
         assert_eq!(default_group(&api, ALICE).await["id"], g["id"]);
         // The rules list shows them too, as the default group's.
