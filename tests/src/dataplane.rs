@@ -201,7 +201,8 @@ impl Node {
         json_request(&self.http, &self.url, method, path, body).await
     }
 
-    async fn create(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+    /// A POST that must succeed; its answer.
+    pub async fn create(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         let (status, answer) = self.call("POST", path, Some(body)).await?;
         anyhow::ensure!(
             (200..300).contains(&status),
@@ -250,12 +251,24 @@ impl Node {
 
     /// Boots a server on `network_id` (on this node's host) and waits until it is ACTIVE.
     pub async fn boot(&self, name: &str, network_id: &str) -> anyhow::Result<Server> {
+        self.boot_in(name, network_id, &[]).await
+    }
+
+    /// Boots a server in the security groups named (none: the project's default group).
+    pub async fn boot_in(
+        &self,
+        name: &str,
+        network_id: &str,
+        groups: &[&str],
+    ) -> anyhow::Result<Server> {
+        let mut server = json!({"name": name, "networks": [{"uuid": network_id}],
+                                "availability_zone": format!("nova:{}", self.host)});
+        if !groups.is_empty() {
+            let named: Vec<Value> = groups.iter().map(|g| json!({"name": g})).collect();
+            server["security_groups"] = Value::Array(named);
+        }
         let answer = self
-            .create(
-                "/v2.1/servers",
-                json!({"server": {"name": name, "networks": [{"uuid": network_id}],
-                                  "availability_zone": format!("nova:{}", self.host)}}),
-            )
+            .create("/v2.1/servers", json!({ "server": server }))
             .await?;
         let id = answer["server"]["id"].as_str().unwrap().to_string();
         let namespace = neutrino::agent::protocol::instance_namespace(&id);
@@ -437,7 +450,11 @@ pub fn ping_eventually(namespace: &str, ip: &str, tries: usize) -> bool {
 
 /// A TCP connection from `client` to a listener in `server` at `ip`: a line sent and echoed.
 pub fn tcp_echo(server: &str, client: &str, ip: &str) -> bool {
-    let port = 20000 + rand_u16() % 20000;
+    tcp_echo_on(server, client, ip, 20000 + rand_u16() % 20000)
+}
+
+/// [`tcp_echo`] on a given port; the client gives up after 2 s.
+pub fn tcp_echo_on(server: &str, client: &str, ip: &str, port: u16) -> bool {
     let listener = Command::new("ip")
         .args(["netns", "exec", server, "python3", "-c"])
         .arg(format!(
@@ -458,7 +475,7 @@ pub fn tcp_echo(server: &str, client: &str, ip: &str) -> bool {
         "python3",
         "-c",
         &format!(
-            "import socket\nc=socket.create_connection(('{ip}',{port}),timeout=5)\n\
+            "import socket\nc=socket.create_connection(('{ip}',{port}),timeout=2)\n\
              c.sendall(b'neutrino')\nassert c.recv(64)==b'neutrino'"
         ),
     ]);

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use neutrino_tests::dataplane::{
     Flavor, Node, address_in, link_exists, namespace_exists, ping, ping_eventually, run, tcp_echo,
+    tcp_echo_on,
 };
 use neutrino_tests::kernel::{LinkGuard, require_root, unique};
+use serde_json::json;
 
 /// One node at a time: an agent's sweep recognises devices by our naming rules, as on a real
 /// host where it is the only agent, so two agents on one kernel would sweep each other's.
@@ -297,4 +299,165 @@ fn tempfile_with(text: &str) -> String {
     let path = std::env::temp_dir().join(format!("ip-batch-{}", neutrino_tests::kernel::suffix()));
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
+}
+
+/// Issue 14, end to end for each driver: instances in `default` reach each other; an instance
+/// in `web` (TCP 80 from anywhere) answers on 80 and not on 22 nor to ping from one outside
+/// the group; a rule for ICMP opens ping at once and its removal closes it; a spoofed source
+/// address is dropped; port security off opens the port; an agent restart keeps every rule.
+async fn security_groups_hold(flavor: Flavor, test: &str) {
+    if !require_root(test) {
+        return;
+    }
+    let _one = ONE_NODE_AT_A_TIME.lock().await;
+    let mut node = Node::start(flavor).await.expect("node");
+    let (net, _) = node.network("sg", "10.93.0.0/24", 0).await.unwrap();
+    let group = node
+        .create(
+            "/v2.0/security-groups",
+            json!({"security_group": {"name": "web"}}),
+        )
+        .await
+        .unwrap();
+    let web = group["security_group"]["id"].as_str().unwrap().to_string();
+    let rule = |protocol: &str, port: Option<u16>| {
+        json!({"security_group_rule": {"security_group_id": web, "direction": "ingress",
+            "protocol": protocol, "port_range_min": port, "port_range_max": port,
+            "remote_ip_prefix": "0.0.0.0/0"}})
+    };
+    node.create("/v2.0/security-group-rules", rule("tcp", Some(80)))
+        .await
+        .unwrap();
+    let a = node.boot("a", &net).await.unwrap();
+    let b = node.boot("b", &net).await.unwrap();
+    let w = node.boot_in("w", &net, &["web"]).await.unwrap();
+    assert!(
+        ping_eventually(&a.namespace, &b.ip, 5),
+        "default reaches default"
+    );
+    assert!(
+        tcp_echo_on(&w.namespace, &a.namespace, &w.ip, 80),
+        "web on 80"
+    );
+    assert!(
+        !tcp_echo_on(&w.namespace, &a.namespace, &w.ip, 22),
+        "web on 22"
+    );
+    assert!(
+        !ping(&a.namespace, &w.ip),
+        "ping into web without an ICMP rule"
+    );
+    assert!(
+        !ping(&w.namespace, &a.ip),
+        "default lets its own members in only"
+    );
+
+    // A rule for ICMP: ping within a second; its removal closes it.
+    let started = Instant::now();
+    let icmp = node
+        .create("/v2.0/security-group-rules", rule("icmp", None))
+        .await
+        .unwrap();
+    let opened = wait_until_async(Duration::from_secs(1), || async {
+        ping(&a.namespace, &w.ip)
+    })
+    .await;
+    assert!(
+        opened,
+        "ping not open {:?} after the rule",
+        started.elapsed()
+    );
+    let rule_id = icmp["security_group_rule"]["id"].as_str().unwrap();
+    let (status, _) = node
+        .call(
+            "DELETE",
+            &format!("/v2.0/security-group-rules/{rule_id}"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 204);
+    let closed = wait_until_async(Duration::from_secs(2), || async {
+        !ping(&a.namespace, &w.ip)
+    })
+    .await;
+    assert!(closed, "ping still open after the rule went");
+
+    // A spoofed source address from a is dropped (b lets default members in: a's own works).
+    assert!(run(&[
+        "ip",
+        "netns",
+        "exec",
+        &a.namespace,
+        "ip",
+        "addr",
+        "add",
+        "10.93.0.250/24",
+        "dev",
+        "eth0"
+    ]));
+    assert!(
+        !run(&[
+            "ip",
+            "netns",
+            "exec",
+            &a.namespace,
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "-I",
+            "10.93.0.250",
+            &b.ip
+        ]),
+        "a spoofed source reached b"
+    );
+    assert!(ping(&a.namespace, &b.ip), "a's own address");
+
+    // The agent restarts: the rules hold (22 still closed, 80 open) before and after.
+    node.restart_agent().await.unwrap();
+    assert!(
+        tcp_echo_on(&w.namespace, &a.namespace, &w.ip, 80),
+        "web on 80 after a restart"
+    );
+    assert!(
+        !tcp_echo_on(&w.namespace, &a.namespace, &w.ip, 22),
+        "web on 22 after a restart"
+    );
+
+    // Port security off (groups removed with it): w is open.
+    let (status, body) = node
+        .call(
+            "PUT",
+            &format!("/v2.0/ports/{}", w.port_id),
+            Some(json!({"port": {"security_groups": [], "port_security_enabled": false}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let open = wait_until_async(Duration::from_secs(2), || async {
+        ping(&a.namespace, &w.ip)
+    })
+    .await;
+    assert!(open, "w without port security");
+    assert!(
+        tcp_echo_on(&w.namespace, &a.namespace, &w.ip, 22),
+        "w on 22 without port security"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ovs_hybrid_security_groups() {
+    security_groups_hold(Flavor::OvsHybrid, "ovs_hybrid_security_groups").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linuxbridge_security_groups() {
+    security_groups_hold(Flavor::LinuxBridge, "linuxbridge_security_groups").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flatdhcp_security_groups() {
+    security_groups_hold(Flavor::FlatDhcp, "flatdhcp_security_groups").await;
 }

@@ -261,6 +261,8 @@ pub fn ovs_agent(host: &str) -> Value {
             "tunneling_ip": "192.0.2.10",
             "datapath_type": "netdev",
             "ovs_hybrid_plug": true,
+            // As Neutrino's agent reports it: its ports are filtered (`port_filter`).
+            "firewall_driver": "iptables_hybrid",
         },
     })
 }

@@ -283,11 +283,33 @@ async fn record(
     outcome_metric(result);
     port.binding_vif_type = result.vif_type().to_string();
     port.binding_vif_details = match &result.outcome {
-        BindingOutcome::Bound { vif_details, .. } => Value::Object(vif_details.clone()).to_string(),
+        BindingOutcome::Bound { vif_details, .. } => {
+            // Filtered or not is the host's to say, whatever the driver claimed: its agent
+            // filters every port it plugs (all through a Linux bridge port) when it runs
+            // the iptables firewall.
+            let mut details = vif_details.clone();
+            let filtered = host_filters(&mut *conn, &port.binding_host).await?;
+            details.insert("port_filter".into(), Value::Bool(filtered));
+            Value::Object(details).to_string()
+        }
         _ => "{}".into(),
     };
     port.binding_result = Some(serde_json::to_string(result).map_err(NeutronError::internal)?);
     Ok(true)
+}
+
+/// Whether the agents of `host` enforce security groups (`firewall_driver` other than
+/// `noop`, as reported).
+async fn host_filters(conn: &mut store::Conn, host: &str) -> CoreResult<bool> {
+    Ok(neutrino_store::agents::on_host(&mut *conn, host)
+        .await?
+        .iter()
+        .any(|a| {
+            a.configurations
+                .get("firewall_driver")
+                .and_then(Value::as_str)
+                .is_some_and(|d| d != "noop")
+        }))
 }
 
 /// `binding_failed`: the port or its dynamic segments kept changing while it was bound.

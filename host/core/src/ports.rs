@@ -641,6 +641,7 @@ pub async fn update(
 ) -> CoreResult<Port> {
     let mut tx = state.store.begin_write().await?;
     let mut p = visible(&mut tx, ctx, id).await?;
+    let (old_ips, old_pairs) = (p.fixed_ips.clone(), p.allowed_address_pairs.clone());
     ctx.require_write("update_port")?;
     for admin_only in ADMIN_ONLY.iter().chain(&["mac_address"]) {
         if b.contains_key(*admin_only) && !ctx.is_admin() {
@@ -734,6 +735,12 @@ pub async fn update(
     } else {
         p.binding_host.as_str()
     };
+    if p.fixed_ips != old_ips || p.allowed_address_pairs != old_pairs {
+        // The addresses of its groups' members changed (a change of groups is noted by the
+        // store with the port's row).
+        let groups = store::port_groups::groups_of(&p).into_iter().collect();
+        store::port_groups::members_changed(&mut tx, &groups).await?;
+    }
     let revision =
         dhcp_hosting::record_port(&mut tx, &p.network_id, &p.id, &[&old_host, new_host]).await?;
     store::commit(tx).await?;

@@ -24,16 +24,26 @@ pub async fn set(tx: &mut Transaction<'_, Any>, port: &Port) -> crate::Result<()
             .await?
             .into_iter()
             .collect();
-    if stored == groups_of(port).into_iter().collect() {
+    let now: BTreeSet<String> = groups_of(port).into_iter().collect();
+    if stored == now {
         return Ok(());
     }
     forget(tx, &port.id).await?;
-    add(tx, std::slice::from_ref(port)).await
+    add(tx, std::slice::from_ref(port)).await?;
+    members_changed(tx, &stored.union(&now).cloned().collect()).await?;
+    Ok(())
 }
 
-/// The rows of new `ports`. A port not in the table (not inserted: its MAC was taken) gets
-/// none.
-pub async fn add(tx: &mut Transaction<'_, Any>, ports: &[Port]) -> crate::Result<()> {
+/// The rows of new `ports` (a port not in the table, not inserted because its MAC was taken,
+/// gets none); the hosts whose filters name their groups hear of new members.
+pub async fn added(tx: &mut Transaction<'_, Any>, ports: &[Port]) -> crate::Result<()> {
+    add(tx, ports).await?;
+    let groups: BTreeSet<String> = ports.iter().flat_map(groups_of).collect();
+    members_changed(tx, &groups).await?;
+    Ok(())
+}
+
+async fn add(tx: &mut Transaction<'_, Any>, ports: &[Port]) -> crate::Result<()> {
     let rows: Vec<(String, String)> = ports
         .iter()
         .flat_map(|p| groups_of(p).into_iter().map(|g| (p.id.clone(), g)))
@@ -56,11 +66,25 @@ pub async fn add(tx: &mut Transaction<'_, Any>, ports: &[Port]) -> crate::Result
     Ok(())
 }
 
-pub async fn forget(tx: &mut Transaction<'_, Any>, port_id: &str) -> crate::Result<()> {
+async fn forget(tx: &mut Transaction<'_, Any>, port_id: &str) -> crate::Result<()> {
     sqlx::query("DELETE FROM port_security_groups WHERE port_id = $1")
         .bind(port_id)
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// The rows of a deleted port go; the hosts whose filters name its groups hear of it.
+pub async fn removed(tx: &mut Transaction<'_, Any>, port_id: &str) -> crate::Result<()> {
+    let groups: BTreeSet<String> = sqlx::query_scalar(
+        "DELETE FROM port_security_groups WHERE port_id = $1 RETURNING security_group_id",
+    )
+    .bind(port_id)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    members_changed(tx, &groups).await?;
     Ok(())
 }
 
@@ -131,10 +155,7 @@ pub async fn bound_ports(
 }
 
 /// The groups with a rule naming `group_id` as its remote group.
-pub async fn groups_naming(
-    conn: &mut AnyConnection,
-    group_id: &str,
-) -> crate::Result<Vec<String>> {
+pub async fn groups_naming(conn: &mut AnyConnection, group_id: &str) -> crate::Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT DISTINCT security_group_id FROM security_group_rules WHERE remote_group_id = $1",
     )
@@ -158,7 +179,8 @@ pub async fn rules_changed(
     entries.write(conn).await
 }
 
-/// Feed entries for a change of these groups' members: each host whose filters name one.
+/// Feed entries for a change of these groups' members (written in the caller's transaction,
+/// whose own feed entries wake the polls): each host whose filters name one.
 pub async fn members_changed(
     conn: &mut AnyConnection,
     group_ids: &BTreeSet<String>,

@@ -102,7 +102,7 @@ pub async fn insert(tx: &mut Transaction<'_, Any>, ports: &[Port]) -> crate::Res
             .bind(p.revision_number)
     })
     .await?;
-    crate::port_groups::add(tx, ports).await?;
+    crate::port_groups::added(tx, ports).await?;
     Ok(inserted)
 }
 
@@ -471,7 +471,7 @@ pub async fn on_networks(store: &Store, network_ids: &[String]) -> crate::Result
 /// and releases the dynamic segments only its binding used.
 pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> crate::Result<()> {
     crate::dynamic_segments::forget_port(tx, id).await?;
-    crate::port_groups::forget(tx, id).await?;
+    crate::port_groups::removed(tx, id).await?;
     for statement in [
         "DELETE FROM ip_allocations WHERE port_id = $1",
         "DELETE FROM ports WHERE id = $1",
