@@ -807,3 +807,109 @@ for_both_databases!(
         assert!(dhcp_ports(&api, &net).await.is_empty());
     }
 );
+
+// Security groups as a host's firewall sees them: a bound port's filter (its groups' rules),
+// the members of the remote groups it names, news when a member joins, when a rule is added
+// and when port security goes; ports not bound there carry no filter.
+on_both_databases!(
+    a_hosts_ports_carry_their_filters_and_remote_group_members,
+    |api: TestApi| async move {
+        node(&api, "h1", false).await;
+        let net = network(&api).await;
+        subnet(&api, &net, "10.31.0.0/24", false).await;
+        let a = port(&api, json!({"network_id": net, "binding:host_id": "h1"})).await;
+        let a_id = id_of(&a);
+        assert_eq!(
+            a["binding:vif_details"]["port_filter"], false,
+            "h1 reported no firewall"
+        );
+        let default = a["security_groups"][0].as_str().unwrap().to_string();
+        let ip = |p: &Value| {
+            p["fixed_ips"][0]["ip_address"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+
+        let full = poll(&api, "h1", 0, 0).await;
+        let got = port_in(&full, &a_id).flatten().expect("the bound port");
+        let filter = got.filter.expect("a filter");
+        assert!(filter.stateful);
+        let mut rules: Vec<(String, String, Option<String>)> = filter
+            .rules
+            .iter()
+            .map(|r| {
+                (
+                    r.direction.clone(),
+                    r.ethertype.clone(),
+                    r.remote_group_id.clone(),
+                )
+            })
+            .collect();
+        rules.sort();
+        assert_eq!(
+            rules,
+            [
+                ("egress".into(), "IPv4".into(), None),
+                ("egress".into(), "IPv6".into(), None),
+                ("ingress".into(), "IPv4".into(), Some(default.clone())),
+                ("ingress".into(), "IPv6".into(), Some(default.clone())),
+            ]
+        );
+        let members = |changes: &neutrino::agent::protocol::HostChanges| {
+            changes
+                .remote_groups
+                .iter()
+                .find(|g| g.id == default)
+                .and_then(|g| g.members.clone())
+        };
+        assert_eq!(members(&full), Some(vec![ip(&a)]), "{full:?}");
+
+        // b joins the default group (bound nowhere): h1 hears the new member list.
+        let b = port(&api, json!({"network_id": net})).await;
+        let news = poll(&api, "h1", full.revision, 5).await;
+        let mut want = vec![ip(&a), ip(&b)];
+        want.sort();
+        assert_eq!(members(&news), Some(want), "{news:?}");
+        assert!(port_in(&news, &id_of(&b)).is_none(), "b is not h1's");
+
+        // A rule on the group: h1's port is news, with the rule.
+        let rule = api
+            .call(
+                Method::POST,
+                "/v2.0/security-group-rules",
+                Some(json!({"security_group_rule": {"security_group_id": default,
+                    "direction": "ingress", "protocol": "tcp", "port_range_min": 22,
+                    "port_range_max": 22}})),
+            )
+            .await;
+        assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
+        let news = poll(&api, "h1", news.revision, 5).await;
+        let got = port_in(&news, &a_id).flatten().expect("a is news");
+        assert!(
+            got.filter
+                .expect("a filter")
+                .rules
+                .iter()
+                .any(|r| r.port_range_min == Some(22) && r.protocol.as_deref() == Some("tcp")),
+            "{news:?}"
+        );
+
+        // b leaves: the members shrink. Port security off: a is unfiltered.
+        let r = api
+            .call(Method::DELETE, &format!("/v2.0/ports/{}", id_of(&b)), None)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+        let news = poll(&api, "h1", news.revision, 5).await;
+        assert_eq!(members(&news), Some(vec![ip(&a)]), "{news:?}");
+        update_port(
+            &api,
+            &a_id,
+            json!({"security_groups": [], "port_security_enabled": false}),
+        )
+        .await;
+        let news = poll(&api, "h1", news.revision, 5).await;
+        let got = port_in(&news, &a_id).flatten().expect("a is news");
+        assert_eq!(got.filter, None, "{news:?}");
+    }
+);
