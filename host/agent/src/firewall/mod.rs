@@ -12,7 +12,7 @@
 
 pub mod rules;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::process::Stdio;
 
@@ -185,27 +185,26 @@ impl Firewall {
         }
         for family in Family::BOTH {
             let (filter, raw, written) = self.restore_text(family, &built, full).await?;
-            restore(family, &filter).await?;
+            if filter != "*filter\nCOMMIT\n" {
+                restore(family, &filter).await?;
+            }
             if let Some(raw) = raw {
                 restore(family, &raw).await?;
             }
             self.dispatch.insert(family, written);
         }
-        // Connections a changed rule set may no longer allow: their conntrack entries go, as
-        // Neutron's firewall deletes them (an allowed flow is picked up again by conntrack).
+        // Connections a rule that went may have allowed: their conntrack entries go, as
+        // Neutron's firewall deletes them (a flow still allowed is picked up again by
+        // conntrack). Rules only added take nothing away: nothing to forget.
         let flushes: Vec<FirewallPort> = self
             .applied
             .iter()
-            .filter(|(id, old)| {
-                old.port.filter.is_some() && built.get(*id).map(|n| &n.chains) != Some(&old.chains)
-            })
+            .filter(|(id, old)| old.port.filter.is_some() && lost_rules(old, built.get(*id)))
             .map(|(_, old)| old.port.clone())
             .collect();
         self.applied = built;
         self.drop_unused_sets(&wanted_sets).await;
-        for port in flushes {
-            self.forget_connections(&port).await;
-        }
+        self.forget_connections(&flushes).await;
         Ok(())
     }
 
@@ -279,7 +278,6 @@ impl Firewall {
 
         let mut text = String::from("*filter\n");
         let old = self.dispatch.get(&family);
-        let dispatch_changed = full || old.is_none_or(|(d, s, _)| *d != dispatch || *s != sg);
         for a in &ports {
             let Some(chains) = a.chains.get(&family) else {
                 continue;
@@ -288,17 +286,49 @@ impl Firewall {
                 .applied
                 .get(&a.port.id)
                 .and_then(|o| o.chains.get(&family));
-            if !full && before == Some(chains) {
-                continue;
+            // Each chain only when it changed (the spoofing chain first: the egress one jumps
+            // to it).
+            let unchanged = |pick: fn(&PortChains) -> &Vec<String>| {
+                !full && before.is_some_and(|b| pick(b) == pick(chains))
+            };
+            for (kind, pick) in [
+                (
+                    's',
+                    (|c: &PortChains| &c.spoof) as fn(&PortChains) -> &Vec<String>,
+                ),
+                ('i', |c: &PortChains| &c.ingress),
+                ('o', |c: &PortChains| &c.egress),
+            ] {
+                if !unchanged(pick) {
+                    declare(&mut text, &chain(kind, &a.port.id), pick(chains));
+                }
             }
-            declare(&mut text, &chain('s', &a.port.id), &chains.spoof);
-            declare(&mut text, &chain('i', &a.port.id), &chains.ingress);
-            declare(&mut text, &chain('o', &a.port.id), &chains.egress);
         }
-        // The dispatch after the chains it jumps to, before the chains it no longer does go.
-        if dispatch_changed {
-            declare(&mut text, DISPATCH, &dispatch);
-            declare(&mut text, PORTS, &sg);
+        // The dispatch after the chains it jumps to, before the chains it no longer does go:
+        // whole on a full apply, else only the lines that changed (a port joining a host of
+        // a thousand would otherwise rewrite four thousand lines). Order among the ports'
+        // lines does not matter; the ports chain's final ACCEPT stays last.
+        match old.filter(|_| !full) {
+            None => {
+                declare(&mut text, DISPATCH, &dispatch);
+                declare(&mut text, PORTS, &sg);
+            }
+            Some((old_dispatch, old_sg, _)) => {
+                for (name, before, after, add) in [
+                    (DISPATCH, old_dispatch, &dispatch, "-A"),
+                    (PORTS, old_sg, &sg, "-I"),
+                ] {
+                    let at = if add == "-I" { " 1" } else { "" };
+                    let (was, now): (HashSet<&String>, HashSet<&String>) =
+                        (before.iter().collect(), after.iter().collect());
+                    for line in before.iter().filter(|l| !now.contains(l)) {
+                        text.push_str(&format!("-D {name} {line}\n"));
+                    }
+                    for line in after.iter().filter(|l| !was.contains(l)) {
+                        text.push_str(&format!("{add} {name}{at} {line}\n"));
+                    }
+                }
+            }
         }
         // Chains of ports no longer filtered here (on a full apply: any of ours left over).
         let mut gone: BTreeSet<String> = self
@@ -454,24 +484,43 @@ impl Firewall {
         }
     }
 
-    /// Deletes the conntrack entries of the port's addresses in its bridge's zone.
-    async fn forget_connections(&self, port: &FirewallPort) {
-        let Some(zone) = self.zones.get(&port.bridge) else {
-            return;
-        };
-        let zone = zone.to_string();
-        for address in &port.addresses {
-            let family = if address.is_ipv4() { "ipv4" } else { "ipv6" };
-            let address = address.to_string();
-            for side in ["-s", "-d"] {
-                // Exit status 1 only says there was nothing to delete.
-                let _ = Command::new("conntrack")
-                    .args(["-D", "-f", family, "-w", &zone, side, &address])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .await;
+    /// Deletes the conntrack entries of the ports' addresses in their bridges' zones: each
+    /// zone is listed once, and only addresses that have entries are deleted, in one
+    /// `conntrack` run (a delete costs a table walk; one per address of a group took seconds).
+    async fn forget_connections(&self, ports: &[FirewallPort]) {
+        let mut by_zone: BTreeMap<u16, Vec<&IpAddr>> = BTreeMap::new();
+        for port in ports {
+            if let Some(zone) = self.zones.get(&port.bridge) {
+                by_zone.entry(*zone).or_default().extend(&port.addresses);
             }
+        }
+        let mut batch = String::new();
+        for (zone, addresses) in by_zone {
+            let zone = zone.to_string();
+            let Ok(listed) = run("conntrack", &["-L", "-w", &zone], None).await else {
+                continue;
+            };
+            let present: BTreeSet<&str> = listed
+                .split_whitespace()
+                .filter_map(|w| w.strip_prefix("src=").or_else(|| w.strip_prefix("dst=")))
+                .collect();
+            for address in addresses {
+                let text = address.to_string();
+                if !present.contains(text.as_str()) {
+                    continue;
+                }
+                let family = if address.is_ipv4() { "ipv4" } else { "ipv6" };
+                for side in ["-s", "-d"] {
+                    batch.push_str(&format!("-D -f {family} -w {zone} {side} {text}\n"));
+                }
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        // An entry that went meanwhile is no error worth more than a line.
+        if let Err(e) = run("conntrack", &["-R", "/dev/stdin"], Some(&batch)).await {
+            tracing::debug!("forgetting connections: {e:#}");
         }
     }
 }
@@ -541,6 +590,25 @@ fn run_blocking(tool: &str, args: &[&str], input: Option<&str>) -> Result<String
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Whether a port's rules lost a line (in either family): gone, unfiltered, or narrower.
+fn lost_rules(old: &Applied, new: Option<&Applied>) -> bool {
+    let Some(new) = new else {
+        return true;
+    };
+    old.chains.iter().any(|(family, chains)| {
+        let Some(now) = new.chains.get(family) else {
+            return true;
+        };
+        [
+            (&chains.ingress, &now.ingress),
+            (&chains.egress, &now.egress),
+            (&chains.spoof, &now.spoof),
+        ]
+        .iter()
+        .any(|(before, after)| before.iter().any(|line| !after.contains(line)))
+    })
 }
 
 /// A chain declaration (which flushes it in a `--noflush` restore) and its rules.
