@@ -9,7 +9,27 @@ use neutrino_store::{self as store, networks as repo, networks::Network, network
 
 /// VXLAN adds 50 bytes of headers (outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14).
 const VXLAN_OVERHEAD: i64 = 50;
-const MIN_MTU: i64 = 68;
+/// The least MTU of an IP version's links (RFC 791, RFC 8200).
+const IPV4_MIN_MTU: i64 = 68;
+const IPV6_MIN_MTU: i64 = 1280;
+
+/// A network's MTU may be anything not negative and not above its segment's; what it must
+/// reach is the concern of its subnets, as in Neutron: an IPv4 subnet needs 68, an IPv6 one
+/// 1280. Refused where the subnet is created, or where the MTU of a network with subnets is
+/// lowered.
+pub fn check_mtu_fits(mtu: i64, ip_version: u8) -> CoreResult<()> {
+    let least = if ip_version == 6 {
+        IPV6_MIN_MTU
+    } else {
+        IPV4_MIN_MTU
+    };
+    if mtu < least {
+        return Err(NeutronError::invalid_input(format!(
+            "IPv{ip_version} subnets need a network MTU of at least {least}; the network's is {mtu}"
+        )));
+    }
+    Ok(())
+}
 
 pub fn not_found(id: &str) -> NeutronError {
     NeutronError::not_found(
@@ -27,6 +47,8 @@ pub async fn create_one(
     tx: &mut store::Tx<'_>,
 ) -> CoreResult<Network> {
     let id = store::new_id();
+    let single = one_segment(b)?;
+    let b = single.as_ref().unwrap_or(b);
     let (network_type, physical_network, segmentation_id) = segment(state, b, tx, &id).await?;
     let max_mtu = state.config.global_physnet_mtu
         - if network_type == "vxlan" {
@@ -36,9 +58,9 @@ pub async fn create_one(
         };
     let mtu = match body::integer(b, "mtu")? {
         None => max_mtu,
-        Some(m) if m < MIN_MTU => {
-            return Err(NeutronError::invalid_input(format!(
-                "MTU {m} is below the minimum of {MIN_MTU}"
+        Some(m) if m < 0 => {
+            return Err(NeutronError::bad_request(format!(
+                "Invalid input for mtu. Reason: '{m}' should be non-negative."
             )));
         }
         Some(m) if m > max_mtu => {
@@ -87,6 +109,58 @@ pub async fn create_one(
     };
     repo::insert(tx, &n).await?;
     Ok(n)
+}
+
+/// A body whose `segments` (the multi-provider extension, as Terraform's provider sends it)
+/// names one segment, as the same body with that segment's provider attributes; None when it
+/// has no `segments` (or an empty list). As Neutron's type drivers do, a zero or empty value
+/// counts as not given (`"provider:segmentation_id": 0` for VXLAN: one is allocated). A
+/// network of several segments is refused: one segment per network is what is served.
+fn one_segment(b: &Map<String, Value>) -> CoreResult<Option<Map<String, Value>>> {
+    const PROVIDER: [&str; 3] = [
+        "provider:network_type",
+        "provider:physical_network",
+        "provider:segmentation_id",
+    ];
+    let segments = match b.get("segments") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(s)) if s.is_empty() => return Ok(None),
+        Some(Value::Array(s)) => s,
+        Some(other) => {
+            return Err(NeutronError::bad_request(format!(
+                "Invalid input for segments. Reason: '{other}' is not a list."
+            )));
+        }
+    };
+    if PROVIDER
+        .iter()
+        .any(|k| b.get(*k).is_some_and(|v| !v.is_null()))
+    {
+        return Err(NeutronError::new(
+            Status::BAD_REQUEST,
+            "SegmentsSetInConjunctionWithProviders",
+            "Segments and provider values cannot both be set.",
+        ));
+    }
+    let [Value::Object(segment)] = segments.as_slice() else {
+        return Err(NeutronError::invalid_input(
+            "networks of several segments are not supported; give one segment",
+        ));
+    };
+    if let Some(k) = segment.keys().find(|k| !PROVIDER.contains(&k.as_str())) {
+        return Err(NeutronError::invalid_input(format!(
+            "Unrecognized attribute(s) '{k}'"
+        )));
+    }
+    let mut single = b.clone();
+    single.remove("segments");
+    for (k, v) in segment {
+        let unset = v.is_null() || v == &Value::from(0) || v.as_str() == Some("");
+        if !unset {
+            single.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(Some(single))
 }
 
 /// Validates the provider attributes and claims the segment, or a tenant VXLAN segment.
@@ -275,10 +349,18 @@ pub async fn update(
             } else {
                 0
             };
-        if !(MIN_MTU..=max).contains(&mtu) {
-            return Err(NeutronError::invalid_input(format!(
-                "MTU {mtu} is outside {MIN_MTU}-{max}"
+        if mtu < 0 {
+            return Err(NeutronError::bad_request(format!(
+                "Invalid input for mtu. Reason: '{mtu}' should be non-negative."
             )));
+        }
+        if mtu > max {
+            return Err(NeutronError::invalid_input(format!(
+                "Requested MTU is too big, maximum is {max}"
+            )));
+        }
+        for s in store::subnets::on_network(&mut *tx, id).await? {
+            check_mtu_fits(mtu, s.ip_version as u8)?;
         }
         n.mtu = mtu;
     }

@@ -119,6 +119,7 @@ pub async fn create_one(
     if !ctx.owns(&network.project_id) {
         return Err(NeutronError::forbidden("create_subnet"));
     }
+    networks::check_mtu_fits(network.mtu, version)?;
     let gateway = match b.get("gateway_ip") {
         None => ipam::default_gateway(&net),
         Some(Value::Null) => None,

@@ -615,3 +615,107 @@ async fn tenant_ids_from_free_ranges_sqlite() {
 async fn tenant_ids_from_free_ranges_postgres() {
     tenant_ids_from_free_ranges(neutrino_tests::api::Db::Postgres).await
 }
+
+// Issue 14: a network may have a small MTU until it gets a subnet of an IP version that needs
+// more (IPv4 68, IPv6 1280); the subnet create (or the MTU update) is what is refused.
+on_both_databases!(mtu_is_checked_against_subnets, |api: TestApi| async move {
+    let small = create(&api, json!({"name": "small", "mtu": 60})).await;
+    assert_eq!(small["mtu"], 60);
+    let id = small["id"].as_str().unwrap();
+    let subnet = |version: u8, cidr: &str| json!({"subnet": {"network_id": id, "ip_version": version, "cidr": cidr}});
+    let r = api
+        .call(
+            Method::POST,
+            "/v2.0/subnets",
+            Some(subnet(4, "10.60.0.0/24")),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error_type()),
+        (StatusCode::BAD_REQUEST, "InvalidInput"),
+        "{}",
+        r.body
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": {"mtu": -1}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    // Raised to 1280: IPv4 and IPv6 subnets fit; lowering it below either is refused.
+    let path = format!("/v2.0/networks/{id}");
+    let r = api
+        .call(Method::PUT, &path, Some(json!({"network": {"mtu": 1280}})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    for (version, cidr) in [(4, "10.60.0.0/24"), (6, "fd60::/64")] {
+        let r = api
+            .call(Method::POST, "/v2.0/subnets", Some(subnet(version, cidr)))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    for mtu in [1279, 67] {
+        let r = api
+            .call(Method::PUT, &path, Some(json!({"network": {"mtu": mtu}})))
+            .await;
+        assert_eq!(
+            (r.status, r.error_type()),
+            (StatusCode::BAD_REQUEST, "InvalidInput"),
+            "{mtu}: {}",
+            r.body
+        );
+    }
+});
+
+// Issue 14: the multi-provider `segments` attribute as Terraform's provider sends it (zero
+// values meaning "not given"); one segment is served, several are refused, and `segments`
+// beside provider attributes is Neutron's SegmentsSetInConjunctionWithProviders.
+on_both_databases!(networks_take_one_segment, |api: TestApi| async move {
+    let n = create(
+        &api,
+        json!({"name": "tf", "segments": [{"provider:network_type": "vxlan",
+            "provider:physical_network": "", "provider:segmentation_id": 0}]}),
+    )
+    .await;
+    assert_eq!(n["provider:network_type"], "vxlan");
+    assert!(n["provider:segmentation_id"].as_i64().unwrap() > 0, "{n}");
+    let n = create(
+        &api,
+        json!({"segments": [{"provider:network_type": "vxlan",
+            "provider:segmentation_id": 4242}]}),
+    )
+    .await;
+    assert_eq!(n["provider:segmentation_id"], 4242);
+    for (body, kind) in [
+        (
+            json!({"segments": [{"provider:network_type": "vxlan"}],
+                "provider:network_type": "vxlan"}),
+            "SegmentsSetInConjunctionWithProviders",
+        ),
+        (
+            json!({"segments": [{"provider:network_type": "vxlan"},
+                {"provider:network_type": "vxlan"}]}),
+            "InvalidInput",
+        ),
+        (
+            json!({"segments": [{"provider:network_type": "vxlan", "mtu": 1}]}),
+            "InvalidInput",
+        ),
+    ] {
+        let r = api
+            .call(
+                Method::POST,
+                "/v2.0/networks",
+                Some(json!({"network": body})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.error_type()),
+            (StatusCode::BAD_REQUEST, kind),
+            "{body}: {}",
+            r.body
+        );
+    }
+});
