@@ -300,6 +300,15 @@ pub async fn write_draft(
         0,
     )
     .await?;
+    auto_addresses(
+        state,
+        tx,
+        writes,
+        &subnets,
+        &port.clone(),
+        &mut port.fixed_ips,
+    )
+    .await?;
     if bind_after_commit {
         port_binding::defer(&mut port);
     } else {
@@ -539,6 +548,34 @@ async fn allocate(
         out.push(fixed);
     }
     Ok(out)
+}
+
+/// Neutron gives every port but a router's its EUI-64 address on each SLAAC and
+/// DHCPv6-stateless subnet of its network, whatever `fixed_ips` names (other subnets only, or
+/// nothing): those addresses follow from the MAC, and are not the caller's to leave out.
+async fn auto_addresses(
+    state: &Services,
+    tx: &mut store::Tx<'_>,
+    writes: &mut PortWrites,
+    subnets: &[Subnet],
+    port: &Port,
+    fixed: &mut Vec<FixedIp>,
+) -> CoreResult<()> {
+    if port.device_owner.starts_with("network:router") {
+        return Ok(());
+    }
+    let mac = ipam::normalize_mac(&port.mac_address)
+        .map(|m| m.1)
+        .unwrap_or_default();
+    for s in subnets.iter().filter(|s| subnets::is_eui64(s)) {
+        if fixed.iter().any(|f| f.subnet_id == s.id) {
+            continue;
+        }
+        let ip = ipam::eui64(&subnets::cidr_of(s), mac);
+        let position = fixed.len();
+        fixed.push(claim(state, tx, writes, s, ip, port, position).await?);
+    }
+    Ok(())
 }
 
 async fn take_lowest(
@@ -818,6 +855,7 @@ async fn reallocate(
         );
         all.extend(fresh.await?);
     }
+    auto_addresses(state, tx, &mut writes, &subnets, port, &mut all).await?;
     // Alone, nothing is held back but what was taken from the free ranges.
     writes.finish(tx).await?;
     Ok(all)

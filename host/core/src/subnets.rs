@@ -486,7 +486,15 @@ async fn delete_once(state: &Services, ctx: &RequestContext, id: &str) -> CoreRe
     }
     ctx.require_write("delete_subnet")?;
     ipam_store::lock_subnet(&mut tx, state.store.backend, &s.id).await?;
-    if repo::in_use(&mut tx, &s.id, AUTO_DELETE_OWNER).await? {
+    // An auto-address subnet's addresses go with it, as in Neutron (only a router's port
+    // keeps it); any other subnet in use by a port but its DHCP port stays.
+    let in_use = if is_eui64(&s) {
+        repo::used_by_routers(&mut tx, &s.id).await?
+    } else {
+        repo::in_use(&mut tx, &s.id, AUTO_DELETE_OWNER).await?
+    };
+    let holders = repo::holders(&mut tx, &s.id).await?;
+    if in_use {
         return Err(NeutronError::conflict(
             "SubnetInUse",
             format!(
@@ -495,7 +503,16 @@ async fn delete_once(state: &Services, ctx: &RequestContext, id: &str) -> CoreRe
         ));
     }
     repo::delete(&mut tx, &s.id).await?;
-    let revision = dhcp_scheduling::subnets_changed(state, &mut tx, &s.network_id).await?;
+    let mut revision = dhcp_scheduling::subnets_changed(state, &mut tx, &s.network_id).await?;
+    // Ports that lost an address there: news for their hosts, and for their groups' members.
+    for (port, network, host) in &holders {
+        let p = store::dhcp_hosting::record_port(&mut tx, network, port, &[host]).await?;
+        revision = revision.max(p);
+        if let Some(port) = store::ports::get(&mut tx, port).await? {
+            let groups = store::port_groups::groups_of(&port).into_iter().collect();
+            store::port_groups::members_changed(&mut tx, &groups).await?;
+        }
+    }
     store::commit(tx).await?;
     state.feed.committed(revision);
     dhcp_scheduling::bind_committed(state, std::slice::from_ref(&s.network_id)).await;

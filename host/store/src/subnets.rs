@@ -256,6 +256,36 @@ pub async fn in_use(
     Ok(found.is_some())
 }
 
+/// Whether a router's port holds an address on the subnet (what keeps an auto-address
+/// subnet, whose other ports' addresses follow from their MACs, from being deleted).
+pub async fn used_by_routers(
+    tx: &mut Transaction<'_, Any>,
+    subnet_id: &str,
+) -> crate::Result<bool> {
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT a.port_id FROM ip_allocations a JOIN ports p ON p.id = a.port_id \
+         WHERE a.subnet_id = $1 AND p.device_owner LIKE 'network:router%' LIMIT 1",
+    )
+    .bind(subnet_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// The ports holding an address on the subnet, with their networks and binding hosts.
+pub async fn holders(
+    tx: &mut Transaction<'_, Any>,
+    subnet_id: &str,
+) -> crate::Result<Vec<(String, String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT p.id, p.network_id, p.binding_host FROM ip_allocations a \
+         JOIN ports p ON p.id = a.port_id WHERE a.subnet_id = $1",
+    )
+    .bind(subnet_id)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
 /// Deletes a subnet, its free ranges and the addresses ports still hold on it.
 pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> crate::Result<()> {
     for statement in [

@@ -655,6 +655,78 @@ on_both_databases!(ipv6_addresses, |api: TestApi| async move {
             {"subnet_id": slaac["id"], "ip_address": "fd00:1::f816:3eff:fe00:1"},
         ])
     );
+    // Issue 14: the SLAAC address comes whatever fixed_ips names (another subnet, or
+    // nothing), as in Neutron; a router's port takes none; an update cannot drop it.
+    for (mac, fixed_ips, want) in [
+        (
+            "fa:16:3e:00:00:02",
+            json!([{"subnet_id": v4["id"]}]),
+            json!([
+                {"subnet_id": v4["id"], "ip_address": "10.0.0.3"},
+                {"subnet_id": slaac["id"], "ip_address": "fd00:1::f816:3eff:fe00:2"},
+            ]),
+        ),
+        (
+            "fa:16:3e:00:00:03",
+            json!([]),
+            json!([{"subnet_id": slaac["id"], "ip_address": "fd00:1::f816:3eff:fe00:3"}]),
+        ),
+    ] {
+        let p = port(
+            &api,
+            json!({"network_id": net, "mac_address": mac, "fixed_ips": fixed_ips}),
+        )
+        .await;
+        assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+        assert_eq!(p.body["port"]["fixed_ips"], want, "{fixed_ips}");
+    }
+    let router = port(
+        &api,
+        json!({"network_id": net, "device_owner": "network:router_interface",
+            "fixed_ips": [{"subnet_id": v4["id"]}]}),
+    )
+    .await;
+    assert_eq!(
+        router.body["port"]["fixed_ips"].as_array().unwrap().len(),
+        1
+    );
+    let id = p.body["port"]["id"].as_str().unwrap();
+    let r = api
+        .call(
+            Method::PUT,
+            &format!("/v2.0/ports/{id}"),
+            Some(json!({"port": {"fixed_ips": [{"subnet_id": v4["id"]}]}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let kept: Vec<&Value> = r.body["port"]["fixed_ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["subnet_id"] == slaac["id"])
+        .collect();
+    assert_eq!(kept.len(), 1, "{}", r.body);
+    // The SLAAC subnet can go while ports (not a router's) hold its addresses: they go too.
+    let r = api
+        .call(
+            Method::DELETE,
+            &format!("/v2.0/subnets/{}", slaac["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = api
+        .call(Method::GET, &format!("/v2.0/ports/{id}"), None)
+        .await;
+    assert!(
+        !r.body["port"]["fixed_ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["subnet_id"] == slaac["id"]),
+        "{}",
+        r.body
+    );
 });
 
 on_both_databases!(policy_and_binding, |api: TestApi| async move {
