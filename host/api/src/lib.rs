@@ -26,6 +26,7 @@ pub mod security_group_rules;
 pub mod security_groups;
 pub mod server;
 pub mod subnets;
+pub mod tags;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -264,6 +265,7 @@ pub fn router(state: AppState) -> Router {
             neutron_405(get(quotas::details)),
         )
         .merge(agents::routes())
+        .merge(tags::routes())
         .merge(compute::routes())
         .route(
             "/internal/agents/report",

@@ -23,6 +23,7 @@ pub mod retry;
 pub mod security_group_rules;
 pub mod security_groups;
 pub mod subnets;
+pub mod tags;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -203,6 +203,7 @@ pub static TABLE: Table = Table {
     visible: "s.project_id = {} OR s.network_id IN \
               (SELECT id FROM networks WHERE shared = 1 OR external = 1)",
     addresses: false,
+    tags: Some(crate::tags::Kind::Subnet),
 };
 
 static COLUMNS: [Column; 16] = [
@@ -258,6 +259,7 @@ pub async fn in_use(
 
 /// Deletes a subnet, its free ranges and the addresses ports still hold on it.
 pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> crate::Result<()> {
+    crate::tags::clear(tx, crate::tags::Kind::Subnet, id).await?;
     for statement in [
         "DELETE FROM ip_allocations WHERE subnet_id = $1",
         "DELETE FROM ip_free_ranges WHERE subnet_id = $1",

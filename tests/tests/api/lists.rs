@@ -447,7 +447,7 @@ on_both_databases!(
                 .iter()
                 .all(|p| p.get("binding:host_id").is_none())
         );
-        // Ports carry no tags: a tag filter keeps none.
+        // No port has this tag: a tag filter keeps none.
         assert!(ids(&get(&api, who, "/v2.0/ports?tags=x&limit=5").await.body).is_empty());
         // Another project sees none of them.
         let theirs = get(&api, Some(("p-b", "member")), "/v2.0/ports?limit=5")

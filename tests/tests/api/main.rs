@@ -23,3 +23,4 @@ mod security_groups;
 mod servers;
 mod shared_networks;
 mod subnets_ports;
+mod tags;
