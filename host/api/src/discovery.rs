@@ -161,6 +161,12 @@ pub const EXTENSIONS: &[(&str, &str, &str, &str)] = &[
         "2023-05-23T10:00:00-00:00",
     ),
     (
+        "dhcp_agent_scheduler",
+        "DHCP Agent Scheduler",
+        "Schedule networks among dhcp agents",
+        "2013-02-07T10:00:00-00:00",
+    ),
+    (
         "standard-attr-tag",
         "Tag support for resources with standard attribute: port, subnet, network, security_group",
         "Enables to set tag on resources with standard attribute.",

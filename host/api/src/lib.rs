@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod compute;
 pub mod connections;
+pub mod dhcp_agent_scheduler;
 pub mod discovery;
 pub mod error;
 pub mod fair_share;
@@ -266,6 +267,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(agents::routes())
         .merge(tags::routes())
+        .merge(dhcp_agent_scheduler::routes())
         .merge(compute::routes())
         .route(
             "/internal/agents/report",

@@ -238,6 +238,35 @@ fn tag_paths(paths: &mut Map<String, Value>) {
     }
 }
 
+/// The DHCP agent scheduler's sub-resources (`dhcp_agent_scheduler`), admin-only.
+fn dhcp_scheduler_paths(paths: &mut Map<String, Value>) {
+    let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}});
+    let network_id =
+        json!({"name": "network_id", "in": "path", "required": true, "schema": {"type": "string"}});
+    paths.insert("/v2.0/agents/{id}/dhcp-networks".into(), json!({
+        "get": {"summary": "The networks a DHCP agent serves (admin only)", "tags": ["agents"], "parameters": [id],
+            "responses": {"200": {"description": "{\"networks\": [...]}"}, "403": error_response("not an admin"),
+                "404": error_response("no such agent")}},
+        "post": {"summary": "Give a network to a DHCP agent (admin only)", "tags": ["agents"], "parameters": [id],
+            "requestBody": {"content": {"application/json": {"schema": {"type": "object",
+                "properties": {"network_id": {"type": "string"}}, "required": ["network_id"]}}}},
+            "responses": {"201": {"description": "null"}, "403": error_response("not an admin"),
+                "404": error_response("no such agent or network, or not an enabled DHCP agent (InvalidDHCPAgent)"),
+                "409": error_response("already hosted there (NetworkHostedByDHCPAgent)")}},
+    }));
+    paths.insert("/v2.0/agents/{id}/dhcp-networks/{network_id}".into(), json!({
+        "delete": {"summary": "Take a network from a DHCP agent (admin only)", "tags": ["agents"],
+            "parameters": [id, network_id],
+            "responses": {"204": {"description": "removed"}, "403": error_response("not an admin"),
+                "404": error_response("no such agent"), "409": error_response("not hosted there (NetworkNotHostedByDhcpAgent)")}},
+    }));
+    paths.insert("/v2.0/networks/{id}/dhcp-agents".into(), json!({
+        "get": {"summary": "The DHCP agents serving a network (admin only)", "tags": ["networks"], "parameters": [id],
+            "responses": {"200": {"description": "{\"agents\": [...]}"}, "403": error_response("not an admin"),
+                "404": error_response("no such network")}},
+    }));
+}
+
 /// The whole document.
 pub fn document() -> Value {
     let mut paths = Map::new();
@@ -251,6 +280,7 @@ pub fn document() -> Value {
         resource_paths(doc, &mut paths);
     }
     tag_paths(&mut paths);
+    dhcp_scheduler_paths(&mut paths);
     paths.insert("/v2.0/ports/{id}/binding".into(), json!({"get": {
         "summary": "Every mechanism driver's decision and reason at the port's last binding (admin only; extension neutrino-binding-decisions)",
         "tags": ["ports"], "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],

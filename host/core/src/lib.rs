@@ -9,6 +9,7 @@ pub mod body;
 pub mod bulk;
 pub mod compute;
 pub mod context;
+pub mod dhcp_agent_scheduler;
 pub mod dhcp_failover;
 pub mod dhcp_scheduling;
 pub mod error;

@@ -8,6 +8,7 @@ mod binding;
 mod binding_after_commit;
 mod bulk;
 mod bulk_slices;
+mod dhcp_agent_scheduler;
 mod disk_full;
 mod host_feed;
 mod keystone;
