@@ -359,6 +359,89 @@ mod tests {
     use super::Table;
     use neutrino_store as store;
 
+    /// Every attribute Neutron lets a list of these collections filter by (`is_filter` in
+    /// neutron-lib's and neutron's attribute maps, for the attributes and extensions served
+    /// here) is accepted as a filter: none answers "invalid attribute for filtering".
+    #[test]
+    fn every_neutron_filter_is_accepted() {
+        use super::super::query::ListQuery;
+        const TAGS: [&str; 4] = ["tags", "tags-any", "not-tags", "not-tags-any"];
+        const STANDARD: [&str; 4] = ["id", "tenant_id", "project_id", "description"];
+        let neutron: [(&CollectionSpec, &[&str]); 4] = [
+            (
+                &networks::SPEC,
+                &[
+                    "name",
+                    "admin_state_up",
+                    "status",
+                    "shared",
+                    "router:external",
+                    "mtu",
+                    "port_security_enabled",
+                    "provider:network_type",
+                    "provider:physical_network",
+                    "provider:segmentation_id",
+                    "is_default",
+                    "revision_number",
+                ],
+            ),
+            (
+                &subnets::SPEC,
+                &[
+                    "name",
+                    "ip_version",
+                    "network_id",
+                    "subnetpool_id",
+                    "cidr",
+                    "gateway_ip",
+                    "enable_dhcp",
+                    "ipv6_ra_mode",
+                    "ipv6_address_mode",
+                    "shared",
+                    "router:external",
+                    "revision_number",
+                ],
+            ),
+            (
+                &ports::SPEC,
+                &[
+                    "name",
+                    "network_id",
+                    "admin_state_up",
+                    "mac_address",
+                    "fixed_ips",
+                    "device_id",
+                    "device_owner",
+                    "status",
+                    "binding:host_id",
+                    "security_groups",
+                    "port_security_enabled",
+                    "dns_name",
+                    "revision_number",
+                ],
+            ),
+            (
+                &security_groups::SPEC,
+                &["name", "stateful", "shared", "revision_number"],
+            ),
+        ];
+        for (spec, attributes) in neutron {
+            for attr in attributes.iter().chain(&STANDARD).chain(&TAGS) {
+                let value = if *attr == "fixed_ips" {
+                    "ip_address=10.0.0.1"
+                } else {
+                    "1"
+                };
+                let raw = format!("{attr}={value}");
+                assert!(
+                    ListQuery::parse(Some(&raw), spec).is_ok(),
+                    "{}: {attr}",
+                    spec.collection
+                );
+            }
+        }
+    }
+
     /// A sort key without a column would be dropped from the order: every sortable attribute
     /// of a collection answered by the database has one.
     #[test]

@@ -39,6 +39,7 @@ pub const SPEC: CollectionSpec = CollectionSpec {
         "description",
         "revision_number",
         "router:external",
+        "shared",
         "tags",
     ],
     sortable: &[

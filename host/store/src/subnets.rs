@@ -195,6 +195,10 @@ pub async fn ids_on_networks(
 /// Whether the subnet's network is external (`router:external` of a subnet).
 const EXTERNAL: &str = "(SELECT x.external FROM networks x WHERE x.id = s.network_id)";
 
+/// Whether the subnet's network is shared: a subnet's `shared`, which Neutron filters on
+/// (neutron-lib's subnet attribute, `is_filter`) but does not show.
+const SHARED: &str = "(SELECT x.shared FROM networks x WHERE x.id = s.network_id)";
+
 /// The subnets table as lists see it, by API attribute.
 pub static TABLE: Table = Table {
     from: "subnets s",
@@ -206,7 +210,7 @@ pub static TABLE: Table = Table {
     tags: Some(crate::tags::Kind::Subnet),
 };
 
-static COLUMNS: [Column; 16] = [
+static COLUMNS: [Column; 17] = [
     Column::text("id", "s.id"),
     Column::text("name", "s.name"),
     Column::text("network_id", "s.network_id"),
@@ -223,6 +227,7 @@ static COLUMNS: [Column; 16] = [
     Column::text("created_at", "s.created_at"),
     Column::text("updated_at", "s.updated_at"),
     Column::flag("router:external", EXTERNAL),
+    Column::flag("shared", SHARED),
 ];
 
 /// One page of subnets as `req` describes it, each with whether its network is external and
