@@ -42,11 +42,7 @@ pub async fn subnets_changed(
     let Some(network) = store::networks::get(&mut **tx, network_id).await? else {
         return Ok(None);
     };
-    let dhcp_subnets: Vec<Subnet> = store::subnets::on_network(&mut **tx, network_id)
-        .await?
-        .into_iter()
-        .filter(|s| s.enable_dhcp)
-        .collect();
+    let dhcp_subnets = dhcp_subnets(tx, network_id).await?;
     let hostings = dhcp_hosting::of_network(&mut **tx, network_id).await?;
     let mut newest = None;
     let mut serving = Vec::with_capacity(hostings.len());
@@ -175,11 +171,7 @@ pub async fn reschedule(state: &Services, tx: &mut Tx<'_>, h: &Hosting) -> CoreR
     let Some(network) = store::networks::get(&mut **tx, &h.network_id).await? else {
         return Ok(None);
     };
-    let dhcp_subnets: Vec<Subnet> = store::subnets::on_network(&mut **tx, &h.network_id)
-        .await?
-        .into_iter()
-        .filter(|s| s.enable_dhcp)
-        .collect();
+    let dhcp_subnets = dhcp_subnets(tx, &h.network_id).await?;
     if dhcp_subnets.is_empty() {
         return Ok(None);
     }
