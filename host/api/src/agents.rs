@@ -129,7 +129,7 @@ pub fn to_json(a: &Agent, alive: bool) -> Map<String, Value> {
 }
 
 /// The agent with this server's buffered heartbeats applied, as the API shows it.
-fn shown(state: &AppState, mut a: Agent) -> Map<String, Value> {
+pub fn shown(state: &AppState, mut a: Agent) -> Map<String, Value> {
     state.heartbeats.overlay(std::slice::from_mut(&mut a));
     let alive = a.alive(SystemTime::now(), state.heartbeats.down_time());
     to_json(&a, alive)

@@ -13,7 +13,7 @@ pub enum CreateBody {
     Bulk(Vec<Map<String, Value>>),
 }
 
-fn parse(bytes: &[u8]) -> ApiResult<Value> {
+pub fn parse(bytes: &[u8]) -> ApiResult<Value> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|_| NeutronError::bad_request("Body contains invalid data"))?;
     refuse_nul(&value, &[])?;

@@ -161,6 +161,30 @@ pub const EXTENSIONS: &[(&str, &str, &str, &str)] = &[
         "2023-05-23T10:00:00-00:00",
     ),
     (
+        "dhcp_agent_scheduler",
+        "DHCP Agent Scheduler",
+        "Schedule networks among dhcp agents",
+        "2013-02-07T10:00:00-00:00",
+    ),
+    (
+        "standard-attr-tag",
+        "Tag support for resources with standard attribute: port, subnet, network, security_group",
+        "Enables to set tag on resources with standard attribute.",
+        "2017-01-01T00:00:00-00:00",
+    ),
+    (
+        "tag-creation",
+        "Tag creation extension",
+        "Allow to create multiple tags for a resource",
+        "2024-23-07T10:00:00-00:00",
+    ),
+    (
+        "ip-substring-filtering",
+        "IP address substring filtering",
+        "Provides IP address substring filtering when listing ports",
+        "2017-11-28T09:00:00-00:00",
+    ),
+    (
         "standard-attr-revisions",
         "Resource revision numbers",
         "This extension will display the revision number of neutron resources.",

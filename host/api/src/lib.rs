@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod compute;
 pub mod connections;
+pub mod dhcp_agent_scheduler;
 pub mod discovery;
 pub mod error;
 pub mod fair_share;
@@ -26,6 +27,7 @@ pub mod security_group_rules;
 pub mod security_groups;
 pub mod server;
 pub mod subnets;
+pub mod tags;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -264,6 +266,8 @@ pub fn router(state: AppState) -> Router {
             neutron_405(get(quotas::details)),
         )
         .merge(agents::routes())
+        .merge(tags::routes())
+        .merge(dhcp_agent_scheduler::routes())
         .merge(compute::routes())
         .route(
             "/internal/agents/report",

@@ -19,12 +19,13 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use futures_util::{StreamExt as _, stream};
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use super::error::{ApiResult, NeutronError};
 use super::query::{ListQuery, Plan};
 use neutrino_store::Store;
 use neutrino_store::listing::{self, Key, Request, Start, Table};
+use serde_json::Value;
 
 /// An API dict.
 pub type Item = Map<String, Value>;
@@ -56,6 +57,65 @@ pub trait Source: Send + Sync + 'static {
             item.retain(|k, _| fields.iter().any(|f| f == k));
         }
         write_json(out, &item);
+    }
+
+    /// [`Source::write`] with the row's `tags` (read beside the rows, see [`Tagged`]).
+    fn write_tagged(&self, row: &Self::Row, tags: &[String], fields: &[String], out: &mut Vec<u8>) {
+        let mut item = self.item(row);
+        item.insert("tags".into(), Value::from(tags.to_vec()));
+        if !fields.is_empty() {
+            item.retain(|k, _| fields.iter().any(|f| f == k));
+        }
+        write_json(out, &item);
+    }
+}
+
+/// A source whose rows carry tags: each page's tags are read in one query beside its rows
+/// (when the answer shows them) and shown on each row.
+struct Tagged<S: Source> {
+    inner: S,
+    store: Store,
+    kind: store::tags::Kind,
+    /// Whether the answer shows tags (else they are not read).
+    wanted: bool,
+}
+
+impl<S: Source> Source for Tagged<S> {
+    type Row = (S::Row, Vec<String>);
+
+    fn table(&self) -> &'static Table {
+        self.inner.table()
+    }
+
+    async fn fetch(&self, req: &Request) -> store::Result<Vec<(Self::Row, Key)>> {
+        let rows = self.inner.fetch(req).await?;
+        let mut tags = if self.wanted && !rows.is_empty() {
+            let ids: Vec<String> = rows.iter().map(|(r, _)| S::id(r).to_string()).collect();
+            store::tags::of_many(&self.store, self.kind, &ids).await?
+        } else {
+            Default::default()
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(row, key)| {
+                let row_tags = tags.remove(S::id(&row)).unwrap_or_default();
+                ((row, row_tags), key)
+            })
+            .collect())
+    }
+
+    fn id((row, _): &Self::Row) -> &str {
+        S::id(row)
+    }
+
+    fn item(&self, (row, tags): &Self::Row) -> Item {
+        let mut item = self.inner.item(row);
+        item.insert("tags".into(), Value::from(tags.clone()));
+        item
+    }
+
+    fn write(&self, (row, tags): &Self::Row, fields: &[String], out: &mut Vec<u8>) {
+        self.inner.write_tagged(row, tags, fields, out)
     }
 }
 
@@ -164,8 +224,32 @@ impl<S: Source> Writer<S> {
 }
 
 /// Answers a list request from the database. `visible_to`: the caller's project when it may
-/// not see every row; `not_found`: the resource's 404 for an unknown marker.
+/// not see every row; `not_found`: the resource's 404 for an unknown marker. Rows of a table
+/// with tags are shown with them.
 pub async fn respond<S: Source>(
+    store: &Store,
+    source: S,
+    query: &ListQuery,
+    plan: Plan,
+    visible_to: Option<String>,
+    base_url: String,
+    not_found: fn(&str) -> NeutronError,
+) -> ApiResult<Response> {
+    match source.table().tags {
+        Some(kind) => {
+            let tagged = Tagged {
+                inner: source,
+                store: store.clone(),
+                kind,
+                wanted: query.wants("tags") || plan.checks_rows(),
+            };
+            respond_rows(store, tagged, query, plan, visible_to, base_url, not_found).await
+        }
+        None => respond_rows(store, source, query, plan, visible_to, base_url, not_found).await,
+    }
+}
+
+async fn respond_rows<S: Source>(
     store: &Store,
     source: S,
     query: &ListQuery,
@@ -274,6 +358,89 @@ mod tests {
     use super::super::{networks, ports, security_group_rules, security_groups, subnets};
     use super::Table;
     use neutrino_store as store;
+
+    /// Every attribute Neutron lets a list of these collections filter by (`is_filter` in
+    /// neutron-lib's and neutron's attribute maps, for the attributes and extensions served
+    /// here) is accepted as a filter: none answers "invalid attribute for filtering".
+    #[test]
+    fn every_neutron_filter_is_accepted() {
+        use super::super::query::ListQuery;
+        const TAGS: [&str; 4] = ["tags", "tags-any", "not-tags", "not-tags-any"];
+        const STANDARD: [&str; 4] = ["id", "tenant_id", "project_id", "description"];
+        let neutron: [(&CollectionSpec, &[&str]); 4] = [
+            (
+                &networks::SPEC,
+                &[
+                    "name",
+                    "admin_state_up",
+                    "status",
+                    "shared",
+                    "router:external",
+                    "mtu",
+                    "port_security_enabled",
+                    "provider:network_type",
+                    "provider:physical_network",
+                    "provider:segmentation_id",
+                    "is_default",
+                    "revision_number",
+                ],
+            ),
+            (
+                &subnets::SPEC,
+                &[
+                    "name",
+                    "ip_version",
+                    "network_id",
+                    "subnetpool_id",
+                    "cidr",
+                    "gateway_ip",
+                    "enable_dhcp",
+                    "ipv6_ra_mode",
+                    "ipv6_address_mode",
+                    "shared",
+                    "router:external",
+                    "revision_number",
+                ],
+            ),
+            (
+                &ports::SPEC,
+                &[
+                    "name",
+                    "network_id",
+                    "admin_state_up",
+                    "mac_address",
+                    "fixed_ips",
+                    "device_id",
+                    "device_owner",
+                    "status",
+                    "binding:host_id",
+                    "security_groups",
+                    "port_security_enabled",
+                    "dns_name",
+                    "revision_number",
+                ],
+            ),
+            (
+                &security_groups::SPEC,
+                &["name", "stateful", "shared", "revision_number"],
+            ),
+        ];
+        for (spec, attributes) in neutron {
+            for attr in attributes.iter().chain(&STANDARD).chain(&TAGS) {
+                let value = if *attr == "fixed_ips" {
+                    "ip_address=10.0.0.1"
+                } else {
+                    "1"
+                };
+                let raw = format!("{attr}={value}");
+                assert!(
+                    ListQuery::parse(Some(&raw), spec).is_ok(),
+                    "{}: {attr}",
+                    spec.collection
+                );
+            }
+        }
+    }
 
     /// A sort key without a column would be dropped from the order: every sortable attribute
     /// of a collection answered by the database has one.

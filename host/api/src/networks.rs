@@ -14,8 +14,9 @@ use super::body;
 use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
-use super::{AppState, base_url, listing, path_id};
+use super::{AppState, base_url, listing, path_id, tags};
 use neutrino_core::networks::{self, subnet_ids, visible_in};
+use neutrino_core::tags::Kind;
 use neutrino_store::{self as store, networks as repo, networks::Network};
 
 pub const SPEC: CollectionSpec = CollectionSpec {
@@ -271,9 +272,14 @@ pub async fn show(
     let mut conn = state.store.read_conn().await?;
     let n = visible_in(&mut conn, &ctx, id).await?;
     let subnets = subnet_ids(&mut conn, id).await?;
-    Ok(Json(
-        json!({"network": query.project(to_json(&n, subnets, ctx.is_admin()))}),
-    ))
+    let item = tags::with_tags(
+        &mut conn,
+        Kind::Network,
+        id,
+        to_json(&n, subnets, ctx.is_admin()),
+    )
+    .await?;
+    Ok(Json(json!({"network": query.project(item)})))
 }
 
 pub async fn update(
@@ -291,9 +297,14 @@ pub async fn update(
     }
     body::check_attributes(&b, UPDATE_ATTRS, READ_ONLY)?;
     let (n, subnets) = networks::update(&state, &ctx, id, &b).await?;
-    Ok(Json(
-        json!({"network": to_json(&n, subnets, ctx.is_admin())}),
-    ))
+    let item = tags::read_with_tags(
+        &state,
+        Kind::Network,
+        id,
+        to_json(&n, subnets, ctx.is_admin()),
+    )
+    .await?;
+    Ok(Json(json!({"network": item})))
 }
 
 pub async fn delete(

@@ -6,7 +6,7 @@ use axum::Json;
 use serde_json::{Map, Value, json};
 
 use super::query::CollectionSpec;
-use super::{agents, networks, ports, security_group_rules, security_groups, subnets};
+use super::{agents, networks, ports, security_group_rules, security_groups, subnets, tags};
 
 /// What the document says about one resource; each resource module exports one.
 pub struct ResourceDoc {
@@ -206,6 +206,67 @@ fn resource_paths(doc: &ResourceDoc, paths: &mut Map<String, Value>) {
     paths.insert(format!("/v2.0/{url}/{{id}}"), Value::Object(single));
 }
 
+/// The tag sub-resources of every tagged collection (`standard-attr-tag`, `tag-creation`).
+fn tag_paths(paths: &mut Map<String, Value>) {
+    for (collection, _) in tags::TAGGED {
+        let id =
+            json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+        let id_tag = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+            {"name": "tag", "in": "path", "required": true, "schema": {"type": "string", "maxLength": 255}}]);
+        let tags_body = body(
+            "tags",
+            json!({"type": "array", "items": {"type": "string", "maxLength": 255}, "maxItems": 50}),
+        );
+        paths.insert(format!("/v2.0/{collection}/{{id}}/tags"), json!({
+            "get": {"summary": "The item's tags", "tags": [collection], "parameters": id,
+                "responses": {"200": {"description": "{\"tags\": [...]}"}, "404": error_response("no such item")}},
+            "put": {"summary": "Replace the item's tags", "tags": [collection], "parameters": id, "requestBody": tags_body,
+                "responses": {"200": {"description": "the body"}, "400": error_response("bad tags"), "404": error_response("no such item")}},
+            "post": {"summary": "Add tags to the item", "tags": [collection], "parameters": id, "requestBody": tags_body,
+                "responses": {"200": {"description": "the body"}, "400": error_response("bad tags"), "404": error_response("no such item")}},
+            "delete": {"summary": "Remove every tag of the item", "tags": [collection], "parameters": id,
+                "responses": {"204": {"description": "removed"}, "404": error_response("no such item")}},
+        }));
+        paths.insert(format!("/v2.0/{collection}/{{id}}/tags/{{tag}}"), json!({
+            "get": {"summary": "Whether the item has the tag", "tags": [collection], "parameters": id_tag,
+                "responses": {"204": {"description": "it has"}, "404": error_response("no such item or tag (TagNotFound)")}},
+            "put": {"summary": "Add the tag", "tags": [collection], "parameters": id_tag,
+                "responses": {"201": {"description": "added (or already there)"}, "400": error_response("bad tag"), "404": error_response("no such item")}},
+            "delete": {"summary": "Remove the tag", "tags": [collection], "parameters": id_tag,
+                "responses": {"204": {"description": "removed"}, "404": error_response("no such item or tag (TagNotFound)")}},
+        }));
+    }
+}
+
+/// The DHCP agent scheduler's sub-resources (`dhcp_agent_scheduler`), admin-only.
+fn dhcp_scheduler_paths(paths: &mut Map<String, Value>) {
+    let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}});
+    let network_id =
+        json!({"name": "network_id", "in": "path", "required": true, "schema": {"type": "string"}});
+    paths.insert("/v2.0/agents/{id}/dhcp-networks".into(), json!({
+        "get": {"summary": "The networks a DHCP agent serves (admin only)", "tags": ["agents"], "parameters": [id],
+            "responses": {"200": {"description": "{\"networks\": [...]}"}, "403": error_response("not an admin"),
+                "404": error_response("no such agent")}},
+        "post": {"summary": "Give a network to a DHCP agent (admin only)", "tags": ["agents"], "parameters": [id],
+            "requestBody": {"content": {"application/json": {"schema": {"type": "object",
+                "properties": {"network_id": {"type": "string"}}, "required": ["network_id"]}}}},
+            "responses": {"201": {"description": "null"}, "403": error_response("not an admin"),
+                "404": error_response("no such agent or network, or not an enabled DHCP agent (InvalidDHCPAgent)"),
+                "409": error_response("already hosted there (NetworkHostedByDHCPAgent)")}},
+    }));
+    paths.insert("/v2.0/agents/{id}/dhcp-networks/{network_id}".into(), json!({
+        "delete": {"summary": "Take a network from a DHCP agent (admin only)", "tags": ["agents"],
+            "parameters": [id, network_id],
+            "responses": {"204": {"description": "removed"}, "403": error_response("not an admin"),
+                "404": error_response("no such agent"), "409": error_response("not hosted there (NetworkNotHostedByDhcpAgent)")}},
+    }));
+    paths.insert("/v2.0/networks/{id}/dhcp-agents".into(), json!({
+        "get": {"summary": "The DHCP agents serving a network (admin only)", "tags": ["networks"], "parameters": [id],
+            "responses": {"200": {"description": "{\"agents\": [...]}"}, "403": error_response("not an admin"),
+                "404": error_response("no such network")}},
+    }));
+}
+
 /// The whole document.
 pub fn document() -> Value {
     let mut paths = Map::new();
@@ -218,6 +279,8 @@ pub fn document() -> Value {
     for doc in resources() {
         resource_paths(doc, &mut paths);
     }
+    tag_paths(&mut paths);
+    dhcp_scheduler_paths(&mut paths);
     paths.insert("/v2.0/ports/{id}/binding".into(), json!({"get": {
         "summary": "Every mechanism driver's decision and reason at the port's last binding (admin only; extension neutrino-binding-decisions)",
         "tags": ["ports"], "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],

@@ -16,9 +16,10 @@ use super::body;
 use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
-use super::{AppState, base_url, listing, path_id};
+use super::{AppState, base_url, listing, path_id, tags};
 use neutrino_core::port_attributes as attrs;
 use neutrino_core::ports::{ADMIN_ONLY, visible};
+use neutrino_core::tags::Kind;
 use neutrino_store::ports::Port;
 use neutrino_store::{self as store, ports as repo};
 
@@ -167,7 +168,7 @@ struct PortDict<'a> {
     revision_number: i64,
     security_groups: Value,
     status: &'a str,
-    tags: [&'a str; 0],
+    tags: &'a [String],
     tenant_id: &'a str,
     updated_at: &'a str,
 }
@@ -214,7 +215,7 @@ impl<'a> PortDict<'a> {
             revision_number: p.revision_number,
             security_groups: parse(&p.security_groups),
             status: &p.status,
-            tags: [],
+            tags: &[],
             tenant_id: &p.project_id,
             updated_at: &p.updated_at,
         }
@@ -315,19 +316,32 @@ impl listing::Source for PortRows {
     }
 
     fn write(&self, p: &Port, fields: &[String], out: &mut Vec<u8>) {
-        write_port(p, self.admin, fields, out)
+        write_port(p, self.admin, &[], fields, out)
+    }
+
+    fn write_tagged(&self, p: &Port, tags: &[String], fields: &[String], out: &mut Vec<u8>) {
+        write_port(p, self.admin, tags, fields, out)
     }
 }
 
 /// A port's API dict straight from the port, without a `Map` (or with `fields`, a `Map` of only
 /// those).
-fn write_port(p: &Port, admin: bool, fields: &[String], out: &mut Vec<u8>) {
+fn write_port(p: &Port, admin: bool, tags: &[String], fields: &[String], out: &mut Vec<u8>) {
     if fields.is_empty() {
-        listing::write_json(out, &PortDict::of(p, admin));
+        listing::write_json(
+            out,
+            &PortDict {
+                tags,
+                ..PortDict::of(p, admin)
+            },
+        );
     } else {
         let item: Map<String, Value> = fields
             .iter()
-            .filter_map(|f| Some((f.clone(), field(p, admin, f)?)))
+            .filter_map(|f| match f.as_str() {
+                "tags" => Some((f.clone(), json!(tags))),
+                _ => Some((f.clone(), field(p, admin, f)?)),
+            })
             .collect();
         listing::write_json(out, &item);
     }
@@ -410,9 +424,8 @@ pub async fn show(
     let query = ListQuery::parse_fields(q.as_deref(), &SPEC);
     let mut conn = state.store.read_conn().await?;
     let p = visible(&mut conn, &ctx, id).await?;
-    Ok(Json(
-        json!({"port": query.project(to_json(&p, ctx.is_admin()))}),
-    ))
+    let item = tags::with_tags(&mut conn, Kind::Port, id, to_json(&p, ctx.is_admin())).await?;
+    Ok(Json(json!({"port": query.project(item)})))
 }
 
 /// `GET /v2.0/ports/{id}/binding`: every driver's decision and reason at the last binding.
@@ -472,7 +485,8 @@ pub async fn update(
     let b = body::update_body(&bytes, "port")?;
     body::check_attributes(&b, UPDATE_ATTRS, READ_ONLY)?;
     let p = neutrino_core::ports::update(&state, &ctx, id, &b).await?;
-    Ok(Json(json!({"port": to_json(&p, ctx.is_admin())})))
+    let item = tags::read_with_tags(&state, Kind::Port, id, to_json(&p, ctx.is_admin())).await?;
+    Ok(Json(json!({"port": item})))
 }
 
 pub async fn delete(
@@ -564,7 +578,7 @@ mod tests {
                 "id".into(),
                 "x".into(),
             ];
-            write_port(&p, admin, &fields, &mut out);
+            write_port(&p, admin, &[], &fields, &mut out);
             let query = ListQuery::parse(
                 Some("fields=name&fields=binding:host_id&fields=id&fields=x"),
                 &SPEC,

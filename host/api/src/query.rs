@@ -15,7 +15,7 @@ use std::cmp::Ordering;
 use serde_json::{Map, Value};
 
 use super::error::NeutronError;
-use neutrino_store::listing::{Condition, Kind, Param, Sort, Table};
+use neutrino_store::listing::{Condition, Kind, Param, Sort, Table, TagTest};
 
 type Item = Map<String, Value>;
 
@@ -352,9 +352,15 @@ impl ListQuery {
                             .push(Condition::AddressContains(f.ip_address_substr.clone()));
                     }
                 }
-                // Tags are not stored: every row shows `"tags": []`, so a tag filter keeps all
-                // rows or none, and rows need not be read one by one to know which.
-                Filter::Tags { mode, tags } if table.column("tags").is_none() => {
+                Filter::Tags { mode, tags } if table.tags.is_some() => {
+                    plan.conditions.push(Condition::Tags {
+                        test: mode.test(),
+                        tags: tags.clone(),
+                    })
+                }
+                // A table without tags shows `"tags": []` on every row, so a tag filter keeps
+                // all rows or none, and rows need not be read one by one to know which.
+                Filter::Tags { mode, tags } => {
                     if !mode.matches(&[], tags) {
                         plan.conditions.push(Condition::In {
                             column: table.id,
@@ -496,7 +502,9 @@ fn parse_filters(
         if CONTROL_KEYS.contains(&key) {
             continue;
         }
-        if !spec.filterable.contains(&key) {
+        // `standard-attr-tag` adds its four filters together wherever it adds `tags`.
+        let tag_filter = TagMatch::for_key(key).is_some() && spec.filterable.contains(&"tags");
+        if !spec.filterable.contains(&key) && !tag_filter {
             unknown.push(key);
             continue;
         }
@@ -670,8 +678,25 @@ impl Filter {
                 subnet_id: keep(&f.subnet_id)?,
                 ip_address_substr: keep(&f.ip_address_substr)?,
             }),
-            // Tags are not stored: matched without SQL.
-            Filter::Tags { .. } => self.clone(),
+            Filter::Tags { mode, tags } => {
+                // No resource has a tag with a NUL: such a tag is one it lacks.
+                let kept: Vec<String> =
+                    tags.iter().filter(|t| !t.contains('\0')).cloned().collect();
+                match mode {
+                    _ if kept.len() == tags.len() => self.clone(),
+                    TagMatch::All => return None,
+                    TagMatch::Any if kept.is_empty() => return None,
+                    // Lacking one of them is certain: keep every row (none of no tags).
+                    TagMatch::NotAll => Filter::Tags {
+                        mode: TagMatch::NotAny,
+                        tags: Vec::new(),
+                    },
+                    TagMatch::Any | TagMatch::NotAny => Filter::Tags {
+                        mode: *mode,
+                        tags: kept,
+                    },
+                }
+            }
         })
     }
 
@@ -837,6 +862,16 @@ impl TagMatch {
             "not-tags" => Some(TagMatch::NotAll),
             "not-tags-any" => Some(TagMatch::NotAny),
             _ => None,
+        }
+    }
+
+    /// The same test, as SQL answers it.
+    fn test(self) -> TagTest {
+        match self {
+            TagMatch::All => TagTest::All,
+            TagMatch::Any => TagTest::Any,
+            TagMatch::NotAll => TagTest::NotAll,
+            TagMatch::NotAny => TagTest::NotAny,
         }
     }
 
@@ -1357,7 +1392,7 @@ mod tests {
             ("not-tags-any=red", true),
         ] {
             let q = ListQuery::parse(Some(raw), &spec).unwrap();
-            let plan = q.plan(&neutrino_store::ports::TABLE, &[]);
+            let plan = q.plan(&neutrino_store::security_groups::RULE_TABLE, &[]);
             assert!(!plan.checks_rows(), "{raw}");
             // As apply decides on a dict with `"tags": []`.
             let kept = q
@@ -1367,6 +1402,38 @@ mod tests {
             assert_eq!(kept, keeps_all, "{raw}");
             assert_eq!(plan.conditions.is_empty(), keeps_all, "{raw}");
         }
+    }
+
+    #[test]
+    fn tag_filters_on_tagged_tables_are_sql() {
+        let spec = CollectionSpec {
+            collection: "ports",
+            filterable: &["tags"],
+            sortable: &[],
+        };
+        for (raw, test) in [
+            ("tags=red,blue", TagTest::All),
+            ("tags-any=red", TagTest::Any),
+            ("not-tags=red", TagTest::NotAll),
+            ("not-tags-any=red", TagTest::NotAny),
+        ] {
+            let q = ListQuery::parse(Some(raw), &spec).unwrap();
+            let plan = q.plan(&neutrino_store::ports::TABLE, &[]);
+            assert!(!plan.checks_rows(), "{raw}");
+            assert!(
+                matches!(&plan.conditions[..], [Condition::Tags { test: t, .. }] if *t == test),
+                "{raw}: {:?}",
+                plan.conditions
+            );
+        }
+        // A tag with a NUL is one no row has.
+        let q = ListQuery::parse(Some("not-tags=red,%00"), &spec).unwrap();
+        let plan = q.plan(&neutrino_store::ports::TABLE, &[]);
+        assert!(
+            matches!(&plan.conditions[..], [Condition::Tags { tags, .. }] if tags.is_empty()),
+            "{:?}",
+            plan.conditions
+        );
     }
 
     #[test]

@@ -17,8 +17,9 @@ use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
 use super::security_group_rules::rule_json;
-use super::{AppState, base_url, listing, path_id};
+use super::{AppState, base_url, listing, path_id, tags};
 use neutrino_core::security_groups as groups;
+use neutrino_core::tags::Kind;
 use neutrino_store::security_groups::{self as repo, Rule, SecurityGroup};
 use neutrino_store::{self as store};
 
@@ -219,9 +220,8 @@ pub async fn show(
     let query = ListQuery::parse_fields(q.as_deref(), &SPEC);
     let mut conn = state.store.read_conn().await?;
     let (g, rules) = groups::show(&mut conn, &ctx, id).await?;
-    Ok(Json(
-        json!({"security_group": query.project(to_json(&g, &rules))}),
-    ))
+    let item = tags::with_tags(&mut conn, Kind::SecurityGroup, id, to_json(&g, &rules)).await?;
+    Ok(Json(json!({"security_group": query.project(item)})))
 }
 
 pub async fn update(
@@ -234,7 +234,8 @@ pub async fn update(
     let b = body::update_body(&bytes, "security_group")?;
     body::check_attributes(&b, UPDATE_ATTRS, READ_ONLY)?;
     let (g, rules) = groups::update(&state, &ctx, id, &b).await?;
-    Ok(Json(json!({"security_group": to_json(&g, &rules)})))
+    let item = tags::read_with_tags(&state, Kind::SecurityGroup, id, to_json(&g, &rules)).await?;
+    Ok(Json(json!({"security_group": item})))
 }
 
 pub async fn delete(

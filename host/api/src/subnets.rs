@@ -15,8 +15,9 @@ use super::body;
 use super::error::{ApiResult, NeutronError};
 use super::openapi::ResourceDoc;
 use super::query::{CollectionSpec, ListQuery};
-use super::{AppState, base_url, listing, path_id};
+use super::{AppState, base_url, listing, path_id, tags};
 use neutrino_core::subnets::{self, visible};
+use neutrino_core::tags::Kind;
 use neutrino_core::{dhcp_scheduling, quotas};
 use neutrino_store::{self as store, subnets as repo, subnets::Subnet};
 
@@ -38,6 +39,7 @@ pub const SPEC: CollectionSpec = CollectionSpec {
         "description",
         "revision_number",
         "router:external",
+        "shared",
         "tags",
     ],
     sortable: &[
@@ -251,9 +253,8 @@ pub async fn show(
     let query = ListQuery::parse_fields(q.as_deref(), &SPEC);
     let mut conn = state.store.read_conn().await?;
     let (s, network) = visible(&mut conn, &ctx, id).await?;
-    Ok(Json(
-        json!({"subnet": query.project(to_json(&s, network.external))}),
-    ))
+    let item = tags::with_tags(&mut conn, Kind::Subnet, id, to_json(&s, network.external)).await?;
+    Ok(Json(json!({"subnet": query.project(item)})))
 }
 
 pub async fn update(
@@ -266,7 +267,8 @@ pub async fn update(
     let b = body::update_body(&bytes, "subnet")?;
     body::check_attributes(&b, UPDATE_ATTRS, READ_ONLY)?;
     let (s, external) = subnets::update(&state, &ctx, id, &b).await?;
-    Ok(Json(json!({"subnet": to_json(&s, external)})))
+    let item = tags::read_with_tags(&state, Kind::Subnet, id, to_json(&s, external)).await?;
+    Ok(Json(json!({"subnet": item})))
 }
 
 pub async fn delete(

@@ -38,15 +38,11 @@ pub async fn subnets_changed(
     network_id: &str,
 ) -> CoreResult<Option<i64>> {
     // Two servers scheduling the same network queue here instead of both creating a port.
-    store::lock_named(tx, state.store.backend, &format!("dhcp/{network_id}")).await?;
+    lock(state, tx, network_id).await?;
     let Some(network) = store::networks::get(&mut **tx, network_id).await? else {
         return Ok(None);
     };
-    let dhcp_subnets: Vec<Subnet> = store::subnets::on_network(&mut **tx, network_id)
-        .await?
-        .into_iter()
-        .filter(|s| s.enable_dhcp)
-        .collect();
+    let dhcp_subnets = dhcp_subnets(tx, network_id).await?;
     let hostings = dhcp_hosting::of_network(&mut **tx, network_id).await?;
     let mut newest = None;
     let mut serving = Vec::with_capacity(hostings.len());
@@ -65,6 +61,21 @@ pub async fn subnets_changed(
         newest = newest.max(fill(state, tx, &network, &dhcp_subnets, serving).await?);
     }
     Ok(newest)
+}
+
+/// Serialises the changes of a network's DHCP hosting (scheduling, and adding or removing an
+/// agent by hand) across servers sharing PostgreSQL.
+pub async fn lock(state: &Services, tx: &mut Tx<'_>, network_id: &str) -> store::Result<()> {
+    store::lock_named(tx, state.store.backend, &format!("dhcp/{network_id}")).await
+}
+
+/// The network's DHCP-enabled subnets: those its DHCP ports have addresses on.
+pub async fn dhcp_subnets(tx: &mut Tx<'_>, network_id: &str) -> store::Result<Vec<Subnet>> {
+    Ok(store::subnets::on_network(&mut **tx, network_id)
+        .await?
+        .into_iter()
+        .filter(|s| s.enable_dhcp)
+        .collect())
 }
 
 /// Before a network is deleted: its DHCP is unscheduled (the DHCP ports go with it).
@@ -160,11 +171,7 @@ pub async fn reschedule(state: &Services, tx: &mut Tx<'_>, h: &Hosting) -> CoreR
     let Some(network) = store::networks::get(&mut **tx, &h.network_id).await? else {
         return Ok(None);
     };
-    let dhcp_subnets: Vec<Subnet> = store::subnets::on_network(&mut **tx, &h.network_id)
-        .await?
-        .into_iter()
-        .filter(|s| s.enable_dhcp)
-        .collect();
+    let dhcp_subnets = dhcp_subnets(tx, &h.network_id).await?;
     if dhcp_subnets.is_empty() {
         return Ok(None);
     }
@@ -260,7 +267,10 @@ async fn schedule(
     }
 }
 
-async fn create_dhcp_port(
+/// Gives the network to the DHCP agent of `host` with a new DHCP port (one address on each
+/// of `dhcp_subnets`) and tells the host; errors are the port create's. The caller holds the
+/// network's `dhcp/` lock ([`lock`]).
+pub async fn create_dhcp_port(
     state: &Services,
     tx: &mut Tx<'_>,
     network: &Network,
@@ -306,8 +316,9 @@ async fn create_dhcp_port(
     Ok(port_revision.max(revision))
 }
 
-/// Takes the network from one of its DHCP hosts: the DHCP port deleted, the host told.
-async fn unschedule(state: &Services, tx: &mut Tx<'_>, h: &Hosting) -> CoreResult<Option<i64>> {
+/// Takes the network from one of its DHCP hosts: the DHCP port deleted, the host told. The
+/// caller holds the network's `dhcp/` lock ([`lock`]).
+pub async fn unschedule(state: &Services, tx: &mut Tx<'_>, h: &Hosting) -> CoreResult<Option<i64>> {
     let mut newest = None;
     if let Some(port) = store::ports::get(tx, &h.port_id).await? {
         newest = ports::remove(state, tx, &port).await?;

@@ -9,6 +9,7 @@ pub mod body;
 pub mod bulk;
 pub mod compute;
 pub mod context;
+pub mod dhcp_agent_scheduler;
 pub mod dhcp_failover;
 pub mod dhcp_scheduling;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod retry;
 pub mod security_group_rules;
 pub mod security_groups;
 pub mod subnets;
+pub mod tags;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

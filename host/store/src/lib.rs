@@ -23,6 +23,7 @@ pub mod quotas;
 pub mod security_groups;
 pub mod servers;
 pub mod subnets;
+pub mod tags;
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,6 +66,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (17, include_str!("sql/0017_dhcp_agents_per_network.sql")),
     (18, include_str!("sql/0018_security_group_rules.sql")),
     (19, include_str!("sql/0019_port_security_groups.sql")),
+    (20, include_str!("sql/0020_tags.sql")),
 ];
 
 /// Migrations whose PostgreSQL version differs, used there instead of the one above.

@@ -87,6 +87,8 @@ pub struct Table {
     pub visible: &'static str,
     /// Whether [`Condition::Address`] and friends apply (ports: `ip_allocations`).
     pub addresses: bool,
+    /// The rows' kind in the `tags` table, when they carry tags ([`Condition::Tags`]).
+    pub tags: Option<crate::tags::Kind>,
 }
 
 impl Table {
@@ -127,6 +129,21 @@ pub enum Condition {
     AddressOnSubnet(Vec<String>),
     /// Some address of the port contains one of these strings.
     AddressContains(Vec<String>),
+    /// The row's tags (see [`TagTest`]) against these (at least one).
+    Tags { test: TagTest, tags: Vec<String> },
+}
+
+/// Neutron's tag filters (`apply_tag_filters`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagTest {
+    /// `tags`: has all of them.
+    All,
+    /// `tags-any`: has at least one.
+    Any,
+    /// `not-tags`: lacks at least one.
+    NotAll,
+    /// `not-tags-any`: has none.
+    NotAny,
 }
 
 /// One sort key as requested.
@@ -386,6 +403,72 @@ fn condition_sql(
                 })
                 .collect();
             address(tests.join(" OR "))
+        }
+        Condition::Tags { tags, .. } if tags.is_empty() => "1 = 1".to_string(),
+        Condition::Tags { test, tags } => tag_sql(select, table, backend, *test, tags),
+    }
+}
+
+/// A tag filter as SQL. Positive tests are semi-joins (`id IN (SELECT resource_id ... WHERE
+/// tag = ...)`) that can be driven from the `(resource_type, tag, resource_id)` index: the
+/// tagged rows are found without reading the others. Negative ones are `NOT EXISTS` probes of
+/// the primary key, one index seek per row read, never a scan of the resource's tag rows.
+fn tag_sql(
+    select: &mut Select,
+    table: &Table,
+    backend: Backend,
+    test: TagTest,
+    tags: &[String],
+) -> String {
+    let kind = table
+        .tags
+        .unwrap_or_else(|| unreachable!("tag conditions on {}", table.from));
+    let kind = Param::Text(kind.name().to_string());
+    let id = table.id.sql;
+    match test {
+        TagTest::All | TagTest::NotAll => {
+            let each: Vec<String> = tags
+                .iter()
+                .map(|tag| {
+                    let k = select.bind(kind.clone());
+                    let t = select.bind(Param::Text(tag.clone()));
+                    if test == TagTest::All {
+                        format!(
+                            "{id} IN (SELECT t.resource_id FROM tags t \
+                             WHERE t.resource_type = {k} AND t.tag = {t})"
+                        )
+                    } else {
+                        format!(
+                            "EXISTS (SELECT 1 FROM tags t WHERE t.resource_type = {k} \
+                             AND t.resource_id = {id} AND t.tag = {t})"
+                        )
+                    }
+                })
+                .collect();
+            let all = each.join(" AND ");
+            if test == TagTest::All {
+                format!("({all})")
+            } else {
+                format!("NOT ({all})")
+            }
+        }
+        TagTest::Any => {
+            let k = select.bind(kind.clone());
+            let values: Vec<Param> = tags.iter().map(|t| Param::Text(t.clone())).collect();
+            format!(
+                "{id} IN (SELECT t.resource_id FROM tags t WHERE t.resource_type = {k} \
+                 AND t.tag IN ({}))",
+                one_of(select, backend, None, &values)
+            )
+        }
+        TagTest::NotAny => {
+            let k = select.bind(kind.clone());
+            let values: Vec<Param> = tags.iter().map(|t| Param::Text(t.clone())).collect();
+            format!(
+                "NOT EXISTS (SELECT 1 FROM tags t WHERE t.resource_type = {k} \
+                 AND t.resource_id = {id} AND t.tag IN ({}))",
+                one_of(select, backend, None, &values)
+            )
         }
     }
 }

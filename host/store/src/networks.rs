@@ -473,6 +473,7 @@ pub static TABLE: Table = Table {
     columns: &COLUMNS,
     visible: "n.project_id = {} OR n.shared = 1 OR n.external = 1",
     addresses: false,
+    tags: Some(crate::tags::Kind::Network),
 };
 
 static COLUMNS: [Column; 18] = [
@@ -512,6 +513,7 @@ pub async fn page(store: &Store, req: &Request) -> crate::Result<Vec<(Network, K
 }
 
 pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> crate::Result<bool> {
+    crate::tags::clear(tx, crate::tags::Kind::Network, id).await?;
     delete_allocations(
         tx,
         "DELETE FROM segment_allocations WHERE network_id = $1 \

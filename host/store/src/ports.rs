@@ -296,6 +296,7 @@ pub static TABLE: Table = Table {
     columns: &COLUMNS,
     visible: "p.project_id = {}",
     addresses: true,
+    tags: Some(crate::tags::Kind::Port),
 };
 
 static COLUMNS: [Column; 20] = [
@@ -472,6 +473,7 @@ pub async fn on_networks(store: &Store, network_ids: &[String]) -> crate::Result
 pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> crate::Result<()> {
     crate::dynamic_segments::forget_port(tx, id).await?;
     crate::port_groups::removed(tx, id).await?;
+    crate::tags::clear(tx, crate::tags::Kind::Port, id).await?;
     for statement in [
         "DELETE FROM ip_allocations WHERE port_id = $1",
         "DELETE FROM ports WHERE id = $1",

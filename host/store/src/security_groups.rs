@@ -148,6 +148,7 @@ pub static TABLE: Table = Table {
     columns: &GROUP_COLUMNS,
     visible: "sg.project_id = {}",
     addresses: false,
+    tags: Some(crate::tags::Kind::SecurityGroup),
 };
 
 static GROUP_COLUMNS: [Column; 9] = [
@@ -169,6 +170,7 @@ pub static RULE_TABLE: Table = Table {
     columns: &RULE_COLUMNS,
     visible: "r.project_id = {}",
     addresses: false,
+    tags: None,
 };
 
 static RULE_COLUMNS: [Column; 16] = [
@@ -350,6 +352,7 @@ pub async fn update(tx: &mut Transaction<'_, Any>, g: &SecurityGroup) -> crate::
 /// Deletes a group with its rules and the rules of other groups that name it as their remote
 /// group (Neutron's cascade), and its place as its project's default.
 pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> crate::Result<bool> {
+    crate::tags::clear(tx, crate::tags::Kind::SecurityGroup, id).await?;
     for sql in [
         "DELETE FROM security_group_rules WHERE security_group_id = $1 OR remote_group_id = $1",
         "DELETE FROM default_security_groups WHERE security_group_id = $1",

@@ -195,6 +195,10 @@ pub async fn ids_on_networks(
 /// Whether the subnet's network is external (`router:external` of a subnet).
 const EXTERNAL: &str = "(SELECT x.external FROM networks x WHERE x.id = s.network_id)";
 
+/// Whether the subnet's network is shared: a subnet's `shared`, which Neutron filters on
+/// (neutron-lib's subnet attribute, `is_filter`) but does not show.
+const SHARED: &str = "(SELECT x.shared FROM networks x WHERE x.id = s.network_id)";
+
 /// The subnets table as lists see it, by API attribute.
 pub static TABLE: Table = Table {
     from: "subnets s",
@@ -203,9 +207,10 @@ pub static TABLE: Table = Table {
     visible: "s.project_id = {} OR s.network_id IN \
               (SELECT id FROM networks WHERE shared = 1 OR external = 1)",
     addresses: false,
+    tags: Some(crate::tags::Kind::Subnet),
 };
 
-static COLUMNS: [Column; 16] = [
+static COLUMNS: [Column; 17] = [
     Column::text("id", "s.id"),
     Column::text("name", "s.name"),
     Column::text("network_id", "s.network_id"),
@@ -222,6 +227,7 @@ static COLUMNS: [Column; 16] = [
     Column::text("created_at", "s.created_at"),
     Column::text("updated_at", "s.updated_at"),
     Column::flag("router:external", EXTERNAL),
+    Column::flag("shared", SHARED),
 ];
 
 /// One page of subnets as `req` describes it, each with whether its network is external and
@@ -288,6 +294,7 @@ pub async fn holders(
 
 /// Deletes a subnet, its free ranges and the addresses ports still hold on it.
 pub async fn delete(tx: &mut Transaction<'_, Any>, id: &str) -> crate::Result<()> {
+    crate::tags::clear(tx, crate::tags::Kind::Subnet, id).await?;
     for statement in [
         "DELETE FROM ip_allocations WHERE subnet_id = $1",
         "DELETE FROM ip_free_ranges WHERE subnet_id = $1",

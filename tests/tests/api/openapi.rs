@@ -26,7 +26,9 @@ async fn every_documented_operation_is_served() {
     for (method, path) in ops {
         let concrete = path
             .replace("{id}", "3cf50195-7c2f-4351-8169-6c1d1aa7f61c")
-            .replace("{alias}", "binding");
+            .replace("{alias}", "binding")
+            .replace("{tag}", "some-tag")
+            .replace("{network_id}", "3cf50195-7c2f-4351-8169-6c1d1aa7f61d");
         let r = api
             .call(
                 Method::from_bytes(method.as_bytes()).unwrap(),
