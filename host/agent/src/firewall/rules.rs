@@ -188,11 +188,13 @@ fn spoof_rules(port: &FilteredPort, family: Family) -> Vec<String> {
         }
     }
     pairs.dedup();
+    // A MAC that is not one (never from our server) allows nothing rather than reach iptables.
     let mut rules: Vec<String> = pairs
         .into_iter()
+        .filter(|(mac, _)| link_local(mac).is_some())
         .map(|(mac, source)| format!("-s {source} -m mac --mac-source {mac} -j RETURN"))
         .collect();
-    if port.addresses.is_empty() && family == Family::V4 {
+    if port.addresses.is_empty() && family == Family::V4 && link_local(&mac).is_some() {
         rules.push(format!("-m mac --mac-source {mac} -j RETURN"));
     }
     rules.push("-j DROP".into());
@@ -220,7 +222,14 @@ fn rule_args(rule: &FilterRule, family: Family, has_set: &dyn Fn(&str) -> bool) 
         let dir = if side == 's' { "src" } else { "dst" };
         args.push_str(&format!("-m set --match-set {set} {dir} "));
     }
-    let Some(protocol) = protocol(rule.protocol.as_deref(), family) else {
+    let Ok(protocol) = protocol(rule.protocol.as_deref(), family) else {
+        tracing::warn!(
+            "a rule's protocol {:?} is unknown here: the rule is left out",
+            rule.protocol
+        );
+        return None;
+    };
+    let Some(protocol) = protocol else {
         return Some(args);
     };
     args.push_str(&format!("-p {protocol} "));
@@ -253,12 +262,14 @@ fn rule_args(rule: &FilterRule, family: Family, has_set: &dyn Fn(&str) -> bool) 
     Some(args)
 }
 
-/// The protocol as iptables takes it, None for any. ICMP in an IPv6 rule is ICMPv6, as in
-/// Neutron; names iptables knows by number are passed as numbers.
-fn protocol(given: Option<&str>, family: Family) -> Option<String> {
-    let p = given?.to_ascii_lowercase();
+/// The protocol as iptables takes it, None for any, Err for a name iptables may not know.
+/// ICMP in an IPv6 rule is ICMPv6, as in Neutron.
+fn protocol(given: Option<&str>, family: Family) -> Result<Option<String>, ()> {
+    let Some(p) = given.map(str::to_ascii_lowercase) else {
+        return Ok(None);
+    };
     let name = match p.as_str() {
-        "" | "any" | "0" => return None,
+        "" | "any" | "0" => return Ok(None),
         "6" => "tcp",
         "17" => "udp",
         "132" => "sctp",
@@ -267,9 +278,15 @@ fn protocol(given: Option<&str>, family: Family) -> Option<String> {
         "icmp" | "1" if family == Family::V6 => "ipv6-icmp",
         "1" => "icmp",
         "icmpv6" | "ipv6-icmp" | "58" => "ipv6-icmp",
-        other => return Some(other.to_string()),
+        // Other numbers as they are; other names only as iptables spells them (a name from
+        // the server is never passed through unchecked into a restore file).
+        other if other.parse::<u8>().is_ok() => other,
+        other @ ("tcp" | "udp" | "icmp" | "sctp" | "dccp" | "udplite" | "gre" | "esp" | "ah"
+        | "igmp" | "ipip" | "ospf" | "pgm" | "vrrp" | "egp" | "ipv6-encap"
+        | "ipv6-frag" | "ipv6-nonxt" | "ipv6-opts" | "ipv6-route" | "rsvp") => other,
+        _ => return Err(()),
     };
-    Some(name.to_string())
+    Ok(Some(name.to_string()))
 }
 
 fn parse_cidr(text: &str) -> Option<IpNet> {
@@ -285,13 +302,16 @@ fn host_cidr(a: &IpAddr) -> String {
     }
 }
 
-/// The EUI-64 link-local address of a MAC.
+/// The EUI-64 link-local address of a MAC; None when it is not six hexadecimal octets.
 fn link_local(mac: &str) -> Option<std::net::Ipv6Addr> {
     let b: Vec<u8> = mac
         .split(':')
-        .map(|h| u8::from_str_radix(h, 16))
-        .collect::<Result<_, _>>()
-        .ok()?;
+        .map(|h| {
+            (h.len() == 2 && h.chars().all(|c| c.is_ascii_hexdigit()))
+                .then(|| u8::from_str_radix(h, 16).ok())
+                .flatten()
+        })
+        .collect::<Option<_>>()?;
     let [a0, a1, a2, a3, a4, a5] = b[..] else {
         return None;
     };
@@ -422,17 +442,15 @@ mod tests {
 
     #[test]
     fn icmp_in_an_ipv6_rule_is_icmpv6() {
-        assert_eq!(
-            protocol(Some("icmp"), Family::V6).as_deref(),
-            Some("ipv6-icmp")
-        );
-        assert_eq!(
-            protocol(Some("58"), Family::V6).as_deref(),
-            Some("ipv6-icmp")
-        );
-        assert_eq!(protocol(Some("any"), Family::V4), None);
-        assert_eq!(protocol(Some("6"), Family::V4).as_deref(), Some("tcp"));
-        assert_eq!(protocol(Some("47"), Family::V4).as_deref(), Some("47"));
+        let p = |given, family| protocol(Some(given), family).unwrap();
+        assert_eq!(p("icmp", Family::V6).as_deref(), Some("ipv6-icmp"));
+        assert_eq!(p("58", Family::V6).as_deref(), Some("ipv6-icmp"));
+        assert_eq!(p("any", Family::V4), None);
+        assert_eq!(p("6", Family::V4).as_deref(), Some("tcp"));
+        assert_eq!(p("47", Family::V4).as_deref(), Some("47"));
+        // Nothing unchecked reaches a restore file.
+        assert!(protocol(Some("tcp -j ACCEPT"), Family::V4).is_err());
+        assert!(protocol(Some("300"), Family::V4).is_err());
     }
 
     #[test]
