@@ -83,6 +83,18 @@ pub const EXTENSIONS: &[(&str, &str, &str, &str)] = &[
         "2013-01-14T10:00:00-00:00",
     ),
     (
+        "subnet-external-network",
+        "Subnet External Network",
+        "Subnets of external networks show router:external and are visible to every project.",
+        "2019-04-18T00:00:00-00:00",
+    ),
+    (
+        "multi-provider",
+        "Multi Provider Network",
+        "Networks created with a list of segments (served for one segment per network).",
+        "2013-06-27T10:00:00-00:00",
+    ),
+    (
         "net-mtu",
         "Network MTU",
         "Provides MTU attribute for a network resource.",

@@ -719,3 +719,40 @@ on_both_databases!(networks_take_one_segment, |api: TestApi| async move {
         );
     }
 });
+
+// Issue 14 (`subnet-external-network`): the subnets of an external network are visible to
+// every project, with `router:external`; those of a private network are not.
+on_both_databases!(
+    external_subnets_are_visible_to_all,
+    |api: TestApi| async move {
+        let ext = create(&api, json!({"name": "public", "router:external": true})).await;
+        let private = create(&api, json!({"name": "private"})).await;
+        for (net, cidr) in [(&ext, "203.0.113.0/24"), (&private, "10.80.0.0/24")] {
+            let r = api
+                .call(
+                    Method::POST,
+                    "/v2.0/subnets",
+                    Some(
+                        json!({"subnet": {"network_id": net["id"], "ip_version": 4, "cidr": cidr}}),
+                    ),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        }
+        let other = Some(("someone-else", "member"));
+        let r = api.call_as(other, Method::GET, "/v2.0/subnets", None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let seen = r.body["subnets"].as_array().unwrap();
+        assert_eq!(seen.len(), 1, "{}", r.body);
+        assert_eq!(seen[0]["network_id"], ext["id"]);
+        assert_eq!(seen[0]["router:external"], true);
+        let r = api
+            .call(
+                Method::GET,
+                "/v2.0/extensions/subnet-external-network",
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+);
