@@ -283,11 +283,7 @@ async fn poll_loop(
                 if changes.full {
                     last_full = tokio::time::Instant::now();
                 }
-                let news = changes.full
-                    || !changes.ports.is_empty()
-                    || !changes.instances.is_empty()
-                    || !changes.dhcp_networks.is_empty()
-                    || !changes.networks.is_empty();
+                let news = changes.has_news();
                 revision = changes.revision;
                 if news && tx.send(changes).await.is_err() {
                     return;

@@ -58,6 +58,28 @@ pub struct HostChanges {
     pub remote_groups: Vec<RemoteGroupChange>,
 }
 
+impl HostChanges {
+    /// Whether the answer carries anything for the agent to apply (every list counts: an
+    /// answer with only new members of a remote group is news).
+    pub fn has_news(&self) -> bool {
+        let HostChanges {
+            revision: _,
+            full,
+            ports,
+            dhcp_networks,
+            instances,
+            networks,
+            remote_groups,
+        } = self;
+        *full
+            || !ports.is_empty()
+            || !dhcp_networks.is_empty()
+            || !instances.is_empty()
+            || !networks.is_empty()
+            || !remote_groups.is_empty()
+    }
+}
+
 /// A security group's member addresses (its ports' fixed IPs and allowed address pairs, of
 /// both IP versions), for the host's ipsets; `members: None` when no port here needs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -331,5 +353,18 @@ mod tests {
         assert_eq!(dhcp_namespace("n1"), "qdhcp-n1");
         let id = dhcp_device_id("compute-1", "net");
         assert!(id.starts_with("dhcp") && id.ends_with("-net") && id.len() == 4 + 36 + 4);
+    }
+
+    // An answer with only a remote group's new members was once dropped by the agent's poll
+    // loop: hosts whose filters name the group never heard of the member.
+    #[test]
+    fn members_alone_are_news() {
+        let mut changes = HostChanges::default();
+        assert!(!changes.has_news());
+        changes.remote_groups.push(RemoteGroupChange {
+            id: "g".into(),
+            members: Some(vec!["10.0.0.5".into()]),
+        });
+        assert!(changes.has_news());
     }
 }
