@@ -346,7 +346,6 @@ async fn fairness(endpoint: &Endpoint, opts: &FairnessOptions) -> anyhow::Result
     );
 
     let kinds = attacks(&attacker_net);
-    attackers_yield();
     let stop = Arc::new(AtomicBool::new(false));
     let answers: RefCell<BTreeMap<String, Answers>> = RefCell::new(BTreeMap::new());
     let mut attackers = Vec::new();
@@ -398,17 +397,6 @@ async fn fairness(endpoint: &Endpoint, opts: &FairnessOptions) -> anyhow::Result
         })
         .collect();
     Ok((idle.0, attacked, failures, attacks))
-}
-
-/// The attackers stand for clients on other machines: on a machine of two cores their own work
-/// (building 112 KiB bodies, reading answers of thousands of items) would otherwise take the
-/// server's cores, as no real attacker's client can. Their thread (this one, from here on)
-/// runs at the lowest priority; the server and the victim's thread keep theirs.
-fn attackers_yield() {
-    let this_thread = rustix::thread::gettid();
-    if let Err(e) = rustix::process::setpriority_process(Some(this_thread), 19) {
-        eprintln!("the attackers' thread keeps its priority: {e}");
-    }
 }
 
 /// The victim's latencies (p50, p99) and failures by kind.
