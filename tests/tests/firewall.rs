@@ -277,6 +277,22 @@ fn security_groups_filter_bridged_ports() {
     assert!(!lab.ping(A), "a left the group");
     lab.apply(vec![members(&[A, "10.50.0.77"])], vec![], false);
     assert!(lab.ping(A), "a joined again");
+    // A connection a member opened on a rule from its group is cut when it leaves.
+    let mut ssh_from_group = grouped.clone();
+    ssh_from_group.push(FilterRule {
+        remote_ip_prefix: None,
+        remote_group_id: Some(group.clone()),
+        ..rule(Some("tcp"), Some(22))
+    });
+    lab.apply(vec![], vec![lab.port('b', filter(ssh_from_group))], false);
+    let mut stream = connect(&lab, 22).expect("TCP 22 from a member");
+    assert!(echoes(&mut stream), "the member's connection works");
+    lab.apply(vec![members(&["10.50.0.77"])], vec![], false);
+    assert!(
+        !echoes(&mut stream),
+        "the connection is cut when its opener leaves the group"
+    );
+    lab.apply(vec![members(&[A, "10.50.0.77"])], vec![], false);
 
     // Port security off: b is open.
     lab.apply(vec![], vec![lab.port('b', None)], false);

@@ -159,7 +159,7 @@ impl Firewall {
         }
         // Sets first: the rules that name them must find them.
         let wanted_sets = self.wanted_sets(next.values());
-        self.write_sets(&wanted_sets).await?;
+        let departed = self.write_sets(&wanted_sets).await?;
         let has_set = |name: &str| wanted_sets.get(name).is_some_and(|m| !m.is_empty());
 
         for bridge in next
@@ -204,7 +204,7 @@ impl Firewall {
             .collect();
         self.applied = built;
         self.drop_unused_sets(&wanted_sets).await;
-        self.forget_connections(&flushes).await;
+        self.forget_connections(&flushes, &departed).await;
         Ok(())
     }
 
@@ -435,12 +435,19 @@ impl Firewall {
     }
 
     /// Writes every wanted set whose members differ from the kernel's: a new set filled and
-    /// swapped in, so that a rule never sees it half-written.
-    async fn write_sets(&mut self, wanted: &HashMap<String, BTreeSet<IpAddr>>) -> Result<()> {
+    /// swapped in, so that a rule never sees it half-written. Returns the members that left.
+    async fn write_sets(
+        &mut self,
+        wanted: &HashMap<String, BTreeSet<IpAddr>>,
+    ) -> Result<BTreeSet<IpAddr>> {
         let mut script = String::new();
+        let mut departed = BTreeSet::new();
         for (name, members) in wanted {
             if self.sets.get(name) == Some(members) {
                 continue;
+            }
+            if let Some(before) = self.sets.get(name) {
+                departed.extend(before.difference(members).copied());
             }
             let family = if name.starts_with(&format!("{}4", rules::PREFIX)) {
                 "inet"
@@ -457,13 +464,13 @@ impl Firewall {
             script.push_str(&format!("swap {fresh} {name}\ndestroy {fresh}\n"));
         }
         if script.is_empty() {
-            return Ok(());
+            return Ok(departed);
         }
         run("ipset", &["restore"], Some(&script)).await?;
         for (name, members) in wanted {
             self.sets.insert(name.clone(), members.clone());
         }
-        Ok(())
+        Ok(departed)
     }
 
     /// Sets no rule names any more are destroyed (a failure is left for the next change).
@@ -487,12 +494,20 @@ impl Firewall {
     /// Deletes the conntrack entries of the ports' addresses in their bridges' zones: each
     /// zone is listed once, and only addresses that have entries are deleted, in one
     /// `conntrack` run (a delete costs a table walk; one per address of a group took seconds).
-    async fn forget_connections(&self, ports: &[FirewallPort]) {
-        let mut by_zone: BTreeMap<u16, Vec<&IpAddr>> = BTreeMap::new();
+    /// And the connections members that left a remote group opened (`-s` only: a connection
+    /// a port opened towards it is the port's own) in every zone of ours.
+    async fn forget_connections(&self, ports: &[FirewallPort], departed: &BTreeSet<IpAddr>) {
+        const BOTH: &[&str] = &["-s", "-d"];
+        let mut by_zone: BTreeMap<u16, Vec<(&IpAddr, &[&str])>> = BTreeMap::new();
         for port in ports {
             if let Some(zone) = self.zones.get(&port.bridge) {
-                by_zone.entry(*zone).or_default().extend(&port.addresses);
+                let of_port = port.addresses.iter().map(|a| (a, BOTH));
+                by_zone.entry(*zone).or_default().extend(of_port);
             }
+        }
+        for zone in self.zones.values() {
+            let leavers = departed.iter().map(|a| (a, &["-s"][..]));
+            by_zone.entry(*zone).or_default().extend(leavers);
         }
         let mut batch = String::new();
         for (zone, addresses) in by_zone {
@@ -504,13 +519,13 @@ impl Firewall {
                 .split_whitespace()
                 .filter_map(|w| w.strip_prefix("src=").or_else(|| w.strip_prefix("dst=")))
                 .collect();
-            for address in addresses {
+            for (address, sides) in addresses {
                 let text = address.to_string();
                 if !present.contains(text.as_str()) {
                     continue;
                 }
                 let family = if address.is_ipv4() { "ipv4" } else { "ipv6" };
-                for side in ["-s", "-d"] {
+                for side in sides {
                     batch.push_str(&format!("-D -f {family} -w {zone} {side} {text}\n"));
                 }
             }
