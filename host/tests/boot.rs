@@ -188,6 +188,13 @@ impl Drop for Serve {
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
+        // Its agent ran in this machine's network namespace: its firewall's chains and sets
+        // go too (an agent leaves them on stop, so that its ports stay filtered).
+        if is_root()
+            && let Err(e) = neutrino::agent::firewall::remove_all()
+        {
+            eprintln!("removing the agent's firewall: {e:#}");
+        }
     }
 }
 
