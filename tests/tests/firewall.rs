@@ -240,6 +240,16 @@ fn security_groups_filter_bridged_ports() {
     ]);
     assert!(!lab.ping("10.50.0.99"), "a spoofed source address");
     assert!(lab.ping(A), "its own address");
+    // ARP: b asks who has the spoofed address; a's kernel answers for it, and the answer is
+    // dropped at a's port (iptables never sees ARP): b learns no MAC for it.
+    let _ = netns_exec(&lab.b.name, &["ping", "-c", "1", "-W", "1", "10.50.0.99"]);
+    let neigh = netns_exec(&lab.b.name, &["ip", "neigh", "show", "10.50.0.99"]).1;
+    assert!(
+        !neigh.contains("lladdr"),
+        "b learned a MAC for a spoofed address: {neigh}"
+    );
+    let neigh = netns_exec(&lab.b.name, &["ip", "neigh", "show", A]).1;
+    assert!(neigh.contains("lladdr"), "b knows a's own address: {neigh}");
     let mac = a_port.mac.clone();
     ip(&[
         "-n",

@@ -10,6 +10,7 @@
 //! it), and the dispatch chains only when the set of ports changed; a set is rewritten by
 //! `ipset restore` into a new set swapped in. Nothing outside the `nq-` names is touched.
 
+pub mod frames;
 pub mod rules;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -67,6 +68,27 @@ impl FirewallPort {
         Some(PortChains::build(&port, family, has_set))
     }
 
+    /// Its frames chain's rules (None: not filtered): ARP for its IPv4 addresses and pairs.
+    fn frames(&self) -> Option<Vec<String>> {
+        let filter = self.filter.as_ref()?;
+        rules::link_local(&self.mac)?;
+        let mut sources: Vec<(String, String)> = self
+            .addresses
+            .iter()
+            .filter(|a| a.is_ipv4())
+            .map(|a| (self.mac.clone(), a.to_string()))
+            .collect();
+        for pair in &filter.allowed_address_pairs {
+            if let Some(net) = rules::parse_cidr(&pair.ip_address)
+                && net.addr().is_ipv4()
+                && rules::link_local(&pair.mac_address).is_some()
+            {
+                sources.push((pair.mac_address.clone(), net.trunc().to_string()));
+            }
+        }
+        Some(frames::port_rules(&self.mac, &sources))
+    }
+
     fn remote_groups(&self) -> impl Iterator<Item = &str> {
         self.filter
             .iter()
@@ -97,6 +119,8 @@ pub struct Firewall {
     zones: BTreeMap<String, u16>,
     /// The dispatch and zone chains as last written (rewritten only when they change).
     dispatch: HashMap<Family, Written>,
+    /// Each filtered port's frames chain as written: port id -> (device, rules).
+    frames: BTreeMap<String, (String, Vec<String>)>,
     started: bool,
 }
 
@@ -193,6 +217,19 @@ impl Firewall {
             }
             self.dispatch.insert(family, written);
         }
+        let frames: BTreeMap<String, (String, Vec<String>)> = built
+            .values()
+            .filter_map(|a| {
+                a.port
+                    .frames()
+                    .map(|r| (a.port.id.clone(), (a.port.device.clone(), r)))
+            })
+            .collect();
+        let text = frames::restore_text(&self.frames, &frames, full).await?;
+        if text != "*nat\n" {
+            run("ebtables-restore", &["--noflush"], Some(&text)).await?;
+        }
+        self.frames = frames;
         // Connections a rule that went may have allowed: their conntrack entries go, as
         // Neutron's firewall deletes them (a flow still allowed is picked up again by
         // conntrack). Rules only added take nothing away: nothing to forget.
@@ -430,6 +467,7 @@ impl Firewall {
             text.push_str("COMMIT\n");
             restore(family, &text).await?;
         }
+        frames::start().await?;
         self.started = true;
         Ok(())
     }
@@ -576,6 +614,24 @@ pub fn remove_all() -> Result<()> {
             Some(&text),
         )?;
     }
+    let saved = run_blocking("ebtables-save", &["-t", "nat"], None)?;
+    let ours: Vec<&str> = saved
+        .lines()
+        .filter_map(|l| l.strip_prefix(':'))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(rules::PREFIX))
+        .collect();
+    let mut text = String::from("*nat\n");
+    if saved.contains(&format!("-A PREROUTING -j {}", frames::DISPATCH)) {
+        text.push_str(&format!("-D PREROUTING -j {}\n", frames::DISPATCH));
+    }
+    for name in &ours {
+        text.push_str(&format!(":{name} RETURN\n"));
+    }
+    for name in &ours {
+        text.push_str(&format!("-X {name}\n"));
+    }
+    run_blocking("ebtables-restore", &["--noflush"], Some(&text))?;
     let sets = run_blocking("ipset", &["list", "-n"], None)?;
     for set in sets.lines().filter(|s| s.starts_with(rules::PREFIX)) {
         run_blocking("ipset", &["destroy", set], None)?;

@@ -289,7 +289,7 @@ fn protocol(given: Option<&str>, family: Family) -> Result<Option<String>, ()> {
     Ok(Some(name.to_string()))
 }
 
-fn parse_cidr(text: &str) -> Option<IpNet> {
+pub(crate) fn parse_cidr(text: &str) -> Option<IpNet> {
     text.parse::<IpNet>()
         .ok()
         .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
@@ -303,7 +303,7 @@ fn host_cidr(a: &IpAddr) -> String {
 }
 
 /// The EUI-64 link-local address of a MAC; None when it is not six hexadecimal octets.
-fn link_local(mac: &str) -> Option<std::net::Ipv6Addr> {
+pub(crate) fn link_local(mac: &str) -> Option<std::net::Ipv6Addr> {
     let b: Vec<u8> = mac
         .split(':')
         .map(|h| {
