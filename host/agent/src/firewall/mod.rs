@@ -529,8 +529,8 @@ impl Firewall {
         }
     }
 
-    /// Deletes the conntrack entries of the ports' addresses in their bridges' zones: each
-    /// zone is listed once, and only addresses that have entries are deleted, in one
+    /// Deletes the conntrack entries of the ports' addresses in their bridges' zones: the
+    /// table is listed once per family, and only addresses that have entries are deleted, in one
     /// `conntrack` run (a delete costs a table walk; one per address of a group took seconds).
     /// And the connections members that left a remote group opened (`-s` only: a connection
     /// a port opened towards it is the port's own) in every zone of ours.
@@ -543,23 +543,42 @@ impl Firewall {
                 by_zone.entry(*zone).or_default().extend(of_port);
             }
         }
-        for zone in self.zones.values() {
-            let leavers = departed.iter().map(|a| (a, &["-s"][..]));
-            by_zone.entry(*zone).or_default().extend(leavers);
+        if !departed.is_empty() {
+            for zone in self.zones.values() {
+                let leavers = departed.iter().map(|a| (a, &["-s"][..]));
+                by_zone.entry(*zone).or_default().extend(leavers);
+            }
+        }
+        if by_zone.values().all(Vec::is_empty) {
+            return;
+        }
+        // Which (zone, address) pairs have entries: one listing per family for all zones.
+        let mut present: BTreeSet<(u16, String)> = BTreeSet::new();
+        for family in ["ipv4", "ipv6"] {
+            let Ok(listed) = run("conntrack", &["-L", "-f", family], None).await else {
+                continue;
+            };
+            for line in listed.lines() {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                let Some(zone) = words
+                    .iter()
+                    .find_map(|w| w.strip_prefix("zone=")?.parse::<u16>().ok())
+                else {
+                    continue;
+                };
+                present.extend(
+                    words
+                        .iter()
+                        .filter_map(|w| w.strip_prefix("src=").or_else(|| w.strip_prefix("dst=")))
+                        .map(|a| (zone, a.to_string())),
+                );
+            }
         }
         let mut batch = String::new();
         for (zone, addresses) in by_zone {
-            let zone = zone.to_string();
-            let Ok(listed) = run("conntrack", &["-L", "-w", &zone], None).await else {
-                continue;
-            };
-            let present: BTreeSet<&str> = listed
-                .split_whitespace()
-                .filter_map(|w| w.strip_prefix("src=").or_else(|| w.strip_prefix("dst=")))
-                .collect();
             for (address, sides) in addresses {
                 let text = address.to_string();
-                if !present.contains(text.as_str()) {
+                if !present.contains(&(zone, text.clone())) {
                     continue;
                 }
                 let family = if address.is_ipv4() { "ipv4" } else { "ipv6" };
