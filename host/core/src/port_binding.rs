@@ -39,8 +39,8 @@ pub async fn bind(
         return Ok(());
     }
     for _ in 0..MAX_BIND_TRIES {
-        let result = decide(state, port, network).await?;
-        if record(conn, port, network, &result).await? {
+        let decision = decide(state, port, network).await?;
+        if record(conn, port, network, &decision).await? {
             return Ok(());
         }
     }
@@ -94,7 +94,7 @@ async fn bind_after_commit(
         if snapshot.binding_host.is_empty() || !waits(&snapshot) {
             return Ok(Some(snapshot));
         }
-        let result = decide(state, &snapshot, &network).await?;
+        let decision = decide(state, &snapshot, &network).await?;
         let mut tx = state.store.begin_write().await?;
         let Some(mut port) = neutrino_store::ports::get(&mut tx, port_id).await? else {
             return Ok(None);
@@ -115,7 +115,7 @@ async fn bind_after_commit(
             store::rollback(tx).await?;
             continue;
         }
-        if !record(&mut tx, &mut port, &fresh, &result).await? {
+        if !record(&mut tx, &mut port, &fresh, &decision).await? {
             store::rollback(tx).await?;
             continue;
         }
@@ -213,20 +213,31 @@ pub fn spawn_pending_sweep(state: Services) {
     });
 }
 
+/// The drivers' answer for a port, and whether the host's agents filter ports (its
+/// `port_filter`), both read from the same snapshot of the host's agents.
+struct Decision {
+    result: neutrino_runtime::binding::BindingResult,
+    filtered: bool,
+}
+
 /// The mechanism manager's answer for `port` on `network`, from a snapshot: the agents on the
 /// host and the network's dynamic segments, read outside any write transaction; the drivers
 /// run on a blocking thread.
-async fn decide(
-    state: &Services,
-    port: &Port,
-    network: &Network,
-) -> CoreResult<neutrino_runtime::binding::BindingResult> {
+async fn decide(state: &Services, port: &Port, network: &Network) -> CoreResult<Decision> {
     let manager = state.mechanism_manager().await?;
     let mut conn = state.store.read_conn().await?;
     let mut agents = neutrino_store::agents::on_host(&mut *conn, &port.binding_host).await?;
     let existing = neutrino_store::dynamic_segments::on_network(&mut conn, &network.id).await?;
     drop(conn);
     state.heartbeats.overlay(&mut agents);
+    // Filtered or not is the host's to say, whatever a driver claims: its agent filters every
+    // port it plugs (all through a Linux bridge port) when it reports a firewall.
+    let filtered = agents.iter().any(|a| {
+        a.configurations
+            .get("firewall_driver")
+            .and_then(Value::as_str)
+            .is_some_and(|d| d != "noop")
+    });
     let now = SystemTime::now();
     let agents: Vec<model::Agent> = agents
         .iter()
@@ -247,13 +258,14 @@ async fn decide(
     // id) and go to the caller's subscriber, on the blocking thread too.
     let span = tracing::Span::current();
     let dispatch = tracing::dispatcher::get_default(Clone::clone);
-    tokio::task::spawn_blocking(move || {
+    let result = tokio::task::spawn_blocking(move || {
         tracing::dispatcher::with_default(&dispatch, || {
             span.in_scope(|| manager.bind_with(&wit_port, &wit_network, &agents, &mut segments))
         })
     })
     .await
-    .map_err(|e| NeutronError::internal(format!("binding task failed: {e}")))
+    .map_err(|e| NeutronError::internal(format!("binding task failed: {e}")))?;
+    Ok(Decision { result, filtered })
 }
 
 /// Writes `result` into `port` and records the dynamic segments it uses; false (nothing
@@ -262,8 +274,9 @@ async fn record(
     conn: &mut store::Conn,
     port: &mut Port,
     network: &Network,
-    result: &neutrino_runtime::binding::BindingResult,
+    decision: &Decision,
 ) -> CoreResult<bool> {
+    let result = &decision.result;
     let used: Vec<DynamicSegment> = result
         .dynamic_segments
         .iter()
@@ -284,32 +297,14 @@ async fn record(
     port.binding_vif_type = result.vif_type().to_string();
     port.binding_vif_details = match &result.outcome {
         BindingOutcome::Bound { vif_details, .. } => {
-            // Filtered or not is the host's to say, whatever the driver claimed: its agent
-            // filters every port it plugs (all through a Linux bridge port) when it runs
-            // the iptables firewall.
             let mut details = vif_details.clone();
-            let filtered = host_filters(&mut *conn, &port.binding_host).await?;
-            details.insert("port_filter".into(), Value::Bool(filtered));
+            details.insert("port_filter".into(), Value::Bool(decision.filtered));
             Value::Object(details).to_string()
         }
         _ => "{}".into(),
     };
     port.binding_result = Some(serde_json::to_string(result).map_err(NeutronError::internal)?);
     Ok(true)
-}
-
-/// Whether the agents of `host` enforce security groups (`firewall_driver` other than
-/// `noop`, as reported).
-async fn host_filters(conn: &mut store::Conn, host: &str) -> CoreResult<bool> {
-    Ok(neutrino_store::agents::on_host(&mut *conn, host)
-        .await?
-        .iter()
-        .any(|a| {
-            a.configurations
-                .get("firewall_driver")
-                .and_then(Value::as_str)
-                .is_some_and(|d| d != "noop")
-        }))
 }
 
 /// `binding_failed`: the port or its dynamic segments kept changing while it was bound.

@@ -678,7 +678,11 @@ pub async fn update(
 ) -> CoreResult<Port> {
     let mut tx = state.store.begin_write().await?;
     let mut p = visible(&mut tx, ctx, id).await?;
-    let (old_ips, old_pairs) = (p.fixed_ips.clone(), p.allowed_address_pairs.clone());
+    let (old_ips, old_pairs, old_groups) = (
+        p.fixed_ips.clone(),
+        p.allowed_address_pairs.clone(),
+        p.security_groups.clone(),
+    );
     ctx.require_write("update_port")?;
     for admin_only in ADMIN_ONLY.iter().chain(&["mac_address"]) {
         if b.contains_key(*admin_only) && !ctx.is_admin() {
@@ -772,9 +776,11 @@ pub async fn update(
     } else {
         p.binding_host.as_str()
     };
-    if p.fixed_ips != old_ips || p.allowed_address_pairs != old_pairs {
-        // The addresses of its groups' members changed (a change of groups is noted by the
-        // store with the port's row).
+    // The only write that changes an existing port's groups (a binding never does): their
+    // index follows it, and the hosts whose filters name its groups hear of the change.
+    if p.security_groups != old_groups {
+        store::port_groups::set(&mut tx, &p).await?;
+    } else if p.fixed_ips != old_ips || p.allowed_address_pairs != old_pairs {
         let groups = store::port_groups::groups_of(&p).into_iter().collect();
         store::port_groups::members_changed(&mut tx, &groups).await?;
     }

@@ -504,15 +504,17 @@ async fn delete_once(state: &Services, ctx: &RequestContext, id: &str) -> CoreRe
     }
     repo::delete(&mut tx, &s.id).await?;
     let mut revision = dhcp_scheduling::subnets_changed(state, &mut tx, &s.network_id).await?;
-    // Ports that lost an address there: news for their hosts, and for their groups' members.
+    // Ports that lost an address there: news for their hosts, and for their groups' members
+    // (each group's hosts looked up once, however many of its ports lost an address).
+    let mut groups = std::collections::BTreeSet::new();
     for (port, network, host) in &holders {
         let p = store::dhcp_hosting::record_port(&mut tx, network, port, &[host]).await?;
         revision = revision.max(p);
         if let Some(port) = store::ports::get(&mut tx, port).await? {
-            let groups = store::port_groups::groups_of(&port).into_iter().collect();
-            store::port_groups::members_changed(&mut tx, &groups).await?;
+            groups.extend(store::port_groups::groups_of(&port));
         }
     }
+    store::port_groups::members_changed(&mut tx, &groups).await?;
     store::commit(tx).await?;
     state.feed.committed(revision);
     dhcp_scheduling::bind_committed(state, std::slice::from_ref(&s.network_id)).await;

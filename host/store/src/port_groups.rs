@@ -14,8 +14,8 @@ pub fn groups_of(port: &Port) -> Vec<String> {
     serde_json::from_str(&port.security_groups).unwrap_or_default()
 }
 
-/// Makes the rows of a port its current groups (written only when they differ: most port
-/// updates are bindings and statuses).
+/// Makes the rows of a port its current groups after an update that named them (written only
+/// when they differ as sets: the same groups in another order change nothing).
 pub async fn set(tx: &mut Transaction<'_, Any>, port: &Port) -> crate::Result<()> {
     let stored: BTreeSet<String> =
         sqlx::query_scalar("SELECT security_group_id FROM port_security_groups WHERE port_id = $1")

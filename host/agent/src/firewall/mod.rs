@@ -658,6 +658,9 @@ pub fn remove_all() -> Result<()> {
     Ok(())
 }
 
+/// [`run`] for [`remove_all`], which runs where nothing may be awaited (a test's `Drop`). `run`
+/// cannot be this on a blocking thread: a tool must start from the calling thread, which may
+/// have entered another network namespace (the firewall tests and bench).
 fn run_blocking(tool: &str, args: &[&str], input: Option<&str>) -> Result<String> {
     use std::io::Write as _;
     let mut child = std::process::Command::new(tool)
