@@ -67,6 +67,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (18, include_str!("sql/0018_security_group_rules.sql")),
     (19, include_str!("sql/0019_port_security_groups.sql")),
     (20, include_str!("sql/0020_tags.sql")),
+    (22, include_str!("sql/0022_port_security_groups_host.sql")),
 ];
 
 /// Migrations whose PostgreSQL version differs, used there instead of the one above.

@@ -54,9 +54,9 @@ async fn add(tx: &mut Transaction<'_, Any>, ports: &[Port]) -> crate::Result<()>
         2,
         |values| {
             format!(
-                "INSERT INTO port_security_groups (port_id, security_group_id) \
-                 SELECT v.column1, v.column2 FROM (VALUES {values}) AS v \
-                 WHERE EXISTS (SELECT 1 FROM ports p WHERE p.id = v.column1) \
+                "INSERT INTO port_security_groups (port_id, security_group_id, host) \
+                 SELECT v.column1, v.column2, p.binding_host FROM (VALUES {values}) AS v \
+                 JOIN ports p ON p.id = v.column1 WHERE true \
                  ON CONFLICT DO NOTHING"
             )
         },
@@ -126,14 +126,38 @@ pub async fn members(
     Ok(members)
 }
 
+/// A port's rows follow its binding to another host (or to none).
+pub async fn rebound(tx: &mut Transaction<'_, Any>, port: &Port) -> crate::Result<()> {
+    sqlx::query("UPDATE port_security_groups SET host = $2 WHERE port_id = $1 AND host <> $2")
+        .bind(&port.id)
+        .bind(&port.binding_host)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// The hosts with bound ports whose groups have a rule naming `group_id` as its remote group:
 /// those that hear when its members change.
 pub async fn hosts_naming(conn: &mut AnyConnection, group_id: &str) -> crate::Result<Vec<String>> {
+    let mut hosts = BTreeSet::new();
+    for group in groups_naming(&mut *conn, group_id).await? {
+        hosts.extend(hosts_of(&mut *conn, &group).await?);
+    }
+    Ok(hosts.into_iter().collect())
+}
+
+/// The hosts a group has bound ports on, one index probe per host (a loose index scan: each
+/// step finds the next host after the last), however many ports the group has.
+async fn hosts_of(conn: &mut AnyConnection, group_id: &str) -> crate::Result<Vec<String>> {
     Ok(sqlx::query_scalar(
-        "SELECT DISTINCT p.binding_host FROM security_group_rules r \
-         JOIN port_security_groups g ON g.security_group_id = r.security_group_id \
-         JOIN ports p ON p.id = g.port_id \
-         WHERE r.remote_group_id = $1 AND p.binding_host <> ''",
+        "WITH RECURSIVE h(host) AS ( \
+           SELECT (SELECT host FROM port_security_groups \
+                   WHERE security_group_id = $1 AND host > '' ORDER BY host LIMIT 1) \
+           UNION ALL \
+           SELECT (SELECT g.host FROM port_security_groups g \
+                   WHERE g.security_group_id = $1 AND g.host > h.host ORDER BY g.host LIMIT 1) \
+           FROM h WHERE h.host IS NOT NULL) \
+         SELECT host FROM h WHERE host IS NOT NULL",
     )
     .bind(group_id)
     .fetch_all(conn)
@@ -146,8 +170,8 @@ pub async fn bound_ports(
     group_id: &str,
 ) -> crate::Result<Vec<(String, String)>> {
     Ok(sqlx::query_as(
-        "SELECT p.id, p.binding_host FROM port_security_groups g JOIN ports p ON p.id = g.port_id \
-         WHERE g.security_group_id = $1 AND p.binding_host <> ''",
+        "SELECT port_id, host FROM port_security_groups \
+         WHERE security_group_id = $1 AND host <> ''",
     )
     .bind(group_id)
     .fetch_all(conn)

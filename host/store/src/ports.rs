@@ -189,7 +189,7 @@ pub async fn update(tx: &mut Transaction<'_, Any>, p: &Port) -> crate::Result<()
         .bind(p.revision_number)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    crate::port_groups::rebound(tx, p).await
 }
 
 /// One port with its addresses.

@@ -913,3 +913,74 @@ on_both_databases!(
         assert_eq!(got.filter, None, "{news:?}");
     }
 );
+
+// The hosts that hear of a group's new members are those its naming groups have bound ports
+// on, and they follow the bindings: a port moved to another host takes the news with it, a
+// port bound nowhere brings none.
+on_both_databases!(
+    the_hosts_told_of_a_groups_members_follow_the_bindings,
+    |api: TestApi| async move {
+        node(&api, "h1", false).await;
+        node(&api, "h2", false).await;
+        let net = network(&api).await;
+        subnet(&api, &net, "10.32.0.0/24", false).await;
+        let a = port(&api, json!({"network_id": net, "binding:host_id": "h1"})).await;
+        let default = a["security_groups"][0].as_str().unwrap().to_string();
+        let hosts_naming = || async {
+            let mut conn = api.state.store.read_conn().await.unwrap();
+            neutrino::store::port_groups::hosts_naming(&mut conn, &default)
+                .await
+                .unwrap()
+        };
+        assert_eq!(hosts_naming().await, ["h1"]);
+        port(&api, json!({"network_id": net})).await;
+        assert_eq!(
+            hosts_naming().await,
+            ["h1"],
+            "an unbound member adds no host"
+        );
+
+        let h2 = poll(&api, "h2", 0, 0).await;
+        update_port(&api, &id_of(&a), json!({"binding:host_id": "h2"})).await;
+        assert_eq!(hosts_naming().await, ["h2"], "a moved: h1 has none left");
+        let news = poll(&api, "h2", h2.revision, 5).await;
+        assert!(
+            news.remote_groups.iter().any(|g| g.id == default),
+            "{news:?}"
+        );
+        let b = port(&api, json!({"network_id": net, "binding:host_id": "h1"})).await;
+        assert_eq!(hosts_naming().await, ["h1", "h2"]);
+        // A group naming the default one: its bound ports' hosts hear too.
+        let other = created(
+            &api,
+            "/v2.0/security-groups",
+            "security_group",
+            json!({"name": "web"}),
+        )
+        .await;
+        let rule = api
+            .call(
+                Method::POST,
+                "/v2.0/security-group-rules",
+                Some(
+                    json!({"security_group_rule": {"security_group_id": other["id"],
+                    "direction": "ingress", "remote_group_id": default}}),
+                ),
+            )
+            .await;
+        assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
+        node(&api, "h3", false).await;
+        port(
+            &api,
+            json!({"network_id": net, "binding:host_id": "h3",
+                "security_groups": [other["id"]]}),
+        )
+        .await;
+        assert_eq!(hosts_naming().await, ["h1", "h2", "h3"]);
+        let r = api
+            .call(Method::DELETE, &format!("/v2.0/ports/{}", id_of(&b)), None)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+        assert_eq!(hosts_naming().await, ["h2", "h3"]);
+    }
+);
