@@ -262,6 +262,9 @@ enum BenchCommand {
         /// What the victim creates: ports or networks.
         #[arg(long, default_value = "ports")]
         victim_creates: String,
+        /// Only the attacks whose name holds this (e.g. `bulk networks`), to see what each costs.
+        #[arg(long)]
+        attack: Option<String>,
     },
     /// The time of a network create (its segmentation id allocation) as networks grow.
     Networks {
@@ -551,6 +554,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     samples,
                     attackers,
                     victim_creates,
+                    attack,
                 },
         } => {
             let report = bench::run_fairness(&bench::FairnessOptions {
@@ -559,6 +563,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 samples,
                 attackers,
                 victim_creates,
+                attack,
             })?;
             println!("{report}");
             Ok(ExitCode::SUCCESS)

@@ -47,6 +47,8 @@ pub struct FairnessOptions {
     pub attackers: usize,
     /// What the victim creates: `ports` or `networks`.
     pub victim_creates: String,
+    /// Only the attacks whose name holds this.
+    pub attack: Option<String>,
 }
 
 impl Default for FairnessOptions {
@@ -57,6 +59,7 @@ impl Default for FairnessOptions {
             samples: 300,
             attackers: 4,
             victim_creates: "ports".into(),
+            attack: None,
         }
     }
 }
@@ -345,7 +348,13 @@ async fn fairness(endpoint: &Endpoint, opts: &FairnessOptions) -> anyhow::Result
         opts.attackers
     );
 
-    let kinds = attacks(&attacker_net);
+    let mut kinds = attacks(&attacker_net);
+    if let Some(only) = &opts.attack {
+        kinds.retain(|(kind, ..)| kind.contains(only.as_str()));
+        if kinds.is_empty() {
+            bail!("--attack {only:?}: no attack by that name");
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let answers: RefCell<BTreeMap<String, Answers>> = RefCell::new(BTreeMap::new());
     let mut attackers = Vec::new();
@@ -362,6 +371,11 @@ async fn fairness(endpoint: &Endpoint, opts: &FairnessOptions) -> anyhow::Result
         Duration::from_millis(500),
         Some(stop.clone()),
     );
+    // The attackers' client stands for clients on other machines: on this one it yields the
+    // cores to the server and the victim's client (Linux: the calling thread's nice value).
+    if let Err(e) = rustix::process::setpriority_process(None, 19) {
+        eprintln!("cannot lower the attackers' client priority: {e}");
+    }
     let (kinds, stop_ref, answers_ref) = (&kinds, &stop, &answers);
     futures_util::future::try_join_all(attackers.into_iter().enumerate().map(
         |(w, mut conn)| async move {
