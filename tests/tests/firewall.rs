@@ -311,8 +311,21 @@ fn security_groups_filter_bridged_ports() {
     // A restarted agent (a new firewall) applies everything in full: the rules hold, and the
     // chains of a port that went while it was down are swept.
     lab.apply(vec![], vec![lab.port('b', filter(web.clone()))], false);
+    // Sets the run before left (killed mid-swap, or its groups no longer named): swept too.
+    for set in ["nq-4deadbeef", "nq-4deadbeef-n"] {
+        let (ok, out) = netns_exec(
+            &lab.host.name,
+            &["ipset", "create", set, "hash:net", "family", "inet"],
+        );
+        assert!(ok, "ipset create {set}: {out}");
+    }
     lab.firewall = Some(Firewall::new());
     lab.apply(vec![], vec![lab.port('b', filter(web))], true);
+    let (_, sets) = netns_exec(&lab.host.name, &["ipset", "list", "-n"]);
+    assert!(
+        !sets.lines().any(|s| s.starts_with("nq-")),
+        "the earlier run's sets are gone:\n{sets}"
+    );
     assert!(connect(&lab, 80).is_some(), "TCP 80 still allowed");
     assert!(connect(&lab, 22).is_none(), "TCP 22 still refused");
     let saved = lab.saved();

@@ -113,8 +113,9 @@ pub struct Firewall {
     applied: HashMap<String, Applied>,
     /// Remote group id -> its member addresses (both families).
     groups: HashMap<String, BTreeSet<IpAddr>>,
-    /// Set name -> its members in the kernel.
-    sets: HashMap<String, BTreeSet<IpAddr>>,
+    /// Set name -> its members in the kernel (None: a set an earlier run left, contents
+    /// unknown).
+    sets: HashMap<String, Option<BTreeSet<IpAddr>>>,
     /// Bridge -> its conntrack zone.
     zones: BTreeMap<String, u16>,
     /// The dispatch and zone chains as last written (rewritten only when they change).
@@ -468,6 +469,19 @@ impl Firewall {
             restore(family, &text).await?;
         }
         frames::start().await?;
+        // Sets an earlier run left (it was killed, or no rule names their groups now): each is
+        // rewritten if wanted and destroyed once no rule names it; a half-written swap set
+        // (`-n`) goes now.
+        let listed = run("ipset", &["list", "-n"], None).await?;
+        for name in listed.lines().filter(|n| n.starts_with(rules::PREFIX)) {
+            if name.ends_with("-n") {
+                if let Err(e) = run("ipset", &["destroy", name], None).await {
+                    tracing::warn!("ipset {name}: {e:#}");
+                }
+            } else {
+                self.sets.entry(name.to_string()).or_insert(None);
+            }
+        }
         self.started = true;
         Ok(())
     }
@@ -481,10 +495,11 @@ impl Firewall {
         let mut script = String::new();
         let mut departed = BTreeSet::new();
         for (name, members) in wanted {
-            if self.sets.get(name) == Some(members) {
+            let known = self.sets.get(name).and_then(Option::as_ref);
+            if known == Some(members) {
                 continue;
             }
-            if let Some(before) = self.sets.get(name) {
+            if let Some(before) = known {
                 departed.extend(before.difference(members).copied());
             }
             let family = if name.starts_with(&format!("{}4", rules::PREFIX)) {
@@ -506,7 +521,7 @@ impl Firewall {
         }
         run("ipset", &["restore"], Some(&script)).await?;
         for (name, members) in wanted {
-            self.sets.insert(name.clone(), members.clone());
+            self.sets.insert(name.clone(), Some(members.clone()));
         }
         Ok(departed)
     }
