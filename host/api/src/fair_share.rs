@@ -113,6 +113,16 @@ impl FairShare {
     }
 }
 
+impl neutrino_core::Contention for FairShare {
+    /// Another project has had a request in the server lately (the window that holds a busy
+    /// project to its share).
+    fn others_busy(&self, project: &str) -> bool {
+        let shares = self.lock();
+        let active = shares.projects.get(project).map_or(0, |p| p.active);
+        shares.active > active || shares.another_seen_lately(project)
+    }
+}
+
 /// A request waiting for its place. Dropped before it has it (the client went away): no
 /// place may be given to it any more, and one given just before is given back.
 struct Admission {
@@ -287,6 +297,24 @@ mod tests {
         let shares = share.lock();
         assert_eq!((shares.active, shares.waiting), (0, 0));
         assert!(shares.projects.is_empty() && shares.turns.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_project_has_company_while_another_is_in_the_server_or_was_lately() {
+        use neutrino_core::Contention as _;
+        let share = FairShare::new(1);
+        let a = share.enter("a").await;
+        assert!(!share.others_busy("a"), "a alone");
+        let b = share.enter("b").await;
+        assert!(share.others_busy("a") && share.others_busy("b"));
+        drop(b);
+        assert!(share.others_busy("a"), "b was in the server a moment ago");
+        share.lock().recent = [
+            Some(("b".into(), Instant::now() - CONTENDED_FOR)),
+            Some(("a".into(), Instant::now())),
+        ];
+        assert!(!share.others_busy("a"), "b left long ago");
+        drop(a);
     }
 
     #[tokio::test]

@@ -122,9 +122,11 @@ impl AppState {
     ) -> AppState {
         // The metrics recorder is in place before anything records.
         observe::prometheus();
-        let services = Services::new(store, config.services(), heartbeats.clone());
+        let mut services = Services::new(store, config.services(), heartbeats.clone());
+        let fair_share = fair_share::FairShare::new(config.requests_per_project);
+        services.contention = fair_share.clone();
         AppState {
-            fair_share: fair_share::FairShare::new(config.requests_per_project),
+            fair_share,
             services,
             config: Arc::new(config),
             heartbeats,

@@ -150,7 +150,7 @@ pub async fn create(
     let (bodies, bulk, projects) =
         body::checked_create_bodies(bytes, "network", "networks", &ctx, check_create).await?;
     // All or nothing; a big bulk in slices (see `bulk`).
-    let networks = neutrino_core::bulk::create_networks(&state, &bodies, &projects).await?;
+    let networks = neutrino_core::bulk::create_networks(&state, &ctx, &bodies, &projects).await?;
     let admin = ctx.is_admin();
     Ok(body::off_worker(networks.len(), body::BIG_ANSWER, move || {
         let created = networks

@@ -25,16 +25,24 @@ use neutrino_store::ports::Port;
 pub const SLICE: Duration = Duration::from_micros(500);
 /// Networks of a bulk written in one slice at most (however fast they go).
 const MAX_SLICE_ITEMS: usize = 256;
-/// Ports of a bulk written in one transaction at most (in the port writer's batch).
+/// Ports of a bulk written in one transaction at most (in the port writer's batch) while other
+/// projects are busy.
 pub const PORT_SLICE: usize = 4;
+/// The same for a project alone: fewer, bigger transactions (a bulk import goes about five
+/// times faster than in slices of 4).
+const PORT_SLICE_ALONE: usize = 64;
+/// The longest a bulk gives way between two slices (a slice slowed by a busy database should
+/// not leave its bulk idle longer still).
+const MAX_GIVE_WAY: Duration = Duration::from_millis(20);
 /// A journal whose last slice is older than this belongs to a bulk no server is finishing.
 pub const ABANDONED_AFTER: Duration = Duration::from_secs(120);
 /// How often the sweep looks for abandoned bulks.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Creates the networks of one request (bodies checked, with the project of each).
+/// Creates the networks of one request by `ctx` (bodies checked, with the project of each).
 pub async fn create_networks(
     state: &Services,
+    ctx: &RequestContext,
     bodies: &[Map<String, Value>],
     projects: &[String],
 ) -> CoreResult<Vec<Network>> {
@@ -42,12 +50,16 @@ pub async fn create_networks(
     let mut created: Vec<Network> = Vec::with_capacity(bodies.len());
     let mut sliced = false;
     while created.len() < bodies.len() {
+        let started = Instant::now();
         if let Err(e) =
             network_slice(state, &bulk, bodies, projects, &mut created, &mut sliced).await
         {
             let ids: Vec<String> = created.iter().map(|n| n.id.clone()).collect();
             undo(state, &bulk, "networks", &ids).await;
             return Err(e);
+        }
+        if created.len() < bodies.len() {
+            give_way(state, ctx, started.elapsed()).await;
         }
     }
     if sliced {
@@ -110,7 +122,7 @@ fn per_project<'a>(projects: impl IntoIterator<Item = &'a String>) -> Vec<(Strin
 }
 
 /// Creates the ports of one request through the port writer, [`PORT_SLICE`] at a time when
-/// there are more.
+/// there are more and other projects are busy ([`PORT_SLICE_ALONE`] when not).
 pub async fn create_ports(
     state: &Services,
     ctx: &RequestContext,
@@ -138,11 +150,35 @@ pub async fn create_ports(
     drop(tx);
     let bulk = store::new_id();
     let mut created: Vec<Port> = Vec::with_capacity(bodies.len());
-    for (slice, slice_projects) in bodies.chunks(PORT_SLICE).zip(projects.chunks(PORT_SLICE)) {
-        match writer
-            .create(state, ctx, slice, slice_projects, Some(&bulk))
-            .await
-        {
+    let mut slice_took = Duration::ZERO;
+    let mut next = 0;
+    while next < bodies.len() {
+        let company = give_way(
+            state,
+            ctx,
+            if next > 0 { slice_took } else { Duration::ZERO },
+        )
+        .await;
+        let end = bodies.len().min(
+            next + if company {
+                PORT_SLICE
+            } else {
+                PORT_SLICE_ALONE
+            },
+        );
+        let started = Instant::now();
+        let written = writer
+            .create(
+                state,
+                ctx,
+                &bodies[next..end],
+                &projects[next..end],
+                Some(&bulk),
+            )
+            .await;
+        slice_took = started.elapsed();
+        next = end;
+        match written {
             Ok(ports) => created.extend(ports),
             Err(e) => {
                 let ids: Vec<String> = created.iter().map(|p| p.id.clone()).collect();
@@ -153,6 +189,20 @@ pub async fn create_ports(
     }
     forget(state, &bulk).await?;
     Ok(created)
+}
+
+/// Between two slices of a bulk whose project has company (other projects' requests in the
+/// server lately), waits as long as the last slice took: the bulk has the write path and the
+/// cores at most half the time, and the others' requests go in between. (Slicing alone let the
+/// next slice queue at once: a single create of another project waited behind one slice or
+/// two almost every time, 2.5 ms instead of 0.6.) A project alone is not slowed.
+/// Answers whether the project has company.
+async fn give_way(state: &Services, ctx: &RequestContext, slice_took: Duration) -> bool {
+    let company = state.contention.others_busy(&ctx.project_id);
+    if company && !slice_took.is_zero() {
+        tokio::time::sleep(slice_took.min(MAX_GIVE_WAY)).await;
+    }
+    company
 }
 
 async fn forget(state: &Services, bulk: &str) -> CoreResult<()> {

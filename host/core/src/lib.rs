@@ -66,6 +66,21 @@ pub trait HeartbeatOverlay: Send + Sync {
     fn overlay(&self, rows: &mut [Agent]);
 }
 
+/// Whether other projects are using the server now (the API's fair share knows): a big bulk
+/// of a project with company gives way between its slices.
+pub trait Contention: Send + Sync {
+    fn others_busy(&self, project: &str) -> bool;
+}
+
+/// No other project is ever busy (services without an API in front: tools, tests).
+pub struct Alone;
+
+impl Contention for Alone {
+    fn others_busy(&self, _project: &str) -> bool {
+        false
+    }
+}
+
 /// What the services work with: the store, the settings, the agents' buffered heartbeats, the
 /// mechanism manager, the change-feed signal and the port writer.
 #[derive(Clone)]
@@ -79,6 +94,8 @@ pub struct Services {
     pub feed: Arc<neutrino_store::feed::FeedSignal>,
     /// Started on first use, in the server's runtime.
     port_writer: Arc<OnceLock<port_writer::PortWriter>>,
+    /// Whether other projects are busy (set by the API to its fair share).
+    pub contention: Arc<dyn Contention>,
 }
 
 impl Services {
@@ -90,6 +107,7 @@ impl Services {
             mechanism: Arc::new(OnceCell::new()),
             feed: Arc::new(neutrino_store::feed::FeedSignal::default()),
             port_writer: Arc::new(OnceLock::new()),
+            contention: Arc::new(Alone),
         }
     }
 

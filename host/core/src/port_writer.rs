@@ -126,8 +126,9 @@ async fn write_batch(
     batch: Vec<Job>,
 ) {
     let mut unavailable = None;
-    if batch.len() > 1 {
-        match write_on(state, conn, lookups, &batch).await {
+    // Several ports (of several jobs, or one bulk slice) are tried together first.
+    if batch.iter().map(|j| j.bodies.len()).sum::<usize>() > 1 {
+        match write_on(state, conn, lookups, &batch, Writes::Grouped).await {
             Ok(results) => {
                 for (job, created) in batch.into_iter().zip(results) {
                     let _ = job.reply.send(Ok(created));
@@ -141,9 +142,15 @@ async fn write_batch(
     for job in batch {
         let result = match &unavailable {
             Some(e) => Err(e.clone()),
-            None => write_on(state, conn, lookups, std::slice::from_ref(&job))
-                .await
-                .map(|mut r| r.remove(0)),
+            None => write_on(
+                state,
+                conn,
+                lookups,
+                std::slice::from_ref(&job),
+                Writes::Alone,
+            )
+            .await
+            .map(|mut r| r.remove(0)),
         };
         if let Err(e) = &result
             && e.status == Status::SERVICE_UNAVAILABLE
@@ -162,13 +169,14 @@ async fn write_on(
     conn: &mut Option<store::PooledConn>,
     lookups: &mut DraftLookups,
     jobs: &[Job],
+    writes: Writes,
 ) -> CoreResult<Vec<Vec<Port>>> {
     // A deadlock with a network delete, or a network or subnet deleted under the write, runs
     // the transaction again (as `retry::retrying` does): it then answers NetworkNotFound (or
     // writes), never a 500.
     let mut run = 1;
     loop {
-        match write_once(state, conn, lookups, jobs).await {
+        match write_once(state, conn, lookups, jobs, writes).await {
             Err(e) if e.again && run < crate::retry::TRIES => {
                 tracing::debug!("port create: run {run} conflicted ({e}); running it again");
                 // What the drafts read may be what the other transaction deleted.
@@ -186,12 +194,13 @@ async fn write_once(
     conn: &mut Option<store::PooledConn>,
     lookups: &mut DraftLookups,
     jobs: &[Job],
+    writes: Writes,
 ) -> CoreResult<Vec<Vec<Port>>> {
     let held = match conn {
         Some(held) => held,
         None => conn.insert(state.store.write_conn().await?),
     };
-    let mut result = write(state, held, lookups, jobs).await;
+    let mut result = write(state, held, lookups, jobs, writes).await;
     if let Err(e) = &mut result
         && e.kind == "IpAddressGenerationFailure"
         && network_gone(held, jobs).await
@@ -223,21 +232,30 @@ async fn network_gone(conn: &mut store::Conn, jobs: &[Job]) -> bool {
     false
 }
 
-/// Drafts and writes every job's ports in one transaction. Several jobs' rows are held back and written
-/// together at the end (a refused row fails the batch, which then runs one job at a time);
-/// one job's are written at once, so that each error is its own.
+/// How a transaction writes its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writes {
+    /// Held back and written together at the end, a few statements for all the ports; a
+    /// refused row fails the batch, which then runs one job at a time, [`Writes::Alone`].
+    Grouped,
+    /// Each row written at once, so that each error is its own port's.
+    Alone,
+}
+
+/// Drafts and writes every job's ports in one transaction.
 async fn write(
     state: &Services,
     conn: &mut store::Conn,
     lookups: &mut DraftLookups,
     jobs: &[Job],
+    how: Writes,
 ) -> CoreResult<Vec<Vec<Port>>> {
     let mut tx = state.store.begin_write_on(conn).await?;
     lookups.revalidate(&mut tx, state.store.backend).await?;
     charge_quotas(state, &mut tx, jobs).await?;
-    let mut writes = match jobs.len() {
-        1 => PortWrites::alone(),
-        _ => PortWrites::grouped(),
+    let mut writes = match how {
+        Writes::Alone => PortWrites::alone(),
+        Writes::Grouped => PortWrites::grouped(),
     };
     // What every port of the batch needs is read for all of them at once, in a few
     // statements however many networks they are spread over: networks and subnets, generated
@@ -285,7 +303,7 @@ async fn write(
         }
         results.push(created);
     }
-    let grouped = jobs.len() > 1;
+    let grouped = how == Writes::Grouped;
     let finished = writes.finish(&mut tx).await;
     let Finished::Written { revision } = finished.map_err(|e| refused(grouped, e))? else {
         return Err(batch_conflict());
