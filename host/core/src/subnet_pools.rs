@@ -618,6 +618,19 @@ async fn check_prefix_quota(tx: &mut store::Tx<'_>, pool: &SubnetPool, len: u8) 
     Ok(())
 }
 
+/// The gateway of a subnet from a pool whose body names none. Neutron's allocator gives an
+/// "any" request the network's first host whatever the version (`subnet.network + 1`), where a
+/// subnet with its CIDR (a specific request too) gets IPv6's subnet-router anycast address.
+pub fn default_gateway(wanted: &Wanted, net: &IpNet) -> Option<std::net::IpAddr> {
+    match (wanted, net) {
+        (Wanted::Any(_), IpNet::V6(v6)) if v6.prefix_len() < 128 => {
+            let first = ipam::to_u128(net.network()) + 1;
+            Some(ipam::from_u128(first, 6))
+        }
+        _ => ipam::default_gateway(net),
+    }
+}
+
 /// Gives a deleted subnet's CIDR back to its pool (in the delete's transaction).
 pub async fn release(
     state: &Services,

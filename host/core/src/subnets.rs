@@ -109,7 +109,8 @@ pub async fn create_one(
                 other => other.map(Value::to_string).unwrap_or_default(),
             };
             let net = ipam::parse_cidr(&cidr_text, version).map_err(NeutronError::invalid_input)?;
-            (Some((net, shape(b, version, &net)?)), None)
+            let gateway = ipam::default_gateway(&net);
+            (Some((net, shape(b, version, &net, gateway)?)), None)
         }
         Some(_) => (None, Some(subnet_pools::wanted(b, version)?)),
     };
@@ -142,7 +143,8 @@ pub async fn create_one(
         (Some(given), _, _) => given,
         (None, Some(pool_id), Some(wanted)) => {
             let net = subnet_pools::allocate(state, tx, ctx, pool_id, wanted).await?;
-            (net, shape(b, version, &net)?)
+            let gateway = subnet_pools::default_gateway(wanted, &net);
+            (net, shape(b, version, &net, gateway)?)
         }
         _ => unreachable!("a subnet has a CIDR or a pool"),
     };
@@ -200,16 +202,21 @@ struct Shape {
     routes: Vec<Value>,
 }
 
-/// The IPv6 modes, DHCP, gateway, pools, DNS servers and host routes of a create body on
-/// `net`, checked.
-fn shape(b: &Map<String, Value>, version: u8, net: &IpNet) -> CoreResult<Shape> {
+/// The IPv6 modes, DHCP, gateway (`default_gateway` when the body names none), pools, DNS
+/// servers and host routes of a create body on `net`, checked.
+fn shape(
+    b: &Map<String, Value>,
+    version: u8,
+    net: &IpNet,
+    default_gateway: Option<IpAddr>,
+) -> CoreResult<Shape> {
     let (ra_mode, address_mode) = ipv6_modes(b, version, net)?;
     let enable_dhcp = body::boolean(b, "enable_dhcp")?.unwrap_or(true);
     if enable_dhcp {
         dhcp_capable(net)?;
     }
     let gateway = match b.get("gateway_ip") {
-        None => ipam::default_gateway(net),
+        None => default_gateway,
         Some(Value::Null) => None,
         Some(_) => {
             let g = ip_attribute(b, "gateway_ip")?;

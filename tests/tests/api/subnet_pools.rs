@@ -1044,6 +1044,74 @@ on_both_databases!(pools_are_discoverable, |api: TestApi| async move {
     );
 });
 
+on_both_databases!(
+    bulk_and_ipv6_creates_take_from_a_pool,
+    |api: TestApi| async move {
+        let r = api
+            .call(
+                Method::POST,
+                "/v2.0/subnetpools",
+                Some(json!({"subnetpools": [
+                    {"name": "v4", "prefixes": ["10.0.0.0/16"], "default_prefixlen": 24},
+                    {"name": "v6", "prefixes": ["2001:db8::/48"]},
+                ]})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let (v4, v6) = (
+            r.body["subnetpools"][0].clone(),
+            r.body["subnetpools"][1].clone(),
+        );
+        let net = network_as(&api, None).await;
+        // One transaction: the second sees what the first took.
+        let r = api
+            .call(
+                Method::POST,
+                "/v2.0/subnets",
+                Some(json!({"subnets": [
+                    {"network_id": net, "ip_version": 4, "subnetpool_id": v4["id"]},
+                    {"network_id": net, "ip_version": 4, "subnetpool_id": v4["id"]},
+                    {"network_id": net, "ip_version": 6, "subnetpool_id": v6["id"],
+                     "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"},
+                ]})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let cidrs: Vec<&str> = r.body["subnets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["cidr"].as_str().unwrap())
+            .collect();
+        assert_eq!(cidrs, ["10.0.0.0/24", "10.0.1.0/24", "2001:db8::/64"]);
+        // Neutron's allocator gives an "any" request the first host, IPv6 too.
+        assert_eq!(r.body["subnets"][2]["gateway_ip"], "2001:db8::1");
+        assert_eq!(
+            r.body["subnets"][2]["allocation_pools"],
+            json!([{"start": "2001:db8::2", "end": "2001:db8::ffff:ffff:ffff:ffff"}])
+        );
+        // All or nothing: a bulk whose last item fails takes no prefix.
+        let r = api
+        .call(
+            Method::POST,
+            "/v2.0/subnets",
+            Some(json!({"subnets": [
+                {"network_id": net, "ip_version": 6, "subnetpool_id": v6["id"]},
+                {"network_id": net, "ip_version": 6, "subnetpool_id": v6["id"], "prefixlen": 200},
+            ]})),
+        )
+        .await;
+        assert_error(
+            &r,
+            StatusCode::BAD_REQUEST,
+            "MaxPrefixSubnetAllocationError",
+            "",
+        );
+        let r = from_pool_as(&api, None, &net, &v6, json!({})).await;
+        assert_eq!(cidr(&r), "2001:db8:0:1::/64");
+    }
+);
+
 /// Many subnet creates at once from one pool, over two servers sharing one database and over
 /// several networks: no prefix is given twice, exactly the pool's worth succeed, and the rest
 /// get Neutron's allocation error.
