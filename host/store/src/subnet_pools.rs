@@ -305,13 +305,14 @@ pub async fn take_any(
     version: u8,
     len: u8,
 ) -> crate::Result<Option<Block>> {
+    // Two seeks on the `_fit` index (one ORDER BY of mixed directions could not use it).
     let fit: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(prefixlen) FROM subnetpool_free_blocks \
-         WHERE subnetpool_id = $1 AND prefixlen <= $2",
+        "SELECT prefixlen FROM subnetpool_free_blocks \
+         WHERE subnetpool_id = $1 AND prefixlen <= $2 ORDER BY prefixlen DESC LIMIT 1",
     )
     .bind(pool_id)
     .bind(i64::from(len))
-    .fetch_one(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
     let Some(fit) = fit else { return Ok(None) };
     let row = sqlx::query(
