@@ -473,6 +473,60 @@ fn cli_subnets() {
 }
 
 #[test]
+fn cli_subnet_pools() {
+    let Some(server) = Server::start("cli_subnet_pools") else {
+        return;
+    };
+    if !server.serves_all("cli_subnet_pools", &["subnets", "subnetpools"]) {
+        return;
+    }
+    let pool = server.os_json(&[
+        "subnet",
+        "pool",
+        "create",
+        "--pool-prefix",
+        "10.30.0.0/16",
+        "--default-prefix-length",
+        "24",
+        "cli-pool",
+    ]);
+    assert_eq!(pool["name"], "cli-pool");
+    assert_eq!(pool["project_id"], PROJECT);
+    let shown = server.os_json(&["subnet", "pool", "show", "cli-pool"]);
+    assert_eq!(shown["id"], pool["id"]);
+    server.os_json(&["network", "create", "cli-pool-net"]);
+    let first = server.os_json(&[
+        "subnet",
+        "create",
+        "--network",
+        "cli-pool-net",
+        "--subnet-pool",
+        "cli-pool",
+        "cli-pool-sub",
+    ]);
+    assert_eq!(first["cidr"], "10.30.0.0/24");
+    assert_eq!(first["subnetpool_id"], pool["id"]);
+    let second = server.os_json(&[
+        "subnet",
+        "create",
+        "--network",
+        "cli-pool-net",
+        "--subnet-pool",
+        "cli-pool",
+        "--prefix-length",
+        "26",
+        "cli-pool-sub2",
+    ]);
+    assert_eq!(second["cidr"], "10.30.1.0/26");
+    // In use: the pool stays.
+    let err = server.os_fails(&["subnet", "pool", "delete", "cli-pool"]);
+    assert!(err.contains("existing allocations"), "{err}");
+    server.os(&["subnet", "delete", "cli-pool-sub", "cli-pool-sub2"]);
+    server.os(&["subnet", "pool", "delete", "cli-pool"]);
+    server.os(&["network", "delete", "cli-pool-net"]);
+}
+
+#[test]
 fn cli_ports() {
     let Some(server) = Server::start("cli_ports") else {
         return;

@@ -179,8 +179,20 @@ pub const EXTENSIONS: &[(&str, &str, &str, &str)] = &[
         "2013-02-07T10:00:00-00:00",
     ),
     (
+        "subnet_allocation",
+        "Subnet Allocation",
+        "Enables allocation of subnets from a subnet pool",
+        "2015-03-30T10:00:00-00:00",
+    ),
+    (
+        "default-subnetpools",
+        "Default Subnetpools",
+        "Provides ability to mark and use a subnetpool as the default.",
+        "2016-02-18T18:00:00-00:00",
+    ),
+    (
         "standard-attr-tag",
-        "Tag support for resources with standard attribute: port, subnet, network, security_group",
+        "Tag support for resources with standard attribute: port, subnet, subnetpool, network, security_group",
         "Enables to set tag on resources with standard attribute.",
         "2017-01-01T00:00:00-00:00",
     ),
@@ -220,6 +232,7 @@ pub async fn resources(headers: HeaderMap) -> Json<Value> {
     let items: Vec<Value> = [
         ("network", "networks"),
         ("subnet", "subnets"),
+        ("subnetpool", "subnetpools"),
         ("port", "ports"),
         ("agent", "agents"),
         ("security_group", "security-groups"),

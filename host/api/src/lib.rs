@@ -26,6 +26,7 @@ pub mod quotas;
 pub mod security_group_rules;
 pub mod security_groups;
 pub mod server;
+pub mod subnet_pools;
 pub mod subnets;
 pub mod tags;
 
@@ -208,6 +209,21 @@ pub fn router(state: AppState) -> Router {
                 get(subnets::show)
                     .put(subnets::update)
                     .delete(subnets::delete),
+            ),
+        )
+        .route(
+            "/v2.0/subnetpools",
+            get(subnet_pools::list)
+                .post(subnet_pools::create)
+                .put(subnet_pools::no_collection_action)
+                .delete(subnet_pools::no_collection_action),
+        )
+        .route(
+            "/v2.0/subnetpools/{id}",
+            neutron_405(
+                get(subnet_pools::show)
+                    .put(subnet_pools::update)
+                    .delete(subnet_pools::delete),
             ),
         )
         .route(

@@ -6,7 +6,9 @@ use axum::Json;
 use serde_json::{Map, Value, json};
 
 use super::query::CollectionSpec;
-use super::{agents, networks, ports, security_group_rules, security_groups, subnets, tags};
+use super::{
+    agents, networks, ports, security_group_rules, security_groups, subnet_pools, subnets, tags,
+};
 
 /// What the document says about one resource; each resource module exports one.
 pub struct ResourceDoc {
@@ -23,10 +25,11 @@ pub struct ResourceDoc {
     pub delete: bool,
 }
 
-fn resources() -> [&'static ResourceDoc; 6] {
+fn resources() -> [&'static ResourceDoc; 7] {
     [
         &networks::DOC,
         &subnets::DOC,
+        &subnet_pools::DOC,
         &ports::DOC,
         &agents::DOC,
         &security_groups::DOC,
@@ -69,13 +72,16 @@ fn attribute_schema(name: &str) -> Value {
         | "alive"
         | "resources_synced"
         | "stateful"
-        | "belongs_to_default_sg" => json!({"type": "boolean"}),
+        | "belongs_to_default_sg"
+        | "use_default_subnetpool" => json!({"type": "boolean"}),
         "mtu"
         | "revision_number"
         | "provider:segmentation_id"
         | "ip_version"
         | "port_range_min"
-        | "port_range_max" => {
+        | "port_range_max"
+        | "default_quota"
+        | "prefixlen" => {
             json!({"type": ["integer", "null"]})
         }
         "security_group_rules" => json!({"type": "array", "items": {"type": "object"}}),
@@ -85,7 +91,8 @@ fn attribute_schema(name: &str) -> Value {
         | "tags"
         | "dns_nameservers"
         | "security_groups"
-        | "service_types" => {
+        | "service_types"
+        | "prefixes" => {
             json!({"type": "array", "items": {"type": "string"}})
         }
         "allocation_pools" => json!({"type": "array", "items": {"type": "object",

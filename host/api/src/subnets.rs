@@ -125,7 +125,7 @@ pub fn to_json(s: &Subnet, external: bool) -> Map<String, Value> {
     let parse = |t: &str| serde_json::from_str::<Value>(t).unwrap_or_else(|_| json!([]));
     let m = json!({
         "id": s.id, "name": s.name, "project_id": s.project_id, "network_id": s.network_id,
-        "ip_version": s.ip_version, "subnetpool_id": null, "enable_dhcp": s.enable_dhcp,
+        "ip_version": s.ip_version, "subnetpool_id": s.subnetpool_id, "enable_dhcp": s.enable_dhcp,
         "ipv6_ra_mode": s.ipv6_ra_mode, "ipv6_address_mode": s.ipv6_address_mode,
         "gateway_ip": s.gateway_ip, "cidr": s.cidr, "allocation_pools": parse(&s.allocation_pools),
         "host_routes": parse(&s.host_routes), "dns_nameservers": parse(&s.dns_nameservers),

@@ -23,6 +23,7 @@ pub mod quotas;
 pub mod retry;
 pub mod security_group_rules;
 pub mod security_groups;
+pub mod subnet_pools;
 pub mod subnets;
 pub mod tags;
 

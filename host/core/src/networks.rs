@@ -415,8 +415,12 @@ async fn delete_once(state: &Services, ctx: &RequestContext, id: &str) -> CoreRe
             newest = newest.max(ports::remove(state, &mut tx, &p).await?);
         }
     }
-    for subnet in subnet_ids(&mut tx, id).await? {
-        store::subnets::delete(&mut tx, &subnet).await?;
+    for subnet in store::subnets::on_network(&mut *tx, id).await? {
+        store::subnets::delete(&mut tx, &subnet.id).await?;
+        // A subnet from a pool gives its prefix back.
+        if let Some(pool) = &subnet.subnetpool_id {
+            crate::subnet_pools::release(state, &mut tx, pool, &subnets::cidr_of(&subnet)).await?;
+        }
     }
     repo::delete(&mut tx, id).await?;
     store::commit(tx).await?;

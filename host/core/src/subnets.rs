@@ -1,6 +1,7 @@
-//! Subnet lifecycle: create (CIDR, IPv6 modes, gateway, pools, DNS servers, host routes,
-//! overlap), update (the free ranges follow new pools) and delete, with the network's DHCP
-//! following; the stored subnet's CIDR and pools as IPAM reads them.
+//! Subnet lifecycle: create (CIDR or subnet pool, IPv6 modes, gateway, pools, DNS servers,
+//! host routes, overlap), update (the free ranges follow new pools) and delete (a pool's
+//! prefix given back), with the network's DHCP following; the stored subnet's CIDR and pools
+//! as IPAM reads them.
 
 use std::net::IpAddr;
 
@@ -8,7 +9,7 @@ use ipnet::IpNet;
 use serde_json::{Map, Value, json};
 
 use crate::error::{CoreResult, NeutronError};
-use crate::{RequestContext, Services, body, dhcp_scheduling, networks};
+use crate::{RequestContext, Services, body, dhcp_scheduling, networks, subnet_pools};
 use neutrino_ipam::{self as ipam, PoolError, Range};
 use neutrino_store::{self as store, ipam as ipam_store, subnets as repo, subnets::Subnet};
 
@@ -65,8 +66,10 @@ fn required<'a>(b: &'a Map<String, Value>, key: &str) -> CoreResult<&'a Value> {
 }
 
 /// Creates a subnet from a create body (the caller checked its attributes and chose the
-/// project) in `tx`, on a network the caller owns: CIDR, IPv6 modes, gateway, pools, DNS
-/// servers and host routes checked, overlap refused. Answers whether its network is external.
+/// project) in `tx`, on a network the caller owns: its CIDR given, or allocated from a subnet
+/// pool in `tx` (see `subnet_pools::allocate`); IPv6 modes, gateway, pools, DNS servers and
+/// host routes checked, overlap and a second pool on the network refused. Answers whether its
+/// network is external.
 pub async fn create_one(
     state: &Services,
     ctx: &RequestContext,
@@ -91,59 +94,61 @@ pub async fn create_one(
             )));
         }
     };
-    for unsupported in ["subnetpool_id", "segment_id"] {
-        if b.get(unsupported).is_some_and(|v| !v.is_null()) {
-            return Err(NeutronError::invalid_input(format!(
-                "{unsupported} is not supported by this server"
-            )));
-        }
+    if b.get("segment_id").is_some_and(|v| !v.is_null()) {
+        return Err(NeutronError::invalid_input(
+            "segment_id is not supported by this server",
+        ));
     }
-    let cidr_text = match b.get("cidr") {
-        Some(Value::String(c)) => c.clone(),
-        None | Some(Value::Null) => {
-            return Err(NeutronError::bad(
-                "BadRequest",
-                "Bad subnets request: a subnetpool must be specified in the absence of a cidr.",
-            ));
+    let pool_ref = subnet_pools::pool_ref(b)?;
+    // A subnet with its CIDR is checked before anything is read, one from a pool once its
+    // CIDR is allocated.
+    let (cidr, wanted) = match &pool_ref {
+        None => {
+            let cidr_text = match b.get("cidr") {
+                Some(Value::String(c)) => c.clone(),
+                other => other.map(Value::to_string).unwrap_or_default(),
+            };
+            let net = ipam::parse_cidr(&cidr_text, version).map_err(NeutronError::invalid_input)?;
+            let gateway = ipam::default_gateway(&net);
+            (Some((net, shape(b, version, &net, gateway)?)), None)
         }
-        Some(other) => other.to_string(),
+        Some(_) => (None, Some(subnet_pools::wanted(b, version)?)),
     };
-    let net = ipam::parse_cidr(&cidr_text, version).map_err(NeutronError::invalid_input)?;
-    let (ra_mode, address_mode) = ipv6_modes(b, version, &net)?;
-    let enable_dhcp = body::boolean(b, "enable_dhcp")?.unwrap_or(true);
-    if enable_dhcp {
-        dhcp_capable(&net)?;
-    }
 
     let network = networks::visible_in(tx, ctx, &network_id).await?;
     if !ctx.owns(&network.project_id) {
         return Err(NeutronError::forbidden("create_subnet"));
     }
     networks::check_mtu_fits(network.mtu, version)?;
-    let gateway = match b.get("gateway_ip") {
-        None => ipam::default_gateway(&net),
-        Some(Value::Null) => None,
-        Some(_) => {
-            let g = ip_attribute(b, "gateway_ip")?;
-            if !ipam::gateway_valid(&net, g) {
-                return Err(NeutronError::invalid_input(
-                    "Gateway is not valid on subnet",
-                ));
-            }
-            Some(g)
-        }
+    let pool = match &pool_ref {
+        Some(r) => Some(subnet_pools::resolve(tx, ctx, r, version).await?),
+        None => None,
     };
-    let pools = match b.get("allocation_pools") {
-        None | Some(Value::Null) => ipam::default_pools(&net, gateway),
-        Some(v) => checked_pools(&net, v, gateway)?,
-    };
-    let dns = nameservers(b, version)?.unwrap_or_default();
-    let routes = host_routes(b, version)?.unwrap_or_default();
+    let pool_id = pool.map(|p| p.id);
 
     // Overlap is checked under the network's lock, so two concurrent creates cannot both pass.
     store::lock_named(tx, state.store.backend, &format!("subnets/{network_id}")).await?;
-    if repo::on_network(&mut **tx, &network_id)
-        .await?
+    let siblings = repo::on_network(&mut **tx, &network_id).await?;
+    // Neutron's `NetworkSubnetPoolAffinityError`: one pool (or none) per network and version.
+    if siblings
+        .iter()
+        .any(|other| other.ip_version == i64::from(version) && other.subnetpool_id != pool_id)
+    {
+        return Err(NeutronError::bad(
+            "NetworkSubnetPoolAffinityError",
+            "Subnets hosted on the same network must be allocated from the same subnet pool.",
+        ));
+    }
+    let (net, shaped) = match (cidr, &pool_id, &wanted) {
+        (Some(given), _, _) => given,
+        (None, Some(pool_id), Some(wanted)) => {
+            let net = subnet_pools::allocate(state, tx, ctx, pool_id, wanted).await?;
+            let gateway = subnet_pools::default_gateway(wanted, &net);
+            (net, shape(b, version, &net, gateway)?)
+        }
+        _ => unreachable!("a subnet has a CIDR or a pool"),
+    };
+    if siblings
         .iter()
         .any(|other| ipam::overlaps(&cidr_of(other), &net))
     {
@@ -151,6 +156,15 @@ pub async fn create_one(
             "Requested subnet with cidr: {net} for network: {network_id} overlaps with another subnet."
         )));
     }
+    let Shape {
+        ra_mode,
+        address_mode,
+        enable_dhcp,
+        gateway,
+        pools,
+        dns,
+        routes,
+    } = shaped;
     let now = store::now();
     let s = Subnet {
         id: store::new_id(),
@@ -167,6 +181,7 @@ pub async fn create_one(
         allocation_pools: pools_json(&pools, version),
         dns_nameservers: Value::from(dns).to_string(),
         host_routes: Value::Array(routes).to_string(),
+        subnetpool_id: pool_id,
         created_at: now.clone(),
         updated_at: now,
         revision_number: 0,
@@ -174,6 +189,58 @@ pub async fn create_one(
     repo::insert(tx, &s).await?;
     ipam_store::add_ranges(tx, &s.id, &pools).await?;
     Ok((s, network.external))
+}
+
+/// What a create body says of a subnet once its CIDR is known.
+struct Shape {
+    ra_mode: Option<String>,
+    address_mode: Option<String>,
+    enable_dhcp: bool,
+    gateway: Option<IpAddr>,
+    pools: Vec<Range>,
+    dns: Vec<String>,
+    routes: Vec<Value>,
+}
+
+/// The IPv6 modes, DHCP, gateway (`default_gateway` when the body names none), pools, DNS
+/// servers and host routes of a create body on `net`, checked.
+fn shape(
+    b: &Map<String, Value>,
+    version: u8,
+    net: &IpNet,
+    default_gateway: Option<IpAddr>,
+) -> CoreResult<Shape> {
+    let (ra_mode, address_mode) = ipv6_modes(b, version, net)?;
+    let enable_dhcp = body::boolean(b, "enable_dhcp")?.unwrap_or(true);
+    if enable_dhcp {
+        dhcp_capable(net)?;
+    }
+    let gateway = match b.get("gateway_ip") {
+        None => default_gateway,
+        Some(Value::Null) => None,
+        Some(_) => {
+            let g = ip_attribute(b, "gateway_ip")?;
+            if !ipam::gateway_valid(net, g) {
+                return Err(NeutronError::invalid_input(
+                    "Gateway is not valid on subnet",
+                ));
+            }
+            Some(g)
+        }
+    };
+    let pools = match b.get("allocation_pools") {
+        None | Some(Value::Null) => ipam::default_pools(net, gateway),
+        Some(v) => checked_pools(net, v, gateway)?,
+    };
+    Ok(Shape {
+        ra_mode,
+        address_mode,
+        enable_dhcp,
+        gateway,
+        pools,
+        dns: nameservers(b, version)?.unwrap_or_default(),
+        routes: host_routes(b, version)?.unwrap_or_default(),
+    })
 }
 
 /// Neutron's checks of a subnet that gets DHCP: no multicast and no loopback range (dnsmasq
@@ -503,6 +570,10 @@ async fn delete_once(state: &Services, ctx: &RequestContext, id: &str) -> CoreRe
         ));
     }
     repo::delete(&mut tx, &s.id).await?;
+    // Its prefix is free again in its pool.
+    if let Some(pool) = &s.subnetpool_id {
+        subnet_pools::release(state, &mut tx, pool, &cidr_of(&s)).await?;
+    }
     let mut revision = dhcp_scheduling::subnets_changed(state, &mut tx, &s.network_id).await?;
     // Ports that lost an address there: news for their hosts, and for their groups' members
     // (each group's hosts looked up once, however many of its ports lost an address).

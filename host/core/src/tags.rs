@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::error::{CoreResult, NeutronError};
-use crate::{RequestContext, Services, networks, ports, security_groups, subnets};
+use crate::{RequestContext, Services, networks, ports, security_groups, subnet_pools, subnets};
 use neutrino_store::{self as store, tags as repo};
 
 pub use neutrino_store::tags::Kind;
@@ -22,6 +22,7 @@ fn member(kind: Kind) -> &'static str {
         Kind::Subnet => "subnet",
         Kind::Port => "port",
         Kind::SecurityGroup => "security_group",
+        Kind::SubnetPool => "subnetpool",
     }
 }
 
@@ -32,6 +33,7 @@ pub fn not_found(kind: Kind, id: &str) -> NeutronError {
         Kind::Subnet => subnets::not_found(id),
         Kind::Port => ports::not_found(id),
         Kind::SecurityGroup => security_groups::not_found(id),
+        Kind::SubnetPool => subnet_pools::not_found(id),
     }
 }
 
@@ -51,6 +53,7 @@ async fn owner(
         Kind::Subnet => subnets::visible(conn, ctx, id).await?.0.project_id,
         Kind::Port => ports::visible(conn, ctx, id).await?.project_id,
         Kind::SecurityGroup => security_groups::visible(conn, ctx, id).await?.project_id,
+        Kind::SubnetPool => subnet_pools::visible(conn, ctx, id).await?.project_id,
     })
 }
 
@@ -159,7 +162,7 @@ pub async fn change(
     let rule = format!("{action}_{}:tags", member(kind));
     let mut tx = state.store.begin_write().await?;
     let project = owner(&mut tx, ctx, kind, id).await?;
-    // A project sees shared networks (and their subnets) it does not own: it may read their
+    // A project sees shared networks (and their subnets) and shared pools it does not own: it may read their
     // tags, not change them (Neutron's `ADMIN_OR_PROJECT_MEMBER` on the tag rules).
     if !ctx.owns(&project) {
         return Err(NeutronError::forbidden(&rule));

@@ -1,5 +1,6 @@
 //! Address arithmetic for subnets and IPAM, free of HTTP and SQL: CIDRs, default gateways and
-//! allocation pools, which addresses a port may hold, EUI-64, and free ranges.
+//! allocation pools, which addresses a port may hold, EUI-64, free ranges, and subnet pools'
+//! prefixes (`prefixes`).
 //!
 //! Addresses of both families are handled as `u128` (IPv4 in the low 32 bits); the store keys
 //! them as 32 hex digits so that text order is numeric order on every database.
@@ -7,6 +8,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
+
+pub mod prefixes;
 
 /// An inclusive range of addresses (an allocation pool, or a free range).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -22,6 +22,7 @@ pub mod ports;
 pub mod quotas;
 pub mod security_groups;
 pub mod servers;
+pub mod subnet_pools;
 pub mod subnets;
 pub mod tags;
 
@@ -67,6 +68,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (18, include_str!("sql/0018_security_group_rules.sql")),
     (19, include_str!("sql/0019_port_security_groups.sql")),
     (20, include_str!("sql/0020_tags.sql")),
+    (21, include_str!("sql/0021_subnet_pools.sql")),
     (22, include_str!("sql/0022_port_security_groups_host.sql")),
 ];
 

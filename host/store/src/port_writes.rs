@@ -282,6 +282,7 @@ mod tests {
             allocation_pools: "[]".into(),
             dns_nameservers: "[]".into(),
             host_routes: "[]".into(),
+            subnetpool_id: None,
             created_at: now(),
             updated_at: now(),
             revision_number: 1,

@@ -96,6 +96,7 @@ pub async fn count<'e, E: Executor<'e, Database = Any>>(
     let rows = match resource {
         "network" => "SELECT 1 FROM networks WHERE project_id = $1",
         "subnet" => "SELECT 1 FROM subnets WHERE project_id = $1",
+        "subnetpool" => "SELECT 1 FROM subnetpools WHERE project_id = $1",
         "port" => "SELECT 1 FROM ports WHERE project_id = $1 AND device_owner NOT LIKE 'network:%'",
         "security_group" => "SELECT 1 FROM security_groups WHERE project_id = $1",
         "security_group_rule" => "SELECT 1 FROM security_group_rules WHERE project_id = $1",

@@ -24,6 +24,8 @@ pub struct Subnet {
     pub allocation_pools: String,
     pub dns_nameservers: String,
     pub host_routes: String,
+    /// The pool its CIDR was allocated from.
+    pub subnetpool_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     pub revision_number: i64,
@@ -32,8 +34,8 @@ pub struct Subnet {
 macro_rules! columns {
     () => {
         "id, project_id, network_id, name, description, ip_version, cidr, gateway_ip, enable_dhcp, \
-         ipv6_ra_mode, ipv6_address_mode, allocation_pools, dns_nameservers, host_routes, created_at, \
-         updated_at, revision_number"
+         ipv6_ra_mode, ipv6_address_mode, allocation_pools, dns_nameservers, host_routes, subnetpool_id, \
+         created_at, updated_at, revision_number"
     };
 }
 
@@ -53,6 +55,7 @@ fn from_row(r: &AnyRow) -> crate::Result<Subnet> {
         allocation_pools: r.try_get("allocation_pools")?,
         dns_nameservers: r.try_get("dns_nameservers")?,
         host_routes: r.try_get("host_routes")?,
+        subnetpool_id: r.try_get("subnetpool_id")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         revision_number: r.try_get("revision_number")?,
@@ -63,7 +66,7 @@ pub async fn insert(tx: &mut Transaction<'_, Any>, s: &Subnet) -> crate::Result<
     sqlx::query(concat!(
         "INSERT INTO subnets (",
         columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
     ))
     .bind(&s.id)
     .bind(&s.project_id)
@@ -79,6 +82,7 @@ pub async fn insert(tx: &mut Transaction<'_, Any>, s: &Subnet) -> crate::Result<
     .bind(&s.allocation_pools)
     .bind(&s.dns_nameservers)
     .bind(&s.host_routes)
+    .bind(&s.subnetpool_id)
     .bind(&s.created_at)
     .bind(&s.updated_at)
     .bind(s.revision_number)
@@ -210,7 +214,7 @@ pub static TABLE: Table = Table {
     tags: Some(crate::tags::Kind::Subnet),
 };
 
-static COLUMNS: [Column; 17] = [
+static COLUMNS: [Column; 18] = [
     Column::text("id", "s.id"),
     Column::text("name", "s.name"),
     Column::text("network_id", "s.network_id"),
@@ -222,6 +226,7 @@ static COLUMNS: [Column; 17] = [
     Column::flag("enable_dhcp", "s.enable_dhcp"),
     Column::text("ipv6_ra_mode", "s.ipv6_ra_mode").nullable(),
     Column::text("ipv6_address_mode", "s.ipv6_address_mode").nullable(),
+    Column::text("subnetpool_id", "s.subnetpool_id").nullable(),
     Column::text("description", "s.description"),
     Column::int("revision_number", "s.revision_number"),
     Column::text("created_at", "s.created_at"),

@@ -16,6 +16,7 @@ pub enum Kind {
     Subnet,
     Port,
     SecurityGroup,
+    SubnetPool,
 }
 
 impl Kind {
@@ -27,6 +28,7 @@ impl Kind {
             Kind::Subnet => "subnets",
             Kind::Port => "ports",
             Kind::SecurityGroup => "security_groups",
+            Kind::SubnetPool => "subnetpools",
         }
     }
 }

@@ -23,5 +23,6 @@ mod quotas;
 mod security_groups;
 mod servers;
 mod shared_networks;
+mod subnet_pools;
 mod subnets_ports;
 mod tags;
