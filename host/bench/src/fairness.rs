@@ -56,7 +56,7 @@ impl Default for FairnessOptions {
         FairnessOptions {
             url: None,
             database: None,
-            samples: 300,
+            samples: 2000,
             attackers: 4,
             victim_creates: "ports".into(),
             attack: None,
