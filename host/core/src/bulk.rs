@@ -28,8 +28,7 @@ const MAX_SLICE_ITEMS: usize = 256;
 /// Ports of a bulk written in one transaction at most (in the port writer's batch) while other
 /// projects are busy.
 pub const PORT_SLICE: usize = 4;
-/// The same for a project alone: fewer, bigger transactions (a bulk import goes about five
-/// times faster than in slices of 4).
+/// The same for a project alone: fewer, bigger transactions.
 const PORT_SLICE_ALONE: usize = 64;
 /// The longest a bulk gives way between two slices (a slice slowed by a busy database should
 /// not leave its bulk idle longer still).
@@ -153,12 +152,7 @@ pub async fn create_ports(
     let mut slice_took = Duration::ZERO;
     let mut next = 0;
     while next < bodies.len() {
-        let company = give_way(
-            state,
-            ctx,
-            if next > 0 { slice_took } else { Duration::ZERO },
-        )
-        .await;
+        let company = give_way(state, ctx, slice_took).await;
         let end = bodies.len().min(
             next + if company {
                 PORT_SLICE
@@ -195,8 +189,8 @@ pub async fn create_ports(
 /// server lately), waits as long as the last slice took: the bulk has the write path and the
 /// cores at most half the time, and the others' requests go in between. (Slicing alone let the
 /// next slice queue at once: a single create of another project waited behind one slice or
-/// two almost every time, 2.5 ms instead of 0.6.) A project alone is not slowed.
-/// Answers whether the project has company.
+/// two almost every time, 2.5 ms instead of 0.6.) A project alone is not slowed. Answers
+/// whether the project has company (before the first slice, `slice_took` is zero).
 async fn give_way(state: &Services, ctx: &RequestContext, slice_took: Duration) -> bool {
     let company = state.contention.others_busy(&ctx.project_id);
     if company && !slice_took.is_zero() {
