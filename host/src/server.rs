@@ -28,6 +28,7 @@ pub async fn serve(
     _lock: &DataDirLock,
 ) -> anyhow::Result<()> {
     let bound = bind(&options).await?;
+    let _trim = AbortOnDropHandle::new(tokio::spawn(give_back_freed_memory()));
     // After `bind` printed the address, which scripts and tests read.
     let agent = match &agent {
         Some(agent) => {
@@ -52,6 +53,35 @@ pub async fn serve(
         })
         .await
 }
+
+/// How often memory the allocator keeps after a burst is given back.
+const TRIM_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Gives the memory freed since the last time back to the system, every [`TRIM_INTERVAL`].
+/// After a burst of bulk creates glibc keeps what their bodies and answers used, spread over
+/// its arenas between chunks still in use, so only the top of each heap would ever go back:
+/// at 100,000 ports the server held 68 MB of heap with 18 MB in use (RSS 97 MB; after a trim
+/// 53 MB). `malloc_trim` returns the free pages of every arena.
+async fn give_back_freed_memory() {
+    let mut tick = tokio::time::interval(TRIM_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let _ = tokio::task::spawn_blocking(trim).await;
+    }
+}
+
+#[cfg(target_env = "gnu")]
+fn trim() {
+    // SAFETY: malloc_trim takes the allocator's own locks and only releases pages of free
+    // chunks; it may run beside any other allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(target_env = "gnu"))]
+fn trim() {}
 
 /// The file a `serve` locks in its data directory.
 pub const LOCK_FILE: &str = "serve.lock";
