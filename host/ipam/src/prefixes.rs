@@ -7,7 +7,9 @@
 //! are buddies (the two halves of one block), so a store that keeps a pool's free space as
 //! blocks keeps it canonical by cutting with [`split`] and giving back with [`buddy`] merges.
 
-use ipnet::IpNet;
+use std::net::IpAddr;
+
+use ipnet::{IpNet, Ipv4Subnets, Ipv6Subnets};
 
 use crate::{Range, from_u128, to_u128};
 
@@ -99,26 +101,17 @@ pub fn blocks_of(ranges: &[Range], version: u8) -> Vec<Block> {
             _ => merged.push(r),
         }
     }
+    // Each range's fewest blocks are what ipnet's subnet iterators give (largest first).
     let mut out = Vec::new();
     for r in merged {
-        let mut next = r.first;
-        loop {
-            // The largest aligned block starting at `next` that ends inside the range.
-            let mut len = if next == 0 {
-                0
-            } else {
-                bits(version) - next.trailing_zeros().min(u32::from(bits(version))) as u8
-            };
-            while (Block { first: next, len }).last(version) > r.last {
-                len += 1;
+        match (from_u128(r.first, version), from_u128(r.last, version)) {
+            (IpAddr::V4(first), IpAddr::V4(last)) => {
+                out.extend(Ipv4Subnets::new(first, last, 0).map(|n| Block::of(&IpNet::V4(n))))
             }
-            let block = Block { first: next, len };
-            out.push(block);
-            let last = block.last(version);
-            if last >= r.last {
-                break;
+            (IpAddr::V6(first), IpAddr::V6(last)) => {
+                out.extend(Ipv6Subnets::new(first, last, 0).map(|n| Block::of(&IpNet::V6(n))))
             }
-            next = last + 1;
+            _ => unreachable!("both ends are of one version"),
         }
     }
     out
@@ -210,6 +203,20 @@ mod tests {
             shown(&blocks_of(&ranges, 4), 4),
             ["10.0.1.0/24", "10.0.2.0/24"]
         );
+        // A range on no boundary: the largest aligned blocks, in address order.
+        let odd = Range {
+            first: b("10.0.0.1/32").first,
+            last: b("10.0.0.6/32").first,
+        };
+        assert_eq!(
+            shown(&blocks_of(&[odd], 4), 4),
+            ["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6/32"]
+        );
+        let everything = Range {
+            first: 0,
+            last: u128::MAX,
+        };
+        assert_eq!(shown(&blocks_of(&[everything], 6), 6), ["::/0"]);
     }
 
     #[test]
