@@ -193,6 +193,7 @@ async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<News> {
         instances,
         networks,
         remote_groups,
+        routers: Vec::new(),
     }))
 }
 
@@ -294,6 +295,7 @@ async fn full_state(
         instances,
         networks,
         remote_groups,
+        routers: Vec::new(),
     })
 }
 

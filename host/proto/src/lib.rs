@@ -14,6 +14,9 @@
 //!   `revision_number`/`updated_at` bumped when it changes; ports bound elsewhere or gone are
 //!   ignored and counted. A status report is no feed entry (the agent already knows).
 //! - `POST /internal/hosts/{host}/instances/status` with [`InstanceStatusReport`] -> 204.
+//! - `POST /internal/hosts/{host}/floatingips/status` with [`FloatingIpStatusReport`] -> 200
+//!   `{"updated": n, "ignored": m}`: floating IPs of routers this host serves take the reported
+//!   status (ACTIVE or ERROR; DOWN is the server's own word for a disassociated one).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -56,6 +59,10 @@ pub struct HostChanges {
     /// with `full`, every such group; otherwise those whose members changed.
     #[serde(default)]
     pub remote_groups: Vec<RemoteGroupChange>,
+    /// Routers this host's L3 agent serves: with `full`, every one; otherwise those that
+    /// changed (the router, its ports, its floating IPs).
+    #[serde(default)]
+    pub routers: Vec<RouterChange>,
 }
 
 impl HostChanges {
@@ -70,6 +77,7 @@ impl HostChanges {
             instances,
             networks,
             remote_groups,
+            routers,
         } = self;
         *full
             || !ports.is_empty()
@@ -77,6 +85,7 @@ impl HostChanges {
             || !instances.is_empty()
             || !networks.is_empty()
             || !remote_groups.is_empty()
+            || !routers.is_empty()
     }
 }
 
@@ -290,6 +299,91 @@ pub struct NicLease {
     pub leased_ip: Option<String>,
 }
 
+/// A router this host serves; `router: None` means it no longer does (deleted, or moved).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterChange {
+    pub id: String,
+    pub router: Option<HostRouter>,
+}
+
+/// A router as its L3 agent makes it: the namespace [`router_namespace`], whose devices are the
+/// router's ports, plugged by their networks' drivers like any port (their bindings'
+/// attachment kind `router`, their interfaces [`router_interface_name`] and
+/// [`router_gateway_name`]); the L3 agent adds the addresses, routes and NAT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRouter {
+    pub id: String,
+    pub admin_state_up: bool,
+    pub namespace: String,
+    /// `network:router_interface` ports.
+    pub interfaces: Vec<RouterDevice>,
+    pub gateway: Option<RouterGateway>,
+    /// Extra routes, (destination CIDR, nexthop); one destination may come with several
+    /// nexthops (ECMP).
+    pub routes: Vec<(String, String)>,
+    /// Floating IPs associated through this router.
+    pub floating_ips: Vec<HostFloatingIp>,
+}
+
+/// One of a router's ports in its namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterDevice {
+    pub port_id: String,
+    pub network_id: String,
+    /// `qr-…` or `qg-…`.
+    pub interface_name: String,
+    pub mac_address: String,
+    /// Each fixed IP with its subnet's prefix length, `10.0.0.1/24`.
+    pub addresses: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterGateway {
+    pub device: RouterDevice,
+    /// The external subnets' gateway IPs: default routes (an address outside every subnet of
+    /// the device gets an on-link route first, as Neutron's agent adds).
+    pub gateway_ips: Vec<String>,
+    /// SNAT of the internal subnets to the gateway's first IPv4 address.
+    pub enable_snat: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFloatingIp {
+    pub id: String,
+    pub floating_ip_address: String,
+    /// The associated port's address the floating IP is translated to.
+    pub fixed_ip_address: String,
+    /// The status the API shows now (the agent reports only changes).
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloatingIpStatusReport {
+    pub floating_ips: Vec<FloatingIpStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloatingIpStatus {
+    pub id: String,
+    /// ACTIVE (its address and NAT are in place) or ERROR.
+    pub status: String,
+}
+
+/// A router's namespace, as in Neutron.
+pub fn router_namespace(router_id: &str) -> String {
+    format!("qrouter-{router_id}")
+}
+
+/// A router interface's device: `qr-` + 11 characters of the port id.
+pub fn router_interface_name(port_id: &str) -> String {
+    format!("qr-{}", &port_id[..port_id.len().min(11)])
+}
+
+/// A router gateway's device: `qg-` + 11 characters of the port id.
+pub fn router_gateway_name(port_id: &str) -> String {
+    format!("qg-{}", &port_id[..port_id.len().min(11)])
+}
+
 pub use neutrino_model::instance_namespace;
 
 /// The longest `extra_dhcp_opts` name, as Neutron allows.
@@ -351,6 +445,9 @@ mod tests {
         assert_eq!(dhcp_interface(port), "ns-3f1c2a9e-7b");
         assert_eq!(instance_namespace(port), "inst-3f1c2a9e-7b");
         assert_eq!(dhcp_namespace("n1"), "qdhcp-n1");
+        assert_eq!(router_interface_name(port), "qr-3f1c2a9e-7b");
+        assert_eq!(router_gateway_name(port), "qg-3f1c2a9e-7b");
+        assert_eq!(router_namespace("r1"), "qrouter-r1");
         let id = dhcp_device_id("compute-1", "net");
         assert!(id.starts_with("dhcp") && id.ends_with("-net") && id.len() == 4 + 36 + 4);
     }

@@ -15,6 +15,8 @@ pub enum FeedKind {
     Instance,
     /// The members of a security group changed (for hosts whose filters name it).
     SecurityGroup,
+    /// A router the host's L3 agent serves: the router, its ports or its floating IPs changed.
+    Router,
 }
 
 impl FeedKind {
@@ -24,6 +26,7 @@ impl FeedKind {
             FeedKind::DhcpNetwork => "dhcp_network",
             FeedKind::Instance => "instance",
             FeedKind::SecurityGroup => "security_group",
+            FeedKind::Router => "router",
         }
     }
 
@@ -33,6 +36,7 @@ impl FeedKind {
             "dhcp_network" => Some(FeedKind::DhcpNetwork),
             "instance" => Some(FeedKind::Instance),
             "security_group" => Some(FeedKind::SecurityGroup),
+            "router" => Some(FeedKind::Router),
             _ => None,
         }
     }

@@ -70,6 +70,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (20, include_str!("sql/0020_tags.sql")),
     (21, include_str!("sql/0021_subnet_pools.sql")),
     (22, include_str!("sql/0022_port_security_groups_host.sql")),
+    (23, include_str!("sql/0023_routers.sql")),
 ];
 
 /// Migrations whose PostgreSQL version differs, used there instead of the one above.
