@@ -8,7 +8,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::protocol::{HostChanges, InstanceStatusReport, PortStatusReport};
+use super::protocol::{
+    FloatingIpStatusReport, HostChanges, InstanceStatusReport, PortStatusReport,
+};
 use neutrino_proto::TOKEN_HEADER;
 
 /// How long the server may hold a long poll; the client waits a little longer.
@@ -74,6 +76,11 @@ impl ServerClient {
 
     pub async fn instance_status(&self, report: &InstanceStatusReport) -> anyhow::Result<()> {
         let path = format!("/internal/hosts/{}/instances/status", self.host);
+        self.post::<Value>(&path, report).await.map(drop)
+    }
+
+    pub async fn floating_ip_status(&self, report: &FloatingIpStatusReport) -> anyhow::Result<()> {
+        let path = format!("/internal/hosts/{}/floatingips/status", self.host);
         self.post::<Value>(&path, report).await.map(drop)
     }
 

@@ -13,6 +13,8 @@ use neutrino_runtime::plugins::registry::DriversConfig;
 
 /// The agent type the agent reports for the DHCP it serves, as Neutron's DHCP agent does.
 pub const DHCP_AGENT_TYPE: &str = "DHCP agent";
+/// The agent type the agent reports for the routers it serves, as Neutron's L3 agent does.
+pub const L3_AGENT_TYPE: &str = "L3 agent";
 
 /// Neutron's `firewall_driver` values this agent has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -46,6 +48,9 @@ pub struct AgentSettings {
     pub ovs_db: Option<PathBuf>,
     /// Serve DHCP (report a "DHCP agent" and run dnsmasq for the networks given to it).
     pub dhcp: bool,
+    /// Serve routers (report an "L3 agent" and make `qrouter-` namespaces for the routers
+    /// given to it).
+    pub l3: bool,
     /// Seconds an instance's DHCP client may take per NIC before the boot is reported failed.
     pub lease_timeout: u64,
     /// Neutron's `firewall_driver`: `iptables_hybrid` (default) or `noop`.
@@ -65,6 +70,7 @@ impl Default for AgentSettings {
             datapath_type: "netdev".into(),
             ovs_db: None,
             dhcp: true,
+            l3: true,
             lease_timeout: 10,
             firewall_driver: FirewallDriver::IptablesHybrid,
         }

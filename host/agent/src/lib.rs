@@ -32,7 +32,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::task::AbortOnDropHandle;
 
 use client::ServerClient;
-use config::{DHCP_AGENT_TYPE, NodeConfig};
+use config::{DHCP_AGENT_TYPE, L3_AGENT_TYPE, NodeConfig};
 use engine::Engine;
 use executor::{Executor, ExecutorConfig};
 use local_vlans::LocalVlans;
@@ -184,6 +184,19 @@ pub async fn run_with_ready(
                 }
                 c
             },
+        });
+    }
+    if settings.l3 {
+        // Legacy routers only (no DVR, no HA), each in a `qrouter-` namespace of this host.
+        reported.push(ReportedAgent {
+            agent_type: L3_AGENT_TYPE.into(),
+            binary: "neutrino-l3-agent".into(),
+            topic: "l3_agent".into(),
+            configurations: serde_json::Map::from_iter([
+                ("agent_mode".to_string(), json!("legacy")),
+                ("handle_internal_only_routers".to_string(), json!(true)),
+                ("interface_driver".to_string(), json!("neutrino")),
+            ]),
         });
     }
     let resync = Arc::new(Notify::new());

@@ -22,19 +22,20 @@ use neutrino_core::port_attributes::dns_assignment;
 use neutrino_core::port_binding::network_of;
 use neutrino_core::subnets::AUTO_DELETE_OWNER;
 use neutrino_proto::{
-    ChangesQuery, DhcpNetwork, DhcpNetworkChange, DhcpSubnet, ExtraDhcpOpt, HostBinding,
-    HostChanges, InstanceChange, NetworkPeersChange, Peer, PortChange, PortStatusReport,
-    dhcp_interface, dhcp_namespace,
+    ChangesQuery, DhcpNetwork, DhcpNetworkChange, DhcpSubnet, ExtraDhcpOpt, FloatingIpStatusReport,
+    HostBinding, HostChanges, HostFloatingIp, HostRouter, InstanceChange, NetworkPeersChange, Peer,
+    PortChange, PortStatusReport, RouterChange, RouterDevice, RouterGateway, dhcp_interface,
+    dhcp_namespace, router_gateway_name, router_interface_name, router_namespace,
 };
 use neutrino_proto::{HostInstance, HostNic, HostPort, PortStatus};
 use neutrino_runtime::binding::{BindingOutcome, BindingResult};
 use neutrino_store::dhcp_hosting::{self, Hosting};
 use neutrino_store::feed::{self, FeedKind};
-use neutrino_store::l2_peers;
 use neutrino_store::networks::Network;
 use neutrino_store::ports::Port;
 use neutrino_store::subnets::Subnet;
 use neutrino_store::{self as store, servers};
+use neutrino_store::{l2_peers, l3_hosting};
 
 /// `timeout` when the agent gives none, and the most it may ask for (protocol.rs).
 const DEFAULT_TIMEOUT: u64 = 30;
@@ -44,6 +45,11 @@ const MAX_TIMEOUT: u64 = 60;
 const REREAD_EVERY: Duration = Duration::from_secs(1);
 /// The statuses an agent may report.
 const PORT_STATUSES: &[&str] = &["DOWN", "BUILD", "ACTIVE", "ERROR"];
+/// The statuses an L3 agent may report of a floating IP (DOWN is the server's: disassociated).
+const FLOATING_IP_STATUSES: &[&str] = &["ACTIVE", "ERROR"];
+/// The owners of a router's ports, plugged into its `qrouter-` namespace.
+const ROUTER_INTERFACE_OWNER: &str = "network:router_interface";
+const ROUTER_GATEWAY_OWNER: &str = "network:router_gateway";
 
 /// `GET /internal/hosts/{host}/changes?after=<revision>&timeout=<seconds>`.
 pub async fn changes(
@@ -185,6 +191,11 @@ async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<News> {
     let mut remote = std::mem::take(&mut view.filters.remote);
     remote.extend(ids(FeedKind::SecurityGroup));
     let remote_groups = port_filters::remote_groups(&mut conn, &remote).await?;
+    let mut routers = Vec::new();
+    for id in ids(FeedKind::Router) {
+        let router = view.router(&mut conn, &id).await?;
+        routers.push(RouterChange { id, router });
+    }
     Ok(News::Changes(HostChanges {
         revision,
         full: false,
@@ -193,7 +204,7 @@ async fn news(state: &AppState, host: &str, after: i64) -> ApiResult<News> {
         instances,
         networks,
         remote_groups,
-        routers: Vec::new(),
+        routers,
     }))
 }
 
@@ -287,6 +298,11 @@ async fn full_state(
         .collect();
     let networks = network_peers(conn, host, &networks_bound_here).await?;
     let remote_groups = port_filters::remote_groups(conn, &view.filters.remote).await?;
+    let mut routers = Vec::new();
+    for id in l3_hosting::routers_on_host(&mut *conn, host).await? {
+        let router = view.router(conn, &id).await?;
+        routers.push(RouterChange { id, router });
+    }
     Ok(HostChanges {
         revision,
         full: true,
@@ -295,7 +311,7 @@ async fn full_state(
         instances,
         networks,
         remote_groups,
-        routers: Vec::new(),
+        routers,
     })
 }
 
@@ -378,7 +394,7 @@ impl<'a> HostView<'a> {
                         interface_name: dhcp_interface(&p.id),
                     })
                 }
-                _ => attachments.get(&p.id).cloned(),
+                _ => router_attachment(p, self.host).or_else(|| attachments.get(&p.id).cloned()),
             };
             let mut port = host_port(p, self.host, &network, attachment);
             if port.binding.is_some() {
@@ -387,6 +403,84 @@ impl<'a> HostView<'a> {
             out.insert(p.id.clone(), port);
         }
         Ok(out)
+    }
+
+    /// The router as its L3 agent makes it, or None when this host does not serve it.
+    async fn router(
+        &mut self,
+        conn: &mut store::Conn,
+        router_id: &str,
+    ) -> ApiResult<Option<HostRouter>> {
+        let Some(router) = l3_hosting::hosted_router(&mut *conn, router_id, self.host).await?
+        else {
+            return Ok(None);
+        };
+        let ports =
+            store::ports::list(self.store, &[("p.device_id", vec![router_id.into()])], None)
+                .await?;
+        let mut subnets: HashMap<String, Subnet> = HashMap::new();
+        for network_id in ports.iter().map(|p| &p.network_id).collect::<BTreeSet<_>>() {
+            for s in store::subnets::on_network(&mut *conn, network_id).await? {
+                subnets.insert(s.id.clone(), s);
+            }
+        }
+        let device = |p: &Port, interface_name: String| RouterDevice {
+            port_id: p.id.clone(),
+            network_id: p.network_id.clone(),
+            interface_name,
+            mac_address: p.mac_address.clone(),
+            addresses: p
+                .fixed_ips
+                .iter()
+                .filter_map(|ip| {
+                    let prefix = subnets.get(&ip.subnet_id)?.cidr.split('/').nth(1)?;
+                    Some(format!("{}/{prefix}", ip.ip_address))
+                })
+                .collect(),
+        };
+        let mut interfaces = Vec::new();
+        let mut gateway = None;
+        for p in &ports {
+            match p.device_owner.as_str() {
+                ROUTER_INTERFACE_OWNER => {
+                    interfaces.push(device(p, router_interface_name(&p.id)));
+                }
+                ROUTER_GATEWAY_OWNER if router.gw_port_id.as_deref() == Some(p.id.as_str()) => {
+                    let mut gateway_ips: Vec<String> = p
+                        .fixed_ips
+                        .iter()
+                        .filter_map(|ip| subnets.get(&ip.subnet_id)?.gateway_ip.clone())
+                        .collect();
+                    gateway_ips.dedup();
+                    gateway = Some(RouterGateway {
+                        device: device(p, router_gateway_name(&p.id)),
+                        gateway_ips,
+                        enable_snat: router.enable_snat,
+                    });
+                }
+                _ => {}
+            }
+        }
+        let routes: Vec<Value> = serde_json::from_str(&router.routes).unwrap_or_default();
+        let floating_ips = l3_hosting::floating_ips_of(&mut *conn, router_id)
+            .await?
+            .into_iter()
+            .map(|f| HostFloatingIp {
+                id: f.id,
+                floating_ip_address: f.floating_ip_address,
+                fixed_ip_address: f.fixed_ip_address,
+                status: f.status,
+            })
+            .collect();
+        Ok(Some(HostRouter {
+            namespace: router_namespace(&router.id),
+            id: router.id,
+            admin_state_up: router.admin_state_up,
+            interfaces,
+            gateway,
+            routes: routes.iter().filter_map(route_pair).collect(),
+            floating_ips,
+        }))
     }
 
     /// The network's DHCP as its host needs it, or None when this host does not serve it.
@@ -411,6 +505,23 @@ impl<'a> HostView<'a> {
             ports: ports.iter().filter_map(|p| built.remove(&p.id)).collect(),
         }))
     }
+}
+
+/// A router port bound to `host` goes into its router's namespace.
+fn router_attachment(p: &Port, host: &str) -> Option<Attachment> {
+    if p.binding_host != host || p.device_id.is_empty() {
+        return None;
+    }
+    let interface_name = match p.device_owner.as_str() {
+        ROUTER_INTERFACE_OWNER => router_interface_name(&p.id),
+        ROUTER_GATEWAY_OWNER => router_gateway_name(&p.id),
+        _ => return None,
+    };
+    Some(Attachment {
+        kind: AttachmentKind::Router,
+        namespace: router_namespace(&p.device_id),
+        interface_name,
+    })
 }
 
 /// A port as the agent of `host` sees it; its binding only when it is bound there.
@@ -468,6 +579,14 @@ fn host_port(p: &Port, host: &str, network: &Network, attachment: Option<Attachm
     }
 }
 
+/// A route as the API stores it (`{"destination", "nexthop"}`), as a pair.
+fn route_pair(r: &Value) -> Option<(String, String)> {
+    Some((
+        r["destination"].as_str()?.to_string(),
+        r["nexthop"].as_str()?.to_string(),
+    ))
+}
+
 fn dhcp_subnet(s: &Subnet) -> DhcpSubnet {
     let routes: Vec<Value> = serde_json::from_str(&s.host_routes).unwrap_or_default();
     DhcpSubnet {
@@ -477,15 +596,7 @@ fn dhcp_subnet(s: &Subnet) -> DhcpSubnet {
         gateway_ip: s.gateway_ip.clone(),
         enable_dhcp: s.enable_dhcp,
         dns_nameservers: serde_json::from_str(&s.dns_nameservers).unwrap_or_default(),
-        host_routes: routes
-            .iter()
-            .filter_map(|r| {
-                Some((
-                    r["destination"].as_str()?.to_string(),
-                    r["nexthop"].as_str()?.to_string(),
-                ))
-            })
-            .collect(),
+        host_routes: routes.iter().filter_map(route_pair).collect(),
         ipv6_address_mode: s.ipv6_address_mode.clone(),
     }
 }
@@ -535,6 +646,42 @@ pub async fn port_status(
     }
     // A server whose NICs already hold their leases becomes ACTIVE with its last port.
     store::servers::refresh_status(&mut tx, &activated_ports).await?;
+    store::commit(tx).await?;
+    Ok(Json(json!({"updated": updated, "ignored": ignored})))
+}
+
+/// `POST /internal/hosts/{host}/floatingips/status` with a [`FloatingIpStatusReport`] -> 200
+/// `{"updated": n, "ignored": m}`: floating IPs associated through routers `host` serves take
+/// the reported status; others (gone, disassociated, moved) are ignored.
+pub async fn floating_ip_status(
+    State(state): State<AppState>,
+    Path(host): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult<Json<Value>> {
+    authorize_agent(&state, &headers, &host).await?;
+    let report: FloatingIpStatusReport = serde_json::from_slice(&bytes)
+        .map_err(|e| NeutronError::bad_request(format!("Failed to parse request. Reason: {e}")))?;
+    if let Some(bad) = report
+        .floating_ips
+        .iter()
+        .find(|f| !FLOATING_IP_STATUSES.contains(&f.status.as_str()))
+    {
+        return Err(NeutronError::bad_request(format!(
+            "Invalid input for status. Reason: '{}' is not in {FLOATING_IP_STATUSES:?}.",
+            bad.status
+        )));
+    }
+    let mut tx = state.store.begin_write().await?;
+    let now = store::now();
+    let (mut updated, mut ignored) = (0, 0);
+    for f in &report.floating_ips {
+        if l3_hosting::report_status(&mut tx, &host, &f.id, &f.status, &now).await? {
+            updated += 1;
+        } else {
+            ignored += 1;
+        }
+    }
     store::commit(tx).await?;
     Ok(Json(json!({"updated": updated, "ignored": ignored})))
 }

@@ -299,6 +299,10 @@ pub fn router(state: AppState) -> Router {
             "/internal/hosts/{host}/ports/status",
             neutron_405(post(host_feed::port_status)),
         )
+        .route(
+            "/internal/hosts/{host}/floatingips/status",
+            neutron_405(post(host_feed::floating_ip_status)),
+        )
         .fallback(|| async { NeutronError::no_such_path() })
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -14,6 +14,7 @@ pub mod error;
 pub mod feed;
 pub mod ipam;
 pub mod l2_peers;
+pub mod l3_hosting;
 pub mod listing;
 pub mod networks;
 pub mod port_groups;
