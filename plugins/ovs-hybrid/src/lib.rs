@@ -12,6 +12,12 @@
 //! the kernel doing the tunnel: the access tag translates, the device's forwarding entries
 //! (which the agent keeps from the server's l2population peers) flood and forward, and the
 //! bridge's NORMAL action learns. It works the same with the userspace (netdev) datapath.
+//!
+//! A flat segment joins the integration bridge to its physical network's bridge by a patch
+//! pair (`int-<bridge>` on the integration bridge, an access port of the network's local VLAN;
+//! `phy-<bridge>` on the physical bridge, untagged): Neutron's `int-br-ex`/`phy-br-ex`, with
+//! the access tag doing what its VLAN translation flows do for the one network a flat physical
+//! network carries.
 
 use neutrino_sdk::prelude::*;
 
@@ -62,6 +68,8 @@ impl Driver for OvsHybrid {
                     "qvb".into(),
                     "qvo".into(),
                     "vxlan-".into(),
+                    "int-br-".into(),
+                    "phy-br-".into(),
                 ],
                 ovs_bridges: vec![OVS_BRIDGE_GRANT.into()],
                 namespace_prefixes: vec![],
@@ -92,6 +100,18 @@ impl Driver for OvsHybrid {
             };
             let physical = checked_ovs_bridge(physical.to_string())?;
             plan = plan.ovs_bridge(&physical, datapath);
+            if ctx.segment.network_type == NetworkType::Flat {
+                let (int, phy) = patch_pair(&physical)?;
+                plan = plan
+                    .ovs_port(
+                        &integration,
+                        &int,
+                        OvsPortType::Patch(phy.clone()),
+                        ctx.local_vlan,
+                        Vec::new(),
+                    )
+                    .ovs_port(&physical, &phy, OvsPortType::Patch(int), None, Vec::new());
+            }
         }
         if let Some(tunnel) = Tunnel::of(&ctx)? {
             let mtu = segment_mtu(&ctx.network, &ctx.segment)?;
@@ -120,11 +140,24 @@ impl Driver for OvsHybrid {
     fn teardown_network(ctx: NetworkContext) -> Result<Plan, DriverError> {
         check_bindable(&ctx.segment)?;
         // The integration bridge and the physical bridges are shared by every network on the
-        // host; the agent owns them. A VXLAN network's own device goes.
+        // host; the agent owns them. A VXLAN network's own device goes, and a flat network's
+        // patch pair (the one network of its physical network).
+        let conf = &ctx.agent.configurations;
+        let integration = checked_ovs_bridge(integration_bridge(conf).into())?;
+        if ctx.segment.network_type == NetworkType::Flat
+            && let Some(physnet) = physnet_of(&ctx.segment)?
+            && let Some(physical) = pairs_get(&conf.bridge_mappings, physnet)
+        {
+            let physical = checked_ovs_bridge(physical.to_string())?;
+            let (int, phy) = patch_pair(&physical)?;
+            return Ok(PlanBuilder::new()
+                .remove_ovs_port(&integration, &int)
+                .remove_ovs_port(&physical, &phy)
+                .build());
+        }
         let Some(tunnel) = Tunnel::of(&ctx)? else {
             return Ok(Vec::new());
         };
-        let integration = checked_ovs_bridge(integration_bridge(&ctx.agent.configurations).into())?;
         Ok(PlanBuilder::new()
             .remove_ovs_port(&integration, &tunnel.device)
             .remove_link(&tunnel.device, None)
@@ -420,6 +453,14 @@ fn physnet_of(segment: &Segment) -> Result<Option<&str>, DriverError> {
             }),
         _ => Ok(None),
     }
+}
+
+/// The patch ports joining the integration bridge to a physical bridge (`br-…`).
+fn patch_pair(physical: &str) -> Result<(String, String), DriverError> {
+    Ok((
+        checked_ifname(format!("int-{physical}"), "patch port")?,
+        checked_ifname(format!("phy-{physical}"), "patch port")?,
+    ))
 }
 
 fn checked_ovs_bridge(bridge: String) -> Result<String, DriverError> {

@@ -59,7 +59,10 @@ fn describe_matches_the_contract() {
     );
     assert_eq!(d.vif_types, vec!["ovs".to_string()]);
     let g = d.capabilities;
-    assert_eq!(g.link_prefixes, vec!["tap", "qbr", "qvb", "qvo", "vxlan-"]);
+    assert_eq!(
+        g.link_prefixes,
+        vec!["tap", "qbr", "qvb", "qvo", "vxlan-", "int-br-", "phy-br-"]
+    );
     assert_eq!(g.ovs_bridges, vec!["br-*"]);
     assert!(g.namespace_prefixes.is_empty());
     assert!(g.physical_interfaces.is_empty());
@@ -260,12 +263,38 @@ fn setup_ensures_the_integration_and_physical_bridges() {
             }),
         ]
     );
-    let plan = OvsHybrid::setup_network(network_context(
-        network(NetworkType::Flat),
-        live_agent(AGENT_TYPE),
-    ))
-    .unwrap();
-    assert_eq!(plan.len(), 2);
+    // A flat network: the integration bridge joined to the physical bridge by a patch pair,
+    // an access port of the network's local VLAN on the integration side.
+    let flat = network_context(network(NetworkType::Flat), live_agent(AGENT_TYPE));
+    let plan = OvsHybrid::setup_network(flat.clone()).unwrap();
+    assert_eq!(
+        plan,
+        PlanBuilder::new()
+            .ovs_bridge("br-int", "netdev")
+            .ovs_bridge("br-phys1", "netdev")
+            .ovs_port(
+                "br-int",
+                "int-br-phys1",
+                OvsPortType::Patch("phy-br-phys1".into()),
+                flat.local_vlan,
+                Vec::new()
+            )
+            .ovs_port(
+                "br-phys1",
+                "phy-br-phys1",
+                OvsPortType::Patch("int-br-phys1".into()),
+                None,
+                Vec::new()
+            )
+            .build()
+    );
+    assert_eq!(
+        OvsHybrid::teardown_network(flat).unwrap(),
+        PlanBuilder::new()
+            .remove_ovs_port("br-int", "int-br-phys1")
+            .remove_ovs_port("br-phys1", "phy-br-phys1")
+            .build()
+    );
     let a = agent_with(AGENT_TYPE, |c| c.datapath_type = None);
     let plan = OvsHybrid::setup_network(network_context(network(NetworkType::Local), a)).unwrap();
     assert_eq!(
@@ -320,7 +349,7 @@ fn a_vxlan_network_gets_its_tunnel_device_as_an_access_port_of_its_local_vlan() 
 
 #[test]
 fn teardown_of_shared_bridges_is_empty_and_idempotent() {
-    for ty in [NetworkType::Flat, NetworkType::Vlan, NetworkType::Local] {
+    for ty in [NetworkType::Vlan, NetworkType::Local] {
         let ctx = network_context(network(ty), live_agent(AGENT_TYPE));
         assert_eq!(OvsHybrid::teardown_network(ctx.clone()).unwrap(), vec![]);
         assert_eq!(OvsHybrid::teardown_network(ctx).unwrap(), vec![]);
