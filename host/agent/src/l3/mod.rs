@@ -438,3 +438,85 @@ fn build_route(route: &Route, links: &[Link]) -> Result<RouteMessage> {
     }
     Ok(builder.build())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neutrino_proto::HostFloatingIp;
+
+    #[test]
+    fn only_changed_statuses_are_reported() {
+        let fip = |id: &str, status: &str| HostFloatingIp {
+            id: id.into(),
+            floating_ip_address: "172.24.4.10".into(),
+            fixed_ip_address: "10.0.0.5".into(),
+            status: status.into(),
+        };
+        let router = HostRouter {
+            id: "r".into(),
+            admin_state_up: true,
+            namespace: "qrouter-r".into(),
+            interfaces: vec![],
+            gateway: None,
+            routes: vec![],
+            floating_ips: vec![
+                fip("new", "DOWN"),
+                fip("same", "ACTIVE"),
+                fip("broken", "ACTIVE"),
+                fip("still-broken", "ERROR"),
+            ],
+        };
+        let placed = BTreeSet::from(["new".to_string(), "same".to_string()]);
+        let status = |id: &str, s: &str| FloatingIpStatus {
+            id: id.into(),
+            status: s.into(),
+        };
+        assert_eq!(
+            statuses(&router, &placed),
+            vec![status("new", "ACTIVE"), status("broken", "ERROR")]
+        );
+    }
+
+    #[test]
+    fn a_built_route_reads_back_as_the_same_route() {
+        let links = vec![Link {
+            index: 7,
+            name: "qg-cccccccc-c1".into(),
+            kind: Some("veth".into()),
+            info: None,
+            link: None,
+            controller: None,
+            mac: None,
+            mtu: None,
+            up: true,
+        }];
+        let name_of = |i: u32| (i == 7).then(|| "qg-cccccccc-c1".to_string());
+        let routes = [
+            Route {
+                destination: "10.98.0.0/16".parse().unwrap(),
+                via: BTreeSet::from(["10.61.0.20".parse().unwrap(), "10.62.0.20".parse().unwrap()]),
+                device: None,
+            },
+            Route {
+                destination: "0.0.0.0/0".parse().unwrap(),
+                via: BTreeSet::from(["192.0.2.1".parse().unwrap()]),
+                device: Some("qg-cccccccc-c1".into()),
+            },
+            Route {
+                destination: "192.0.2.1/32".parse().unwrap(),
+                via: BTreeSet::new(),
+                device: Some("qg-cccccccc-c1".into()),
+            },
+            Route {
+                destination: "::/0".parse().unwrap(),
+                via: BTreeSet::from(["2001:db8::1".parse().unwrap()]),
+                device: Some("qg-cccccccc-c1".into()),
+            },
+        ];
+        for route in routes {
+            let message = build_route(&route, &links).unwrap();
+            let read = parse_route(&message, &name_of).unwrap();
+            assert!(same_route(&route, &read), "{route:?} read as {read:?}");
+        }
+    }
+}

@@ -64,7 +64,10 @@ pub async fn forget_connections(ns: &str, address: &str) {
     for side in ["-d", "-q"] {
         match run(ns, "conntrack", &["-D", side, address], None).await {
             Ok(_) => {}
-            Err(e) if format!("{e:#}").contains("start conntrack") => {
+            Err(e)
+                if e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
+            {
                 tracing::warn!("{ns}: connections of {address} kept: {e:#}");
                 return;
             }
