@@ -140,30 +140,9 @@ impl Routers {
             .map(|f| IpNet::from(IpAddr::V4(f.address)))
             .collect();
 
-        // Devices: up, their addresses (none while the router is down: nothing answers or
-        // is forwarded, and the drivers' devices stay as the drivers made them).
-        let none = BTreeSet::new();
-        let mut links: BTreeMap<String, Link> = BTreeMap::new();
-        let mut dropped: BTreeSet<IpAddr> = BTreeSet::new();
-        for device in wanted.devices() {
-            let Some(link) = nl.link(&device.name).await? else {
-                errors.push(format!("device {} is not in {ns}", device.name));
-                continue;
-            };
-            nl.correct(&link, None, None, Some(true)).await?;
-            let is_gateway = wanted.gateway.as_ref() == Some(device);
-            let addresses: &[IpNet] = if up { &device.addresses } else { &[] };
-            // The floating /32s that are on the gateway already stay; new ones come after NAT.
-            let keep = if is_gateway { &floating_nets } else { &none };
-            let (added, removed) = sync_addresses(&nl, &link, addresses, keep).await?;
-            for ip in added.into_iter().filter(IpAddr::is_ipv4) {
-                self.announce(ns, &device.name, ip).await;
-            }
-            if is_gateway {
-                dropped.extend(removed.into_iter().filter(IpAddr::is_ipv4));
-            }
-            links.insert(device.name.clone(), link);
-        }
+        let (links, dropped) = self
+            .sync_devices(&nl, ns, wanted, up, &floating_nets, errors)
+            .await?;
 
         // NAT, before the floating addresses (as Neutron: traffic to a new address finds
         // its DNAT), then the addresses, then the old floating IPs' connections.
@@ -187,29 +166,10 @@ impl Routers {
             }
         };
         let mut placed = BTreeSet::new();
-        if let (true, Some(gw)) = (nat_ok, wanted.gateway.as_ref())
+        if let (true, true, Some(gw)) = (nat_ok, up, wanted.gateway.as_ref())
             && let Some(link) = links.get(&gw.name)
         {
-            let present: BTreeSet<IpAddr> = nl
-                .address_list(link)
-                .await?
-                .into_iter()
-                .map(|a| a.ip)
-                .collect();
-            for (id, fip) in wanted.floating.iter().filter(|_| up) {
-                let ip = IpAddr::V4(fip.address);
-                if present.contains(&ip) {
-                    placed.insert(id.clone());
-                    continue;
-                }
-                match nl.add_address(link, ip, 32).await {
-                    Ok(()) => {
-                        placed.insert(id.clone());
-                        self.announce(ns, &gw.name, ip).await;
-                    }
-                    Err(e) => errors.push(format!("floating IP {ip}: {e:#}")),
-                }
-            }
+            placed = self.place_floating(&nl, ns, wanted, link, errors).await?;
         }
         // A floating IP now on another fixed address keeps no connection of the old one.
         let moved = previous.iter().flatten().filter_map(|old| {
@@ -224,6 +184,77 @@ impl Routers {
 
         let routes = if up { wanted.routes.as_slice() } else { &[] };
         sync_routes(&nl, routes, errors).await?;
+        Ok(placed)
+    }
+
+    /// Every device up with its addresses (none while the router is down: nothing answers
+    /// or is forwarded, and the devices stay as the drivers plugged them). Returns the links
+    /// found, and the IPv4 addresses taken off the gateway device.
+    async fn sync_devices(
+        &mut self,
+        nl: &Netlink,
+        ns: &str,
+        wanted: &Wanted,
+        up: bool,
+        floating: &BTreeSet<IpNet>,
+        errors: &mut Vec<String>,
+    ) -> Result<(BTreeMap<String, Link>, BTreeSet<IpAddr>)> {
+        let none = BTreeSet::new();
+        let mut links = BTreeMap::new();
+        let mut dropped = BTreeSet::new();
+        for device in wanted.devices() {
+            let Some(link) = nl.link(&device.name).await? else {
+                errors.push(format!("device {} is not in {ns}", device.name));
+                continue;
+            };
+            nl.correct(&link, None, None, Some(true)).await?;
+            let is_gateway = wanted.gateway.as_ref() == Some(device);
+            let addresses: &[IpNet] = if up { &device.addresses } else { &[] };
+            // The floating /32s already on the gateway stay; new ones come after their NAT.
+            let keep = if is_gateway { floating } else { &none };
+            let (added, removed) = sync_addresses(nl, &link, addresses, keep).await?;
+            for ip in added.into_iter().filter(IpAddr::is_ipv4) {
+                self.announce(ns, &device.name, ip).await;
+            }
+            if is_gateway {
+                dropped.extend(removed.into_iter().filter(IpAddr::is_ipv4));
+            }
+            links.insert(device.name.clone(), link);
+        }
+        Ok((links, dropped))
+    }
+
+    /// Each floating IP's /32 on the gateway device (announced when new); the ids of those
+    /// in place.
+    async fn place_floating(
+        &mut self,
+        nl: &Netlink,
+        ns: &str,
+        wanted: &Wanted,
+        gateway: &Link,
+        errors: &mut Vec<String>,
+    ) -> Result<BTreeSet<String>> {
+        let present: BTreeSet<IpAddr> = nl
+            .address_list(gateway)
+            .await?
+            .into_iter()
+            .map(|a| a.ip)
+            .collect();
+        let mut placed = BTreeSet::new();
+        for (id, fip) in &wanted.floating {
+            let ip = IpAddr::V4(fip.address);
+            if present.contains(&ip) {
+                placed.insert(id.clone());
+                continue;
+            }
+            match nl.add_address(gateway, ip, 32).await {
+                Ok(()) => {
+                    placed.insert(id.clone());
+                    self.announce(ns, &gateway.name, ip).await;
+                }
+                Err(e) => errors.push(format!("floating IP {ip}: {e:#}")),
+            }
+        }
         Ok(placed)
     }
 
