@@ -31,10 +31,10 @@ if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
 fi
 
 # The dataplane: namespaces, bridges and veths (iproute2), Open vSwitch (userspace datapath),
-# dnsmasq for DHCP (dnsmasq-utils: dhcp_release frees a removed port's lease), udhcpc as the instances' DHCP client, ping and ethtool for the tests, iptables, ipset and conntrack for security groups.
+# dnsmasq for DHCP (dnsmasq-utils: dhcp_release frees a removed port's lease), udhcpc as the instances' DHCP client, ping and ethtool for the tests, iptables, ipset and conntrack for security groups and routers' NAT, arping for routers' gratuitous ARPs.
 missing=()
 for tool in ip:iproute2 ping:iputils-ping ethtool:ethtool iptables:iptables dnsmasq:dnsmasq-base dhcp_release:dnsmasq-utils \
-    udhcpc:udhcpc ovs-vsctl:openvswitch-switch ipset:ipset conntrack:conntrack; do
+    udhcpc:udhcpc ovs-vsctl:openvswitch-switch ipset:ipset conntrack:conntrack arping:iputils-arping; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

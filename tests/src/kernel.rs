@@ -128,8 +128,10 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        // Quiet: a test may have deleted it already (a router's removal does).
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
+            .stderr(std::process::Stdio::null())
             .status();
     }
 }

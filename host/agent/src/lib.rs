@@ -12,6 +12,7 @@ pub mod executor;
 pub mod firewall;
 pub mod forwarding;
 pub mod instances;
+pub mod l3;
 pub mod local_vlans;
 pub mod one_per_namespace;
 pub mod report;

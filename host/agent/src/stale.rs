@@ -14,7 +14,7 @@ pub struct Keep {
     pub ports: BTreeSet<String>,
     /// Networks with a port plugged on this host.
     pub networks: BTreeSet<String>,
-    /// Instance and DHCP namespaces that belong here.
+    /// Instance, DHCP and router (`qrouter-`) namespaces that belong here.
     pub namespaces: BTreeSet<String>,
     /// The OVS integration bridge, when an Open vSwitch driver is loaded.
     pub integration_bridge: Option<String>,
@@ -92,8 +92,7 @@ pub async fn sweep(executor: &Executor, keep: &Keep) -> anyhow::Result<()> {
         }
     }
     for namespace in executor.namespaces().await? {
-        let ours = namespace.starts_with("qdhcp-") || namespace.starts_with("inst-");
-        if ours && !keep.namespaces.contains(&namespace) {
+        if stale_namespace(&namespace, keep) {
             kill_processes_in(&namespace);
             plan.push(Op::RemoveNamespace(namespace));
         }
@@ -111,6 +110,15 @@ pub async fn sweep(executor: &Executor, keep: &Keep) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Namespace prefixes of ours: DHCP, instances, routers.
+const NAMESPACE_PREFIXES: [&str; 3] = ["qdhcp-", "inst-", crate::l3::NAMESPACE_PREFIX];
+
+/// A namespace of ours (by its prefix) that does not belong any more.
+fn stale_namespace(namespace: &str, keep: &Keep) -> bool {
+    NAMESPACE_PREFIXES.iter().any(|p| namespace.starts_with(p))
+        && !keep.namespaces.contains(namespace)
 }
 
 /// `8 hex-2 hex`: the first 11 characters of a UUID, as device names carry them.
@@ -150,5 +158,21 @@ mod tests {
         assert!(!is_short_id("3f1c2a9e7b4"));
         assert!(!is_short_id("vnet0"));
         assert!(!is_short_id("3f1c2a9e-7bx"));
+    }
+
+    #[test]
+    fn router_namespaces_not_kept_are_stale() {
+        let keep = Keep {
+            ports: BTreeSet::new(),
+            networks: BTreeSet::new(),
+            namespaces: BTreeSet::from(["qrouter-r1".to_string(), "qdhcp-n1".to_string()]),
+            integration_bridge: None,
+            tunnels: BTreeSet::new(),
+        };
+        assert!(!stale_namespace("qrouter-r1", &keep));
+        assert!(stale_namespace("qrouter-r2", &keep));
+        assert!(stale_namespace("qdhcp-n2", &keep));
+        assert!(!stale_namespace("qdhcp-n1", &keep));
+        assert!(!stale_namespace("someone-elses", &keep), "not ours");
     }
 }

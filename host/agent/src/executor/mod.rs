@@ -11,7 +11,7 @@ mod fdb;
 mod ip;
 mod links;
 pub mod namespace;
-mod netlink;
+pub(crate) mod netlink;
 mod offload;
 mod ovs;
 

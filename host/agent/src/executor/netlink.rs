@@ -4,19 +4,31 @@
 //! another namespace is opened on a thread that entered it (`namespace::run_in`); its
 //! requests then run from any task.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::{Context, Result};
 use futures_util::TryStreamExt;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
 use rtnetlink::packet_route::link::{InfoData, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
-use rtnetlink::packet_route::route::RouteMessage;
-use rtnetlink::{Handle, LinkUnspec};
+use rtnetlink::packet_route::route::{RouteHeader, RouteMessage};
+use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 
 use super::namespace;
 
+const ESRCH: i32 = 3;
 const ENODEV: i32 = 19;
 const EEXIST: i32 = 17;
+const EADDRNOTAVAIL: i32 = 99;
+
+/// An address on a link, as listed (kept whole to delete it exactly).
+#[derive(Debug, Clone)]
+pub struct Address {
+    pub ip: IpAddr,
+    pub prefix: u8,
+    /// Scope global: not a link-local address the kernel made itself.
+    pub global: bool,
+    message: AddressMessage,
+}
 
 /// What the executor reads of a link.
 #[derive(Debug, Clone)]
@@ -271,6 +283,89 @@ impl Netlink {
                 })
             })
             .collect())
+    }
+
+    /// The addresses on a link, with their scope.
+    pub async fn address_list(&self, link: &Link) -> Result<Vec<Address>> {
+        let messages: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(link.index)
+            .execute()
+            .try_collect()
+            .await
+            .with_context(|| format!("list addresses of {} {}", link.name, self.place))?;
+        Ok(messages
+            .into_iter()
+            .filter(|m| m.header.index == link.index)
+            .filter_map(|m| {
+                let ip = m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Address(ip) => Some(*ip),
+                    _ => None,
+                })?;
+                Some(Address {
+                    ip,
+                    prefix: m.header.prefix_len,
+                    global: m.header.scope == AddressScope::Universe,
+                    message: m,
+                })
+            })
+            .collect())
+    }
+
+    /// Deletes an address; one already gone is fine.
+    pub async fn delete_address(&self, link: &Link, address: &Address) -> Result<()> {
+        match self
+            .handle
+            .address()
+            .del(address.message.clone())
+            .execute()
+            .await
+        {
+            Err(e) if errno(&e) != Some(EADDRNOTAVAIL) => Err(e).with_context(|| {
+                format!(
+                    "delete {}/{} from {} {}",
+                    address.ip, address.prefix, link.name, self.place
+                )
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The routes of the main table, both families.
+    pub async fn main_routes(&self) -> Result<Vec<RouteMessage>> {
+        let mut all = Vec::new();
+        let dumps = [
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        ];
+        for request in dumps {
+            let routes: Vec<RouteMessage> = self
+                .handle
+                .route()
+                .get(request)
+                .execute()
+                .try_collect()
+                .await
+                .with_context(|| format!("list routes {}", self.place))?;
+            all.extend(
+                routes
+                    .into_iter()
+                    .filter(|r| r.header.table == RouteHeader::RT_TABLE_MAIN),
+            );
+        }
+        Ok(all)
+    }
+
+    /// Deletes a route as listed; one already gone is fine.
+    pub async fn delete_route(&self, what: &str, route: RouteMessage) -> Result<()> {
+        match self.handle.route().del(route).execute().await {
+            Err(e) if errno(&e) != Some(ESRCH) => {
+                Err(e).with_context(|| format!("delete route {what} {}", self.place))
+            }
+            _ => Ok(()),
+        }
     }
 
     pub async fn add_address(&self, link: &Link, ip: IpAddr, prefix: u8) -> Result<()> {
