@@ -1,7 +1,7 @@
 //! The agent's state machine: it takes the server's [`HostChanges`] and makes the host match —
-//! namespaces for instances and DHCP, ports plugged by their drivers, dnsmasq for the networks
-//! whose DHCP this host serves, DHCP clients in instances — and says what became of each port
-//! and instance.
+//! namespaces for instances, DHCP and routers, ports plugged by their drivers, dnsmasq for the
+//! networks whose DHCP this host serves, routers' addresses, routes and NAT, DHCP clients in
+//! instances — and says what became of each port, instance and floating IP.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -14,13 +14,14 @@ use super::firewall::{Firewall, FirewallPort};
 use super::forwarding::Forwarding;
 use super::instances::Leases;
 use super::protocol::{
-    DhcpNetwork, HostChanges, HostInstance, HostPort, PortStatus, PortStatusReport, dhcp_interface,
-    dhcp_namespace,
+    DhcpNetwork, FloatingIpStatusReport, HostChanges, HostInstance, HostPort, HostRouter,
+    PortStatus, PortStatusReport, dhcp_interface, dhcp_namespace,
 };
 use super::wiring::Wiring;
 use super::{drift, stale};
 use crate::dhcp::DhcpManager;
 use crate::dhcp::client::DhcpClient;
+use crate::l3::Routers;
 
 /// How long listing links and OVS ports for a drift check may take.
 const DRIFT_LISTING_TIMEOUT: Duration = Duration::from_secs(20);
@@ -52,6 +53,8 @@ pub struct Engine {
     forwarding: Forwarding,
     /// Security groups on the ports' bridge ports; None with `firewall_driver = "noop"`.
     firewall: Option<Firewall>,
+    /// The routers this host serves, as last told; None when it serves none (`l3 = false`).
+    routers: Option<(Routers, HashMap<String, HostRouter>)>,
 }
 
 impl Engine {
@@ -63,8 +66,10 @@ impl Engine {
         lease_timeout: Duration,
         integration_bridge: Option<String>,
         firewall: Option<Firewall>,
+        l3: bool,
     ) -> Engine {
         let leases = Leases::new(client.clone(), dhcp_client, lease_timeout);
+        let routers = l3.then(|| (Routers::new(wiring.executor().clone()), HashMap::new()));
         Engine {
             client,
             wiring,
@@ -77,6 +82,7 @@ impl Engine {
             broken: BTreeSet::new(),
             forwarding: Forwarding::default(),
             firewall,
+            routers,
         }
     }
 
@@ -86,7 +92,17 @@ impl Engine {
         let mut gone_ports: BTreeSet<String> = BTreeSet::new();
         let mut gone_instances: BTreeSet<String> = BTreeSet::new();
         let mut gone_networks: BTreeSet<String> = BTreeSet::new();
+        let mut gone_routers: BTreeSet<String> = BTreeSet::new();
         if changes.full {
+            let listed: BTreeSet<&str> = changes.routers.iter().map(|r| r.id.as_str()).collect();
+            if let Some((_, known)) = &self.routers {
+                gone_routers.extend(
+                    known
+                        .keys()
+                        .filter(|id| !listed.contains(id.as_str()))
+                        .cloned(),
+                );
+            }
             // What is not listed does not belong here any more.
             let listed: BTreeSet<&str> = changes
                 .ports
@@ -139,6 +155,24 @@ impl Engine {
                 }
                 None => {
                     gone_instances.insert(change.id);
+                }
+            }
+        }
+        let mut changed_routers: BTreeSet<String> = BTreeSet::new();
+        for change in changes.routers {
+            match change.router {
+                Some(router) => {
+                    if let Err(e) = self.ensure_namespace(&router.namespace).await {
+                        tracing::error!("router {}: {e}", change.id);
+                        continue;
+                    }
+                    if let Some((_, known)) = &mut self.routers {
+                        changed_routers.insert(change.id.clone());
+                        known.insert(change.id, router);
+                    }
+                }
+                None => {
+                    gone_routers.insert(change.id);
                 }
             }
         }
@@ -284,6 +318,20 @@ impl Engine {
         }
         self.report_ports(statuses).await;
 
+        // Routers: those that changed, and those whose ports were just plugged (a router is
+        // made with the devices it has; each device that arrives later makes it again).
+        let plugged_now: BTreeSet<&str> = to_plug.iter().map(|p| p.id.as_str()).collect();
+        if let Some((_, known)) = &self.routers {
+            changed_routers.extend(
+                known
+                    .values()
+                    .filter(|r| router_ports(r).any(|p| plugged_now.contains(p)))
+                    .map(|r| r.id.clone()),
+            );
+        }
+        self.remove_routers(&gone_routers).await;
+        self.apply_routers(&changed_routers).await;
+
         // Forwarding entries: peers changed, or a tunnel device was made or removed.
         self.forwarding.update(&changes.networks, changes.full);
         if changes.full || !changes.networks.is_empty() || !to_plug.is_empty() {
@@ -403,6 +451,18 @@ impl Engine {
             }
         }
         self.report_ports(statuses).await;
+        // A router device made anew lost its addresses (and the routes through it).
+        let relaid: BTreeSet<String> =
+            self.routers
+                .as_ref()
+                .map_or_else(BTreeSet::new, |(_, known)| {
+                    known
+                        .values()
+                        .filter(|r| router_ports(r).any(|p| repaired.iter().any(|id| id == p)))
+                        .map(|r| r.id.clone())
+                        .collect()
+                });
+        self.apply_routers(&relaid).await;
         if !repaired.is_empty() {
             // A tunnel device made anew has no forwarding entries.
             self.sync_forwarding().await;
@@ -447,6 +507,9 @@ impl Engine {
             .map(|i| i.namespace.clone())
             .collect();
         namespaces.extend(self.dhcp_networks.keys().map(|n| dhcp_namespace(n)));
+        if let Some((_, known)) = &self.routers {
+            namespaces.extend(known.values().map(|r| r.namespace.clone()));
+        }
         let keep = stale::Keep {
             ports: self.wiring.plugged().keys().cloned().collect(),
             networks: self
@@ -637,6 +700,47 @@ impl Engine {
         }
     }
 
+    /// Makes each router's namespace match it, with the devices plugged so far, and reports
+    /// the floating IPs whose status changed.
+    async fn apply_routers(&mut self, ids: &BTreeSet<String>) {
+        let plugged = self.wiring.plugged();
+        let Some((routers, known)) = &mut self.routers else {
+            return;
+        };
+        let mut statuses = Vec::new();
+        for id in ids {
+            let Some(router) = known.get(id) else {
+                continue;
+            };
+            let router = with_plugged_devices(router, |port| plugged.contains_key(port));
+            let applied = routers.apply(&router).await;
+            statuses.extend(applied.statuses);
+        }
+        if statuses.is_empty() {
+            return;
+        }
+        let report = FloatingIpStatusReport {
+            floating_ips: statuses,
+        };
+        if let Err(e) = self.client.floating_ip_status(&report).await {
+            tracing::error!("reporting floating IP status: {e:#}");
+        }
+    }
+
+    /// Removes the namespaces of routers this host no longer serves (their ports are
+    /// unplugged already: they left the host's feed with the router).
+    async fn remove_routers(&mut self, ids: &BTreeSet<String>) {
+        let Some((routers, known)) = &mut self.routers else {
+            return;
+        };
+        for id in ids {
+            known.remove(id);
+            if let Err(e) = routers.remove(id).await {
+                tracing::error!("removing router {id}: {e:#}");
+            }
+        }
+    }
+
     async fn report_ports(&self, ports: Vec<PortStatus>) {
         if ports.is_empty() {
             return;
@@ -645,6 +749,31 @@ impl Engine {
             tracing::error!("reporting port status: {e:#}");
         }
     }
+}
+
+/// The ids of a router's ports (interfaces and gateway).
+fn router_ports(router: &HostRouter) -> impl Iterator<Item = &str> {
+    router
+        .interfaces
+        .iter()
+        .chain(router.gateway.as_ref().map(|g| &g.device))
+        .map(|d| d.port_id.as_str())
+}
+
+/// The router with only the devices whose ports are plugged (its floating IPs go with its
+/// gateway): what can be made of it now.
+fn with_plugged_devices(router: &HostRouter, plugged: impl Fn(&str) -> bool) -> HostRouter {
+    let mut router = router.clone();
+    router.interfaces.retain(|d| plugged(&d.port_id));
+    if router
+        .gateway
+        .as_ref()
+        .is_some_and(|g| !plugged(&g.device.port_id))
+    {
+        router.gateway = None;
+        router.floating_ips.clear();
+    }
+    router
 }
 
 fn status(id: &str, status: &str, error: Option<String>) -> PortStatus {

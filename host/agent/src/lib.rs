@@ -157,6 +157,7 @@ pub async fn run_with_ready(
         integration_bridge,
         (settings.firewall_driver == config::FirewallDriver::IptablesHybrid)
             .then(firewall::Firewall::new),
+        settings.l3,
     );
 
     let mut configurations = settings.configurations(&driver_names);
