@@ -49,6 +49,8 @@ pub struct Node {
     _server: AbortOnDropHandle<()>,
     /// Flat physical networks and their bridges (flatdhcp).
     pub physnets: BTreeMap<String, String>,
+    /// The node's stand-in for the world outside, when it was started with one.
+    pub outside: Option<Outside>,
     /// Devices and namespaces to remove at the end, whatever happened.
     leftovers: std::sync::Mutex<Vec<Leftover>>,
     ovs: Option<OvsDaemon>,
@@ -60,8 +62,34 @@ enum Leftover {
     Link(String),
 }
 
+/// The world outside a node, on one machine: a namespace of the test's own holding the external
+/// subnet's gateway address, joined by a veth to the bridge of the node's external physical
+/// network, and to nothing else (never to the host's uplink).
+pub struct Outside {
+    pub namespace: String,
+    /// The physical network the external network is made on.
+    pub physnet: String,
+    /// The external subnet, and the outside's address on it (its gateway).
+    pub cidr: String,
+    pub address: String,
+}
+
+/// The external subnet of every node's outside: TEST-NET-2, routed nowhere.
+const OUTSIDE_CIDR: &str = "198.51.100.0/24";
+const OUTSIDE_ADDRESS: &str = "198.51.100.1";
+
 impl Node {
     pub async fn start(flavor: Flavor) -> anyhow::Result<Node> {
+        Node::start_with(flavor, false).await
+    }
+
+    /// A node with an [`Outside`]: its agent maps the physical network `physext` to the
+    /// outside's veth (linuxbridge) or to a bridge holding it (ovs-hybrid, flatdhcp).
+    pub async fn start_with_outside(flavor: Flavor) -> anyhow::Result<Node> {
+        Node::start_with(flavor, true).await
+    }
+
+    async fn start_with(flavor: Flavor, outside: bool) -> anyhow::Result<Node> {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter("warn,neutrino=info")
@@ -105,6 +133,74 @@ impl Node {
                 .config
                 .insert("vxlan_group".into(), String::new());
         }
+        let mut leftovers = Vec::new();
+        let outside = if outside {
+            let physnet = format!("physext{suffix}");
+            let namespace = format!("out-{suffix}");
+            let (root_end, inner_end) = (format!("xo{suffix}"), format!("xi{suffix}"));
+            leftovers.push(Leftover::Namespace(namespace.clone()));
+            leftovers.push(Leftover::Link(root_end.clone()));
+            let cidr_prefix = OUTSIDE_CIDR.split('/').nth(1).unwrap_or("24");
+            let steps: [&[&str]; 6] = [
+                &["ip", "netns", "add", &namespace],
+                &[
+                    "ip", "link", "add", &root_end, "type", "veth", "peer", "name", &inner_end,
+                    "netns", &namespace,
+                ],
+                &["ip", "link", "set", &root_end, "up"],
+                &["ip", "-n", &namespace, "link", "set", "lo", "up"],
+                &["ip", "-n", &namespace, "link", "set", &inner_end, "up"],
+                &[
+                    "ip",
+                    "-n",
+                    &namespace,
+                    "addr",
+                    "add",
+                    &format!("{OUTSIDE_ADDRESS}/{cidr_prefix}"),
+                    "dev",
+                    &inner_end,
+                ],
+            ];
+            for step in steps {
+                anyhow::ensure!(run(step), "making the outside: {step:?}");
+            }
+            match flavor {
+                Flavor::LinuxBridge => {
+                    agent.interface_mappings.insert(physnet.clone(), root_end);
+                }
+                Flavor::OvsHybrid => {
+                    let bridge = format!("br-x{suffix}");
+                    let ovs = ovs.as_ref().expect("ovs-hybrid runs its OVS");
+                    ovs.vsctl(&[
+                        "add-br",
+                        &bridge,
+                        "--",
+                        "set",
+                        "bridge",
+                        &bridge,
+                        "datapath_type=netdev",
+                    ])?;
+                    ovs.vsctl(&["add-port", &bridge, &root_end])?;
+                    agent.bridge_mappings.insert(physnet.clone(), bridge);
+                }
+                Flavor::FlatDhcp => {
+                    let bridge = format!("brx{suffix}");
+                    anyhow::ensure!(run(&["ip", "link", "add", &bridge, "type", "bridge"]));
+                    anyhow::ensure!(run(&["ip", "link", "set", &bridge, "up"]));
+                    anyhow::ensure!(run(&["ip", "link", "set", &root_end, "master", &bridge]));
+                    leftovers.push(Leftover::Link(bridge.clone()));
+                    agent.bridge_mappings.insert(physnet.clone(), bridge);
+                }
+            }
+            Some(Outside {
+                namespace,
+                physnet,
+                cidr: OUTSIDE_CIDR.into(),
+                address: OUTSIDE_ADDRESS.into(),
+            })
+        } else {
+            None
+        };
         let node_config = NodeConfig {
             drivers: drivers.clone(),
             agent,
@@ -148,7 +244,8 @@ impl Node {
             agent: None,
             _server: server,
             physnets,
-            leftovers: Default::default(),
+            outside,
+            leftovers: std::sync::Mutex::new(leftovers),
             ovs,
             _dir: dir,
         };
@@ -199,6 +296,22 @@ impl Node {
         body: Option<Value>,
     ) -> anyhow::Result<(u16, Value)> {
         json_request(&self.http, &self.url, method, path, body).await
+    }
+
+    /// One API request as a member of `project` (noauth headers).
+    pub async fn call_as(
+        &self,
+        project: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let headers = [
+            ("x-project-id", project),
+            ("x-user-id", project),
+            ("x-roles", "member,reader"),
+        ];
+        json_request_with(&self.http, &self.url, method, path, body, &headers).await
     }
 
     /// A POST that must succeed; its answer.
@@ -300,6 +413,45 @@ impl Node {
             mac: port["mac_address"].as_str().unwrap().to_string(),
             detail: server,
         })
+    }
+
+    /// The default external network on the outside's physical network (flat, `router:external`,
+    /// `is_default`), with its subnet (no DHCP, the outside as gateway); (network, subnet).
+    pub async fn external_network(&self) -> anyhow::Result<(String, String)> {
+        let outside = self
+            .outside
+            .as_ref()
+            .expect("a node started with an outside");
+        let network = self
+            .create(
+                "/v2.0/networks",
+                json!({"network": {"name": "public", "router:external": true, "is_default": true,
+                    "provider:network_type": "flat",
+                    "provider:physical_network": outside.physnet}}),
+            )
+            .await?;
+        let network_id = network["network"]["id"].as_str().unwrap().to_string();
+        self.leftovers.lock().unwrap().extend([
+            Leftover::Namespace(format!("qdhcp-{network_id}")),
+            Leftover::Link(format!("brq{}", &network_id[..11])),
+        ]);
+        let subnet = self
+            .create(
+                "/v2.0/subnets",
+                json!({"subnet": {"network_id": network_id, "ip_version": 4,
+                    "cidr": outside.cidr, "gateway_ip": outside.address, "enable_dhcp": false}}),
+            )
+            .await?;
+        let subnet_id = subnet["subnet"]["id"].as_str().unwrap().to_string();
+        Ok((network_id, subnet_id))
+    }
+
+    /// Removes `namespace` when the node is dropped, whatever the test did.
+    pub fn leave_no(&self, namespace: &str) {
+        self.leftovers
+            .lock()
+            .unwrap()
+            .push(Leftover::Namespace(namespace.to_string()));
     }
 
     pub async fn wait_for_status(
@@ -484,6 +636,43 @@ pub fn tcp_echo_on(server: &str, client: &str, ip: &str, port: u16) -> bool {
     ok
 }
 
+/// The address a listener in `server` (on every address, `port`) sees a connection from
+/// `client` to `ip` come from (after NAT); None when none came within 2 s.
+pub fn peer_seen(server: &str, client: &str, ip: &str, port: u16) -> Option<String> {
+    let listener = Command::new("ip")
+        .args(["netns", "exec", server, "python3", "-c"])
+        .arg(format!(
+            "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('',{port}))\ns.listen(1)\ns.settimeout(5)\nc,a=s.accept()\n\
+             print(a[0],flush=True)\nc.sendall(c.recv(64))\nc.close()"
+        ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let connected = run(&[
+        "ip",
+        "netns",
+        "exec",
+        client,
+        "python3",
+        "-c",
+        &format!(
+            "import socket\nc=socket.create_connection(('{ip}',{port}),timeout=2)\n\
+             c.sendall(b'neutrino')\nassert c.recv(64)==b'neutrino'"
+        ),
+    ]);
+    if !connected {
+        let mut listener = listener;
+        let _ = listener.kill();
+        let _ = listener.wait();
+        return None;
+    }
+    let out = listener.wait_with_output().ok()?;
+    let seen = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!seen.is_empty()).then_some(seen)
+}
+
 /// The IPv4 address `interface` holds in `namespace`.
 pub fn address_in(namespace: &str, interface: &str) -> Option<String> {
     let out = Command::new("ip")
@@ -520,8 +709,23 @@ pub(crate) async fn json_request(
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<(u16, Value)> {
+    json_request_with(client, url, method, path, body, &[]).await
+}
+
+/// [`json_request`] with extra headers.
+async fn json_request_with(
+    client: &reqwest::Client,
+    url: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<(u16, Value)> {
     let method = reqwest::Method::from_bytes(method.as_bytes())?;
     let mut request = client.request(method, format!("{url}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     if let Some(body) = body {
         request = request
             .header("content-type", "application/json")

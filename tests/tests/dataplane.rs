@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use neutrino_tests::dataplane::{
-    Flavor, Node, address_in, link_exists, namespace_exists, ping, ping_eventually, run, tcp_echo,
-    tcp_echo_on,
+    Flavor, Node, address_in, link_exists, namespace_exists, peer_seen, ping, ping_eventually, run,
+    tcp_echo, tcp_echo_on,
 };
 use neutrino_tests::kernel::{LinkGuard, require_root, unique};
 use serde_json::json;
@@ -460,4 +460,310 @@ async fn linuxbridge_security_groups() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flatdhcp_security_groups() {
     security_groups_hold(Flavor::FlatDhcp, "flatdhcp_security_groups").await;
+}
+
+/// A PUT that must answer 200; its answer.
+async fn put(node: &Node, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let (code, answer) = node.call("PUT", path, Some(body)).await.unwrap();
+    assert_eq!(code, 200, "PUT {path}: {answer}");
+    answer
+}
+
+/// Polls `done` (a blocking probe, run off the runtime's threads) until it holds or `timeout`
+/// passes; the time it took.
+async fn time_until(
+    timeout: Duration,
+    done: impl Fn() -> bool + Send + Sync + 'static,
+) -> Option<Duration> {
+    let started = Instant::now();
+    let done = std::sync::Arc::new(done);
+    while started.elapsed() < timeout {
+        let probe = done.clone();
+        if tokio::task::spawn_blocking(move || probe()).await.unwrap() {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// Issue 15, end to end for each driver: two instances on two networks do not reach each other
+/// until both subnets are on one router; an instance reaches the outside through SNAT (the
+/// outside sees the router's gateway address); a floating IP lets the outside in (once the
+/// security group allows it) and out from that address, and its disassociation closes it;
+/// deleting the router removes its namespace. Then a new user's whole path: the
+/// auto-allocated topology, and a boot with `networks: "auto"` that reaches the outside.
+async fn routers_reach_the_outside(flavor: Flavor, test: &str) {
+    if !require_root(test) {
+        return;
+    }
+    let _one = ONE_NODE_AT_A_TIME.lock().await;
+    let node = Node::start_with_outside(flavor).await.expect("node");
+    let outside = node.outside.as_ref().unwrap();
+    let (external, _) = node.external_network().await.unwrap();
+    let (net_a, subnet_a) = node.network("l3-a", "10.95.0.0/24", 0).await.unwrap();
+    let (net_b, subnet_b) = node.network("l3-b", "10.96.0.0/24", 1).await.unwrap();
+    let a = node.boot("a", &net_a).await.unwrap();
+    let c = node.boot("c", &net_b).await.unwrap();
+    assert!(
+        !ping_eventually(&a.namespace, &c.ip, 2),
+        "a reaches c with no router"
+    );
+
+    let router = node
+        .create(
+            "/v2.0/routers",
+            json!({"router": {"name": "r", "external_gateway_info": {"network_id": external}}}),
+        )
+        .await
+        .unwrap();
+    let router_id = router["router"]["id"].as_str().unwrap().to_string();
+    let namespace = format!("qrouter-{router_id}");
+    node.leave_no(&namespace);
+    let gateway_ip =
+        router["router"]["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let path = format!("/v2.0/routers/{router_id}");
+    put(
+        &node,
+        &format!("{path}/add_router_interface"),
+        json!({"subnet_id": subnet_a}),
+    )
+    .await;
+    assert!(
+        !ping_eventually(&a.namespace, &c.ip, 1),
+        "a reaches c through half a router"
+    );
+    put(
+        &node,
+        &format!("{path}/add_router_interface"),
+        json!({"subnet_id": subnet_b}),
+    )
+    .await;
+    let (from, to) = (a.namespace.clone(), c.ip.clone());
+    let crossed = time_until(Duration::from_secs(10), move || ping(&from, &to)).await;
+    let crossed = crossed.expect("a never reached c through the router");
+    eprintln!("{test}: second interface added -> first ping across: {crossed:?}");
+    assert!(ping(&c.namespace, &a.ip), "c cannot ping a");
+    assert!(
+        tcp_echo(&c.namespace, &a.namespace, &c.ip),
+        "no TCP from a to c through the router"
+    );
+
+    // Out through SNAT: the outside sees the router's gateway address.
+    let (out_ns, from, out_ip, wanted) = (
+        outside.namespace.clone(),
+        a.namespace.clone(),
+        outside.address.clone(),
+        gateway_ip.clone(),
+    );
+    let snat = time_until(Duration::from_secs(10), move || {
+        peer_seen(&out_ns, &from, &out_ip, 24001).as_deref() == Some(wanted.as_str())
+    })
+    .await;
+    assert!(
+        snat.is_some(),
+        "a never reached the outside from {gateway_ip}"
+    );
+
+    // A floating IP: the outside gets in once the security group lets it.
+    let fip = node
+        .create(
+            "/v2.0/floatingips",
+            json!({"floatingip": {"floating_network_id": external, "port_id": a.port_id}}),
+        )
+        .await
+        .unwrap();
+    let fip_id = fip["floatingip"]["id"].as_str().unwrap().to_string();
+    let fip_ip = fip["floatingip"]["floating_ip_address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fip_path = format!("/v2.0/floatingips/{fip_id}");
+    let active = wait_until_async(Duration::from_secs(10), || async {
+        let (_, body) = node.call("GET", &fip_path, None).await.unwrap();
+        body["floatingip"]["status"] == "ACTIVE"
+    })
+    .await;
+    assert!(active, "the floating IP never went ACTIVE");
+    let (out_ns, a_ns) = (outside.namespace.clone(), a.namespace.clone());
+    assert_eq!(
+        peer_seen(&a_ns, &out_ns, &fip_ip, 24002),
+        None,
+        "the default group let the outside in"
+    );
+    let (_, port) = node
+        .call("GET", &format!("/v2.0/ports/{}", a.port_id), None)
+        .await
+        .unwrap();
+    let group = port["port"]["security_groups"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    node.create(
+        "/v2.0/security-group-rules",
+        json!({"security_group_rule": {"security_group_id": group, "direction": "ingress",
+            "protocol": "tcp", "port_range_min": 24003, "port_range_max": 24003,
+            "remote_ip_prefix": "0.0.0.0/0"}}),
+    )
+    .await
+    .unwrap();
+    let (inside, outside_ns, address) = (a_ns.clone(), out_ns.clone(), fip_ip.clone());
+    let reached = time_until(Duration::from_secs(10), move || {
+        peer_seen(&inside, &outside_ns, &address, 24003).is_some()
+    })
+    .await;
+    assert!(
+        reached.is_some(),
+        "the outside never reached a on its floating IP"
+    );
+    assert_eq!(
+        peer_seen(&a_ns, &out_ns, &fip_ip, 24003).as_deref(),
+        Some(outside.address.as_str()),
+        "a saw the outside's own address"
+    );
+    assert_eq!(
+        peer_seen(&out_ns, &a_ns, &outside.address, 24004).as_deref(),
+        Some(fip_ip.as_str()),
+        "a goes out from its floating IP"
+    );
+    put(&node, &fip_path, json!({"floatingip": {"port_id": null}})).await;
+    let (inside, outside_ns, address) = (a_ns.clone(), out_ns.clone(), fip_ip.clone());
+    let closed = time_until(Duration::from_secs(10), move || {
+        peer_seen(&inside, &outside_ns, &address, 24003).is_none()
+    })
+    .await;
+    assert!(
+        closed.is_some(),
+        "the outside still reaches a after disassociation"
+    );
+
+    // The router goes: its namespace and devices with it.
+    let (code, _) = node.call("DELETE", &fip_path, None).await.unwrap();
+    assert_eq!(code, 204);
+    for subnet in [&subnet_a, &subnet_b] {
+        put(
+            &node,
+            &format!("{path}/remove_router_interface"),
+            json!({"subnet_id": subnet}),
+        )
+        .await;
+    }
+    let (code, body) = node.call("DELETE", &path, None).await.unwrap();
+    assert_eq!(code, 204, "{body}");
+    let gone = wait_until(|| !namespace_exists(&namespace)).await;
+    assert!(gone, "{namespace} left behind");
+    assert!(
+        !ping_eventually(&a.namespace, &c.ip, 1),
+        "a reaches c with the router gone"
+    );
+    if flavor == Flavor::FlatDhcp {
+        // Its networks are flat ones an operator makes: an auto-allocated (VXLAN) network is
+        // not for it.
+        return;
+    }
+
+    // A new user's whole path: a default pool, the topology, a boot with "auto".
+    node.create(
+        "/v2.0/subnetpools",
+        json!({"subnetpool": {"name": "default-v4", "prefixes": ["10.97.0.0/16"],
+            "default_prefixlen": 26, "is_default": true}}),
+    )
+    .await
+    .unwrap();
+    let project = "l3-newcomer";
+    let topology_path = format!("/v2.0/auto-allocated-topology/{project}");
+    let (code, topology) = node
+        .call_as(project, "GET", &topology_path, None)
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{topology}");
+    let network = topology["auto_allocated_topology"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, server) = node
+        .call_as(
+            project,
+            "POST",
+            "/v2.1/servers",
+            Some(json!({"server": {"name": "auto", "networks": "auto"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 202, "{server}");
+    let id = server["server"]["id"].as_str().unwrap().to_string();
+    let instance = neutrino::agent::protocol::instance_namespace(&id);
+    node.leave_no(&instance);
+    node.wait_for_status(&id, "ACTIVE", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let (_, ports) = node
+        .call("GET", &format!("/v2.0/ports?device_id={id}"), None)
+        .await
+        .unwrap();
+    assert_eq!(ports["ports"][0]["network_id"], network.as_str(), "{ports}");
+    let (_, routers) = node
+        .call("GET", &format!("/v2.0/routers?project_id={project}"), None)
+        .await
+        .unwrap();
+    let auto_router = routers["routers"][0].clone();
+    let auto_namespace = format!("qrouter-{}", auto_router["id"].as_str().unwrap());
+    node.leave_no(&auto_namespace);
+    let auto_gateway = auto_router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (from, out_ns, out_ip) = (
+        instance.clone(),
+        outside.namespace.clone(),
+        outside.address.clone(),
+    );
+    let reached = time_until(Duration::from_secs(10), move || {
+        peer_seen(&out_ns, &from, &out_ip, 24005).as_deref() == Some(auto_gateway.as_str())
+    })
+    .await;
+    assert!(
+        reached.is_some(),
+        "the auto-allocated instance never reached the outside"
+    );
+    node.delete_server(&id).await.unwrap();
+    let released = wait_until_async(Duration::from_secs(10), || async {
+        let (_, ports) = node
+            .call("GET", &format!("/v2.0/ports?device_id={id}"), None)
+            .await
+            .unwrap();
+        ports["ports"].as_array().is_some_and(|p| p.is_empty())
+    })
+    .await;
+    assert!(released, "the server's port stayed");
+    let (code, body) = node
+        .call_as(project, "DELETE", &topology_path, None)
+        .await
+        .unwrap();
+    assert_eq!(code, 204, "{body}");
+    let gone = wait_until(|| !namespace_exists(&auto_namespace)).await;
+    assert!(gone, "{auto_namespace} left behind");
+    let (code, _) = node
+        .call("GET", &format!("/v2.0/networks/{network}"), None)
+        .await
+        .unwrap();
+    assert_eq!(code, 404, "the topology's network stayed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ovs_hybrid_routers() {
+    routers_reach_the_outside(Flavor::OvsHybrid, "ovs_hybrid_routers").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linuxbridge_routers() {
+    routers_reach_the_outside(Flavor::LinuxBridge, "linuxbridge_routers").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flatdhcp_routers() {
+    routers_reach_the_outside(Flavor::FlatDhcp, "flatdhcp_routers").await;
 }
