@@ -214,6 +214,42 @@ pub const EXTENSIONS: &[(&str, &str, &str, &str)] = &[
         "This extension will display the revision number of neutron resources.",
         "2016-04-11T10:00:00-00:00",
     ),
+    (
+        "router",
+        "Neutron L3 Router",
+        "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.",
+        "2012-07-20T10:00:00-00:00",
+    ),
+    (
+        "ext-gw-mode",
+        "Neutron L3 Configurable external gateway mode",
+        "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway",
+        "2013-03-28T10:00:00-00:00",
+    ),
+    (
+        "extraroute",
+        "Neutron Extra Route",
+        "Extra routes configuration for L3 router",
+        "2013-02-01T10:00:00-00:00",
+    ),
+    (
+        "extraroute-atomic",
+        "Atomically add/remove extra routes",
+        "Edit extra routes of a router on server side by atomically adding/removing extra routes",
+        "2019-07-10T00:00:00-00:00",
+    ),
+    (
+        "l3_agent_scheduler",
+        "L3 Agent Scheduler",
+        "Schedule routers among l3 agents",
+        "2013-02-07T10:00:00-00:00",
+    ),
+    (
+        "fip-port-details",
+        "Floating IP Port Details Extension",
+        "Add port_details attribute to Floating IP resource",
+        "2018-04-09T10:00:00-00:00",
+    ),
 ];
 
 fn extension(e: &(&str, &str, &str, &str)) -> Value {
@@ -237,6 +273,8 @@ pub async fn resources(headers: HeaderMap) -> Json<Value> {
         ("agent", "agents"),
         ("security_group", "security-groups"),
         ("security_group_rule", "security-group-rules"),
+        ("router", "routers"),
+        ("floatingip", "floatingips"),
     ]
         .iter()
         .map(|(name, collection)| {

@@ -221,6 +221,17 @@ pub async fn report(
             e.message
         );
     }
+    // An L3 agent that appears, revives or restarts may take the routers waiting for one.
+    if report.agent_type == neutrino_core::l3_scheduling::L3_AGENT_TYPE
+        && (outcome != Outcome::Alive || report.start_flag)
+        && let Err(e) = neutrino_core::l3_scheduling::schedule_waiting(&state).await
+    {
+        tracing::warn!(
+            "scheduling routers to the L3 agent of {}: {}",
+            report.host,
+            e.message
+        );
+    }
     // An L2 agent that appears or revives may bind the DHCP ports that failed without it.
     if report.agent_type != dhcp_scheduling::DHCP_AGENT_TYPE
         && outcome != Outcome::Alive
@@ -228,6 +239,18 @@ pub async fn report(
     {
         tracing::warn!(
             "binding the DHCP ports of {} again: {}",
+            report.host,
+            e.message
+        );
+    }
+    // And the router ports that failed without it.
+    if report.agent_type != neutrino_core::l3_scheduling::L3_AGENT_TYPE
+        && report.agent_type != dhcp_scheduling::DHCP_AGENT_TYPE
+        && outcome != Outcome::Alive
+        && let Err(e) = neutrino_core::l3_scheduling::rebind_failed(&state, &report.host).await
+    {
+        tracing::warn!(
+            "binding the router ports of {} again: {}",
             report.host,
             e.message
         );

@@ -10,6 +10,7 @@ pub mod dhcp_agent_scheduler;
 pub mod discovery;
 pub mod error;
 pub mod fair_share;
+pub mod floating_ips;
 pub mod health;
 pub mod heartbeat;
 pub mod host_feed;
@@ -23,6 +24,7 @@ pub mod port_filters;
 pub mod ports;
 pub mod query;
 pub mod quotas;
+pub mod routers;
 pub mod security_group_rules;
 pub mod security_groups;
 pub mod server;
@@ -286,6 +288,8 @@ pub fn router(state: AppState) -> Router {
         .merge(agents::routes())
         .merge(tags::routes())
         .merge(dhcp_agent_scheduler::routes())
+        .merge(routers::routes())
+        .merge(floating_ips::routes())
         .merge(compute::routes())
         .route(
             "/internal/agents/report",

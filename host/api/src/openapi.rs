@@ -7,7 +7,8 @@ use serde_json::{Map, Value, json};
 
 use super::query::CollectionSpec;
 use super::{
-    agents, networks, ports, security_group_rules, security_groups, subnet_pools, subnets, tags,
+    agents, floating_ips, networks, ports, routers, security_group_rules, security_groups,
+    subnet_pools, subnets, tags,
 };
 
 /// What the document says about one resource; each resource module exports one.
@@ -25,7 +26,7 @@ pub struct ResourceDoc {
     pub delete: bool,
 }
 
-fn resources() -> [&'static ResourceDoc; 7] {
+fn resources() -> [&'static ResourceDoc; 9] {
     [
         &networks::DOC,
         &subnets::DOC,
@@ -34,6 +35,8 @@ fn resources() -> [&'static ResourceDoc; 7] {
         &agents::DOC,
         &security_groups::DOC,
         &security_group_rules::DOC,
+        &routers::DOC,
+        &floating_ips::DOC,
     ]
 }
 

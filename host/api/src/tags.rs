@@ -1,4 +1,4 @@
-//! `/v2.0/{networks|subnets|ports|security-groups|subnetpools}/{id}/tags[/{tag}]` (`standard-attr-tag`,
+//! `/v2.0/{networks|subnets|ports|security-groups|subnetpools|routers|floatingips}/{id}/tags[/{tag}]` (`standard-attr-tag`,
 //! `tag-creation`), with Neutron's statuses (`tagging.py`'s `action_status`): the list 200,
 //! one tag 204 or `TagNotFound`, replace all 200 echoing the body, add many (POST) 200
 //! echoing the body, add one 201 without a body, delete one or all 204.
@@ -26,6 +26,8 @@ pub const TAGGED: &[(&str, Kind)] = &[
     ("ports", Kind::Port),
     ("security-groups", Kind::SecurityGroup),
     ("subnetpools", Kind::SubnetPool),
+    ("routers", Kind::Router),
+    ("floatingips", Kind::FloatingIp),
 ];
 
 /// The item's dict with its stored tags (shows and updates read them beside the item).

@@ -872,7 +872,10 @@ pub async fn delete(state: &Services, ctx: &RequestContext, id: &str) -> CoreRes
     let mut tx = state.store.begin_write().await?;
     let p = visible(&mut tx, ctx, id).await?;
     ctx.require_write("delete_port")?;
-    let revision = remove(state, &mut tx, &p).await?;
+    crate::routers::check_port_deletable(&mut tx, &p).await?;
+    // Its floating IPs survive, disassociated.
+    let fips = crate::floating_ips::port_deleted(&mut tx, &p.id).await?;
+    let revision = remove(state, &mut tx, &p).await?.max(fips);
     store::commit(tx).await?;
     state.feed.committed(revision);
     Ok(())

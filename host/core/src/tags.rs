@@ -23,6 +23,8 @@ fn member(kind: Kind) -> &'static str {
         Kind::Port => "port",
         Kind::SecurityGroup => "security_group",
         Kind::SubnetPool => "subnetpool",
+        Kind::Router => "router",
+        Kind::FloatingIp => "floatingip",
     }
 }
 
@@ -34,6 +36,8 @@ pub fn not_found(kind: Kind, id: &str) -> NeutronError {
         Kind::Port => ports::not_found(id),
         Kind::SecurityGroup => security_groups::not_found(id),
         Kind::SubnetPool => subnet_pools::not_found(id),
+        Kind::Router => crate::routers::not_found(id),
+        Kind::FloatingIp => crate::floating_ips::not_found(id),
     }
 }
 
@@ -54,6 +58,12 @@ async fn owner(
         Kind::Port => ports::visible(conn, ctx, id).await?.project_id,
         Kind::SecurityGroup => security_groups::visible(conn, ctx, id).await?.project_id,
         Kind::SubnetPool => subnet_pools::visible(conn, ctx, id).await?.project_id,
+        Kind::Router => crate::routers::visible(conn, ctx, id).await?.project_id,
+        Kind::FloatingIp => {
+            crate::floating_ips::visible(conn, ctx, id)
+                .await?
+                .project_id
+        }
     })
 }
 

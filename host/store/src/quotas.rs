@@ -98,6 +98,8 @@ pub async fn count<'e, E: Executor<'e, Database = Any>>(
         "subnet" => "SELECT 1 FROM subnets WHERE project_id = $1",
         "subnetpool" => "SELECT 1 FROM subnetpools WHERE project_id = $1",
         "port" => "SELECT 1 FROM ports WHERE project_id = $1 AND device_owner NOT LIKE 'network:%'",
+        "router" => "SELECT 1 FROM routers WHERE project_id = $1",
+        "floatingip" => "SELECT 1 FROM floatingips WHERE project_id = $1",
         "security_group" => "SELECT 1 FROM security_groups WHERE project_id = $1",
         "security_group_rule" => "SELECT 1 FROM security_group_rules WHERE project_id = $1",
         _ => return Ok(0),

@@ -17,6 +17,8 @@ pub enum Kind {
     Port,
     SecurityGroup,
     SubnetPool,
+    Router,
+    FloatingIp,
 }
 
 impl Kind {
@@ -29,6 +31,8 @@ impl Kind {
             Kind::Port => "ports",
             Kind::SecurityGroup => "security_groups",
             Kind::SubnetPool => "subnetpools",
+            Kind::Router => "routers",
+            Kind::FloatingIp => "floatingips",
         }
     }
 }
