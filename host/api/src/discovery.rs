@@ -179,6 +179,12 @@ pub const EXTENSIONS: &[(&str, &str, &str, &str)] = &[
         "2013-02-07T10:00:00-00:00",
     ),
     (
+        "auto-allocated-topology",
+        "Auto Allocated Topology Services",
+        "Auto Allocated Topology Services.",
+        "2016-01-01T00:00:00-00:00",
+    ),
+    (
         "subnet_allocation",
         "Subnet Allocation",
         "Enables allocation of subnets from a subnet pool",

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod auto_allocated_topology;
 pub mod body;
 pub mod compute;
 pub mod connections;
@@ -291,6 +292,10 @@ pub fn router(state: AppState) -> Router {
         .merge(routers::routes())
         .merge(floating_ips::routes())
         .merge(compute::routes())
+        .route(
+            "/v2.0/auto-allocated-topology/{project_id}",
+            neutron_405(get(auto_allocated_topology::show).delete(auto_allocated_topology::delete)),
+        )
         .route(
             "/internal/agents/report",
             neutron_405(post(internal::report)),

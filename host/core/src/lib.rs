@@ -5,6 +5,7 @@
 //! transactions only as `store::Tx`/`store::Conn` and answer Neutron's errors
 //! ([`error::NeutronError`]) with the status as a number.
 
+pub mod auto_allocate;
 pub mod body;
 pub mod bulk;
 pub mod compute;

@@ -7,6 +7,7 @@
 
 pub mod agent_credentials;
 pub mod agents;
+pub mod auto_allocated;
 pub mod bulk_journal;
 pub mod dhcp_hosting;
 pub mod dynamic_segments;

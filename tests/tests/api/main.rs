@@ -4,6 +4,7 @@
 
 mod agent_credentials;
 mod agents;
+mod auto_allocated_topology;
 mod binding;
 mod binding_after_commit;
 mod bulk;

@@ -865,3 +865,73 @@ on_both_databases!(
         nova_fault(&r, "itemNotFound", 404);
     }
 );
+
+// Nova's choice of networks for a boot that names none (2.37): "none" boots with no NIC, an
+// empty list takes the one network available, and more than one is ambiguous (409); "auto"
+// with no network and no default external network cannot allocate (400).
+on_both_databases!(
+    networks_none_empty_and_ambiguous_as_nova,
+    |api: TestApi| async move {
+        ovs_agent(&api, "compute1").await;
+        let bare = booted(&api, MEMBER, json!({"name": "bare", "networks": "none"})).await;
+        assert!(ports_of(&api, &bare).await.is_empty());
+        assert_eq!(show(&api, &bare).await["addresses"], json!({}));
+        // Nothing was available: an empty list boots with no NIC too.
+        let empty = booted(&api, MEMBER, json!({"name": "empty", "networks": []})).await;
+        assert!(ports_of(&api, &empty).await.is_empty());
+        let r = boot(&api, MEMBER, json!({"name": "auto", "networks": "auto"})).await;
+        let message = nova_fault(&r, "badRequest", 400);
+        assert_eq!(
+            message,
+            "Unable to automatically allocate a network for project project-b"
+        );
+
+        let only = network(&api, MEMBER, "only", "10.1.0.0/24").await;
+        for networks in [json!([]), json!("auto")] {
+            let id = booted(&api, MEMBER, json!({"name": "one", "networks": networks})).await;
+            let ports = ports_of(&api, &id).await;
+            assert_eq!(ports.len(), 1, "{networks}: {ports:?}");
+            assert_eq!(ports[0]["network_id"], only.as_str());
+        }
+        // Another project's network is not a candidate; a shared one is.
+        network(&api, OTHER, "theirs", "10.2.0.0/24").await;
+        booted(&api, MEMBER, json!({"name": "still-one", "networks": []})).await;
+        let shared = created(
+            &api,
+            None,
+            "network",
+            json!({"name": "shared", "shared": true}),
+        )
+        .await;
+        for networks in [json!([]), json!("auto")] {
+            let r = boot(&api, MEMBER, json!({"name": "two", "networks": networks})).await;
+            let message = nova_fault(&r, "conflictingRequest", 409);
+            assert_eq!(
+                message, "Multiple possible networks found, use a Network ID to be more specific.",
+                "{networks}"
+            );
+        }
+        // "auto" counts only networks that are up (a half-made topology is not one).
+        let r = api
+            .call(
+                Method::PUT,
+                &format!("/v2.0/networks/{}", shared["id"].as_str().unwrap()),
+                Some(json!({"network": {"shared": false}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let r = api
+            .call_as(
+                MEMBER,
+                Method::PUT,
+                &format!("/v2.0/networks/{only}"),
+                Some(json!({"network": {"admin_state_up": false}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let r = boot(&api, MEMBER, json!({"name": "down", "networks": "auto"})).await;
+        nova_fault(&r, "badRequest", 400);
+        let id = booted(&api, MEMBER, json!({"name": "down-ok", "networks": []})).await;
+        assert_eq!(ports_of(&api, &id).await.len(), 1);
+    }
+);

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use serde_json::{Map, Value};
 
 use super::error::{NovaError, NovaResult};
+pub use neutrino_core::compute::network_choice::RequestedNetworks;
 pub use neutrino_core::compute::nics::NicRequest;
 
 /// The only availability zone (Nova's default `nova`).
@@ -31,8 +32,8 @@ const SERVER_KEYS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootRequest {
     pub name: String,
-    /// One NIC each, in order.
-    pub nics: Vec<NicRequest>,
+    /// One NIC each, in order; or `auto` / `none`.
+    pub networks: RequestedNetworks,
     /// `availability_zone: "nova:<host>"`.
     pub forced_host: Option<String>,
     /// `security_groups: [{"name": ...}]`: names or ids of the project's groups, in order
@@ -88,7 +89,7 @@ pub fn parse(bytes: &[u8]) -> NovaResult<BootRequest> {
     }
     Ok(BootRequest {
         name,
-        nics: nics(server)?,
+        networks: networks(server)?,
         forced_host: forced_host(server)?,
         security_groups: security_groups(server)?,
     })
@@ -133,26 +134,22 @@ fn security_groups(server: &Map<String, Value>) -> NovaResult<Vec<String>> {
         .collect()
 }
 
-fn nics(server: &Map<String, Value>) -> NovaResult<Vec<NicRequest>> {
+fn networks(server: &Map<String, Value>) -> NovaResult<RequestedNetworks> {
     let items = match server.get("networks") {
-        Some(Value::Array(items)) if !items.is_empty() => items,
-        Some(Value::String(s)) if s == "auto" || s == "none" => {
-            return Err(invalid(
-                "networks",
-                format!(
-                    "Value: {s}. Give the networks or ports to attach: automatic allocation is not available"
-                ),
-            ));
-        }
+        Some(Value::Array(items)) => items,
+        Some(Value::String(s)) if s == "auto" => return Ok(RequestedNetworks::Auto),
+        Some(Value::String(s)) if s == "none" => return Ok(RequestedNetworks::None),
         Some(other) => {
             return Err(invalid(
                 "networks",
-                format!("Value: {other}. A non-empty list is required"),
+                format!("Value: {other}. A list, 'auto' or 'none' is required"),
             ));
         }
         None => return Err(invalid("networks", "'networks' is a required property")),
     };
-    items.iter().map(nic).collect()
+    Ok(RequestedNetworks::Listed(
+        items.iter().map(nic).collect::<NovaResult<_>>()?,
+    ))
 }
 
 fn nic(item: &Value) -> NovaResult<NicRequest> {
@@ -241,8 +238,8 @@ mod tests {
         assert_eq!(r.name, "vm1");
         assert_eq!(r.forced_host.as_deref(), Some("compute-1"));
         assert_eq!(
-            r.nics,
-            [
+            r.networks,
+            RequestedNetworks::Listed(vec![
                 NicRequest::Network {
                     network_id: "n1".into(),
                     fixed_ip: None
@@ -254,8 +251,16 @@ mod tests {
                     network_id: "n2".into(),
                     fixed_ip: Some("10.0.0.7".parse().unwrap())
                 },
-            ]
+            ])
         );
+        for (given, wanted) in [
+            (json!("auto"), RequestedNetworks::Auto),
+            (json!("none"), RequestedNetworks::None),
+            (json!([]), RequestedNetworks::Listed(vec![])),
+        ] {
+            let r = parse_json(json!({"server": {"name": "a", "networks": given}})).unwrap();
+            assert_eq!(r.networks, wanted);
+        }
         let any = parse_json(json!({"server": {"name": "a", "networks": [{"uuid": "n"}],
             "availability_zone": "nova"}}))
         .unwrap();
@@ -272,12 +277,12 @@ mod tests {
             ),
             (json!({"server": {"name": "a"}}), "'networks' is a required"),
             (
-                json!({"server": {"name": "a", "networks": []}}),
-                "non-empty list",
+                json!({"server": {"name": "a", "networks": "any"}}),
+                "'auto' or 'none'",
             ),
             (
-                json!({"server": {"name": "a", "networks": "auto"}}),
-                "automatic allocation",
+                json!({"server": {"name": "a", "networks": {"uuid": "n"}}}),
+                "'auto' or 'none'",
             ),
             (
                 json!({"server": {"name": "a", "networks": [{}]}}),

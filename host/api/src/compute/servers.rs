@@ -12,6 +12,7 @@ use super::{request, view};
 use crate::auth::RequestContext;
 use crate::{AppState, base_url, path_id};
 use neutrino_core::compute::boot;
+use neutrino_core::compute::network_choice;
 use neutrino_core::compute::nics::{self, FeedEntries};
 use neutrino_store as store;
 use neutrino_store::servers::{self as repo, Address, Server, Servers};
@@ -34,11 +35,14 @@ pub async fn create(
             "os_compute_api:servers:create:forced_host",
         ));
     }
+    let nics = network_choice::resolve(&state, &ctx, &boot.networks)
+        .await
+        .map_err(nova_error)?;
     let server = boot::boot(
         &state,
         &ctx,
         &boot.name,
-        &boot.nics,
+        &nics,
         &boot.security_groups,
         boot.forced_host.as_deref(),
     )

@@ -5,5 +5,6 @@
 pub mod boot;
 pub mod build_timeout;
 pub mod instance_status;
+pub mod network_choice;
 pub mod nics;
 pub mod scheduler;
