@@ -669,7 +669,7 @@ async fn routers_reach_the_outside(flavor: Flavor, test: &str) {
     node.create(
         "/v2.0/subnetpools",
         json!({"subnetpool": {"name": "default-v4", "prefixes": ["10.97.0.0/16"],
-            "default_prefixlen": 26, "is_default": true}}),
+            "default_prefixlen": 26, "is_default": true, "shared": true}}),
     )
     .await
     .unwrap();

@@ -51,7 +51,7 @@ async fn default_pool(api: &TestApi) -> Value {
         api,
         "subnetpools",
         json!({"name": "default-v4", "prefixes": ["10.100.0.0/16"], "default_prefixlen": 26,
-            "is_default": true}),
+            "is_default": true, "shared": true}),
     )
     .await
 }
