@@ -563,6 +563,22 @@ async fn routers_reach_the_outside(flavor: Flavor, test: &str) {
         peer_seen(&out_ns, &from, &out_ip, 24001).as_deref() == Some(wanted.as_str())
     })
     .await;
+    if snat.is_none() {
+        for args in [
+            vec!["ip", "-n", namespace.as_str(), "addr"],
+            vec!["ip", "-n", namespace.as_str(), "route"],
+            vec!["ip", "netns", "exec", namespace.as_str(), "iptables-save"],
+        ] {
+            let out = std::process::Command::new(args[0])
+                .args(&args[1..])
+                .output()
+                .unwrap();
+            eprintln!("{args:?}:\n{}", String::from_utf8_lossy(&out.stdout));
+        }
+        if let Some(ovs) = node.ovs() {
+            eprintln!("{}", ovs.vsctl(&["show"]).unwrap_or_default());
+        }
+    }
     assert!(
         snat.is_some(),
         "a never reached the outside from {gateway_ip}"
