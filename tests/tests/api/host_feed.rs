@@ -984,3 +984,185 @@ on_both_databases!(
         assert_eq!(hosts_naming().await, ["h2", "h3"]);
     }
 );
+
+/// The L3 agent a node agent reports.
+fn l3_report(host: &str) -> Value {
+    json!({"agent_type": "L3 agent", "binary": "neutrino-l3-agent", "host": host,
+        "topic": "l3_agent", "start_flag": true,
+        "configurations": {"agent_mode": "legacy", "handle_internal_only_routers": true}})
+}
+
+async fn report_fip_status(api: &TestApi, host: &str, statuses: &[(&str, &str)]) -> Reply {
+    let fips: Vec<Value> = statuses
+        .iter()
+        .map(|(id, status)| json!({"id": id, "status": status}))
+        .collect();
+    api.request(
+        Method::POST,
+        &format!("/internal/hosts/{host}/floatingips/status"),
+        &[("x-neutrino-agent-token", &api.agent_token)],
+        json!({ "floating_ips": fips }).to_string().into_bytes(),
+    )
+    .await
+}
+
+// What an L3 agent's host hears of the routers it serves: the router whole (namespace, its
+// interfaces and gateway with their devices' names and addresses, routes, floating IPs) on a
+// full answer and after each change, the router's ports bound there with a `router`
+// attachment in its namespace, and "no longer yours" when it goes; floating IP statuses come
+// back from that host only.
+on_both_databases!(
+    a_router_s_host_hears_the_whole_router,
+    |api: TestApi| async move {
+        node(&api, "net1", false).await;
+        report(&api, l3_report("net1")).await;
+        let external = created(
+            &api,
+            "/v2.0/networks",
+            "network",
+            json!({"name": "public", "router:external": true,
+                "provider:network_type": "flat", "provider:physical_network": "physnet1"}),
+        )
+        .await;
+        let external = external["id"].as_str().unwrap().to_string();
+        created(
+            &api,
+            "/v2.0/subnets",
+            "subnet",
+            json!({"network_id": external, "ip_version": 4, "cidr": "172.24.4.0/24",
+                "gateway_ip": "172.24.4.1", "enable_dhcp": false}),
+        )
+        .await;
+        let net = network(&api).await;
+        let subnet_id = subnet(&api, &net, "10.0.0.0/24", false).await;
+        let router = created(
+            &api,
+            "/v2.0/routers",
+            "router",
+            json!({"name": "r", "external_gateway_info": {"network_id": external}}),
+        )
+        .await;
+        let router_id = router["id"].as_str().unwrap().to_string();
+        let gateway_ip = router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let r = api
+            .call(
+                Method::PUT,
+                &format!("/v2.0/routers/{router_id}/add_router_interface"),
+                Some(json!({"subnet_id": subnet_id})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let interface_port = r.body["port_id"].as_str().unwrap().to_string();
+        let instance = port(&api, json!({"network_id": net, "name": "vm"})).await;
+        let fixed = instance["fixed_ips"][0]["ip_address"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let fip = created(
+            &api,
+            "/v2.0/floatingips",
+            "floatingip",
+            json!({"floating_network_id": external, "port_id": instance["id"]}),
+        )
+        .await;
+        let fip_id = fip["id"].as_str().unwrap().to_string();
+        assert_eq!(fip["status"], "DOWN");
+
+        let full = poll(&api, "net1", 0, 0).await;
+        assert_eq!(full.routers.len(), 1, "{:?}", full.routers);
+        let served = full.routers[0].router.clone().expect("the router");
+        assert_eq!(served.namespace, format!("qrouter-{router_id}"));
+        assert!(served.admin_state_up);
+        assert_eq!(served.interfaces.len(), 1);
+        let interface = &served.interfaces[0];
+        assert_eq!(interface.port_id, interface_port);
+        assert_eq!(
+            interface.interface_name,
+            format!("qr-{}", &interface_port[..11])
+        );
+        assert_eq!(interface.addresses, vec!["10.0.0.1/24".to_string()]);
+        let gateway = served.gateway.as_ref().expect("a gateway");
+        assert!(gateway.device.interface_name.starts_with("qg-"));
+        assert_eq!(gateway.device.addresses, vec![format!("{gateway_ip}/24")]);
+        assert_eq!(gateway.gateway_ips, vec!["172.24.4.1".to_string()]);
+        assert!(gateway.enable_snat);
+        assert_eq!(served.floating_ips.len(), 1);
+        assert_eq!(served.floating_ips[0].fixed_ip_address, fixed);
+        assert_eq!(
+            served.floating_ips[0].floating_ip_address,
+            fip["floating_ip_address"].as_str().unwrap()
+        );
+        // The router's ports are bound here, into its namespace.
+        let bound = port_in(&full, &interface_port)
+            .flatten()
+            .expect("the interface port in the answer");
+        let attachment = bound.binding.and_then(|b| b.attachment).expect("attached");
+        assert_eq!(attachment.kind, neutrino_model::AttachmentKind::Router);
+        assert_eq!(attachment.namespace, served.namespace);
+        assert_eq!(attachment.interface_name, interface.interface_name);
+
+        // Floating IP status: from the router's host only, ACTIVE or ERROR.
+        let r = report_fip_status(&api, "net2", &[(&fip_id, "ACTIVE")]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body, json!({"updated": 0, "ignored": 1}));
+        let r = report_fip_status(&api, "net1", &[(&fip_id, "DOWN")]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        let r = report_fip_status(&api, "net1", &[(&fip_id, "ACTIVE")]).await;
+        assert_eq!(r.body, json!({"updated": 1, "ignored": 0}));
+        let shown = api
+            .call(Method::GET, &format!("/v2.0/floatingips/{fip_id}"), None)
+            .await;
+        assert_eq!(shown.body["floatingip"]["status"], "ACTIVE");
+
+        // A change of the router is news for its host: the router whole again.
+        let after = full.revision;
+        let r = api
+            .call(
+                Method::PUT,
+                &format!("/v2.0/floatingips/{fip_id}"),
+                Some(json!({"floatingip": {"port_id": null}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let changes = poll(&api, "net1", after, 5).await;
+        let told = changes
+            .routers
+            .iter()
+            .find(|c| c.id == router_id)
+            .and_then(|c| c.router.clone())
+            .expect("the router changed");
+        assert!(told.floating_ips.is_empty(), "{told:?}");
+
+        // The router goes: its host hears it is no longer its own.
+        let after = changes.revision;
+        let r = api
+            .call(Method::DELETE, &format!("/v2.0/floatingips/{fip_id}"), None)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+        let r = api
+            .call(
+                Method::PUT,
+                &format!("/v2.0/routers/{router_id}/remove_router_interface"),
+                Some(json!({"subnet_id": subnet_id})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let r = api
+            .call(Method::DELETE, &format!("/v2.0/routers/{router_id}"), None)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+        let changes = poll(&api, "net1", after, 5).await;
+        let gone = changes.routers.iter().find(|c| c.id == router_id);
+        assert_eq!(
+            gone.map(|c| c.router.is_none()),
+            Some(true),
+            "{:?}",
+            changes.routers
+        );
+        assert_eq!(port_in(&changes, &interface_port), Some(None));
+        assert!(poll(&api, "net1", 0, 0).await.routers.is_empty());
+    }
+);
