@@ -385,7 +385,6 @@ pub async fn create(
     f.floating_port_id = port.id.clone();
     let a = associate(&mut tx, ctx, &f, port_id, fixed_ip).await?;
     apply(&mut tx, &mut f, a.as_ref()).await?;
-    f.last_known_router_id = f.router_id.clone();
     match repo::insert(&mut tx, &f).await {
         Err(e) if e.is_unique_violation() => {
             return Err(a.map_or_else(
@@ -419,11 +418,6 @@ pub async fn update(
     if b.contains_key("port_id") {
         let a = associate(&mut tx, ctx, &f, port_id, fixed_ip).await?;
         apply(&mut tx, &mut f, a.as_ref()).await?;
-        // Neutron keeps the router it went through last.
-        f.last_known_router_id = old_router.clone().or(f.router_id.clone());
-        if f.router_id.is_some() {
-            f.last_known_router_id = f.router_id.clone();
-        }
         if f.fixed_port_id.is_none() {
             f.status = "DOWN".into();
         }
@@ -435,6 +429,8 @@ pub async fn update(
     if let Some(d) = description {
         f.description = d;
     }
+    // As Neutron's `_update_fip_assoc`: the router it went through before this update.
+    f.last_known_router_id = old_router.clone();
     f.updated_at = store::now();
     f.revision_number += 1;
     match repo::update(&mut tx, &f).await {

@@ -470,7 +470,7 @@ on_both_databases!(
             json!({"floating_network_id": ext, "port_id": port}),
         )
         .await);
-        assert_eq!(routers_heard(&api, "node-1", before).await, [rid.clone()]);
+        assert_eq!(routers_heard(&api, "node-1", before).await, [rid.as_str()]);
         let before = feed_revision(&api).await;
         let off = call(
             &api,
@@ -481,7 +481,7 @@ on_both_databases!(
         )
         .await;
         assert_eq!(off.status, StatusCode::OK, "{}", off.body);
-        assert_eq!(routers_heard(&api, "node-1", before).await, [rid.clone()]);
+        assert_eq!(routers_heard(&api, "node-1", before).await, [rid.as_str()]);
         let before = feed_revision(&api).await;
         let d = call(
             &api,

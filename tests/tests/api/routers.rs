@@ -646,6 +646,60 @@ on_both_databases!(
             "HTTPBadRequest",
             "Cannot update read-only attribute status",
         );
+        // An admin's enable_snat is reset to its default by a gateway update without it;
+        // an external address may not be the subnet's gateway.
+        let g = update(
+            &api,
+            None,
+            &rid,
+            json!({"external_gateway_info": {"network_id": ext, "enable_snat": false}}),
+        )
+        .await;
+        assert_eq!(
+            g.body["router"]["external_gateway_info"]["enable_snat"], false,
+            "{}",
+            g.body
+        );
+        let g = update(
+            &api,
+            ALICE,
+            &rid,
+            json!({"external_gateway_info": {"network_id": ext}}),
+        )
+        .await;
+        assert_eq!(
+            g.body["router"]["external_gateway_info"]["enable_snat"], true,
+            "{}",
+            g.body
+        );
+        let g = update(
+            &api,
+            None,
+            &rid,
+            json!({"external_gateway_info": {"network_id": ext,
+            "external_fixed_ips": [{"ip_address": "172.24.4.1"}]}}),
+        )
+        .await;
+        assert_error(
+            &g,
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Bad router request: External IP 172.24.4.1 is the same as the gateway IP.",
+        );
+        let g = update(
+            &api,
+            None,
+            &rid,
+            json!({"external_gateway_info": {"network_id": ext,
+            "external_fixed_ips": [{"ip_address": "172.24.4.77"}]}}),
+        )
+        .await;
+        assert_eq!(
+            g.body["router"]["external_gateway_info"]["external_fixed_ips"][0]["ip_address"],
+            "172.24.4.77",
+            "{}",
+            g.body
+        );
         // A project user may not make a distributed router; an admin sees the attribute false.
         let r = call(
             &api,
@@ -1044,7 +1098,7 @@ on_both_databases!(
         let before = feed_revision(&api).await;
         let r = update(&api, ALICE, &rid, json!({"admin_state_up": false})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        assert_eq!(routers_heard(&api, "node-1", before).await, [rid.clone()]);
+        assert_eq!(routers_heard(&api, "node-1", before).await, [rid.as_str()]);
         // The fewest routers: a second agent takes the next router.
         l3_node(&api, "node-2").await;
         let (_, sub2) = private(&api, ALICE, "10.1.0.0/24").await;
@@ -1063,7 +1117,7 @@ on_both_databases!(
         )
         .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-        assert_eq!(routers_heard(&api, "node-2", before).await, [r2.clone()]);
+        assert_eq!(routers_heard(&api, "node-2", before).await, [r2.as_str()]);
         let port = get(
             &api,
             None,
@@ -1192,7 +1246,7 @@ on_both_databases!(
         )
         .await;
         assert_eq!(off.status, StatusCode::NO_CONTENT, "{}", off.body);
-        assert_eq!(routers_heard(&api, "node-2", before).await, [rid.clone()]);
+        assert_eq!(routers_heard(&api, "node-2", before).await, [rid.as_str()]);
         let agents = get(&api, None, &format!("/v2.0/routers/{rid}/l3-agents")).await;
         assert_eq!(agents.body, json!({"agents": []}));
         // Admin only.
