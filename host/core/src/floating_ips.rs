@@ -483,3 +483,21 @@ pub async fn port_deleted(tx: &mut Tx<'_>, port_id: &str) -> CoreResult<Option<i
     }
     Ok(newest)
 }
+
+/// A port's new addresses must keep those its floating IPs are associated with (Neutron's
+/// check in `update_port`).
+pub async fn check_fixed_ips_kept(tx: &mut Tx<'_>, port: &Port) -> CoreResult<()> {
+    for f in repo::of_port(&mut **tx, &port.id).await? {
+        let kept = f
+            .fixed_ip_address
+            .as_deref()
+            .is_none_or(|ip| port.fixed_ips.iter().any(|x| x.ip_address == ip));
+        if !kept {
+            return Err(NeutronError::bad_request(format!(
+                "Cannot update the fixed_ips of the port {}, because its original fixed_ip has been associated to a floating ip",
+                port.id
+            )));
+        }
+    }
+    Ok(())
+}

@@ -195,6 +195,23 @@ on_both_databases!(
             "{}",
             on.body
         );
+        // Its associated address may not leave the port.
+        let moved = call(
+            &api,
+            ALICE,
+            Method::PUT,
+            &format!("/v2.0/ports/{pid}"),
+            Some(json!({"port": {"fixed_ips": [{"subnet_id": sub, "ip_address": "10.0.0.51"}]}})),
+        )
+        .await;
+        assert_error(
+            &moved,
+            StatusCode::BAD_REQUEST,
+            "HTTPBadRequest",
+            &format!(
+                "Cannot update the fixed_ips of the port {pid}, because its original fixed_ip has been associated to a floating ip"
+            ),
+        );
         let d = call(
             &api,
             ALICE,
