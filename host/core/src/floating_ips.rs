@@ -385,7 +385,6 @@ pub async fn create(
     f.floating_port_id = port.id.clone();
     let a = associate(&mut tx, ctx, &f, port_id, fixed_ip).await?;
     apply(&mut tx, &mut f, a.as_ref()).await?;
-    f.last_known_router_id = f.router_id.clone();
     match repo::insert(&mut tx, &f).await {
         Err(e) if e.is_unique_violation() => {
             return Err(a.map_or_else(
@@ -419,11 +418,6 @@ pub async fn update(
     if b.contains_key("port_id") {
         let a = associate(&mut tx, ctx, &f, port_id, fixed_ip).await?;
         apply(&mut tx, &mut f, a.as_ref()).await?;
-        // Neutron keeps the router it went through last.
-        f.last_known_router_id = old_router.clone().or(f.router_id.clone());
-        if f.router_id.is_some() {
-            f.last_known_router_id = f.router_id.clone();
-        }
         if f.fixed_port_id.is_none() {
             f.status = "DOWN".into();
         }
@@ -435,6 +429,8 @@ pub async fn update(
     if let Some(d) = description {
         f.description = d;
     }
+    // As Neutron's `_update_fip_assoc`: the router it went through before this update.
+    f.last_known_router_id = old_router.clone();
     f.updated_at = store::now();
     f.revision_number += 1;
     match repo::update(&mut tx, &f).await {
@@ -486,4 +482,22 @@ pub async fn port_deleted(tx: &mut Tx<'_>, port_id: &str) -> CoreResult<Option<i
         newest = newest.max(tell(tx, &[old_router.as_ref()]).await?);
     }
     Ok(newest)
+}
+
+/// A port's new addresses must keep those its floating IPs are associated with (Neutron's
+/// check in `update_port`).
+pub async fn check_fixed_ips_kept(tx: &mut Tx<'_>, port: &Port) -> CoreResult<()> {
+    for f in repo::of_port(&mut **tx, &port.id).await? {
+        let kept = f
+            .fixed_ip_address
+            .as_deref()
+            .is_none_or(|ip| port.fixed_ips.iter().any(|x| x.ip_address == ip));
+        if !kept {
+            return Err(NeutronError::bad_request(format!(
+                "Cannot update the fixed_ips of the port {}, because its original fixed_ip has been associated to a floating ip",
+                port.id
+            )));
+        }
+    }
+    Ok(())
 }

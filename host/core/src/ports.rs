@@ -735,6 +735,7 @@ pub async fn update(
     }
     if let Some(requested) = attrs::fixed_ips(b)? {
         p.fixed_ips = reallocate(state, &mut tx, &network, &p, requested).await?;
+        crate::floating_ips::check_fixed_ips_kept(&mut tx, &p).await?;
     }
     let rebind = ["binding:host_id", "binding:vnic_type", "binding:profile"]
         .iter()

@@ -375,7 +375,6 @@ pub async fn delete(state: &Services, ctx: &RequestContext, id: &str) -> CoreRes
     }
     let mut revision = set_gateway(state, &mut tx, &mut r, None).await?;
     revision = revision.max(l3_scheduling::unschedule(&mut tx, id).await?);
-    // Floating IPs that last went through it keep no dangling reference to it.
     repo::delete(&mut tx, id).await?;
     store::commit(tx).await?;
     state.feed.committed(revision);
@@ -457,9 +456,7 @@ async fn set_gateway(
     if let Some(items) = &g.fixed_ips {
         port_body["fixed_ips"] = Value::Array(items.clone());
     }
-    let port_revision;
-    let port;
-    (port, port_revision) = make_port(state, tx, &r.id, "", as_map(port_body)).await?;
+    let (port, port_revision) = make_port(state, tx, &r.id, "", as_map(port_body)).await?;
     // The gateway's subnets may not overlap the router's interfaces.
     let interface_subnets = subnets_of_ports(tx, &r.id, INTERFACE_OWNER).await?;
     for s in subnets

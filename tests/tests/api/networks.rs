@@ -48,8 +48,15 @@ on_both_databases!(discovery, |api: TestApi| async move {
             .await;
         assert_eq!(&one.body["extension"], e, "show equals the list entry");
     }
+    // transcript seq 5
     assert_eq!(
         api.call(Method::GET, "/v2.0/extensions/router", None)
+            .await
+            .body,
+        json!({"extension": {"name": "Neutron L3 Router", "alias": "router", "description": "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.", "updated": "2012-07-20T10:00:00-00:00", "links": []}})
+    );
+    assert_eq!(
+        api.call(Method::GET, "/v2.0/extensions/dvr", None)
             .await
             .status,
         StatusCode::NOT_FOUND

@@ -18,6 +18,7 @@ const DEFAULTS: &[(&str, i64)] = &[
     ("subnet", 100),
     ("subnetpool", -1),
     ("port", 500),
+    ("router_route", 30),
     ("router", 10),
     ("floatingip", 50),
     ("security_group", 10),
