@@ -66,10 +66,8 @@ impl Engine {
         lease_timeout: Duration,
         integration_bridge: Option<String>,
         firewall: Option<Firewall>,
-        l3: bool,
     ) -> Engine {
         let leases = Leases::new(client.clone(), dhcp_client, lease_timeout);
-        let routers = l3.then(|| (Routers::new(wiring.executor().clone()), HashMap::new()));
         Engine {
             client,
             wiring,
@@ -82,8 +80,14 @@ impl Engine {
             broken: BTreeSet::new(),
             forwarding: Forwarding::default(),
             firewall,
-            routers,
+            routers: None,
         }
+    }
+
+    /// Serves the routers the feed gives this host (the L3 agent).
+    pub fn with_routers(mut self) -> Engine {
+        self.routers = Some((Routers::new(self.wiring.executor().clone()), HashMap::new()));
+        self
     }
 
     /// Applies one answer of the change feed. Errors of single objects are reported on them

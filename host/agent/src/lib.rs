@@ -157,8 +157,10 @@ pub async fn run_with_ready(
         integration_bridge,
         (settings.firewall_driver == config::FirewallDriver::IptablesHybrid)
             .then(firewall::Firewall::new),
-        settings.l3,
     );
+    if settings.l3 {
+        engine = engine.with_routers();
+    }
 
     let mut configurations = settings.configurations(&driver_names);
     if !unavailable.is_empty() {
