@@ -797,3 +797,173 @@ fn sdk_agents() {
         );
     }
 }
+
+#[test]
+fn cli_routers_floating_ips_and_auto_allocation() {
+    let test = "cli_routers_floating_ips_and_auto_allocation";
+    let Some(server) = Server::start(test) else {
+        return;
+    };
+    if !server.serves_all(test, &["routers", "floatingips", "subnetpools"]) {
+        return;
+    }
+    server.os_json(&[
+        "network",
+        "create",
+        "--external",
+        "--default",
+        "--provider-network-type",
+        "flat",
+        "--provider-physical-network",
+        "physnet1",
+        "cli-public",
+    ]);
+    server.os_json(&[
+        "subnet",
+        "create",
+        "--network",
+        "cli-public",
+        "--subnet-range",
+        "172.24.4.0/24",
+        "--no-dhcp",
+        "cli-public-sub",
+    ]);
+    server.os_json(&["network", "create", "cli-private"]);
+    let private = server.os_json(&[
+        "subnet",
+        "create",
+        "--network",
+        "cli-private",
+        "--subnet-range",
+        "10.40.0.0/24",
+        "cli-private-sub",
+    ]);
+    let router = server.os_json(&["router", "create", "cli-router"]);
+    assert_eq!(router["status"], "ACTIVE");
+    server.os(&[
+        "router",
+        "set",
+        "--external-gateway",
+        "cli-public",
+        "cli-router",
+    ]);
+    server.os(&["router", "add", "subnet", "cli-router", "cli-private-sub"]);
+    let shown = server.os_json(&["router", "show", "cli-router"]);
+    let gateway = &shown["external_gateway_info"];
+    assert_eq!(gateway["enable_snat"], true, "{shown}");
+    assert!(
+        gateway["external_fixed_ips"][0]["ip_address"]
+            .as_str()
+            .unwrap()
+            .starts_with("172.24.4."),
+        "{shown}"
+    );
+    let port = server.os_json(&["port", "create", "--network", "cli-private", "cli-vm"]);
+    let fip = server.os_json(&[
+        "floating",
+        "ip",
+        "create",
+        "--port",
+        port["id"].as_str().unwrap(),
+        "cli-public",
+    ]);
+    assert_eq!(fip["port_id"], port["id"]);
+    assert_eq!(fip["router_id"], router["id"]);
+    assert_eq!(fip["fixed_ip_address"], port["fixed_ips"][0]["ip_address"]);
+    let fip_id = fip["id"].as_str().unwrap();
+    // The router's interface is not the port API's to delete.
+    let listed = server.os_json(&["port", "list", "--router", "cli-router"]);
+    let interface = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["Fixed IP Addresses"]
+                .to_string()
+                .contains(private["id"].as_str().unwrap())
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no interface in {listed}"));
+    let err = server.os_fails(&["port", "delete", interface["ID"].as_str().unwrap()]);
+    assert!(err.contains("cannot be deleted directly"), "{err}");
+    server.os(&["floating", "ip", "unset", "--port", fip_id]);
+    let unset = server.os_json(&["floating", "ip", "show", fip_id]);
+    assert_eq!(unset["port_id"], Value::Null, "{unset}");
+    let err = server.os_fails(&["router", "delete", "cli-router"]);
+    assert!(err.contains("still attached"), "{err}");
+    server.os(&["floating", "ip", "delete", fip_id]);
+    server.os(&["port", "delete", "cli-vm"]);
+    server.os(&[
+        "router",
+        "remove",
+        "subnet",
+        "cli-router",
+        "cli-private-sub",
+    ]);
+    server.os(&["router", "delete", "cli-router"]);
+
+    // "Get me a network": the checks, then the topology, then its removal.
+    let err = server.os_fails(&[
+        "network",
+        "auto",
+        "allocated",
+        "topology",
+        "create",
+        "--check-resources",
+    ]);
+    assert!(err.contains("No default subnetpools defined"), "{err}");
+    server.os_json(&[
+        "subnet",
+        "pool",
+        "create",
+        "--share",
+        "--default",
+        "--pool-prefix",
+        "10.50.0.0/16",
+        "--default-prefix-length",
+        "24",
+        "cli-default-pool",
+    ]);
+    server.os(&[
+        "network",
+        "auto",
+        "allocated",
+        "topology",
+        "create",
+        "--check-resources",
+    ]);
+    // Without --project the client has no id to ask for (its check passes the literal None,
+    // which Neutron, and this server, take as the caller's project).
+    let topology = server.os_json(&[
+        "network",
+        "auto",
+        "allocated",
+        "topology",
+        "create",
+        "--project",
+        PROJECT,
+    ]);
+    let network = topology["id"].as_str().unwrap().to_string();
+    let shown = server.os_json(&["network", "show", &network]);
+    assert_eq!(shown["name"], "auto_allocated_network");
+    let again = server.os_json(&[
+        "network",
+        "auto",
+        "allocated",
+        "topology",
+        "create",
+        "--project",
+        PROJECT,
+    ]);
+    assert_eq!(again["id"], network.as_str());
+    server.os(&[
+        "network",
+        "auto",
+        "allocated",
+        "topology",
+        "delete",
+        "--project",
+        PROJECT,
+    ]);
+    server.os_fails(&["network", "show", &network]);
+}
