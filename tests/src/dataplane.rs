@@ -65,6 +65,7 @@ enum Leftover {
 /// The world outside a node, on one machine: a namespace of the test's own holding the external
 /// subnet's gateway address, joined by a veth to the bridge of the node's external physical
 /// network, and to nothing else (never to the host's uplink).
+#[derive(Debug, Clone)]
 pub struct Outside {
     pub namespace: String,
     /// The physical network the external network is made on.

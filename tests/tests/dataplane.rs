@@ -462,6 +462,12 @@ async fn flatdhcp_security_groups() {
     security_groups_hold(Flavor::FlatDhcp, "flatdhcp_security_groups").await;
 }
 
+/// A random id shaped as a UUID (a stray router's).
+fn uuid_like() -> String {
+    let s = neutrino_tests::kernel::suffix();
+    format!("{s:0>8}-0000-4000-8000-000000000000")
+}
+
 /// A PUT that must answer 200; its answer.
 async fn put(node: &Node, path: &str, body: serde_json::Value) -> serde_json::Value {
     let (code, answer) = node.call("PUT", path, Some(body)).await.unwrap();
@@ -498,8 +504,8 @@ async fn routers_reach_the_outside(flavor: Flavor, test: &str) {
         return;
     }
     let _one = ONE_NODE_AT_A_TIME.lock().await;
-    let node = Node::start_with_outside(flavor).await.expect("node");
-    let outside = node.outside.as_ref().unwrap();
+    let mut node = Node::start_with_outside(flavor).await.expect("node");
+    let outside = node.outside.as_ref().unwrap().clone();
     let (external, _) = node.external_network().await.unwrap();
     let (net_a, subnet_a) = node.network("l3-a", "10.95.0.0/24", 0).await.unwrap();
     let (net_b, subnet_b) = node.network("l3-b", "10.96.0.0/24", 1).await.unwrap();
@@ -645,6 +651,28 @@ async fn routers_reach_the_outside(flavor: Flavor, test: &str) {
         Some(fip_ip.as_str()),
         "a goes out from its floating IP"
     );
+    // A restarted agent (a router namespace of a router long gone lying about) keeps the
+    // router and its floating IP, and sweeps the stray namespace.
+    let stray = format!("qrouter-{}", uuid_like());
+    node.leave_no(&stray);
+    assert!(run(&["ip", "netns", "add", &stray]));
+    node.restart_agent().await.unwrap();
+    let swept = wait_until(|| !namespace_exists(&stray)).await;
+    assert!(swept, "{stray} survived the agent restart");
+    let (inside, outside_ns, address) = (a_ns.clone(), out_ns.clone(), fip_ip.clone());
+    let reached = time_until(Duration::from_secs(10), move || {
+        peer_seen(&inside, &outside_ns, &address, 24003).is_some()
+    })
+    .await;
+    assert!(
+        reached.is_some(),
+        "the floating IP did not survive the agent restart"
+    );
+    assert!(
+        ping_eventually(&a.namespace, &c.ip, 3),
+        "a lost c after the restart"
+    );
+
     put(&node, &fip_path, json!({"floatingip": {"port_id": null}})).await;
     let (inside, outside_ns, address) = (a_ns.clone(), out_ns.clone(), fip_ip.clone());
     let closed = time_until(Duration::from_secs(10), move || {
