@@ -66,17 +66,9 @@ pub async fn get_or_create(
         }
     }
     let needs = prerequisites(state).await?;
-    // The work is done for the project, with the caller's rights over it (an admin may make
-    // another project's topology; the project's quotas apply either way).
-    let acting = RequestContext {
-        project_id: project_id.to_string(),
-        user_id: ctx.user_id.clone(),
-        roles: if ctx.is_admin() {
-            ctx.roles.clone()
-        } else {
-            vec!["member".into(), "reader".into()]
-        },
-    };
+    // Building is writing: a reader may read a topology, not have one made.
+    ctx.require_write("create_auto_allocated_topology")?;
+    let acting = acting_for(ctx, project_id);
     let (network_id, subnet_ids) = private_network(state, &acting, project_id, &needs)
         .await
         .map_err(|e| {
@@ -98,7 +90,7 @@ pub async fn get_or_create(
                 "auto-allocation for {project_id}: external connectivity: {}",
                 e.message
             );
-            remove(state, &acting, made.as_deref(), &subnet_ids, &network_id).await;
+            undo(state, &acting, made.as_deref(), &subnet_ids, &network_id).await;
             return Err(failure("Unable to provide external connectivity."));
         }
     };
@@ -112,7 +104,7 @@ pub async fn get_or_create(
         // Another request made the project's topology meanwhile: its answer stands.
         let winner = auto_allocated::get(&mut *tx, project_id).await?;
         store::rollback(tx).await?;
-        remove(state, &acting, Some(&router_id), &subnet_ids, &network_id).await;
+        undo(state, &acting, Some(&router_id), &subnet_ids, &network_id).await;
         return winner
             .map(|t| t.network_id)
             .ok_or_else(|| NeutronError::internal("the project's topology vanished"));
@@ -134,18 +126,13 @@ pub async fn delete(state: &Services, ctx: &RequestContext, project_id: &str) ->
     let Some(t) = topology else {
         return Ok(());
     };
-    let acting = RequestContext {
-        project_id: project_id.to_string(),
-        user_id: ctx.user_id.clone(),
-        roles: ctx.roles.clone(),
-    };
+    let acting = acting_for(ctx, project_id);
     let subnet_ids = {
         let mut conn = state.store.read_conn().await?;
         crate::networks::subnet_ids(&mut conn, &t.network_id).await?
     };
-    let mut tx = state.store.begin_write().await?;
-    auto_allocated::delete(&mut tx, project_id).await?;
-    store::commit(tx).await?;
+    // The row goes last: a network still in use (an instance on it) keeps the topology, and
+    // the error says why.
     remove(
         state,
         &acting,
@@ -153,7 +140,10 @@ pub async fn delete(state: &Services, ctx: &RequestContext, project_id: &str) ->
         &subnet_ids,
         &t.network_id,
     )
-    .await;
+    .await?;
+    let mut tx = state.store.begin_write().await?;
+    auto_allocated::delete(&mut tx, project_id).await?;
+    store::commit(tx).await?;
     Ok(())
 }
 
@@ -230,14 +220,25 @@ async fn connect(
     Ok(router_id)
 }
 
-/// Removes what a topology is made of, ignoring what is gone already.
+/// The caller acting on the project's resources, with the caller's own roles (an admin may
+/// act on another project's topology; a project user only on their own).
+fn acting_for(ctx: &RequestContext, project_id: &str) -> RequestContext {
+    RequestContext {
+        project_id: project_id.to_string(),
+        user_id: ctx.user_id.clone(),
+        roles: ctx.roles.clone(),
+    }
+}
+
+/// Removes what a topology is made of, skipping what is gone already; the network's removal
+/// is the one failure that counts (in use), the others are logged.
 async fn remove(
     state: &Services,
     ctx: &RequestContext,
     router_id: Option<&str>,
     subnet_ids: &[String],
     network_id: &str,
-) {
+) -> CoreResult<()> {
     if let Some(router_id) = router_id {
         for subnet_id in subnet_ids {
             let body = json!({"subnet_id": subnet_id});
@@ -259,11 +260,23 @@ async fn remove(
             );
         }
     }
-    if let Err(e) = crate::networks::delete(state, ctx, network_id).await
-        && e.status != crate::error::Status::NOT_FOUND
-    {
+    match crate::networks::delete(state, ctx, network_id).await {
+        Err(e) if e.status != crate::error::Status::NOT_FOUND => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// [`remove`] of what this request made and must not leave behind.
+async fn undo(
+    state: &Services,
+    ctx: &RequestContext,
+    router_id: Option<&str>,
+    subnet_ids: &[String],
+    network_id: &str,
+) {
+    if let Err(e) = remove(state, ctx, router_id, subnet_ids, network_id).await {
         tracing::warn!(
-            "auto-allocation: deleting network {network_id}: {}",
+            "auto-allocation: removing network {network_id}: {}",
             e.message
         );
     }

@@ -282,3 +282,67 @@ on_both_databases!(
         assert_eq!(r.error_type(), "OverQuota", "{}", r.body);
     }
 );
+
+on_both_databases!(
+    readers_do_not_build_and_a_topology_in_use_stays,
+    |api: TestApi| async move {
+        default_external(&api, ("172.24.4.10", "172.24.4.200")).await;
+        default_pool(&api).await;
+        let reader = Some(("alice-project", "reader"));
+        let r = topology(&api, reader, "alice-project").await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        let (networks, routers, _) = owned(&api, "alice-project").await;
+        assert!(
+            networks.is_empty() && routers.is_empty(),
+            "{networks:?} {routers:?}"
+        );
+        // Once made, a reader reads it.
+        let made = topology(&api, ALICE, "alice-project").await;
+        assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+        let read = topology(&api, reader, "alice-project").await;
+        assert_eq!(read.body, made.body);
+
+        // A port on its network: removal says so, and the topology stays.
+        let network = made.body["auto_allocated_topology"]["id"].clone();
+        let r = api
+            .call_as(
+                ALICE,
+                Method::POST,
+                "/v2.0/ports",
+                Some(json!({"port": {"network_id": network}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let port = r.body["port"]["id"].as_str().unwrap().to_string();
+        let r = api
+            .call_as(
+                ALICE,
+                Method::DELETE,
+                "/v2.0/auto-allocated-topology/alice-project",
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert_eq!(r.error_type(), "NetworkInUse");
+        let again = topology(&api, ALICE, "alice-project").await;
+        assert_eq!(again.body["auto_allocated_topology"]["id"], network);
+        let r = api
+            .call_as(ALICE, Method::DELETE, &format!("/v2.0/ports/{port}"), None)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+        let r = api
+            .call_as(
+                ALICE,
+                Method::DELETE,
+                "/v2.0/auto-allocated-topology/alice-project",
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+        let (networks, routers, _) = owned(&api, "alice-project").await;
+        assert!(
+            networks.is_empty() && routers.is_empty(),
+            "{networks:?} {routers:?}"
+        );
+    }
+);
