@@ -7,7 +7,7 @@
 //!   and a client in the outside namespace connects (TCP) to it until it gets in.
 //!
 //! `cargo bench -p neutrino-tests --bench l3` (prints p50 / p99 / max; skipped when not root).
-//! `L3_BENCH_ROUTERS` and `L3_BENCH_SAMPLES` change the 100 routers and the 20 samples.
+//! `L3_BENCH_ROUTERS` and `L3_BENCH_SAMPLES` change the 100 routers and the 50 samples.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -31,7 +31,7 @@ fn main() {
     };
     let (routers, samples) = (
         number("L3_BENCH_ROUTERS", 100),
-        number("L3_BENCH_SAMPLES", 20),
+        number("L3_BENCH_SAMPLES", 50),
     );
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(bench(routers, samples));
@@ -61,6 +61,7 @@ async fn bench(routers: usize, samples: usize) {
     )
     .await;
     let started = Instant::now();
+    let mut ids = Vec::with_capacity(routers);
     for i in 0..routers {
         let network = node
             .create(
@@ -89,6 +90,7 @@ async fn bench(routers: usize, samples: usize) {
             .expect("router");
         let id = router["router"]["id"].as_str().unwrap();
         node.leave_no(&format!("qrouter-{id}"));
+        ids.push(id.to_string());
         put(
             &node,
             &format!("/v2.0/routers/{id}/add_router_interface"),
@@ -96,7 +98,20 @@ async fn bench(routers: usize, samples: usize) {
         )
         .await;
     }
-    println!("{routers} routers made in {:.1?}", started.elapsed());
+    println!("{routers} routers made (API) in {:.1?}", started.elapsed());
+    // Served: each namespace holds its interface's address and its gateway's.
+    while served(&ids) < routers {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "only {} of {routers} routers served",
+            served(&ids)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "{routers} routers served by the agent (addresses in their namespaces) after {:.1?}",
+        started.elapsed()
+    );
     let (net_a, subnet_a) = node.network("bench-a", "10.98.0.0/24", 0).await.unwrap();
     let (net_b, subnet_b) = node.network("bench-b", "10.99.0.0/24", 0).await.unwrap();
     let a = node.boot("a", &net_a).await.unwrap();
@@ -213,6 +228,21 @@ async fn bench(routers: usize, samples: usize) {
         "floating IP associated -> the outside reaches the instance, {samples} samples (p50 / p99 / max): {}",
         summary(&mut reaching)
     );
+}
+
+/// How many of the routers have both their addresses (interface and gateway) in place.
+fn served(ids: &[String]) -> usize {
+    ids.iter()
+        .filter(|id| {
+            let namespace = format!("qrouter-{id}");
+            Command::new("ip")
+                .args([
+                    "-n", &namespace, "-4", "-o", "addr", "show", "scope", "global",
+                ])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().count() >= 2)
+        })
+        .count()
 }
 
 /// One ping with a 50 ms wait (the resolution of the first-packet figure).
