@@ -532,7 +532,7 @@ async fn routers_reach_the_outside(flavor: Flavor, test: &str) {
             .unwrap()
             .to_string();
     let path = format!("/v2.0/routers/{router_id}");
-    put(
+    let first = put(
         &node,
         &format!("{path}/add_router_interface"),
         json!({"subnet_id": subnet_a}),
@@ -542,12 +542,33 @@ async fn routers_reach_the_outside(flavor: Flavor, test: &str) {
         !ping_eventually(&a.namespace, &c.ip, 1),
         "a reaches c through half a router"
     );
-    put(
+    let second = put(
         &node,
         &format!("{path}/add_router_interface"),
         json!({"subnet_id": subnet_b}),
     )
     .await;
+    // The host sides of the router's ports, named by the drivers as any port's.
+    let (_, gateway_ports) = node
+        .call(
+            "GET",
+            &format!("/v2.0/ports?device_id={router_id}&device_owner=network:router_gateway"),
+            None,
+        )
+        .await
+        .unwrap();
+    let host_sides: Vec<String> = [
+        &first["port_id"],
+        &second["port_id"],
+        &gateway_ports["ports"][0]["id"],
+    ]
+    .iter()
+    .map(|id| format!("tap{}", &id.as_str().expect("a router port")[..11]))
+    .collect();
+    assert!(
+        wait_until(|| host_sides.iter().all(|l| link_exists(l))).await,
+        "the router's ports are not plugged: {host_sides:?}"
+    );
     let (from, to) = (a.namespace.clone(), c.ip.clone());
     let crossed = time_until(Duration::from_secs(10), move || ping(&from, &to)).await;
     let crossed = crossed.expect("a never reached c through the router");
@@ -697,8 +718,10 @@ async fn routers_reach_the_outside(flavor: Flavor, test: &str) {
     }
     let (code, body) = node.call("DELETE", &path, None).await.unwrap();
     assert_eq!(code, 204, "{body}");
-    let gone = wait_until(|| !namespace_exists(&namespace)).await;
-    assert!(gone, "{namespace} left behind");
+    let gone =
+        wait_until(|| !namespace_exists(&namespace) && host_sides.iter().all(|l| !link_exists(l)))
+            .await;
+    assert!(gone, "{namespace} or one of {host_sides:?} left behind");
     assert!(
         !ping_eventually(&a.namespace, &c.ip, 1),
         "a reaches c with the router gone"
