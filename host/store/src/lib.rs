@@ -75,6 +75,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (21, include_str!("sql/0021_subnet_pools.sql")),
     (22, include_str!("sql/0022_port_security_groups_host.sql")),
     (23, include_str!("sql/0023_routers.sql")),
+    (24, include_str!("sql/0024_router_lookups.sql")),
 ];
 
 /// Migrations whose PostgreSQL version differs, used there instead of the one above.

@@ -174,9 +174,11 @@ pub async fn interfaces_on_subnet<'e, E: Executor<'e, Database = Any>>(
     subnet_id: &str,
 ) -> crate::Result<Vec<(String, String)>> {
     Ok(sqlx::query_as(
-        "SELECT p.device_id, a.ip_address FROM ip_allocations a JOIN ports p ON p.id = a.port_id \
-         WHERE a.subnet_id = $1 AND p.device_owner = 'network:router_interface' \
-         ORDER BY p.created_at, p.id",
+        // CROSS JOIN keeps SQLite's order: the router interface ports first (their partial
+        // index), then each one's allocation on the subnet (migration 0024).
+        "SELECT p.device_id, a.ip_address FROM ports p CROSS JOIN ip_allocations a \
+         WHERE a.port_id = p.id AND a.subnet_id = $1 \
+         AND p.device_owner = 'network:router_interface' ORDER BY p.created_at, p.id",
     )
     .bind(subnet_id)
     .fetch_all(e)
