@@ -73,9 +73,13 @@ pub async fn available_networks(
     only_up: bool,
     limit: i64,
 ) -> crate::Result<Vec<String>> {
+    // Two indexed halves (the project's networks, the shared ones: migration 0024) rather
+    // than one OR that reads every network.
     Ok(sqlx::query_scalar(
-        "SELECT id FROM networks WHERE (project_id = $1 AND shared = 0 \
-         AND (admin_state_up = 1 OR $2 = 0)) OR shared = 1 ORDER BY created_at, id LIMIT $3",
+        "SELECT id FROM (SELECT id, created_at FROM networks WHERE project_id = $1 \
+         AND shared = 0 AND (admin_state_up = 1 OR $2 = 0) \
+         UNION ALL SELECT id, created_at FROM networks WHERE shared = 1) AS available \
+         ORDER BY created_at, id LIMIT $3",
     )
     .bind(project_id)
     .bind(i64::from(only_up))
