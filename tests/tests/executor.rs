@@ -389,12 +389,23 @@ async fn ovs_hybrid_ports_talk_within_a_local_vlan_only() {
             );
         }
     }
+    // The flat network's patch pair to its physical bridge stays with the network...
     let left = executor.ovs_ports(&int_br).await.unwrap();
     assert!(
-        left.iter().all(|p| p.name == int_br),
-        "only the bridge's own port: {left:?}"
+        left.iter()
+            .all(|p| p.name == int_br || p.name.starts_with("int-")),
+        "only the bridge's own port and the network's patch: {left:?}"
     );
+    assert_eq!(left.len(), 2, "{left:?}");
+    // ...and goes with it.
     apply(&executor, &story.teardown()).await;
+    for bridge in [&int_br, &phys_br] {
+        let left = executor.ovs_ports(bridge).await.unwrap();
+        assert!(
+            left.iter().all(|p| &p.name == bridge),
+            "only the bridge's own port on {bridge}: {left:?}"
+        );
+    }
     drop((instances, devices));
 }
 

@@ -14,10 +14,12 @@
 //! bridge's NORMAL action learns. It works the same with the userspace (netdev) datapath.
 //!
 //! A flat segment joins the integration bridge to its physical network's bridge by a patch
-//! pair (`int-<bridge>` on the integration bridge, an access port of the network's local VLAN;
-//! `phy-<bridge>` on the physical bridge, untagged): Neutron's `int-br-ex`/`phy-br-ex`, with
-//! the access tag doing what its VLAN translation flows do for the one network a flat physical
-//! network carries.
+//! pair (`int-<network id>` on the integration bridge, an access port of the network's local
+//! VLAN; `phy-<network id>` on the physical bridge, untagged; 11 characters of the id): what
+//! Neutron's `int-br-ex`/`phy-br-ex` and their VLAN translation flows do for the one network a
+//! flat physical network carries. Named after the network, the pair is the network's own, so
+//! its teardown removes it: a pair left behind with a stale tag would join whatever network
+//! gets that local VLAN next to the physical network.
 
 use neutrino_sdk::prelude::*;
 
@@ -68,8 +70,8 @@ impl Driver for OvsHybrid {
                     "qvb".into(),
                     "qvo".into(),
                     "vxlan-".into(),
-                    "int-br-".into(),
-                    "phy-br-".into(),
+                    "int-".into(),
+                    "phy-".into(),
                 ],
                 ovs_bridges: vec![OVS_BRIDGE_GRANT.into()],
                 namespace_prefixes: vec![],
@@ -101,7 +103,7 @@ impl Driver for OvsHybrid {
             let physical = checked_ovs_bridge(physical.to_string())?;
             plan = plan.ovs_bridge(&physical, datapath);
             if ctx.segment.network_type == NetworkType::Flat {
-                let (int, phy) = patch_pair(&physical)?;
+                let (int, phy) = patch_pair(&ctx.network.id)?;
                 plan = plan
                     .ovs_port(
                         &integration,
@@ -149,7 +151,7 @@ impl Driver for OvsHybrid {
             && let Some(physical) = pairs_get(&conf.bridge_mappings, physnet)
         {
             let physical = checked_ovs_bridge(physical.to_string())?;
-            let (int, phy) = patch_pair(&physical)?;
+            let (int, phy) = patch_pair(&ctx.network.id)?;
             return Ok(PlanBuilder::new()
                 .remove_ovs_port(&integration, &int)
                 .remove_ovs_port(&physical, &phy)
@@ -455,11 +457,12 @@ fn physnet_of(segment: &Segment) -> Result<Option<&str>, DriverError> {
     }
 }
 
-/// The patch ports joining the integration bridge to a physical bridge (`br-…`).
-fn patch_pair(physical: &str) -> Result<(String, String), DriverError> {
+/// The patch ports joining the integration bridge to a flat network's physical bridge.
+fn patch_pair(network_id: &str) -> Result<(String, String), DriverError> {
+    let id = &network_id[..network_id.len().min(11)];
     Ok((
-        checked_ifname(format!("int-{physical}"), "patch port")?,
-        checked_ifname(format!("phy-{physical}"), "patch port")?,
+        checked_ifname(format!("int-{id}"), "patch port")?,
+        checked_ifname(format!("phy-{id}"), "patch port")?,
     ))
 }
 

@@ -61,7 +61,7 @@ fn describe_matches_the_contract() {
     let g = d.capabilities;
     assert_eq!(
         g.link_prefixes,
-        vec!["tap", "qbr", "qvb", "qvo", "vxlan-", "int-br-", "phy-br-"]
+        vec!["tap", "qbr", "qvb", "qvo", "vxlan-", "int-", "phy-"]
     );
     assert_eq!(g.ovs_bridges, vec!["br-*"]);
     assert!(g.namespace_prefixes.is_empty());
@@ -274,15 +274,15 @@ fn setup_ensures_the_integration_and_physical_bridges() {
             .ovs_bridge("br-phys1", "netdev")
             .ovs_port(
                 "br-int",
-                "int-br-phys1",
-                OvsPortType::Patch("phy-br-phys1".into()),
+                "int-9b7e2c1d-55",
+                OvsPortType::Patch("phy-9b7e2c1d-55".into()),
                 flat.local_vlan,
                 Vec::new()
             )
             .ovs_port(
                 "br-phys1",
-                "phy-br-phys1",
-                OvsPortType::Patch("int-br-phys1".into()),
+                "phy-9b7e2c1d-55",
+                OvsPortType::Patch("int-9b7e2c1d-55".into()),
                 None,
                 Vec::new()
             )
@@ -291,8 +291,8 @@ fn setup_ensures_the_integration_and_physical_bridges() {
     assert_eq!(
         OvsHybrid::teardown_network(flat).unwrap(),
         PlanBuilder::new()
-            .remove_ovs_port("br-int", "int-br-phys1")
-            .remove_ovs_port("br-phys1", "phy-br-phys1")
+            .remove_ovs_port("br-int", "int-9b7e2c1d-55")
+            .remove_ovs_port("br-phys1", "phy-9b7e2c1d-55")
             .build()
     );
     let a = agent_with(AGENT_TYPE, |c| c.datapath_type = None);
