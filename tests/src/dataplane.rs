@@ -452,6 +452,14 @@ impl Node {
         Ok((network_id, subnet_id))
     }
 
+    /// Removes the link `name` when the node is dropped, whatever the test did.
+    pub fn leave_no_link(&self, name: &str) {
+        self.leftovers
+            .lock()
+            .unwrap()
+            .push(Leftover::Link(name.to_string()));
+    }
+
     /// Removes `namespace` when the node is dropped, whatever the test did.
     pub fn leave_no(&self, namespace: &str) {
         self.leftovers
@@ -552,6 +560,31 @@ impl Drop for Node {
         // too (an agent leaves them on stop, so that its ports stay filtered).
         if let Err(e) = neutrino::agent::firewall::remove_all() {
             eprintln!("removing the agent's firewall: {e:#}");
+        }
+        // Hybrid plugs in this node's Open vSwitch (DHCP and router ports too, whose ids the
+        // test never saw): their qbr bridge and qvb/qvo pair stay in the host's namespace
+        // when the agent stops.
+        if let Some(ovs) = &self.ovs {
+            let ports = ovs
+                .vsctl(&["list-ports", self.integration_bridge()])
+                .unwrap_or_default();
+            for port in ports.lines() {
+                let devices = match port.strip_prefix("qvo") {
+                    Some(id) => ["qvo", "qbr", "tap"].map(|d| format!("{d}{id}")).to_vec(),
+                    // A network's tunnel device, whose network the agent had no time to
+                    // tear down.
+                    None if port.starts_with("vxlan-") => vec![port.to_string()],
+                    None => Vec::new(),
+                };
+                for device in devices {
+                    let _ = Command::new("ip").args(["link", "del", &device]).output();
+                }
+            }
+            // The bridges' own devices go with them.
+            let bridges = ovs.vsctl(&["list-br"]).unwrap_or_default();
+            for bridge in bridges.lines() {
+                let _ = ovs.vsctl(&["--if-exists", "del-br", bridge]);
+            }
         }
         for leftover in self.leftovers.lock().unwrap().drain(..) {
             match leftover {

@@ -806,13 +806,28 @@ async fn routers_reach_the_outside(flavor: Flavor, test: &str) {
     })
     .await;
     assert!(released, "the server's port stayed");
+    // The network's own devices on the host (its tunnel; its bridge on linuxbridge).
+    let (_, shown) = node
+        .call("GET", &format!("/v2.0/networks/{network}"), None)
+        .await
+        .unwrap();
+    let devices = [
+        format!("vxlan-{}", shown["network"]["provider:segmentation_id"]),
+        format!("brq{}", &network[..11]),
+    ];
+    for device in &devices {
+        node.leave_no_link(device);
+    }
     let (code, body) = node
         .call_as(project, "DELETE", &topology_path, None)
         .await
         .unwrap();
     assert_eq!(code, 204, "{body}");
-    let gone = wait_until(|| !namespace_exists(&auto_namespace)).await;
-    assert!(gone, "{auto_namespace} left behind");
+    let gone = wait_until(|| {
+        !namespace_exists(&auto_namespace) && devices.iter().all(|d| !link_exists(d))
+    })
+    .await;
+    assert!(gone, "{auto_namespace} or one of {devices:?} left behind");
     let (code, _) = node
         .call("GET", &format!("/v2.0/networks/{network}"), None)
         .await
