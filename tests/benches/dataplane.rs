@@ -16,6 +16,7 @@ use neutrino_tests::dataplane::{Flavor, Node, address_in};
 use neutrino_tests::kernel::{NetnsGuard, is_root, unique};
 use neutrino_tests::ovs::OvsDaemon;
 use neutrino_tests::plans::NetworkStory;
+use neutrino_tests::summary;
 use serde_json::json;
 
 const BOOTS: usize = 20;
@@ -136,15 +137,4 @@ async fn hundred_ports(driver: &str, agent_type: &str, ovs: Option<&OvsDaemon>) 
         let _ = executor.apply(&story.unplug(p)).await;
     }
     let _ = executor.apply(&story.teardown()).await;
-}
-
-fn summary(samples: &mut [Duration]) -> String {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    format!(
-        "{:.1?} / {:.1?} / {:.1?}",
-        at(0.5),
-        at(0.99),
-        samples[samples.len() - 1]
-    )
 }

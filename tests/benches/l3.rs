@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use neutrino_tests::dataplane::{Flavor, Node};
 use neutrino_tests::kernel::is_root;
+use neutrino_tests::summary;
 use serde_json::{Value, json};
 
 const PROBE_PORT: u16 = 24100;
@@ -269,15 +270,4 @@ fn connects_within(namespace: &str, ip: &str, within: Duration, wanted: bool) ->
         .args(["netns", "exec", namespace, "python3", "-c", &script])
         .status()
         .is_ok_and(|s| s.success())
-}
-
-fn summary(samples: &mut [Duration]) -> String {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    format!(
-        "{:.1?} / {:.1?} / {:.1?}",
-        at(0.5),
-        at(0.99),
-        samples[samples.len() - 1]
-    )
 }

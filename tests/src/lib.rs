@@ -42,3 +42,15 @@ pub mod keystone;
 pub mod ovs;
 pub mod plans;
 pub mod rig;
+
+/// A benchmark's samples as "p50 / p99 / max" (sorted in place).
+pub fn summary(samples: &mut [std::time::Duration]) -> String {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    format!(
+        "{:.1?} / {:.1?} / {:.1?}",
+        at(0.5),
+        at(0.99),
+        samples[samples.len() - 1]
+    )
+}

@@ -299,7 +299,7 @@ async fn full_state(
     let networks = network_peers(conn, host, &networks_bound_here).await?;
     let remote_groups = port_filters::remote_groups(conn, &view.filters.remote).await?;
     let mut routers = Vec::new();
-    for id in l3_hosting::routers_on_host(&mut *conn, host).await? {
+    for id in store::routers::on_host(&mut *conn, host).await? {
         let router = view.router(conn, &id).await?;
         routers.push(RouterChange { id, router });
     }

@@ -24,16 +24,6 @@ pub struct RouterFloatingIp {
     pub status: String,
 }
 
-/// The routers `host` serves.
-pub async fn routers_on_host(conn: &mut AnyConnection, host: &str) -> crate::Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT router_id FROM router_hosting WHERE host = $1 ORDER BY router_id",
-    )
-    .bind(host)
-    .fetch_all(conn)
-    .await?)
-}
-
 /// The router, when `host` serves it.
 pub async fn hosted_router(
     conn: &mut AnyConnection,
